@@ -1,0 +1,107 @@
+//! `fastvision bench`: loader, training and inference throughput and peak memory, as a table.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Distribution, Int, Tensor};
+
+use crate::data::{DataLoader, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path};
+use crate::error::Result;
+use crate::learner::Learner;
+use crate::models::{Arch, ClassifierConfig};
+
+/// Benchmark settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Architecture to time.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: Arch,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub bs: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 64)]
+    pub size: u32,
+    /// Timed training steps (after 2 warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Images to decode for the loader figure (default: the demo's training set).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// Figures measured by [`run`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// Backend name.
+    pub backend: String,
+    /// Loader images/s (decode + random-resized-crop + flip + normalise, all cores).
+    pub loader_img_s: f64,
+    /// Training images/s (forward + backward + Adam step).
+    pub train_img_s: f64,
+    /// Inference images/s (eval-mode forward).
+    pub infer_img_s: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_mib: f64,
+}
+
+/// Runs the benchmark and prints a table.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let r = measure(args)?;
+    println!("fastvision bench: {} bs {} size {} ({} cores)", args.arch, args.bs, args.size, rayon::current_num_threads());
+    println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
+    println!("|---|---|---|---|---|");
+    println!("| {} | {:.0} | {:.1} | {:.1} | {:.0} |", r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib);
+    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    Ok(())
+}
+
+/// Measures the figures of [`BenchReport`].
+pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
+    let root = match &args.data {
+        Some(p) => p.clone(),
+        None => demo_path()?,
+    };
+    let data = ImageFolder::from_folder(&root, SplitConfig::default())?;
+    let loader = DataLoader::new(data.train.clone(), ItemTransform::train(args.size), Normalize::IMAGENET, args.bs, true, 0);
+    let t = Instant::now();
+    let n: usize = loader.iter(0).map(|b| b.len()).sum();
+    let loader_img_s = n as f64 / t.elapsed().as_secs_f64();
+
+    let device = crate::device().autodiff();
+    device.seed(0);
+    let model = ClassifierConfig::new(args.arch, 10).init(&device)?;
+    let dls = crate::data::DataLoaders::from_folder(&data, args.size, args.bs, 0);
+    let mut learner = Learner::new(model, dls, Default::default(), &device, 0);
+    let s = args.size as usize;
+    let x = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new((0..args.bs as i64).map(|i| i % 10).collect::<Vec<_>>(), [args.bs]), &device);
+    for _ in 0..2 {
+        learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
+    }
+    let t = Instant::now();
+    for _ in 0..args.steps {
+        learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
+    }
+    let train_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
+
+    let model = learner.model.valid();
+    let plain = device.clone().without_autodiff();
+    let xi = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &plain);
+    let _ = model.forward(xi.clone()).into_data();
+    let t = Instant::now();
+    for _ in 0..args.steps {
+        let _ = model.forward(xi.clone()).into_data();
+    }
+    let infer_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
+    Ok(BenchReport { backend: crate::backend::backend_name().into(), loader_img_s, train_img_s, infer_img_s, peak_mib: peak_rss_mib() })
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,46 @@
+//! Data: sources, split, decoding, item transforms, the parallel loader and the demo dataset.
+
+pub mod decode;
+pub mod demo;
+pub mod loader;
+pub mod source;
+pub mod split;
+pub mod transform;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use loader::{Batch, DataLoader, DataLoaders};
+pub use source::{ImageFolder, SplitConfig};
+pub use transform::{ItemTransform, Normalize};
+
+/// One labelled image file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The image file.
+    pub path: PathBuf,
+    /// Index of its class in the vocab.
+    pub label: usize,
+}
+
+/// A file left out of the dataset, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+impl Skipped {
+    /// Records that `path` was skipped because of `reason`.
+    pub fn new(path: &Path, reason: &str) -> Self {
+        Self { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// Formats skipped files one per line (`path: reason`), as written to `skipped.txt`.
+pub fn skipped_report(skipped: &[Skipped]) -> String {
+    skipped.iter().map(|s| format!("{}: {}\n", s.path.display(), s.reason)).collect()
+}

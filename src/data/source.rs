@@ -1,0 +1,198 @@
+//! Finding labelled images on disk: ImageNet-style folders, or one folder of classes plus a split.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::decode::{decode_rgb, has_image_extension};
+use super::split::stratified_split;
+use super::{Item, Skipped};
+use crate::error::{Error, Result};
+
+/// Names accepted for the validation folder of an ImageNet-style dataset.
+const VALID_NAMES: &[&str] = &["valid", "val"];
+
+/// How to split a folder of class folders that has no `valid/`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// Fraction of each class kept for validation (fastai's `valid_pct`, default 0.2).
+    pub valid_pct: f64,
+    /// Seed of the split.
+    pub seed: u64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self { valid_pct: 0.2, seed: 42 }
+    }
+}
+
+/// A labelled dataset found on disk: train and valid items, the class names and what was skipped.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    /// The folder it was read from.
+    pub root: PathBuf,
+    /// Training items.
+    pub train: Vec<Item>,
+    /// Validation items.
+    pub valid: Vec<Item>,
+    /// Class names, sorted; an item's label indexes this list.
+    pub vocab: Vec<String>,
+    /// Files that were not used, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Smallest side among the usable images (to pick a default training size).
+    pub min_side: u32,
+}
+
+impl ImageFolder {
+    /// Reads `root`: `root/train/<class>/…` with `root/valid/<class>/…` when `train/` exists,
+    /// else `root/<class>/…` split by `split`. Every image is decoded once to check it; files that
+    /// fail are listed in `skipped`, never fatal. A class folder with no usable image is an error.
+    pub fn from_folder(root: &Path, split: SplitConfig) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(Error::Dataset { path: root.into(), message: "not a folder".into() });
+        }
+        let train_dir = root.join("train");
+        let valid_dir = VALID_NAMES.iter().map(|n| root.join(n)).find(|p| p.is_dir());
+        let (vocab, train_files, valid_files, mut skipped) = if train_dir.is_dir() {
+            let valid_dir = valid_dir.ok_or_else(|| Error::Dataset {
+                path: root.into(),
+                message: "has train/ but no valid/ folder".into(),
+            })?;
+            let vocab = class_names(&train_dir)?;
+            let (train, mut skipped) = list_classes(&train_dir, &vocab)?;
+            let (valid, s) = list_classes(&valid_dir, &vocab)?;
+            skipped.extend(s);
+            (vocab, train, Some(valid), skipped)
+        } else {
+            let vocab = class_names(root)?;
+            let (all, skipped) = list_classes(root, &vocab)?;
+            (vocab, all, None, skipped)
+        };
+
+        let (train, valid, min_side) = {
+            let mut all = train_files;
+            let n_train = all.len();
+            if let Some(v) = valid_files {
+                all.extend(v);
+            }
+            let (good, bad, min_side) = verify(all);
+            skipped.extend(bad.iter().map(|(_, s)| s.clone()));
+            let mut train = Vec::new();
+            let mut valid = Vec::new();
+            for (i, item) in good {
+                if i < n_train { train.push(item) } else { valid.push(item) }
+            }
+            (train, valid, min_side)
+        };
+        let (train, valid) = if train_dir.is_dir() {
+            (train, valid)
+        } else {
+            stratified_split(train, split.valid_pct, split.seed)
+        };
+        for (label, name) in vocab.iter().enumerate() {
+            if !train.iter().any(|i| i.label == label) {
+                let dir = if train_dir.is_dir() { train_dir.join(name) } else { root.join(name) };
+                return Err(Error::Dataset {
+                    path: dir,
+                    message: "class folder has no usable image".into(),
+                });
+            }
+        }
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Self { root: root.into(), train, valid, vocab, skipped, min_side })
+    }
+}
+
+/// The sorted names of the visible sub-folders of `dir`.
+pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_dir() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::Dataset { path: dir.into(), message: "no class folders found".into() });
+    }
+    Ok(names)
+}
+
+/// Lists the candidate image files under `dir/<class>/` for each class in `vocab`, recursively,
+/// skipping hidden entries and non-image extensions (reported).
+fn list_classes(dir: &Path, vocab: &[String]) -> Result<(Vec<Item>, Vec<Skipped>)> {
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for (label, name) in vocab.iter().enumerate() {
+        let class_dir = dir.join(name);
+        if !class_dir.is_dir() {
+            continue;
+        }
+        walk(&class_dir, &mut |path| {
+            if has_image_extension(path) {
+                items.push(Item { path: path.to_path_buf(), label });
+            } else {
+                skipped.push(Skipped::new(path, "not an image extension"));
+            }
+        })?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if path.is_file() && !hidden {
+            skipped.push(Skipped::new(&path, "file outside any class folder"));
+        }
+    }
+    Ok((items, skipped))
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, f)?;
+        } else {
+            f(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes every item in parallel; returns the good ones (with their index), the bad ones and
+/// the smallest image side seen.
+fn verify(items: Vec<Item>) -> (Vec<(usize, Item)>, Vec<(usize, Skipped)>, u32) {
+    let results: Vec<_> = items
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, item)| match decode_rgb(&item.path) {
+            Ok(img) => Ok((i, item, img.width().min(img.height()))),
+            Err(why) => Err((i, Skipped::new(&item.path, &why))),
+        })
+        .collect();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut min_side = u32::MAX;
+    for r in results {
+        match r {
+            Ok((i, item, side)) => {
+                min_side = min_side.min(side);
+                good.push((i, item));
+            }
+            Err(b) => bad.push(b),
+        }
+    }
+    (good, bad, min_side)
+}

@@ -1,0 +1,65 @@
+//! The model bundle: `model.safetensors` plus `config.json` (architecture, size, normalisation,
+//! vocab) — everything `predict` and `evaluate` need to rebuild a trained model.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Normalize;
+use crate::error::{Error, Result};
+use crate::models::{ClassifierConfig, ImageClassifier};
+
+/// Weight file of a bundle.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Configuration file of a bundle.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// What a bundle says about its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleConfig {
+    /// Architecture, classes and head.
+    pub model: ClassifierConfig,
+    /// Image side the model was trained at.
+    pub size: u32,
+    /// Normalisation of its inputs.
+    pub normalize: Normalize,
+    /// Class names, in label order.
+    pub vocab: Vec<String>,
+}
+
+/// Writes `model` and `config` into `dir` (created if needed).
+pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
+    model.save_into(&mut store).map_err(|e| Error::model(&weights, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
+    crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
+}
+
+/// Reads the configuration of the bundle in `dir`.
+pub fn load_bundle_config(dir: &Path) -> Result<BundleConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))
+}
+
+/// Rebuilds the model of the bundle in `dir` on `device`, in eval mode.
+pub fn load_bundle(dir: &Path, device: &Device) -> Result<(ImageClassifier, BundleConfig)> {
+    let config = load_bundle_config(dir)?;
+    let mut model = config.model.init(device)?;
+    let weights = dir.join(WEIGHTS_FILE);
+    if !weights.is_file() {
+        return Err(Error::model(&weights, "weight file missing"));
+    }
+    let mut store = SafetensorsStore::from_file(&weights);
+    let result = model.load_from(&mut store).map_err(|e| Error::model(&weights, e.to_string()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        return Err(Error::model(&weights, format!("does not match config.json: {result}")));
+    }
+    Ok((model.valid(), config))
+}
+

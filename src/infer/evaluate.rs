@@ -1,0 +1,46 @@
+//! Evaluation of a bundle on a labelled folder: accuracy, per-class accuracy, confusion matrix.
+
+use serde::{Deserialize, Serialize};
+
+use super::predict::Predictor;
+use crate::data::{DataLoader, Item, ItemTransform, Skipped};
+
+/// Results of evaluating a model on labelled images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Images evaluated.
+    pub n: usize,
+    /// Overall accuracy.
+    pub accuracy: f64,
+    /// Accuracy of each class (NaN for a class with no image).
+    pub per_class: Vec<(String, f64, usize)>,
+    /// `confusion[actual][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Files skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Evaluates `predictor` on `items` (labels in the predictor's vocab).
+pub fn evaluate(predictor: &Predictor, items: Vec<Item>, skipped: Vec<Skipped>, batch_size: usize) -> Evaluation {
+    let cfg = &predictor.config;
+    let loader = DataLoader::new(items, ItemTransform::valid(cfg.size), cfg.normalize, batch_size, false, 0);
+    let (probs, targets) = predictor.get_preds(&loader);
+    let k = cfg.vocab.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    for (p, &t) in probs.iter().zip(&targets) {
+        let pred = (0..k).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        confusion[t][pred] += 1;
+    }
+    let n = targets.len();
+    let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+    let per_class = (0..k)
+        .map(|i| {
+            let total: usize = confusion[i].iter().sum();
+            let acc = if total == 0 { f64::NAN } else { confusion[i][i] as f64 / total as f64 };
+            (cfg.vocab[i].clone(), acc, total)
+        })
+        .collect();
+    let mut skipped = skipped;
+    skipped.extend(loader.failed());
+    Evaluation { n, accuracy: if n == 0 { f64::NAN } else { correct as f64 / n as f64 }, per_class, confusion, skipped }
+}

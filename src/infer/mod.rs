@@ -1,0 +1,9 @@
+//! Inference: the model bundle, prediction and evaluation.
+
+pub mod bundle;
+pub mod evaluate;
+pub mod predict;
+
+pub use bundle::{BundleConfig, load_bundle, save_bundle};
+pub use evaluate::{Evaluation, evaluate};
+pub use predict::{Prediction, Predictor};

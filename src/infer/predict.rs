@@ -1,0 +1,104 @@
+//! Prediction with a trained bundle: class probabilities for image files or a whole loader.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::Device;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::bundle::{BundleConfig, load_bundle};
+use crate::data::decode::decode_rgb;
+use crate::data::{DataLoader, ItemTransform};
+use crate::error::{Error, Result};
+use crate::models::ImageClassifier;
+
+/// One class and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassProb {
+    /// Class name.
+    pub class: String,
+    /// Probability (0..1).
+    pub prob: f32,
+}
+
+/// The top classes predicted for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The image file.
+    pub path: PathBuf,
+    /// Most probable classes first.
+    pub top: Vec<ClassProb>,
+}
+
+/// A trained model ready to predict, on one device.
+pub struct Predictor {
+    /// The model, in eval mode.
+    pub model: ImageClassifier,
+    /// Its bundle configuration.
+    pub config: BundleConfig,
+    device: Device,
+}
+
+impl Predictor {
+    /// Loads the bundle in `dir` (a run folder) onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let device = device.clone().without_autodiff();
+        let (model, config) = load_bundle(dir, &device)?;
+        Ok(Self { model, config, device })
+    }
+
+    /// Wraps an in-memory model (e.g. straight after training).
+    pub fn new(model: ImageClassifier, config: BundleConfig, device: &Device) -> Self {
+        let device = device.clone().without_autodiff();
+        Self { model: model.valid().to_device(&device), config, device }
+    }
+
+    /// Class probabilities for each image file, in order; an undecodable file is an error naming it.
+    pub fn probs_for_files(&self, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
+        let tfm = ItemTransform::valid(self.config.size);
+        let size = self.config.size as usize;
+        let mut images = Vec::with_capacity(paths.len() * 3 * size * size);
+        for path in paths {
+            let img = decode_rgb(path).map_err(|message| Error::Image { path: path.clone(), message })?;
+            let img = tfm.apply(&img, &mut rand::rngs::StdRng::seed_from_u64(0));
+            let mut out = vec![0.0; 3 * size * size];
+            self.config.normalize.write_chw(&img, &mut out);
+            images.extend(out);
+        }
+        let batch = crate::data::Batch { images, labels: vec![0; paths.len()], size, indices: (0..paths.len()).collect() };
+        Ok(self.probs_for_batch(&batch))
+    }
+
+    /// Class probabilities of a host batch.
+    pub fn probs_for_batch(&self, batch: &crate::data::Batch) -> Vec<Vec<f32>> {
+        let logits = self.model.forward(batch.images(&self.device));
+        let n_classes = self.config.vocab.len();
+        let flat: Vec<f32> = softmax(logits, 1).into_data().try_to_vec().unwrap_or_default();
+        flat.chunks(n_classes).map(|c| c.to_vec()).collect()
+    }
+
+    /// Probabilities and targets for every item of `loader` (fastai's `get_preds`).
+    pub fn get_preds(&self, loader: &DataLoader) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let (mut probs, mut targets) = (Vec::new(), Vec::new());
+        for batch in loader.iter(0) {
+            probs.extend(self.probs_for_batch(&batch));
+            targets.extend(batch.labels.iter().map(|&l| l as usize));
+        }
+        (probs, targets)
+    }
+
+    /// The `k` most probable classes for each image file.
+    pub fn predict(&self, paths: &[PathBuf], k: usize) -> Result<Vec<Prediction>> {
+        let probs = self.probs_for_files(paths)?;
+        Ok(paths.iter().zip(probs).map(|(path, p)| Prediction { path: path.clone(), top: top_k(&p, &self.config.vocab, k) }).collect())
+    }
+}
+
+/// The `k` largest probabilities with their class names, largest first.
+pub fn top_k(probs: &[f32], vocab: &[String], k: usize) -> Vec<ClassProb> {
+    let mut idx: Vec<usize> = (0..probs.len()).collect();
+    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    idx.into_iter().take(k).map(|i| ClassProb { class: vocab[i].clone(), prob: probs[i] }).collect()
+}

@@ -1,0 +1,78 @@
+//! Checkpoints written atomically after every epoch, so an interrupted run can resume.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Recorder;
+use crate::error::{Error, Result};
+use crate::models::ImageClassifier;
+
+/// File that commits a checkpoint: it names the weight and optimizer files of the epoch.
+pub const STATE_FILE: &str = "checkpoint.json";
+
+/// What a checkpoint records besides weights and optimizer state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Epochs completed over the whole run.
+    pub epochs_done: usize,
+    /// Fit (stage) in progress, and epochs of it completed.
+    pub stage: usize,
+    /// Epochs of the current fit completed.
+    pub stage_epochs_done: usize,
+    /// Everything recorded so far.
+    pub recorder: Recorder,
+    /// Weight file, relative to the checkpoint folder.
+    pub model_file: String,
+    /// Optimizer file, relative to the checkpoint folder.
+    pub optim_file: String,
+}
+
+/// Writes the model, optimizer and state into `dir`: new files first, then `checkpoint.json`
+/// by rename (the commit point), then the previous epoch's files are removed.
+pub fn save(dir: &Path, model: &ImageClassifier, optim: &ModuleOptimizer, mut state: CheckpointState) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let previous = load_state(dir).ok();
+    state.model_file = format!("model-e{}.bpk", state.epochs_done);
+    state.optim_file = format!("optim-e{}.bpk", state.epochs_done);
+    let model_path = dir.join(&state.model_file);
+    model.clone().save_file(&model_path).map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+    let optim_path = dir.join(&state.optim_file);
+    optim.save(&optim_path).map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+    let json = serde_json::to_vec(&state).map_err(|e| Error::model(dir, e.to_string()))?;
+    write_atomic(&dir.join(STATE_FILE), &json)?;
+    if let Some(prev) = previous {
+        for f in [prev.model_file, prev.optim_file] {
+            if f != state.model_file && f != state.optim_file {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the committed checkpoint state of `dir`.
+pub fn load_state(dir: &Path) -> Result<CheckpointState> {
+    let path = dir.join(STATE_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))
+}
+
+/// Loads the checkpoint of `dir` into `model` and `optim`.
+pub fn load(dir: &Path, model: ImageClassifier, optim: ModuleOptimizer) -> Result<(ImageClassifier, ModuleOptimizer, CheckpointState)> {
+    let state = load_state(dir)?;
+    let model_path: PathBuf = dir.join(&state.model_file);
+    let model = model.try_load_file(&model_path).map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+    let optim_path = dir.join(&state.optim_file);
+    let optim = optim.load(&optim_path).map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+    Ok((model, optim, state))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,221 @@
+//! The `Learner`: model, data, optimizer, recorder and callbacks around one training loop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::callback::{Callback, FitState, ParamScheduler};
+use super::checkpoint::{self, CheckpointState};
+use super::metrics::{BatchRecord, EpochMetrics, Recorder};
+use super::optimizer::{Adam, AdamConfig, Momentum};
+use super::schedule::{OneCycle, Schedule};
+use crate::data::loader::mix;
+use crate::data::{Batch, DataLoaders};
+use crate::error::{Error, Result};
+use crate::models::{ClassifierConfig, ImageClassifier};
+
+/// Trains an [`ImageClassifier`] on [`DataLoaders`] with fastai's Adam and callbacks.
+pub struct Learner {
+    /// The model being trained (on the autodiff device).
+    pub model: ImageClassifier,
+    /// Training and validation data.
+    pub dls: DataLoaders,
+    /// Every batch and epoch recorded so far.
+    pub recorder: Recorder,
+    /// Callbacks run by every fit, in order.
+    pub callbacks: Vec<Box<dyn Callback>>,
+    /// Seed for shuffling, augmentation and dropout.
+    pub seed: u64,
+    /// Epochs completed over the learner's life.
+    pub epochs_done: usize,
+    /// Current stage (fit) number, for multi-stage training.
+    pub stage: usize,
+    /// Where to write a checkpoint after every epoch, if anywhere.
+    pub checkpoint_dir: Option<PathBuf>,
+    optim: ModuleOptimizer,
+    mom: Arc<Momentum>,
+    device: Device,
+}
+
+impl Learner {
+    /// A learner for `model` (built on `device`, which must have autodiff enabled).
+    pub fn new(model: ImageClassifier, dls: DataLoaders, adam: AdamConfig, device: &Device, seed: u64) -> Self {
+        let (optim, mom) = Adam::module_optimizer(adam);
+        Self {
+            model,
+            dls,
+            recorder: Recorder::default(),
+            callbacks: Vec::new(),
+            seed,
+            epochs_done: 0,
+            stage: 0,
+            checkpoint_dir: None,
+            optim,
+            mom,
+            device: device.clone(),
+        }
+    }
+
+    /// Seeds `device`, builds the model from `config` on it (with autodiff) and wraps it.
+    pub fn from_config(config: &ClassifierConfig, dls: DataLoaders, device: &Device, seed: u64) -> Result<Self> {
+        let device = device.clone().autodiff();
+        device.seed(seed);
+        let model = config.init(&device)?;
+        Ok(Self::new(model, dls, AdamConfig::default(), &device, seed))
+    }
+
+    /// The training device (with autodiff).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// fastai's `fit_one_cycle(n_epochs, lr_max)` with its default schedule.
+    pub fn fit_one_cycle(&mut self, n_epochs: usize, lr_max: f64) -> Result<()> {
+        self.fit(n_epochs, Schedule::OneCycle(OneCycle::new(lr_max)))
+    }
+
+    /// Trains for `n_epochs` following `schedule`.
+    pub fn fit(&mut self, n_epochs: usize, schedule: Schedule) -> Result<()> {
+        self.fit_from(n_epochs, schedule, 0)
+    }
+
+    /// Continues a fit of `n_epochs` whose first `start` epochs are done (resume): the schedule
+    /// restarts at the iteration it had reached.
+    pub fn fit_from(&mut self, n_epochs: usize, schedule: Schedule, start: usize) -> Result<()> {
+        let ipe = self.dls.train.len();
+        if ipe == 0 {
+            return Err(Error::Config(format!(
+                "the training set ({} images) is smaller than one batch ({})",
+                self.dls.train.items().len(),
+                self.dls.train.batch_size()
+            )));
+        }
+        let mut cbs = std::mem::take(&mut self.callbacks);
+        cbs.insert(0, Box::new(ParamScheduler { schedule }));
+        let mut st = FitState {
+            epoch: start,
+            n_epochs,
+            iter: start * ipe,
+            n_iter: n_epochs * ipe,
+            iters_per_epoch: ipe,
+            lr: schedule.lr(0.0),
+            mom: schedule.mom(0.0),
+            ..FitState::default()
+        };
+        let result = self.run_epochs(&mut cbs, &mut st, start);
+        cbs.iter_mut().for_each(|cb| cb.after_fit(&mut st));
+        cbs.remove(0);
+        self.callbacks = cbs;
+        result
+    }
+
+    fn run_epochs(&mut self, cbs: &mut [Box<dyn Callback>], st: &mut FitState, start: usize) -> Result<()> {
+        cbs.iter_mut().for_each(|cb| cb.before_fit(st));
+        for epoch in start..st.n_epochs {
+            st.epoch = epoch;
+            cbs.iter_mut().for_each(|cb| cb.before_epoch(st));
+            let t0 = Instant::now();
+            self.device.seed(mix(self.seed, self.epochs_done as u64, 1));
+            let (mut loss_sum, mut n) = (0.0, 0usize);
+            for mut batch in self.dls.train.iter(self.epochs_done) {
+                cbs.iter_mut().for_each(|cb| cb.before_batch(st, &mut batch));
+                let loss = self.train_step(&batch, st.lr, st.mom);
+                st.loss = loss;
+                cbs.iter_mut().for_each(|cb| cb.after_loss(st, loss));
+                loss_sum += loss * batch.len() as f64;
+                n += batch.len();
+                self.recorder.batches.push(BatchRecord {
+                    epoch: self.epochs_done,
+                    iter: self.recorder.batches.len(),
+                    loss,
+                    lr: st.lr,
+                    mom: st.mom,
+                });
+                st.iter += 1;
+                cbs.iter_mut().for_each(|cb| cb.after_batch(st));
+                if st.stop {
+                    break;
+                }
+            }
+            let (valid_loss, accuracy) = self.validate();
+            let m = EpochMetrics {
+                epoch: self.epochs_done,
+                train_loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
+                valid_loss,
+                accuracy,
+                error_rate: 1.0 - accuracy,
+                seconds: t0.elapsed().as_secs_f64(),
+                stage: self.stage,
+                size: self.dls.train.transform().size(),
+            };
+            self.recorder.epochs.push(m.clone());
+            self.epochs_done += 1;
+            cbs.iter_mut().for_each(|cb| cb.after_epoch(st, &m));
+            if let Some(dir) = &self.checkpoint_dir {
+                let state = CheckpointState {
+                    epochs_done: self.epochs_done,
+                    stage: self.stage,
+                    stage_epochs_done: epoch + 1,
+                    recorder: self.recorder.clone(),
+                    model_file: String::new(),
+                    optim_file: String::new(),
+                };
+                checkpoint::save(dir, &self.model, &self.optim, state)?;
+            }
+            if st.stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One optimizer step on `batch`; returns the batch loss.
+    fn train_step(&mut self, batch: &Batch, lr: f64, mom: f64) -> f64 {
+        self.step_tensors(batch.images(&self.device), batch.targets(&self.device), lr, mom)
+    }
+
+    /// One optimizer step on device tensors at learning rate `lr` and momentum `mom`; returns the loss.
+    pub fn step_tensors(&mut self, images: Tensor<4>, targets: Tensor<1, Int>, lr: f64, mom: f64) -> f64 {
+        let logits = self.model.forward(images);
+        let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.mom.set(mom);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        value
+    }
+
+    /// Mean loss and accuracy on the validation set, in eval mode.
+    pub fn validate(&self) -> (f64, f64) {
+        let model = self.model.valid();
+        let device = self.device.clone().without_autodiff();
+        let ce = CrossEntropyLossConfig::new().init(&device);
+        let (mut loss_sum, mut correct, mut n) = (0.0, 0i64, 0usize);
+        for batch in self.dls.valid.iter(0) {
+            let logits = model.forward(batch.images(&device));
+            let targets = batch.targets(&device);
+            let loss = f64::from(ce.forward(logits.clone(), targets.clone()).into_scalar::<f32>());
+            let pred = logits.argmax(1).reshape([batch.len()]);
+            correct += pred.equal(targets).int().sum().into_scalar::<i64>();
+            loss_sum += loss * batch.len() as f64;
+            n += batch.len();
+        }
+        if n == 0 { (f64::NAN, f64::NAN) } else { (loss_sum / n as f64, correct as f64 / n as f64) }
+    }
+
+    /// Restores the state of a checkpoint folder into this learner; returns it.
+    pub fn load_checkpoint(&mut self, dir: &std::path::Path) -> Result<CheckpointState> {
+        let (model, optim, state) = checkpoint::load(dir, self.model.clone(), self.optim.clone())?;
+        self.model = model;
+        self.optim = optim;
+        self.recorder = state.recorder.clone();
+        self.epochs_done = state.epochs_done;
+        self.stage = state.stage;
+        Ok(state)
+    }
+}

@@ -1,0 +1,50 @@
+//! Progress display: a bar over each epoch's batches and fastai's metrics table.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::callback::{Callback, FitState};
+use super::metrics::{EpochMetrics, table_header, table_row};
+use crate::data::Batch;
+
+/// Prints the metrics table and shows an `indicatif` bar while an epoch runs.
+#[derive(Default)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    header_done: bool,
+}
+
+impl Callback for Progress {
+    fn before_fit(&mut self, _state: &mut FitState) {
+        if !self.header_done {
+            println!("{}", table_header());
+            self.header_done = true;
+        }
+    }
+
+    fn before_epoch(&mut self, state: &mut FitState) {
+        let bar = ProgressBar::new(state.iters_per_epoch as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", state.epoch + 1, state.n_epochs));
+        self.bar = Some(bar);
+    }
+
+    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut Batch) {}
+
+    fn after_batch(&mut self, state: &mut FitState) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", state.loss));
+        }
+    }
+
+    fn after_epoch(&mut self, _state: &mut FitState, metrics: &EpochMetrics) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!("{}", table_row(metrics));
+    }
+}

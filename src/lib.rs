@@ -1,0 +1,28 @@
+//! fastvision: train image classifiers with the fastai playbook, in Rust, on burn.
+//!
+//! The library does the work; the `fastvision` binary is a thin CLI over it. Tensors live on a
+//! burn [`Device`](burn::tensor::Device): the backend (flex on the CPU by default, libtorch with
+//! the `tch` feature, Vulkan with `vulkan`) is chosen by the device, in one place, [`device`].
+
+pub mod backend;
+pub mod bench;
+pub mod data;
+pub mod error;
+pub mod infer;
+pub mod learner;
+pub mod models;
+pub mod report;
+pub mod run;
+
+pub use backend::device;
+pub use burn;
+pub use error::{Error, Result};
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
+    pub use crate::error::{Error, Result};
+    pub use crate::infer::{Predictor, load_bundle, save_bundle};
+    pub use crate::learner::{Callback, Learner, OneCycle, Schedule};
+    pub use crate::models::{Arch, ClassifierConfig, ImageClassifier};
+}

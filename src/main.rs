@@ -1,0 +1,183 @@
+//! The `fastvision` command line: a thin layer over the library.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use fastvision::data::{ImageFolder, SplitConfig, skipped_report};
+use fastvision::infer::{Predictor, evaluate};
+use fastvision::learner::Callback;
+use fastvision::learner::progress::Progress;
+use fastvision::models::Arch;
+use fastvision::report::plot::plot_confusion;
+use fastvision::run::{self, TrainConfig};
+
+#[derive(Parser)]
+#[command(name = "fastvision", version, about = "Train image classifiers with the fastai playbook")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a classifier on a folder of class folders (default: the bundled demo dataset).
+    Train(TrainArgs),
+    /// Predict the top classes of images with a trained run.
+    Predict {
+        /// Run folder (holds model.safetensors and config.json).
+        run: PathBuf,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// How many classes to show per image.
+        #[arg(short = 'k', long, default_value_t = 3)]
+        top: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a trained run on labelled images (class folders, or a dataset root with valid/).
+    Evaluate {
+        /// Run folder.
+        run: PathBuf,
+        /// Folder of class folders, or a dataset root whose valid/ is used.
+        dir: PathBuf,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        bs: usize,
+    },
+    /// Measure loader, training and inference throughput and peak memory.
+    Bench(fastvision::bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Dataset folder: DIR/train/<class>/ + DIR/valid/<class>/, or DIR/<class>/ (split by --valid-pct).
+    dir: Option<PathBuf>,
+    /// Architecture: resnet18, resnet34 or resnet50.
+    #[arg(long, default_value = "resnet18")]
+    arch: Arch,
+    /// Image side in pixels [default: 64, or the data's own size if smaller].
+    #[arg(long)]
+    size: Option<u32>,
+    /// Epochs of one-cycle training.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    bs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed for the split, shuffling, augmentation and initialisation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Validation fraction when DIR has no valid/ folder.
+    #[arg(long, default_value_t = 0.2)]
+    valid_pct: f64,
+    /// Smallest area fraction of the random-resized crop (fastai: 0.08).
+    #[arg(long, default_value_t = 0.08)]
+    min_scale: f64,
+    /// Run folder name under ./runs [default: a timestamp].
+    #[arg(long)]
+    name: Option<String>,
+    /// Continue the interrupted run in this folder from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["dir", "name"])]
+    resume: Option<PathBuf>,
+    /// Width of the ResNet stem (64 = torchvision; smaller trains faster, for experiments).
+    #[arg(long, default_value_t = 64, hide = true)]
+    width: usize,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train(args) => train(args),
+        Command::Predict { run, images, top, json } => predict(run, images, top, json),
+        Command::Evaluate { run, dir, bs } => evaluate_cmd(run, dir, bs),
+        Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let device = fastvision::device();
+    let callbacks: Vec<Box<dyn Callback>> = vec![Box::new(Progress::default())];
+    println!("backend: {}", fastvision::backend::backend_name());
+    let summary = if let Some(dir) = args.resume {
+        if !run::has_checkpoint(&dir) {
+            bail!("{}: no checkpoint to resume from", dir.display());
+        }
+        println!("resuming {}", dir.display());
+        run::resume(&dir, &device, callbacks)?
+    } else {
+        let config = TrainConfig {
+            data: args.dir.clone(),
+            arch: args.arch,
+            width: args.width,
+            size: args.size,
+            epochs: args.epochs,
+            bs: args.bs,
+            lr: args.lr,
+            seed: args.seed,
+            valid_pct: args.valid_pct,
+            min_scale: args.min_scale,
+        };
+        let name = args.name.unwrap_or_else(run::timestamp_name);
+        let dir = PathBuf::from("runs").join(name);
+        match &config.data {
+            Some(d) => println!("data: {}", d.display()),
+            None => println!("data: bundled demo ({})", fastvision::data::demo::demo_path()?.display()),
+        }
+        run::train(&config, &dir, &device, callbacks)?
+    };
+    if summary.skipped > 0 {
+        println!("skipped {} files (listed in {}):", summary.skipped, summary.dir.join("skipped.txt").display());
+        let text = std::fs::read_to_string(summary.dir.join("skipped.txt")).unwrap_or_default();
+        text.lines().take(20).for_each(|l| println!("  {l}"));
+    }
+    if let Some(m) = &summary.last {
+        println!("final: accuracy {:.4}, valid_loss {:.4} after {} epochs in {:.1}s", m.accuracy, m.valid_loss, m.epoch + 1, summary.seconds);
+    }
+    println!("run folder: {}", summary.dir.display());
+    Ok(())
+}
+
+fn predict(run: PathBuf, images: Vec<PathBuf>, top: usize, json: bool) -> Result<()> {
+    let predictor = Predictor::load(&run, &fastvision::device())?;
+    let preds = predictor.predict(&images, top)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&preds)?);
+    } else {
+        for p in preds {
+            let classes: Vec<String> = p.top.iter().map(|c| format!("{} {:.3}", c.class, c.prob)).collect();
+            println!("{}: {}", p.path.display(), classes.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
+    let predictor = Predictor::load(&run, &fastvision::device())?;
+    let dir = if dir.join("valid").is_dir() { dir.join("valid") } else { dir };
+    let data = ImageFolder::from_folder(&dir, SplitConfig { valid_pct: 0.0, seed: 0 })
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let vocab = &predictor.config.vocab;
+    let mut items = Vec::new();
+    for item in data.train {
+        let name = &data.vocab[item.label];
+        let label = vocab.iter().position(|v| v == name).with_context(|| format!("{}: class {name:?} is not one the model knows", dir.join(name).display()))?;
+        items.push(fastvision::data::Item { path: item.path, label });
+    }
+    let eval = evaluate(&predictor, items, data.skipped, bs);
+    println!("{} images, accuracy {:.4}", eval.n, eval.accuracy);
+    for (class, acc, n) in &eval.per_class {
+        println!("  {class:<20} {acc:.4}  ({n} images)");
+    }
+    let png = run.join("confusion.png");
+    plot_confusion(&eval.confusion, vocab, &png)?;
+    println!("confusion matrix: {}", png.display());
+    if !eval.skipped.is_empty() {
+        print!("skipped {} files:\n{}", eval.skipped.len(), skipped_report(&eval.skipped));
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Reports: PNG plots of a run.
+
+pub mod plot;
