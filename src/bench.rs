@@ -6,7 +6,9 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor};
 
-use crate::data::{DataLoader, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path};
+use crate::data::{
+    DataLoader, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
+};
 use crate::error::Result;
 use crate::learner::Learner;
 use crate::models::{Arch, ClassifierConfig};
@@ -49,10 +51,19 @@ pub struct BenchReport {
 /// Runs the benchmark and prints a table.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let r = measure(args)?;
-    println!("fastvision bench: {} bs {} size {} ({} cores)", args.arch, args.bs, args.size, rayon::current_num_threads());
+    println!(
+        "fastvision bench: {} bs {} size {} ({} cores)",
+        args.arch,
+        args.bs,
+        args.size,
+        rayon::current_num_threads()
+    );
     println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
     println!("|---|---|---|---|---|");
-    println!("| {} | {:.0} | {:.1} | {:.1} | {:.0} |", r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib);
+    println!(
+        "| {} | {:.0} | {:.1} | {:.1} | {:.0} |",
+        r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib
+    );
     println!("{}", serde_json::to_string(&r).unwrap_or_default());
     Ok(())
 }
@@ -64,7 +75,14 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         None => demo_path()?,
     };
     let data = ImageFolder::from_folder(&root, SplitConfig::default())?;
-    let loader = DataLoader::new(data.train.clone(), ItemTransform::train(args.size), Normalize::IMAGENET, args.bs, true, 0);
+    let loader = DataLoader::new(
+        data.train.clone(),
+        ItemTransform::train(args.size),
+        Normalize::IMAGENET,
+        args.bs,
+        true,
+        0,
+    );
     let t = Instant::now();
     let n: usize = loader.iter(0).map(|b| b.len()).sum();
     let loader_img_s = n as f64 / t.elapsed().as_secs_f64();
@@ -76,7 +94,13 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let mut learner = Learner::new(model, dls, Default::default(), &device, 0);
     let s = args.size as usize;
     let x = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new((0..args.bs as i64).map(|i| i % 10).collect::<Vec<_>>(), [args.bs]), &device);
+    let y = Tensor::<1, Int>::from_data(
+        burn::tensor::TensorData::new(
+            (0..args.bs as i64).map(|i| i % 10).collect::<Vec<_>>(),
+            [args.bs],
+        ),
+        &device,
+    );
     for _ in 0..2 {
         learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
     }
@@ -95,13 +119,23 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         let _ = model.forward(xi.clone()).into_data();
     }
     let infer_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
-    Ok(BenchReport { backend: crate::backend::backend_name().into(), loader_img_s, train_img_s, infer_img_s, peak_mib: peak_rss_mib() })
+    Ok(BenchReport {
+        backend: crate::backend::backend_name().into(),
+        loader_img_s,
+        train_img_s,
+        infer_img_s,
+        peak_mib: peak_rss_mib(),
+    })
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }

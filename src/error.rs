@@ -45,12 +45,18 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A model/bundle error naming its file.
     pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Model { path: path.into(), message: message.into() }
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -13,7 +13,11 @@ use fastvision::report::plot::plot_confusion;
 use fastvision::run::{self, TrainConfig};
 
 #[derive(Parser)]
-#[command(name = "fastvision", version, about = "Train image classifiers with the fastai playbook")]
+#[command(
+    name = "fastvision",
+    version,
+    about = "Train image classifiers with the fastai playbook"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,7 +97,12 @@ struct TrainArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(args) => train(args),
-        Command::Predict { run, images, top, json } => predict(run, images, top, json),
+        Command::Predict {
+            run,
+            images,
+            top,
+            json,
+        } => predict(run, images, top, json),
         Command::Evaluate { run, dir, bs } => evaluate_cmd(run, dir, bs),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
     }
@@ -126,17 +135,30 @@ fn train(args: TrainArgs) -> Result<()> {
         let dir = PathBuf::from("runs").join(name);
         match &config.data {
             Some(d) => println!("data: {}", d.display()),
-            None => println!("data: bundled demo ({})", fastvision::data::demo::demo_path()?.display()),
+            None => println!(
+                "data: bundled demo ({})",
+                fastvision::data::demo::demo_path()?.display()
+            ),
         }
         run::train(&config, &dir, &device, callbacks)?
     };
     if summary.skipped > 0 {
-        println!("skipped {} files (listed in {}):", summary.skipped, summary.dir.join("skipped.txt").display());
+        println!(
+            "skipped {} files (listed in {}):",
+            summary.skipped,
+            summary.dir.join("skipped.txt").display()
+        );
         let text = std::fs::read_to_string(summary.dir.join("skipped.txt")).unwrap_or_default();
         text.lines().take(20).for_each(|l| println!("  {l}"));
     }
     if let Some(m) = &summary.last {
-        println!("final: accuracy {:.4}, valid_loss {:.4} after {} epochs in {:.1}s", m.accuracy, m.valid_loss, m.epoch + 1, summary.seconds);
+        println!(
+            "final: accuracy {:.4}, valid_loss {:.4} after {} epochs in {:.1}s",
+            m.accuracy,
+            m.valid_loss,
+            m.epoch + 1,
+            summary.seconds
+        );
     }
     println!("run folder: {}", summary.dir.display());
     Ok(())
@@ -149,7 +171,11 @@ fn predict(run: PathBuf, images: Vec<PathBuf>, top: usize, json: bool) -> Result
         println!("{}", serde_json::to_string_pretty(&preds)?);
     } else {
         for p in preds {
-            let classes: Vec<String> = p.top.iter().map(|c| format!("{} {:.3}", c.class, c.prob)).collect();
+            let classes: Vec<String> = p
+                .top
+                .iter()
+                .map(|c| format!("{} {:.3}", c.class, c.prob))
+                .collect();
             println!("{}: {}", p.path.display(), classes.join(", "));
         }
     }
@@ -158,15 +184,33 @@ fn predict(run: PathBuf, images: Vec<PathBuf>, top: usize, json: bool) -> Result
 
 fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
     let predictor = Predictor::load(&run, &fastvision::device())?;
-    let dir = if dir.join("valid").is_dir() { dir.join("valid") } else { dir };
-    let data = ImageFolder::from_folder(&dir, SplitConfig { valid_pct: 0.0, seed: 0 })
-        .with_context(|| format!("reading {}", dir.display()))?;
+    let dir = if dir.join("valid").is_dir() {
+        dir.join("valid")
+    } else {
+        dir
+    };
+    let data = ImageFolder::from_folder(
+        &dir,
+        SplitConfig {
+            valid_pct: 0.0,
+            seed: 0,
+        },
+    )
+    .with_context(|| format!("reading {}", dir.display()))?;
     let vocab = &predictor.config.vocab;
     let mut items = Vec::new();
     for item in data.train {
         let name = &data.vocab[item.label];
-        let label = vocab.iter().position(|v| v == name).with_context(|| format!("{}: class {name:?} is not one the model knows", dir.join(name).display()))?;
-        items.push(fastvision::data::Item { path: item.path, label });
+        let label = vocab.iter().position(|v| v == name).with_context(|| {
+            format!(
+                "{}: class {name:?} is not one the model knows",
+                dir.join(name).display()
+            )
+        })?;
+        items.push(fastvision::data::Item {
+            path: item.path,
+            label,
+        });
     }
     let eval = evaluate(&predictor, items, data.skipped, bs);
     println!("{} images, accuracy {:.4}", eval.n, eval.accuracy);
@@ -177,7 +221,11 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
     plot_confusion(&eval.confusion, vocab, &png)?;
     println!("confusion matrix: {}", png.display());
     if !eval.skipped.is_empty() {
-        print!("skipped {} files:\n{}", eval.skipped.len(), skipped_report(&eval.skipped));
+        print!(
+            "skipped {} files:\n{}",
+            eval.skipped.len(),
+            skipped_report(&eval.skipped)
+        );
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig, demo::demo_path, skipped_report};
+use crate::data::{
+    DataLoaders, ImageFolder, ItemTransform, SplitConfig, demo::demo_path, skipped_report,
+};
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, save_bundle};
 use crate::learner::checkpoint::{self, write_atomic};
@@ -41,7 +43,18 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { data: None, arch: Arch::Resnet18, width: 64, size: None, epochs: 5, bs: 64, lr: 1e-3, seed: 42, valid_pct: 0.2, min_scale: 0.08 }
+        Self {
+            data: None,
+            arch: Arch::Resnet18,
+            width: 64,
+            size: None,
+            epochs: 5,
+            bs: 64,
+            lr: 1e-3,
+            seed: 42,
+            valid_pct: 0.2,
+            min_scale: 0.08,
+        }
     }
 }
 
@@ -61,7 +74,9 @@ pub struct RunSummary {
 /// A run folder name from the current time, `YYYYMMDD-HHMMSS`.
 pub fn timestamp_name() -> String {
     let s = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    s.trim_end_matches('Z').replace(['-', ':'], "").replace('T', "-")
+    s.trim_end_matches('Z')
+        .replace(['-', ':'], "")
+        .replace('T', "-")
 }
 
 /// Everything a run needs, rebuilt identically from its [`TrainConfig`].
@@ -77,25 +92,57 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
         Some(p) => p.clone(),
         None => demo_path()?,
     };
-    let data = ImageFolder::from_folder(&root, SplitConfig { valid_pct: config.valid_pct, seed: config.seed })?;
+    let data = ImageFolder::from_folder(
+        &root,
+        SplitConfig {
+            valid_pct: config.valid_pct,
+            seed: config.seed,
+        },
+    )?;
     let size = config.size.unwrap_or_else(|| data.min_side.min(64));
     if size < 16 {
-        return Err(Error::Config(format!("image size {size} is too small (at least 16)")));
+        return Err(Error::Config(format!(
+            "image size {size} is too small (at least 16)"
+        )));
     }
     let train_tfm = match ItemTransform::train(size) {
-        ItemTransform::RandomResizedCrop { ratio, flip, .. } => ItemTransform::RandomResizedCrop { size, min_scale: config.min_scale, ratio, flip },
+        ItemTransform::RandomResizedCrop { ratio, flip, .. } => ItemTransform::RandomResizedCrop {
+            size,
+            min_scale: config.min_scale,
+            ratio,
+            flip,
+        },
         other => other,
     };
-    let dls = DataLoaders::with_transforms(&data, train_tfm, ItemTransform::valid(size), config.bs, config.seed);
+    let dls = DataLoaders::with_transforms(
+        &data,
+        train_tfm,
+        ItemTransform::valid(size),
+        config.bs,
+        config.seed,
+    );
     let model = ClassifierConfig::new(config.arch, data.vocab.len()).with_width(config.width);
-    Ok(Prepared { data, dls, model, size })
+    Ok(Prepared {
+        data,
+        dls,
+        model,
+        size,
+    })
 }
 
 /// Trains a new run under `runs_dir/name` and writes its outputs; `callbacks` (e.g. progress)
 /// are added to the learner.
-pub fn train(config: &TrainConfig, run_dir: &Path, device: &Device, callbacks: Vec<Box<dyn Callback>>) -> Result<RunSummary> {
+pub fn train(
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<RunSummary> {
     if run_dir.exists() {
-        return Err(Error::Config(format!("run folder {} already exists: choose another --name, or --resume it", run_dir.display())));
+        return Err(Error::Config(format!(
+            "run folder {} already exists: choose another --name, or --resume it",
+            run_dir.display()
+        )));
     }
     let t0 = Instant::now();
     let p = prepare(config)?;
@@ -111,11 +158,16 @@ pub fn train(config: &TrainConfig, run_dir: &Path, device: &Device, callbacks: V
 }
 
 /// Resumes the run in `run_dir` from its last checkpoint and finishes it.
-pub fn resume(run_dir: &Path, device: &Device, callbacks: Vec<Box<dyn Callback>>) -> Result<RunSummary> {
+pub fn resume(
+    run_dir: &Path,
+    device: &Device,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<RunSummary> {
     let t0 = Instant::now();
     let path = run_dir.join("train.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let config: TrainConfig = serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
+    let config: TrainConfig =
+        serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
     let p = prepare(&config)?;
     let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
     let ckpt = run_dir.join("checkpoint");
@@ -143,9 +195,15 @@ fn write_skipped(run_dir: &Path, data: &ImageFolder) -> Result<()> {
 }
 
 fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Result<RunSummary> {
-    let bundle = BundleConfig { model: p.model.clone(), size: p.size, normalize: p.dls.normalize, vocab: p.dls.vocab.clone() };
+    let bundle = BundleConfig {
+        model: p.model.clone(),
+        size: p.size,
+        normalize: p.dls.normalize,
+        vocab: p.dls.vocab.clone(),
+    };
     save_bundle(run_dir, &learner.model, &bundle)?;
-    let log = serde_json::to_vec_pretty(&learner.recorder).map_err(|e| Error::Config(e.to_string()))?;
+    let log =
+        serde_json::to_vec_pretty(&learner.recorder).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join("log.json"), &log)?;
     plot_losses(&learner.recorder, &run_dir.join("loss.png"))?;
     let mut skipped = p.data.skipped.clone();
@@ -153,5 +211,10 @@ fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Resul
     skipped.extend(p.dls.valid.failed());
     let path = run_dir.join("skipped.txt");
     std::fs::write(&path, skipped_report(&skipped)).map_err(|e| Error::io(&path, e))?;
-    Ok(RunSummary { dir: run_dir.into(), last: learner.recorder.last().cloned(), skipped: skipped.len(), seconds: t0.elapsed().as_secs_f64() })
+    Ok(RunSummary {
+        dir: run_dir.into(),
+        last: learner.recorder.last().cloned(),
+        skipped: skipped.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }

@@ -6,9 +6,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 /// File extensions treated as images (lower case).
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff",
-];
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
 
 /// Largest accepted image, in pixels (PIL's decompression-bomb limit is of the same order).
 pub const MAX_PIXELS: u64 = 89_478_485;
@@ -55,7 +53,9 @@ pub fn decode_rgb_bytes(bytes: &[u8]) -> Result<RgbImage, String> {
         return Err(format!("image has no pixels ({w}x{h})"));
     }
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(format!("image too large ({w}x{h} pixels, limit {MAX_PIXELS})"));
+        return Err(format!(
+            "image too large ({w}x{h} pixels, limit {MAX_PIXELS})"
+        ));
     }
     let orientation = decoder.orientation().map_err(describe)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(describe)?;

@@ -12,7 +12,11 @@ pub const DEMO_ENV: &str = "FASTVISION_DEMO";
 pub fn demo_path() -> Result<PathBuf> {
     let path = std::env::var_os(DEMO_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join("demo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("data")
+                .join("demo")
+        });
     if path.join("train").is_dir() {
         Ok(path)
     } else {

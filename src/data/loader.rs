@@ -65,7 +65,14 @@ pub struct DataLoader {
 
 impl DataLoader {
     /// A loader over `items`; training loaders shuffle and drop the last partial batch (fastai).
-    pub fn new(items: Vec<Item>, tfm: ItemTransform, norm: Normalize, batch_size: usize, train: bool, seed: u64) -> Self {
+    pub fn new(
+        items: Vec<Item>,
+        tfm: ItemTransform,
+        norm: Normalize,
+        batch_size: usize,
+        train: bool,
+        seed: u64,
+    ) -> Self {
         Self {
             items: Arc::new(items),
             tfm,
@@ -102,7 +109,11 @@ impl DataLoader {
     /// Number of batches per epoch.
     pub fn len(&self) -> usize {
         let n = self.items.len();
-        if self.drop_last && n >= self.batch_size { n / self.batch_size } else { n.div_ceil(self.batch_size) }
+        if self.drop_last && n >= self.batch_size {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
     }
 
     /// Whether an epoch yields no batch.
@@ -119,7 +130,11 @@ impl DataLoader {
     fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.items.len()).collect();
         if self.shuffle {
-            order.shuffle(&mut StdRng::seed_from_u64(mix(self.seed, epoch as u64, u64::MAX)));
+            order.shuffle(&mut StdRng::seed_from_u64(mix(
+                self.seed,
+                epoch as u64,
+                u64::MAX,
+            )));
         }
         order
     }
@@ -153,7 +168,12 @@ impl DataLoader {
                 }
             })
             .collect();
-        let mut batch = Batch { images: Vec::with_capacity(idx.len() * plane), labels: Vec::new(), size, indices: Vec::new() };
+        let mut batch = Batch {
+            images: Vec::with_capacity(idx.len() * plane),
+            labels: Vec::new(),
+            size,
+            indices: Vec::new(),
+        };
         for (i, px) in decoded.into_iter().flatten() {
             batch.images.extend_from_slice(&px);
             batch.labels.push(self.items[i].label as i64);
@@ -197,7 +217,8 @@ impl Iterator for BatchIter {
 
 /// A reproducible 64-bit mix of a seed with an epoch and an item index (SplitMix64 finaliser).
 pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -219,15 +240,41 @@ pub struct DataLoaders {
 impl DataLoaders {
     /// Loaders for `data` at `size` px with fastai's default transforms and ImageNet statistics.
     pub fn from_folder(data: &ImageFolder, size: u32, batch_size: usize, seed: u64) -> Self {
-        Self::with_transforms(data, ItemTransform::train(size), ItemTransform::valid(size), batch_size, seed)
+        Self::with_transforms(
+            data,
+            ItemTransform::train(size),
+            ItemTransform::valid(size),
+            batch_size,
+            seed,
+        )
     }
 
     /// Loaders for `data` with the given train and valid transforms.
-    pub fn with_transforms(data: &ImageFolder, train_tfm: ItemTransform, valid_tfm: ItemTransform, batch_size: usize, seed: u64) -> Self {
+    pub fn with_transforms(
+        data: &ImageFolder,
+        train_tfm: ItemTransform,
+        valid_tfm: ItemTransform,
+        batch_size: usize,
+        seed: u64,
+    ) -> Self {
         let normalize = Normalize::IMAGENET;
         Self {
-            train: DataLoader::new(data.train.clone(), train_tfm, normalize, batch_size, true, seed),
-            valid: DataLoader::new(data.valid.clone(), valid_tfm, normalize, batch_size, false, seed),
+            train: DataLoader::new(
+                data.train.clone(),
+                train_tfm,
+                normalize,
+                batch_size,
+                true,
+                seed,
+            ),
+            valid: DataLoader::new(
+                data.valid.clone(),
+                valid_tfm,
+                normalize,
+                batch_size,
+                false,
+                seed,
+            ),
             vocab: data.vocab.clone(),
             normalize,
         }
@@ -241,8 +288,12 @@ impl DataLoaders {
     /// Both loaders at a new image size (progressive resizing).
     pub fn resized(&self, size: u32) -> Self {
         let mut out = self.clone();
-        out.train = out.train.with_transform(self.train.transform().with_size(size));
-        out.valid = out.valid.with_transform(self.valid.transform().with_size(size));
+        out.train = out
+            .train
+            .with_transform(self.train.transform().with_size(size));
+        out.valid = out
+            .valid
+            .with_transform(self.valid.transform().with_size(size));
         out
     }
 }

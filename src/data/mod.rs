@@ -36,11 +36,17 @@ pub struct Skipped {
 impl Skipped {
     /// Records that `path` was skipped because of `reason`.
     pub fn new(path: &Path, reason: &str) -> Self {
-        Self { path: path.into(), reason: reason.into() }
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 /// Formats skipped files one per line (`path: reason`), as written to `skipped.txt`.
 pub fn skipped_report(skipped: &[Skipped]) -> String {
-    skipped.iter().map(|s| format!("{}: {}\n", s.path.display(), s.reason)).collect()
+    skipped
+        .iter()
+        .map(|s| format!("{}: {}\n", s.path.display(), s.reason))
+        .collect()
 }

@@ -24,7 +24,10 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { valid_pct: 0.2, seed: 42 }
+        Self {
+            valid_pct: 0.2,
+            seed: 42,
+        }
     }
 }
 
@@ -51,10 +54,16 @@ impl ImageFolder {
     /// fail are listed in `skipped`, never fatal. A class folder with no usable image is an error.
     pub fn from_folder(root: &Path, split: SplitConfig) -> Result<Self> {
         if !root.is_dir() {
-            return Err(Error::Dataset { path: root.into(), message: "not a folder".into() });
+            return Err(Error::Dataset {
+                path: root.into(),
+                message: "not a folder".into(),
+            });
         }
         let train_dir = root.join("train");
-        let valid_dir = VALID_NAMES.iter().map(|n| root.join(n)).find(|p| p.is_dir());
+        let valid_dir = VALID_NAMES
+            .iter()
+            .map(|n| root.join(n))
+            .find(|p| p.is_dir());
         let (vocab, train_files, valid_files, mut skipped) = if train_dir.is_dir() {
             let valid_dir = valid_dir.ok_or_else(|| Error::Dataset {
                 path: root.into(),
@@ -82,7 +91,11 @@ impl ImageFolder {
             let mut train = Vec::new();
             let mut valid = Vec::new();
             for (i, item) in good {
-                if i < n_train { train.push(item) } else { valid.push(item) }
+                if i < n_train {
+                    train.push(item)
+                } else {
+                    valid.push(item)
+                }
             }
             (train, valid, min_side)
         };
@@ -93,7 +106,11 @@ impl ImageFolder {
         };
         for (label, name) in vocab.iter().enumerate() {
             if !train.iter().any(|i| i.label == label) {
-                let dir = if train_dir.is_dir() { train_dir.join(name) } else { root.join(name) };
+                let dir = if train_dir.is_dir() {
+                    train_dir.join(name)
+                } else {
+                    root.join(name)
+                };
                 return Err(Error::Dataset {
                     path: dir,
                     message: "class folder has no usable image".into(),
@@ -101,7 +118,14 @@ impl ImageFolder {
             }
         }
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Self { root: root.into(), train, valid, vocab, skipped, min_side })
+        Ok(Self {
+            root: root.into(),
+            train,
+            valid,
+            vocab,
+            skipped,
+            min_side,
+        })
     }
 }
 
@@ -117,7 +141,10 @@ pub fn class_names(dir: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     if names.is_empty() {
-        return Err(Error::Dataset { path: dir.into(), message: "no class folders found".into() });
+        return Err(Error::Dataset {
+            path: dir.into(),
+            message: "no class folders found".into(),
+        });
     }
     Ok(names)
 }
@@ -134,7 +161,10 @@ fn list_classes(dir: &Path, vocab: &[String]) -> Result<(Vec<Item>, Vec<Skipped>
         }
         walk(&class_dir, &mut |path| {
             if has_image_extension(path) {
-                items.push(Item { path: path.to_path_buf(), label });
+                items.push(Item {
+                    path: path.to_path_buf(),
+                    label,
+                });
             } else {
                 skipped.push(Skipped::new(path, "not an image extension"));
             }
@@ -142,7 +172,9 @@ fn list_classes(dir: &Path, vocab: &[String]) -> Result<(Vec<Item>, Vec<Skipped>
     }
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if path.is_file() && !hidden {
             skipped.push(Skipped::new(&path, "file outside any class folder"));
         }
@@ -158,7 +190,9 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
         .collect();
     entries.sort();
     for path in entries {
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if hidden {
             continue;
         }

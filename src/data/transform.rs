@@ -16,8 +16,10 @@ pub struct Normalize {
 
 impl Normalize {
     /// ImageNet statistics, as fastai's `imagenet_stats`.
-    pub const IMAGENET: Normalize =
-        Normalize { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const IMAGENET: Normalize = Normalize {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
 
     /// Writes `img` (HWC u8) into `out` as normalised CHW f32.
     pub fn write_chw(&self, img: &RgbImage, out: &mut [f32]) {
@@ -74,16 +76,25 @@ impl ItemTransform {
     /// Side of the square output.
     pub fn size(&self) -> u32 {
         match *self {
-            ItemTransform::RandomResizedCrop { size, .. } | ItemTransform::ResizeCenterCrop { size } => size,
+            ItemTransform::RandomResizedCrop { size, .. }
+            | ItemTransform::ResizeCenterCrop { size } => size,
         }
     }
 
     /// The same transform at another output size (progressive resizing).
     pub fn with_size(self, new: u32) -> Self {
         match self {
-            ItemTransform::RandomResizedCrop { min_scale, ratio, flip, .. } => {
-                ItemTransform::RandomResizedCrop { size: new, min_scale, ratio, flip }
-            }
+            ItemTransform::RandomResizedCrop {
+                min_scale,
+                ratio,
+                flip,
+                ..
+            } => ItemTransform::RandomResizedCrop {
+                size: new,
+                min_scale,
+                ratio,
+                flip,
+            },
             ItemTransform::ResizeCenterCrop { .. } => ItemTransform::ResizeCenterCrop { size: new },
         }
     }
@@ -92,7 +103,12 @@ impl ItemTransform {
     pub fn apply(&self, img: &RgbImage, rng: &mut impl Rng) -> RgbImage {
         let (w, h) = (f64::from(img.width()), f64::from(img.height()));
         match *self {
-            ItemTransform::RandomResizedCrop { size, min_scale, ratio, flip } => {
+            ItemTransform::RandomResizedCrop {
+                size,
+                min_scale,
+                ratio,
+                flip,
+            } => {
                 let (left, top, cw, ch) = random_crop_box(w, h, min_scale, ratio, rng);
                 let mut out = crop_resize(img, (left, top, cw, ch), size);
                 if flip && rng.random_bool(0.5) {
@@ -142,7 +158,11 @@ fn random_crop_box(
 }
 
 /// Crops the box (sub-pixel) out of `img` and resizes it to `size`×`size` with a bilinear filter.
-pub fn crop_resize(img: &RgbImage, (left, top, cw, ch): (f64, f64, f64, f64), size: u32) -> RgbImage {
+pub fn crop_resize(
+    img: &RgbImage,
+    (left, top, cw, ch): (f64, f64, f64, f64),
+    size: u32,
+) -> RgbImage {
     let mut dst = RgbImage::new(size, size);
     let options = ResizeOptions::new()
         .crop(left, top, cw, ch)

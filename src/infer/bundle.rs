@@ -35,7 +35,9 @@ pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
-    model.save_into(&mut store).map_err(|e| Error::model(&weights, e.to_string()))?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| Error::model(&weights, e.to_string()))?;
     let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
     crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
 }
@@ -44,7 +46,8 @@ pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -
 pub fn load_bundle_config(dir: &Path) -> Result<BundleConfig> {
     let path = dir.join(CONFIG_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))
 }
 
 /// Rebuilds the model of the bundle in `dir` on `device`, in eval mode.
@@ -56,10 +59,14 @@ pub fn load_bundle(dir: &Path, device: &Device) -> Result<(ImageClassifier, Bund
         return Err(Error::model(&weights, "weight file missing"));
     }
     let mut store = SafetensorsStore::from_file(&weights);
-    let result = model.load_from(&mut store).map_err(|e| Error::model(&weights, e.to_string()))?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::model(&weights, e.to_string()))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
-        return Err(Error::model(&weights, format!("does not match config.json: {result}")));
+        return Err(Error::model(
+            &weights,
+            format!("does not match config.json: {result}"),
+        ));
     }
     Ok((model.valid(), config))
 }
-

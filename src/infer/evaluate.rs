@@ -21,9 +21,21 @@ pub struct Evaluation {
 }
 
 /// Evaluates `predictor` on `items` (labels in the predictor's vocab).
-pub fn evaluate(predictor: &Predictor, items: Vec<Item>, skipped: Vec<Skipped>, batch_size: usize) -> Evaluation {
+pub fn evaluate(
+    predictor: &Predictor,
+    items: Vec<Item>,
+    skipped: Vec<Skipped>,
+    batch_size: usize,
+) -> Evaluation {
     let cfg = &predictor.config;
-    let loader = DataLoader::new(items, ItemTransform::valid(cfg.size), cfg.normalize, batch_size, false, 0);
+    let loader = DataLoader::new(
+        items,
+        ItemTransform::valid(cfg.size),
+        cfg.normalize,
+        batch_size,
+        false,
+        0,
+    );
     let (probs, targets) = predictor.get_preds(&loader);
     let k = cfg.vocab.len();
     let mut confusion = vec![vec![0usize; k]; k];
@@ -36,11 +48,25 @@ pub fn evaluate(predictor: &Predictor, items: Vec<Item>, skipped: Vec<Skipped>, 
     let per_class = (0..k)
         .map(|i| {
             let total: usize = confusion[i].iter().sum();
-            let acc = if total == 0 { f64::NAN } else { confusion[i][i] as f64 / total as f64 };
+            let acc = if total == 0 {
+                f64::NAN
+            } else {
+                confusion[i][i] as f64 / total as f64
+            };
             (cfg.vocab[i].clone(), acc, total)
         })
         .collect();
     let mut skipped = skipped;
     skipped.extend(loader.failed());
-    Evaluation { n, accuracy: if n == 0 { f64::NAN } else { correct as f64 / n as f64 }, per_class, confusion, skipped }
+    Evaluation {
+        n,
+        accuracy: if n == 0 {
+            f64::NAN
+        } else {
+            correct as f64 / n as f64
+        },
+        per_class,
+        confusion,
+        skipped,
+    }
 }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::activation::softmax;
 use burn::tensor::Device;
+use burn::tensor::activation::softmax;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -46,13 +46,21 @@ impl Predictor {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let device = device.clone().without_autodiff();
         let (model, config) = load_bundle(dir, &device)?;
-        Ok(Self { model, config, device })
+        Ok(Self {
+            model,
+            config,
+            device,
+        })
     }
 
     /// Wraps an in-memory model (e.g. straight after training).
     pub fn new(model: ImageClassifier, config: BundleConfig, device: &Device) -> Self {
         let device = device.clone().without_autodiff();
-        Self { model: model.valid().to_device(&device), config, device }
+        Self {
+            model: model.valid().to_device(&device),
+            config,
+            device,
+        }
     }
 
     /// Class probabilities for each image file, in order; an undecodable file is an error naming it.
@@ -61,13 +69,21 @@ impl Predictor {
         let size = self.config.size as usize;
         let mut images = Vec::with_capacity(paths.len() * 3 * size * size);
         for path in paths {
-            let img = decode_rgb(path).map_err(|message| Error::Image { path: path.clone(), message })?;
+            let img = decode_rgb(path).map_err(|message| Error::Image {
+                path: path.clone(),
+                message,
+            })?;
             let img = tfm.apply(&img, &mut rand::rngs::StdRng::seed_from_u64(0));
             let mut out = vec![0.0; 3 * size * size];
             self.config.normalize.write_chw(&img, &mut out);
             images.extend(out);
         }
-        let batch = crate::data::Batch { images, labels: vec![0; paths.len()], size, indices: (0..paths.len()).collect() };
+        let batch = crate::data::Batch {
+            images,
+            labels: vec![0; paths.len()],
+            size,
+            indices: (0..paths.len()).collect(),
+        };
         Ok(self.probs_for_batch(&batch))
     }
 
@@ -75,7 +91,10 @@ impl Predictor {
     pub fn probs_for_batch(&self, batch: &crate::data::Batch) -> Vec<Vec<f32>> {
         let logits = self.model.forward(batch.images(&self.device));
         let n_classes = self.config.vocab.len();
-        let flat: Vec<f32> = softmax(logits, 1).into_data().try_to_vec().unwrap_or_default();
+        let flat: Vec<f32> = softmax(logits, 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
         flat.chunks(n_classes).map(|c| c.to_vec()).collect()
     }
 
@@ -92,7 +111,14 @@ impl Predictor {
     /// The `k` most probable classes for each image file.
     pub fn predict(&self, paths: &[PathBuf], k: usize) -> Result<Vec<Prediction>> {
         let probs = self.probs_for_files(paths)?;
-        Ok(paths.iter().zip(probs).map(|(path, p)| Prediction { path: path.clone(), top: top_k(&p, &self.config.vocab, k) }).collect())
+        Ok(paths
+            .iter()
+            .zip(probs)
+            .map(|(path, p)| Prediction {
+                path: path.clone(),
+                top: top_k(&p, &self.config.vocab, k),
+            })
+            .collect())
     }
 }
 
@@ -100,5 +126,11 @@ impl Predictor {
 pub fn top_k(probs: &[f32], vocab: &[String], k: usize) -> Vec<ClassProb> {
     let mut idx: Vec<usize> = (0..probs.len()).collect();
     idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    idx.into_iter().take(k).map(|i| ClassProb { class: vocab[i].clone(), prob: probs[i] }).collect()
+    idx.into_iter()
+        .take(k)
+        .map(|i| ClassProb {
+            class: vocab[i].clone(),
+            prob: probs[i],
+        })
+        .collect()
 }

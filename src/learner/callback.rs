@@ -30,7 +30,11 @@ pub struct FitState {
 impl FitState {
     /// Training progress in 0..1 (fastai's `pct_train`).
     pub fn pct_train(&self) -> f64 {
-        if self.n_iter == 0 { 0.0 } else { self.iter as f64 / self.n_iter as f64 }
+        if self.n_iter == 0 {
+            0.0
+        } else {
+            self.iter as f64 / self.n_iter as f64
+        }
     }
 }
 

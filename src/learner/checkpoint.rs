@@ -32,15 +32,25 @@ pub struct CheckpointState {
 
 /// Writes the model, optimizer and state into `dir`: new files first, then `checkpoint.json`
 /// by rename (the commit point), then the previous epoch's files are removed.
-pub fn save(dir: &Path, model: &ImageClassifier, optim: &ModuleOptimizer, mut state: CheckpointState) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    model: &ImageClassifier,
+    optim: &ModuleOptimizer,
+    mut state: CheckpointState,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = load_state(dir).ok();
     state.model_file = format!("model-e{}.bpk", state.epochs_done);
     state.optim_file = format!("optim-e{}.bpk", state.epochs_done);
     let model_path = dir.join(&state.model_file);
-    model.clone().save_file(&model_path).map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+    model
+        .clone()
+        .save_file(&model_path)
+        .map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
     let optim_path = dir.join(&state.optim_file);
-    optim.save(&optim_path).map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+    optim
+        .save(&optim_path)
+        .map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
     let json = serde_json::to_vec(&state).map_err(|e| Error::model(dir, e.to_string()))?;
     write_atomic(&dir.join(STATE_FILE), &json)?;
     if let Some(prev) = previous {
@@ -57,16 +67,25 @@ pub fn save(dir: &Path, model: &ImageClassifier, optim: &ModuleOptimizer, mut st
 pub fn load_state(dir: &Path) -> Result<CheckpointState> {
     let path = dir.join(STATE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))
 }
 
 /// Loads the checkpoint of `dir` into `model` and `optim`.
-pub fn load(dir: &Path, model: ImageClassifier, optim: ModuleOptimizer) -> Result<(ImageClassifier, ModuleOptimizer, CheckpointState)> {
+pub fn load(
+    dir: &Path,
+    model: ImageClassifier,
+    optim: ModuleOptimizer,
+) -> Result<(ImageClassifier, ModuleOptimizer, CheckpointState)> {
     let state = load_state(dir)?;
     let model_path: PathBuf = dir.join(&state.model_file);
-    let model = model.try_load_file(&model_path).map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+    let model = model
+        .try_load_file(&model_path)
+        .map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
     let optim_path = dir.join(&state.optim_file);
-    let optim = optim.load(&optim_path).map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+    let optim = optim
+        .load(&optim_path)
+        .map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
     Ok((model, optim, state))
 }
 

@@ -44,7 +44,13 @@ pub struct Learner {
 
 impl Learner {
     /// A learner for `model` (built on `device`, which must have autodiff enabled).
-    pub fn new(model: ImageClassifier, dls: DataLoaders, adam: AdamConfig, device: &Device, seed: u64) -> Self {
+    pub fn new(
+        model: ImageClassifier,
+        dls: DataLoaders,
+        adam: AdamConfig,
+        device: &Device,
+        seed: u64,
+    ) -> Self {
         let (optim, mom) = Adam::module_optimizer(adam);
         Self {
             model,
@@ -62,11 +68,21 @@ impl Learner {
     }
 
     /// Seeds `device`, builds the model from `config` on it (with autodiff) and wraps it.
-    pub fn from_config(config: &ClassifierConfig, dls: DataLoaders, device: &Device, seed: u64) -> Result<Self> {
+    pub fn from_config(
+        config: &ClassifierConfig,
+        dls: DataLoaders,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
         let device = device.clone().autodiff();
         device.seed(seed);
         let model = config.init(&device)?;
         Ok(Self::new(model, dls, AdamConfig::default(), &device, seed))
+    }
+
+    /// The optimizer (its state is part of every checkpoint).
+    pub fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optim
     }
 
     /// The training device (with autodiff).
@@ -114,7 +130,12 @@ impl Learner {
         result
     }
 
-    fn run_epochs(&mut self, cbs: &mut [Box<dyn Callback>], st: &mut FitState, start: usize) -> Result<()> {
+    fn run_epochs(
+        &mut self,
+        cbs: &mut [Box<dyn Callback>],
+        st: &mut FitState,
+        start: usize,
+    ) -> Result<()> {
         cbs.iter_mut().for_each(|cb| cb.before_fit(st));
         for epoch in start..st.n_epochs {
             st.epoch = epoch;
@@ -123,7 +144,8 @@ impl Learner {
             self.device.seed(mix(self.seed, self.epochs_done as u64, 1));
             let (mut loss_sum, mut n) = (0.0, 0usize);
             for mut batch in self.dls.train.iter(self.epochs_done) {
-                cbs.iter_mut().for_each(|cb| cb.before_batch(st, &mut batch));
+                cbs.iter_mut()
+                    .for_each(|cb| cb.before_batch(st, &mut batch));
                 let loss = self.train_step(&batch, st.lr, st.mom);
                 st.loss = loss;
                 cbs.iter_mut().for_each(|cb| cb.after_loss(st, loss));
@@ -176,13 +198,26 @@ impl Learner {
 
     /// One optimizer step on `batch`; returns the batch loss.
     fn train_step(&mut self, batch: &Batch, lr: f64, mom: f64) -> f64 {
-        self.step_tensors(batch.images(&self.device), batch.targets(&self.device), lr, mom)
+        self.step_tensors(
+            batch.images(&self.device),
+            batch.targets(&self.device),
+            lr,
+            mom,
+        )
     }
 
     /// One optimizer step on device tensors at learning rate `lr` and momentum `mom`; returns the loss.
-    pub fn step_tensors(&mut self, images: Tensor<4>, targets: Tensor<1, Int>, lr: f64, mom: f64) -> f64 {
+    pub fn step_tensors(
+        &mut self,
+        images: Tensor<4>,
+        targets: Tensor<1, Int>,
+        lr: f64,
+        mom: f64,
+    ) -> f64 {
         let logits = self.model.forward(images);
-        let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&self.device)
+            .forward(logits, targets);
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.mom.set(mom);
@@ -199,13 +234,20 @@ impl Learner {
         for batch in self.dls.valid.iter(0) {
             let logits = model.forward(batch.images(&device));
             let targets = batch.targets(&device);
-            let loss = f64::from(ce.forward(logits.clone(), targets.clone()).into_scalar::<f32>());
+            let loss = f64::from(
+                ce.forward(logits.clone(), targets.clone())
+                    .into_scalar::<f32>(),
+            );
             let pred = logits.argmax(1).reshape([batch.len()]);
             correct += pred.equal(targets).int().sum().into_scalar::<i64>();
             loss_sum += loss * batch.len() as f64;
             n += batch.len();
         }
-        if n == 0 { (f64::NAN, f64::NAN) } else { (loss_sum / n as f64, correct as f64 / n as f64) }
+        if n == 0 {
+            (f64::NAN, f64::NAN)
+        } else {
+            (loss_sum / n as f64, correct as f64 / n as f64)
+        }
     }
 
     /// Restores the state of a checkpoint folder into this learner; returns it.

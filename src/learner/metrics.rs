@@ -58,7 +58,10 @@ impl Recorder {
 
 /// Header of the training table, fastai style.
 pub fn table_header() -> String {
-    format!("{:>5}  {:>10}  {:>10}  {:>8}  {:>10}  {:>6}", "epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time")
+    format!(
+        "{:>5}  {:>10}  {:>10}  {:>8}  {:>10}  {:>6}",
+        "epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"
+    )
 }
 
 /// One row of the training table.
@@ -66,6 +69,12 @@ pub fn table_row(m: &EpochMetrics) -> String {
     let secs = m.seconds.round() as u64;
     format!(
         "{:>5}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
-        m.epoch, m.train_loss, m.valid_loss, m.accuracy, m.error_rate, secs / 60, secs % 60
+        m.epoch,
+        m.train_loss,
+        m.valid_loss,
+        m.accuracy,
+        m.error_rate,
+        secs / 60,
+        secs % 60
     )
 }

@@ -23,7 +23,12 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { mom: 0.9, sqr_mom: 0.99, eps: 1e-5, wd: 0.01 }
+        Self {
+            mom: 0.9,
+            sqr_mom: 0.99,
+            eps: 1e-5,
+            wd: 0.01,
+        }
     }
 }
 
@@ -55,14 +60,21 @@ pub struct Adam {
 impl Adam {
     /// Adam for a group whose learning rate is `lr_mult` × the scheduled one.
     pub fn new(config: AdamConfig, lr_mult: f64, mom: Arc<Momentum>) -> Self {
-        Self { config, lr_mult, mom }
+        Self {
+            config,
+            lr_mult,
+            mom,
+        }
     }
 
     /// A whole-model optimizer with one group, and the handle to its momentum.
     pub fn module_optimizer(config: AdamConfig) -> (ModuleOptimizer, Arc<Momentum>) {
         let mom = Arc::new(Momentum::default());
         mom.set(config.mom);
-        (ModuleOptimizer::from(Adam::new(config, 1.0, mom.clone())), mom)
+        (
+            ModuleOptimizer::from(Adam::new(config, 1.0, mom.clone())),
+            mom,
+        )
     }
 }
 
@@ -82,7 +94,11 @@ impl Optimizer for Adam {
         let sq = grad.clone().square().mul_scalar(1.0 - c.sqr_mom);
         let g = grad.mul_scalar(1.0 - mom);
         let (time, m, v) = match state {
-            Some(s) => (s.time + 1, s.moment_1.mul_scalar(mom) + g, s.moment_2.mul_scalar(c.sqr_mom) + sq),
+            Some(s) => (
+                s.time + 1,
+                s.moment_1.mul_scalar(mom) + g,
+                s.moment_2.mul_scalar(c.sqr_mom) + sq,
+            ),
             None => (1, g, sq),
         };
         let debias1 = 1.0 - mom.powi(time as i32);
@@ -90,8 +106,15 @@ impl Optimizer for Adam {
         let wd = if D > 1 { c.wd } else { 0.0 };
         let denom = v.clone().div_scalar(debias2).sqrt().add_scalar(c.eps);
         let update = m.clone().div(denom).mul_scalar(lr / debias1);
-        let decayed = if wd == 0.0 { tensor } else { tensor.mul_scalar(1.0 - lr * wd) };
-        (decayed - update, Some(AdaptiveMomentumState::new(time, m, v)))
+        let decayed = if wd == 0.0 {
+            tensor
+        } else {
+            tensor.mul_scalar(1.0 - lr * wd)
+        };
+        (
+            decayed - update,
+            Some(AdaptiveMomentumState::new(time, m, v)),
+        )
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -24,9 +24,11 @@ impl Callback for Progress {
     fn before_epoch(&mut self, state: &mut FitState) {
         let bar = ProgressBar::new(state.iters_per_epoch as u64);
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(format!("{}/{}", state.epoch + 1, state.n_epochs));
         self.bar = Some(bar);

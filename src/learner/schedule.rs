@@ -37,12 +37,24 @@ pub struct OneCycle {
 impl OneCycle {
     /// One-cycle with fastai's defaults around `lr_max`.
     pub fn new(lr_max: f64) -> Self {
-        Self { lr_max, div: 25.0, div_final: 1e5, pct_start: 0.25, moms: (0.95, 0.85, 0.95) }
+        Self {
+            lr_max,
+            div: 25.0,
+            div_final: 1e5,
+            pct_start: 0.25,
+            moms: (0.95, 0.85, 0.95),
+        }
     }
 
     /// Learning rate at progress `pos`.
     pub fn lr(&self, pos: f64) -> f64 {
-        combined_cos(self.pct_start, self.lr_max / self.div, self.lr_max, self.lr_max / self.div_final, pos)
+        combined_cos(
+            self.pct_start,
+            self.lr_max / self.div,
+            self.lr_max,
+            self.lr_max / self.div_final,
+            pos,
+        )
     }
 
     /// Momentum at progress `pos`.

@@ -48,7 +48,9 @@ impl FromStr for Arch {
             "resnet18" => Ok(Arch::Resnet18),
             "resnet34" => Ok(Arch::Resnet34),
             "resnet50" => Ok(Arch::Resnet50),
-            other => Err(Error::Config(format!("unknown architecture {other:?} (resnet18, resnet34, resnet50)"))),
+            other => Err(Error::Config(format!(
+                "unknown architecture {other:?} (resnet18, resnet34, resnet50)"
+            ))),
         }
     }
 }
@@ -89,7 +91,10 @@ impl ClassifierConfig {
     /// Builds the model with Kaiming initialisation.
     pub fn init(&self, device: &Device) -> Result<ImageClassifier> {
         if self.n_classes < 2 {
-            return Err(Error::Config(format!("need at least 2 classes, got {}", self.n_classes)));
+            return Err(Error::Config(format!(
+                "need at least 2 classes, got {}",
+                self.n_classes
+            )));
         }
         let body = self.body();
         Ok(ImageClassifier {

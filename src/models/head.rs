@@ -2,7 +2,9 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
+};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -41,8 +43,16 @@ pub struct Head {
 impl HeadConfig {
     /// Builds the head with Kaiming-normal linear weights (fastai's `apply_init`).
     pub fn init(&self, device: &Device) -> Head {
-        let kaiming = Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: false };
-        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).with_initializer(kaiming.clone()).init(device);
+        let kaiming = Initializer::KaimingNormal {
+            gain: std::f64::consts::SQRT_2,
+            fan_out_only: false,
+        };
+        let lin = |i, o| {
+            LinearConfig::new(i, o)
+                .with_bias(false)
+                .with_initializer(kaiming.clone())
+                .init(device)
+        };
         let nf = 2 * self.n_features;
         Head {
             bn1: bn(nf, device),

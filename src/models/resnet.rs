@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 
 /// torchvision's init for convolutions: Kaiming-normal, fan-out, ReLU gain.
 fn kaiming_fan_out() -> Initializer {
-    Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: true }
+    Initializer::KaimingNormal {
+        gain: std::f64::consts::SQRT_2,
+        fan_out_only: true,
+    }
 }
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize) -> Conv2dConfig {
@@ -135,7 +138,9 @@ impl ResNetConfig {
             18 => Ok(([2, 2, 2, 2], false)),
             34 => Ok(([3, 4, 6, 3], false)),
             50 => Ok(([3, 4, 6, 3], true)),
-            d => Err(Error::Config(format!("ResNet depth {d} is not one of 18, 34, 50"))),
+            d => Err(Error::Config(format!(
+                "ResNet depth {d} is not one of 18, 34, 50"
+            ))),
         }
     }
 
@@ -154,7 +159,13 @@ impl ResNetConfig {
         let mut stage = |planes: usize, n: usize, stride: usize| -> Vec<Block> {
             (0..n)
                 .map(|i| {
-                    let b = Block::new(c_in, planes, if i == 0 { stride } else { 1 }, bottleneck, device);
+                    let b = Block::new(
+                        c_in,
+                        planes,
+                        if i == 0 { stride } else { 1 },
+                        bottleneck,
+                        device,
+                    );
                     c_in = planes * expansion;
                     b
                 })
@@ -182,7 +193,9 @@ impl ResNetConfig {
 impl ResNet {
     /// Feature map `[n, out_channels, h/32, w/32]` of a `[n, 3, h, w]` batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut x = self
+            .maxpool
+            .forward(relu(self.bn1.forward(self.conv1.forward(x))));
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in layer {
                 x = block.forward(x);

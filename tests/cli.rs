@@ -1,0 +1,96 @@
+//! The CLI end to end on a tiny folder: train, predict, evaluate, resume errors.
+
+mod common;
+
+use std::process::Command;
+
+fn fastvision(cwd: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn train_predict_evaluate_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    common::tiny_dataset(&data, 2, 12, 6);
+    std::fs::write(data.join("train/bag/broken.jpg"), b"nope").unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train", "photos", "--epochs", "2", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", "r1",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("train_loss") && out.contains("accuracy"),
+        "table printed: {out}"
+    );
+    assert!(out.contains("broken.jpg"), "skipped file named: {out}");
+    let run = dir.path().join("runs/r1");
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "log.json",
+        "loss.png",
+        "skipped.txt",
+        "train.json",
+        "checkpoint/checkpoint.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f} written");
+    }
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("log.json")).unwrap()).unwrap();
+    assert_eq!(log["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(log["batches"].as_array().unwrap().len(), 2 * 3);
+
+    let img = std::fs::read_dir(data.join("valid/bag"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "predict",
+            "runs/r1",
+            img.to_str().unwrap(),
+            "--json",
+            "-k",
+            "2",
+        ],
+    );
+    assert!(ok, "{out}");
+    let preds: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top = preds[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 2);
+    let total: f64 = top.iter().map(|c| c["prob"].as_f64().unwrap()).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-4,
+        "two classes: probabilities sum to 1"
+    );
+
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/r1", "photos"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("12 images, accuracy"), "{out}");
+    assert!(run.join("confusion.png").is_file());
+
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["train", "photos", "--name", "r1", "--epochs", "1"],
+    );
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = fastvision(dir.path(), &["predict", "runs/r1", "photos/missing.png"]);
+    assert!(!ok && out.contains("missing.png"), "{out}");
+}

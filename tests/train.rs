@@ -1,0 +1,157 @@
+//! Training: a tiny ResNet overfits, bundles round-trip, and an interrupted run resumes.
+
+mod common;
+
+use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
+use fastvision::infer::{BundleConfig, Predictor, save_bundle};
+use fastvision::learner::{Callback, EpochMetrics, FitState, Learner, Schedule};
+use fastvision::models::{Arch, ClassifierConfig};
+use fastvision::run::{self, TrainConfig};
+
+/// burn's device RNG (init, dropout) is global: tests that seed it must not run at once.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tiny_model(n_classes: usize) -> ClassifierConfig {
+    ClassifierConfig::new(Arch::Resnet18, n_classes)
+        .with_width(8)
+        .with_hidden(32)
+}
+
+#[test]
+fn a_tiny_resnet_overfits_twenty_images() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 2, 10, 1);
+    let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+    let mut data = data.clone();
+    data.valid = data.train.clone();
+    let plain = ItemTransform::valid(32);
+    let dls = DataLoaders::with_transforms(&data, plain, plain, 10, 0);
+    let mut learner =
+        Learner::from_config(&tiny_model(2).with_ps(0.0), dls, &fastvision::device(), 0).unwrap();
+    learner
+        .fit(20, Schedule::Constant { lr: 3e-3, mom: 0.9 })
+        .unwrap();
+    let losses: Vec<f64> = learner.recorder.batches.iter().map(|b| b.loss).collect();
+    assert_eq!(losses.len(), 40);
+    assert!(
+        losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
+        "loss falls: {losses:?}"
+    );
+    let (_, acc) = learner.validate();
+    assert_eq!(acc, 1.0, "all 20 training images right after 40 steps");
+}
+
+#[test]
+fn a_saved_bundle_predicts_exactly_as_the_trained_model() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 3, 8, 4);
+    let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+    let dls = DataLoaders::from_folder(&data, 32, 8, 1);
+    let config = tiny_model(3);
+    let mut learner = Learner::from_config(&config, dls.clone(), &fastvision::device(), 1).unwrap();
+    learner.fit_one_cycle(1, 1e-3).unwrap();
+    let bundle = BundleConfig {
+        model: config,
+        size: 32,
+        normalize: dls.normalize,
+        vocab: dls.vocab.clone(),
+    };
+    let out = dir.path().join("bundle");
+    save_bundle(&out, &learner.model, &bundle).unwrap();
+    let device = fastvision::device();
+    let before =
+        Predictor::new(learner.model.clone(), bundle.clone(), &device).get_preds(&dls.valid);
+    let loaded = Predictor::load(&out, &device).unwrap();
+    assert_eq!(loaded.config, bundle);
+    let after = loaded.get_preds(&dls.valid);
+    assert_eq!(before.1, after.1);
+    assert_eq!(
+        before.0, after.0,
+        "identical probabilities after save → load"
+    );
+}
+
+/// Ends the fit after `after` epochs, as an interruption would.
+struct StopAfter(usize);
+
+impl Callback for StopAfter {
+    fn after_epoch(&mut self, state: &mut FitState, _m: &EpochMetrics) {
+        if state.epoch + 1 >= self.0 {
+            state.stop = true;
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_one() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("data"), 2, 12, 4);
+    let config = TrainConfig {
+        data: Some(dir.path().join("data")),
+        width: 8,
+        size: Some(32),
+        epochs: 3,
+        bs: 8,
+        ..TrainConfig::default()
+    };
+    let device = fastvision::device();
+
+    let full = run::train(&config, &dir.path().join("full"), &device, vec![]).unwrap();
+    let interrupted = dir.path().join("interrupted");
+    run::train(&config, &interrupted, &device, vec![Box::new(StopAfter(1))]).unwrap();
+    let state =
+        fastvision::learner::checkpoint::load_state(&interrupted.join("checkpoint")).unwrap();
+    assert_eq!(state.epochs_done, 1);
+    let resumed = run::resume(&interrupted, &device, vec![]).unwrap();
+
+    let log = |p: &std::path::Path| -> fastvision::learner::Recorder {
+        serde_json::from_slice(&std::fs::read(p.join("log.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (log(&full.dir), log(&resumed.dir));
+    assert_eq!(
+        b.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(a.batches.len(), b.batches.len());
+    let ipe = 3;
+    for (x, y) in a.batches.iter().zip(&b.batches) {
+        assert!(
+            (x.lr - y.lr).abs() < 1e-15 && (x.mom - y.mom).abs() < 1e-15,
+            "schedule continues where it stopped"
+        );
+    }
+    for i in 0..=ipe {
+        let (x, y) = (a.batches[i].loss, b.batches[i].loss);
+        assert!(
+            (x - y).abs() < 1e-4,
+            "batch {i}: weights, data order and dropout restored: {x} vs {y}"
+        );
+    }
+    let (la, lb) = (a.epochs[2].train_loss, b.epochs[2].train_loss);
+    assert!(
+        (la - lb).abs() < 0.1 * la,
+        "the resumed run trains like the uninterrupted one: {la} vs {lb}"
+    );
+}
+
+#[test]
+fn a_run_folder_is_never_overwritten() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("taken")).unwrap();
+    let err = run::train(
+        &TrainConfig::default(),
+        &dir.path().join("taken"),
+        &fastvision::device(),
+        vec![],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
