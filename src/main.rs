@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 use fastvision::data::{ImageFolder, SplitConfig, skipped_report};
 use fastvision::infer::{Predictor, evaluate};
 use fastvision::learner::Callback;
+use fastvision::learner::Lrs;
 use fastvision::learner::progress::Progress;
 use fastvision::models::Arch;
 use fastvision::report::plot::plot_confusion;
-use fastvision::run::{self, TrainConfig};
+use fastvision::run::{self, ScheduleKind, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -51,12 +52,15 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         bs: usize,
     },
+    /// LR range test: suggestions printed, plot in the run folder.
+    LrFind(DataArgs),
     /// Measure loader, training and inference throughput and peak memory.
     Bench(fastvision::bench::BenchArgs),
 }
 
+/// What to train on and how big: shared by `train` and `lr-find`.
 #[derive(clap::Args)]
-struct TrainArgs {
+struct DataArgs {
     /// Dataset folder: DIR/train/<class>/ + DIR/valid/<class>/, or DIR/<class>/ (split by --valid-pct).
     dir: Option<PathBuf>,
     /// Architecture: resnet18, resnet34 or resnet50.
@@ -65,15 +69,9 @@ struct TrainArgs {
     /// Image side in pixels [default: 64, or the data's own size if smaller].
     #[arg(long)]
     size: Option<u32>,
-    /// Epochs of one-cycle training.
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     bs: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
     /// Seed for the split, shuffling, augmentation and initialisation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -86,12 +84,60 @@ struct TrainArgs {
     /// Run folder name under ./runs [default: a timestamp].
     #[arg(long)]
     name: Option<String>,
-    /// Continue the interrupted run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["dir", "name"])]
-    resume: Option<PathBuf>,
     /// Width of the ResNet stem (64 = torchvision; smaller trains faster, for experiments).
     #[arg(long, default_value_t = 64, hide = true)]
     width: usize,
+}
+
+impl DataArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            data: self.dir.clone(),
+            arch: self.arch,
+            width: self.width,
+            size: self.size,
+            bs: self.bs,
+            seed: self.seed,
+            valid_pct: self.valid_pct,
+            min_scale: self.min_scale,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        PathBuf::from("runs").join(self.name.clone().unwrap_or_else(run::timestamp_name))
+    }
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Epochs (with --schedule sgdr the cycles decide).
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Learning rate: a number, LO:HI spread over the layer groups, :HI (HI/10 for the body), or
+    /// `auto` (run the LR finder and use its valley suggestion).
+    #[arg(long, default_value = "1e-3")]
+    lr: String,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::OneCycle)]
+    schedule: ScheduleKind,
+    /// SGDR: number of cycles.
+    #[arg(long, default_value_t = 3)]
+    cycles: usize,
+    /// SGDR: epochs of the first cycle.
+    #[arg(long, default_value_t = 1)]
+    cycle_len: usize,
+    /// SGDR: length multiplier of each next cycle.
+    #[arg(long, default_value_t = 2)]
+    cycle_mult: usize,
+    /// fastai's fine_tune: one frozen epoch, then all layers at discriminative LRs.
+    #[arg(long)]
+    fine_tune: bool,
+    /// Continue the interrupted run in this folder from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["dir", "name"])]
+    resume: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -104,6 +150,7 @@ fn main() -> Result<()> {
             json,
         } => predict(run, images, top, json),
         Command::Evaluate { run, dir, bs } => evaluate_cmd(run, dir, bs),
+        Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
     }
 }
@@ -119,26 +166,39 @@ fn train(args: TrainArgs) -> Result<()> {
         println!("resuming {}", dir.display());
         run::resume(&dir, &device, callbacks)?
     } else {
+        let auto = args.lr.eq_ignore_ascii_case("auto");
         let config = TrainConfig {
-            data: args.dir.clone(),
-            arch: args.arch,
-            width: args.width,
-            size: args.size,
             epochs: args.epochs,
-            bs: args.bs,
-            lr: args.lr,
-            seed: args.seed,
-            valid_pct: args.valid_pct,
-            min_scale: args.min_scale,
+            lr: if auto {
+                Lrs::Single(1e-3)
+            } else {
+                args.lr.parse()?
+            },
+            lr_auto: auto,
+            schedule: args.schedule,
+            cycles: args.cycles,
+            cycle_len: args.cycle_len,
+            cycle_mult: args.cycle_mult,
+            fine_tune: args.fine_tune,
+            ..args.data.config()
         };
-        let name = args.name.unwrap_or_else(run::timestamp_name);
-        let dir = PathBuf::from("runs").join(name);
+        let dir = args.data.run_dir();
         match &config.data {
             Some(d) => println!("data: {}", d.display()),
             None => println!(
                 "data: bundled demo ({})",
                 fastvision::data::demo::demo_path()?.display()
             ),
+        }
+        for (i, stage) in config.plan().iter().enumerate() {
+            println!(
+                "stage {}: {} epochs, {:?}, lr {}{}",
+                i + 1,
+                stage.epochs,
+                stage.schedule,
+                stage.lrs,
+                if stage.frozen { ", body frozen" } else { "" }
+            );
         }
         run::train(&config, &dir, &device, callbacks)?
     };
@@ -227,5 +287,26 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
             skipped_report(&eval.skipped)
         );
     }
+    Ok(())
+}
+
+fn lr_find(args: DataArgs) -> Result<()> {
+    let dir = args.run_dir();
+    let found = run::lr_find(&args.config(), &dir, &fastvision::device())?;
+    let s = found.suggestions;
+    println!(
+        "LR finder over {} iterations{}",
+        found.lrs.len(),
+        if found.diverged {
+            " (stopped: loss diverged)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  valley  {:.2e}  (default)\n  steep   {:.2e}\n  minimum {:.2e}\n  slide   {:.2e}",
+        s.valley, s.steep, s.minimum, s.slide
+    );
+    println!("plot: {}", dir.join("lr_find.png").display());
     Ok(())
 }

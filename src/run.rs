@@ -12,9 +12,12 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, save_bundle};
 use crate::learner::checkpoint::{self, write_atomic};
-use crate::learner::{Callback, EpochMetrics, Learner, OneCycle, Schedule};
+use crate::learner::learner::{Stage, fine_tune_stages};
+use crate::learner::lr_find::{LrFind, LrFindConfig};
+use crate::learner::schedule::Sgdr;
+use crate::learner::{Callback, EpochMetrics, Learner, Lrs, OneCycle, Schedule};
 use crate::models::{Arch, ClassifierConfig};
-use crate::report::plot::plot_losses;
+use crate::report::plot::{plot_losses, plot_lr_find, plot_schedule};
 
 /// The training settings of a run (the CLI's flags), saved as `train.json` so it can resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,14 +34,60 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Batch size.
     pub bs: usize,
-    /// Peak learning rate of the one-cycle schedule.
-    pub lr: f64,
+    /// Learning rate(s): the schedule's peak, or a range over the parameter groups.
+    pub lr: Lrs,
+    /// Run the LR finder first and train at its valley suggestion (`--lr auto`).
+    #[serde(default)]
+    pub lr_auto: bool,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleKind,
+    /// SGDR: number of cycles.
+    #[serde(default = "one")]
+    pub cycles: usize,
+    /// SGDR: epochs of the first cycle.
+    #[serde(default = "one")]
+    pub cycle_len: usize,
+    /// SGDR: growth of each cycle.
+    #[serde(default = "two")]
+    pub cycle_mult: usize,
+    /// Use fastai's `fine_tune` (frozen epoch, then unfrozen with discriminative LRs).
+    #[serde(default)]
+    pub fine_tune: bool,
+    /// Epochs with the body frozen, for `fine_tune` (fastai: 1).
+    #[serde(default = "one")]
+    pub freeze_epochs: usize,
     /// Seed of everything random.
     pub seed: u64,
     /// Validation fraction when the data has no `valid/` folder.
     pub valid_pct: f64,
     /// Smallest crop area of RandomResizedCrop (fastai: 0.08).
     pub min_scale: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn two() -> usize {
+    2
+}
+
+/// The schedules `train --schedule` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// fastai's fit_one_cycle.
+    #[default]
+    OneCycle,
+    /// Cosine cycles with warm restarts (fit_sgdr).
+    Sgdr,
+    /// Flat, then cosine (fit_flat_cos).
+    FlatCos,
+    /// Cosine annealing to 0.
+    Cosine,
+    /// Constant learning rate.
+    Constant,
 }
 
 impl Default for TrainConfig {
@@ -50,11 +99,57 @@ impl Default for TrainConfig {
             size: None,
             epochs: 5,
             bs: 64,
-            lr: 1e-3,
+            lr: Lrs::Single(1e-3),
+            lr_auto: false,
+            schedule: ScheduleKind::OneCycle,
+            cycles: 1,
+            cycle_len: 1,
+            cycle_mult: 2,
+            fine_tune: false,
+            freeze_epochs: 1,
             seed: 42,
             valid_pct: 0.2,
             min_scale: 0.08,
         }
+    }
+}
+
+impl TrainConfig {
+    /// The fits this configuration runs, in order.
+    pub fn plan(&self) -> Vec<Stage> {
+        if self.fine_tune {
+            return fine_tune_stages(self.epochs, self.lr.max(), self.freeze_epochs, 100.0);
+        }
+        let lr = self.lr.max();
+        let (epochs, schedule) = match self.schedule {
+            ScheduleKind::OneCycle => (self.epochs, Schedule::OneCycle(OneCycle::new(lr))),
+            ScheduleKind::Sgdr => {
+                let sgdr = Sgdr {
+                    lr_max: lr,
+                    n_cycles: self.cycles,
+                    cycle_len: self.cycle_len,
+                    cycle_mult: self.cycle_mult,
+                };
+                (sgdr.n_epochs(), Schedule::Sgdr { sgdr, mom: 0.9 })
+            }
+            ScheduleKind::FlatCos => (
+                self.epochs,
+                Schedule::FlatCos {
+                    lr,
+                    pct_start: 0.75,
+                    div_final: 1e5,
+                    mom: 0.9,
+                },
+            ),
+            ScheduleKind::Cosine => (self.epochs, Schedule::Cosine { lr, mom: 0.9 }),
+            ScheduleKind::Constant => (self.epochs, Schedule::Constant { lr, mom: 0.9 }),
+        };
+        vec![Stage {
+            epochs,
+            schedule,
+            lrs: self.lr,
+            frozen: false,
+        }]
     }
 }
 
@@ -151,10 +246,62 @@ pub fn train(
     write_atomic(&run_dir.join("train.json"), &json)?;
     write_skipped(run_dir, &p.data)?;
     let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
+    let mut config = config.clone();
+    if config.lr_auto {
+        let found = lr_find_into(&mut learner, run_dir)?;
+        config.lr = Lrs::Single(found.suggestions.valley);
+        config.lr_auto = false;
+        println!(
+            "--lr auto: the LR finder suggests {:.2e} (valley); training with it",
+            found.suggestions.valley
+        );
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
+        write_atomic(&run_dir.join("train.json"), &json)?;
+    }
     learner.checkpoint_dir = Some(run_dir.join("checkpoint"));
     learner.callbacks = callbacks;
-    learner.fit(config.epochs, schedule(config))?;
+    execute(&mut learner, &config.plan(), 0, 0)?;
     finish(run_dir, &learner, &p, t0)
+}
+
+/// Runs the stages of `plan` from stage `from_stage`, epoch `from_epoch`.
+fn execute(
+    learner: &mut Learner,
+    plan: &[Stage],
+    from_stage: usize,
+    from_epoch: usize,
+) -> Result<()> {
+    for (i, stage) in plan.iter().enumerate().skip(from_stage) {
+        learner.stage = i;
+        let start = if i == from_stage { from_epoch } else { 0 };
+        if start < stage.epochs {
+            learner.run_stage(stage, start)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the LR finder on `learner` and writes `lr_find.json` and `lr_find.png` into `dir`.
+pub fn lr_find_into(learner: &mut Learner, dir: &Path) -> Result<LrFind> {
+    let found = learner.lr_find(LrFindConfig::default())?;
+    let json = serde_json::to_vec_pretty(&found).map_err(|e| Error::Config(e.to_string()))?;
+    write_atomic(&dir.join("lr_find.json"), &json)?;
+    plot_lr_find(&found, &dir.join("lr_find.png"))?;
+    Ok(found)
+}
+
+/// `fastvision lr-find`: the range test alone on a new run folder.
+pub fn lr_find(config: &TrainConfig, run_dir: &Path, device: &Device) -> Result<LrFind> {
+    if run_dir.exists() {
+        return Err(Error::Config(format!(
+            "run folder {} already exists: choose another --name",
+            run_dir.display()
+        )));
+    }
+    let p = prepare(config)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    let mut learner = Learner::from_config(&p.model, p.dls, device, config.seed)?;
+    lr_find_into(&mut learner, run_dir)
 }
 
 /// Resumes the run in `run_dir` from its last checkpoint and finishes it.
@@ -174,19 +321,18 @@ pub fn resume(
     let state = learner.load_checkpoint(&ckpt)?;
     learner.checkpoint_dir = Some(ckpt);
     learner.callbacks = callbacks;
-    if state.stage_epochs_done < config.epochs {
-        learner.fit_from(config.epochs, schedule(&config), state.stage_epochs_done)?;
-    }
+    execute(
+        &mut learner,
+        &config.plan(),
+        state.stage,
+        state.stage_epochs_done,
+    )?;
     finish(run_dir, &learner, &p, t0)
 }
 
 /// Whether `run_dir` holds a committed checkpoint.
 pub fn has_checkpoint(run_dir: &Path) -> bool {
     checkpoint::load_state(&run_dir.join("checkpoint")).is_ok()
-}
-
-fn schedule(config: &TrainConfig) -> Schedule {
-    Schedule::OneCycle(OneCycle::new(config.lr))
 }
 
 fn write_skipped(run_dir: &Path, data: &ImageFolder) -> Result<()> {
@@ -206,6 +352,7 @@ fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Resul
         serde_json::to_vec_pretty(&learner.recorder).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join("log.json"), &log)?;
     plot_losses(&learner.recorder, &run_dir.join("loss.png"))?;
+    plot_schedule(&learner.recorder, &run_dir.join("lr.png"))?;
     let mut skipped = p.data.skipped.clone();
     skipped.extend(p.dls.train.failed());
     skipped.extend(p.dls.valid.failed());

@@ -94,3 +94,89 @@ fn train_predict_evaluate_from_the_command_line() {
     let (ok, out) = fastvision(dir.path(), &["predict", "runs/r1", "photos/missing.png"]);
     assert!(!ok && out.contains("missing.png"), "{out}");
 }
+
+#[test]
+fn lr_find_lr_auto_sgdr_and_fine_tune_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("photos"), 2, 16, 4);
+    let small = ["--bs", "8", "--size", "32", "--width", "8"];
+    let args = |extra: &[&'static str]| -> Vec<&'static str> { [extra, &small[..]].concat() };
+
+    let (ok, out) = fastvision(dir.path(), &args(&["lr-find", "photos", "--name", "f"]));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("valley")
+            && out.contains("steep")
+            && out.contains("minimum")
+            && out.contains("slide"),
+        "{out}"
+    );
+    assert!(dir.path().join("runs/f/lr_find.png").is_file());
+
+    let (ok, out) = fastvision(
+        dir.path(),
+        &args(&[
+            "train",
+            "photos",
+            "--name",
+            "s",
+            "--lr",
+            "auto",
+            "--schedule",
+            "sgdr",
+            "--cycles",
+            "2",
+        ]),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("--lr auto: the LR finder suggests"), "{out}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/s/log.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        log["epochs"].as_array().unwrap().len(),
+        3,
+        "SGDR with 2 cycles of 1 and 2 epochs"
+    );
+    let lrs: Vec<f64> = log["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["lr"].as_f64().unwrap())
+        .collect();
+    assert!(
+        lrs[4] > lrs[3],
+        "the learning rate restarts at the second cycle: {lrs:?}"
+    );
+    assert!(
+        dir.path().join("runs/s/lr.png").is_file()
+            && dir.path().join("runs/s/lr_find.png").is_file()
+    );
+
+    let (ok, out) = fastvision(
+        dir.path(),
+        &args(&[
+            "train",
+            "photos",
+            "--name",
+            "ft",
+            "--fine-tune",
+            "--epochs",
+            "1",
+            "--lr",
+            "2e-3",
+        ]),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("body frozen"), "{out}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/ft/log.json")).unwrap())
+            .unwrap();
+    let stages: Vec<u64> = log["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stage"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stages, vec![0, 1], "one frozen epoch, then one unfrozen");
+}

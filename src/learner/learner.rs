@@ -1,7 +1,6 @@
 //! The `Learner`: model, data, optimizer, recorder and callbacks around one training loop.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -12,8 +11,9 @@ use burn::tensor::{Device, Int, Tensor};
 use super::callback::{Callback, FitState, ParamScheduler};
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
-use super::optimizer::{Adam, AdamConfig, Momentum};
-use super::schedule::{OneCycle, Schedule};
+use super::optimizer::{Adam, AdamConfig, AdamHandles};
+use super::param_groups::{Lrs, freeze_to, resnet_groups};
+use super::schedule::{OneCycle, Schedule, Sgdr};
 use crate::data::loader::mix;
 use crate::data::{Batch, DataLoaders};
 use crate::error::{Error, Result};
@@ -37,9 +37,10 @@ pub struct Learner {
     pub stage: usize,
     /// Where to write a checkpoint after every epoch, if anywhere.
     pub checkpoint_dir: Option<PathBuf>,
-    optim: ModuleOptimizer,
-    mom: Arc<Momentum>,
-    device: Device,
+    pub(crate) optim: ModuleOptimizer,
+    pub(crate) handles: AdamHandles,
+    pub(crate) groups: Vec<Vec<String>>,
+    pub(crate) device: Device,
 }
 
 impl Learner {
@@ -51,7 +52,8 @@ impl Learner {
         device: &Device,
         seed: u64,
     ) -> Self {
-        let (optim, mom) = Adam::module_optimizer(adam);
+        let groups = resnet_groups();
+        let (optim, handles) = Adam::module_optimizer(adam, &groups);
         Self {
             model,
             dls,
@@ -62,7 +64,8 @@ impl Learner {
             stage: 0,
             checkpoint_dir: None,
             optim,
-            mom,
+            handles,
+            groups,
             device: device.clone(),
         }
     }
@@ -90,9 +93,107 @@ impl Learner {
         &self.device
     }
 
+    /// Number of parameter groups (3 for a ResNet: stem–layer2, layer3–layer4, head).
+    pub fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Sets the learning-rate spread over the groups; the schedule then scales all of them.
+    pub fn set_lrs(&mut self, lrs: Lrs) {
+        let per_group = lrs.per_group(self.groups.len());
+        for (h, lr) in self.handles.lr_mults.iter().zip(per_group) {
+            h.set(lr / lrs.max());
+        }
+    }
+
+    /// The learning-rate multiplier of each group (1.0 for the head).
+    pub fn lr_mults(&self) -> Vec<f64> {
+        self.handles.lr_mults.iter().map(|h| h.get()).collect()
+    }
+
+    /// Trains only the groups from `n` on (BatchNorm layers stay trainable everywhere).
+    pub fn freeze_to(&mut self, n: usize) {
+        self.model = freeze_to(self.model.clone(), &self.groups, n);
+    }
+
+    /// Trains only the head (and BatchNorm), as fastai's `freeze`.
+    pub fn freeze(&mut self) {
+        self.freeze_to(self.groups.len() - 1);
+    }
+
+    /// Trains every parameter.
+    pub fn unfreeze(&mut self) {
+        self.freeze_to(0);
+    }
+
     /// fastai's `fit_one_cycle(n_epochs, lr_max)` with its default schedule.
-    pub fn fit_one_cycle(&mut self, n_epochs: usize, lr_max: f64) -> Result<()> {
-        self.fit(n_epochs, Schedule::OneCycle(OneCycle::new(lr_max)))
+    pub fn fit_one_cycle(&mut self, n_epochs: usize, lrs: impl Into<Lrs>) -> Result<()> {
+        let lrs = lrs.into();
+        self.set_lrs(lrs);
+        self.fit(n_epochs, Schedule::OneCycle(OneCycle::new(lrs.max())))
+    }
+
+    /// fastai's `fit_sgdr`: `n_cycles` cosine cycles restarting at `lr_max`.
+    pub fn fit_sgdr(
+        &mut self,
+        n_cycles: usize,
+        cycle_len: usize,
+        cycle_mult: usize,
+        lrs: impl Into<Lrs>,
+    ) -> Result<()> {
+        let lrs = lrs.into();
+        self.set_lrs(lrs);
+        let sgdr = Sgdr {
+            lr_max: lrs.max(),
+            n_cycles,
+            cycle_len,
+            cycle_mult,
+        };
+        self.fit(sgdr.n_epochs(), Schedule::Sgdr { sgdr, mom: 0.9 })
+    }
+
+    /// fastai's `fit_flat_cos`: flat for 75 % of training, then cosine annealing.
+    pub fn fit_flat_cos(&mut self, n_epochs: usize, lrs: impl Into<Lrs>) -> Result<()> {
+        let lrs = lrs.into();
+        self.set_lrs(lrs);
+        self.fit(
+            n_epochs,
+            Schedule::FlatCos {
+                lr: lrs.max(),
+                pct_start: 0.75,
+                div_final: 1e5,
+                mom: 0.9,
+            },
+        )
+    }
+
+    /// fastai's `fine_tune`: `freeze_epochs` of the head alone (one-cycle, pct_start 0.99), then
+    /// `epochs` of the whole model at `slice(base_lr/2/lr_mult, base_lr/2)` (pct_start 0.3, div 5).
+    pub fn fine_tune(
+        &mut self,
+        epochs: usize,
+        base_lr: f64,
+        freeze_epochs: usize,
+        lr_mult: f64,
+    ) -> Result<()> {
+        for stage in fine_tune_stages(epochs, base_lr, freeze_epochs, lr_mult) {
+            self.run_stage(&stage, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one stage of a training plan, from epoch `start` of it (resume).
+    pub fn run_stage(&mut self, stage: &Stage, start: usize) -> Result<()> {
+        if stage.epochs == 0 {
+            return Ok(());
+        }
+        if stage.frozen {
+            self.freeze()
+        } else {
+            self.unfreeze()
+        }
+        self.set_lrs(stage.lrs);
+        self.fit_from(stage.epochs, stage.schedule, start)
     }
 
     /// Trains for `n_epochs` following `schedule`.
@@ -220,7 +321,7 @@ impl Learner {
             .forward(logits, targets);
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.mom.set(mom);
+        self.handles.mom.set(mom);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         value
     }
@@ -260,4 +361,50 @@ impl Learner {
         self.stage = state.stage;
         Ok(state)
     }
+}
+
+/// One fit of a training plan: its epochs, schedule, learning-rate spread and whether the body is frozen.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stage {
+    /// Epochs of this fit.
+    pub epochs: usize,
+    /// Its schedule (peak = `lrs.max()`).
+    pub schedule: Schedule,
+    /// Learning rates of the groups.
+    pub lrs: Lrs,
+    /// Whether only the head (and BatchNorm) trains.
+    pub frozen: bool,
+}
+
+/// fastai's `fine_tune` recipe as two stages.
+pub fn fine_tune_stages(
+    epochs: usize,
+    base_lr: f64,
+    freeze_epochs: usize,
+    lr_mult: f64,
+) -> Vec<Stage> {
+    let frozen = OneCycle {
+        pct_start: 0.99,
+        ..OneCycle::new(base_lr)
+    };
+    let half = base_lr / 2.0;
+    let unfrozen = OneCycle {
+        pct_start: 0.3,
+        div: 5.0,
+        ..OneCycle::new(half)
+    };
+    vec![
+        Stage {
+            epochs: freeze_epochs,
+            schedule: Schedule::OneCycle(frozen),
+            lrs: Lrs::UpTo(base_lr),
+            frozen: true,
+        },
+        Stage {
+            epochs,
+            schedule: Schedule::OneCycle(unfrozen),
+            lrs: Lrs::Range(half / lr_mult, half),
+            frozen: false,
+        },
+    ]
 }

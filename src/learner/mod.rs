@@ -4,8 +4,10 @@ pub mod callback;
 pub mod checkpoint;
 #[allow(clippy::module_inception)]
 pub mod learner;
+pub mod lr_find;
 pub mod metrics;
 pub mod optimizer;
+pub mod param_groups;
 pub mod progress;
 pub mod schedule;
 
@@ -13,4 +15,5 @@ pub use callback::{Callback, FitState};
 pub use learner::Learner;
 pub use metrics::{EpochMetrics, Recorder};
 pub use optimizer::{Adam, AdamConfig};
+pub use param_groups::Lrs;
 pub use schedule::{OneCycle, Schedule};

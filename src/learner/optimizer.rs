@@ -32,34 +32,50 @@ impl Default for AdamConfig {
     }
 }
 
-/// The momentum shared by every parameter group, set by the schedule before each step.
+/// A hyper-parameter shared between the learner and the optimizer, changed between steps.
 #[derive(Debug, Default)]
-pub struct Momentum(AtomicU64);
+pub struct Hyper(AtomicU64);
 
-impl Momentum {
-    /// Current β1.
+impl Hyper {
+    /// A shared value starting at `v`.
+    pub fn new(v: f64) -> Arc<Self> {
+        let h = Arc::new(Self::default());
+        h.set(v);
+        h
+    }
+
+    /// Current value.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 
-    /// Sets β1 for the next steps.
-    pub fn set(&self, mom: f64) {
-        self.0.store(mom.to_bits(), Ordering::Relaxed);
+    /// Sets the value for the next steps.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
     }
 }
 
-/// One parameter group's Adam: the learning rate it receives is multiplied by `lr_mult`
-/// (discriminative learning rates), and β1 is read from the shared [`Momentum`].
+/// One parameter group's Adam: the scheduled learning rate is multiplied by the group's
+/// `lr_mult` (discriminative learning rates) and β1 is read from the shared momentum.
 #[derive(Debug, Clone)]
 pub struct Adam {
     config: AdamConfig,
-    lr_mult: f64,
-    mom: Arc<Momentum>,
+    lr_mult: Arc<Hyper>,
+    mom: Arc<Hyper>,
+}
+
+/// The handles a learner keeps to steer its optimizer: the momentum and each group's LR multiplier.
+#[derive(Debug, Clone)]
+pub struct AdamHandles {
+    /// β1, shared by all groups.
+    pub mom: Arc<Hyper>,
+    /// Learning-rate multiplier of each group, first (body stem) to last (head).
+    pub lr_mults: Vec<Arc<Hyper>>,
 }
 
 impl Adam {
     /// Adam for a group whose learning rate is `lr_mult` × the scheduled one.
-    pub fn new(config: AdamConfig, lr_mult: f64, mom: Arc<Momentum>) -> Self {
+    pub fn new(config: AdamConfig, lr_mult: Arc<Hyper>, mom: Arc<Hyper>) -> Self {
         Self {
             config,
             lr_mult,
@@ -67,14 +83,20 @@ impl Adam {
         }
     }
 
-    /// A whole-model optimizer with one group, and the handle to its momentum.
-    pub fn module_optimizer(config: AdamConfig) -> (ModuleOptimizer, Arc<Momentum>) {
-        let mom = Arc::new(Momentum::default());
-        mom.set(config.mom);
-        (
-            ModuleOptimizer::from(Adam::new(config, 1.0, mom.clone())),
-            mom,
-        )
+    /// An optimizer with one Adam per parameter group: the first group is the fallback for every
+    /// parameter, each later group takes the parameters whose path contains one of its prefixes.
+    pub fn module_optimizer(
+        config: AdamConfig,
+        groups: &[Vec<String>],
+    ) -> (ModuleOptimizer, AdamHandles) {
+        let mom = Hyper::new(config.mom);
+        let lr_mults: Vec<Arc<Hyper>> = (0..groups.len().max(1)).map(|_| Hyper::new(1.0)).collect();
+        let mut optim = ModuleOptimizer::from(Adam::new(config, lr_mults[0].clone(), mom.clone()));
+        for (prefixes, mult) in groups.iter().zip(&lr_mults).skip(1) {
+            let group = burn::module::ParamGroup::from_any_predicates(prefixes.clone());
+            optim = optim.with_group(group, Adam::new(config, mult.clone(), mom.clone()), None);
+        }
+        (optim, AdamHandles { mom, lr_mults })
     }
 }
 
@@ -89,7 +111,7 @@ impl Optimizer for Adam {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let c = &self.config;
-        let lr = lr * self.lr_mult;
+        let lr = lr * self.lr_mult.get();
         let mom = self.mom.get();
         let sq = grad.clone().square().mul_scalar(1.0 - c.sqr_mom);
         let g = grad.mul_scalar(1.0 - mom);

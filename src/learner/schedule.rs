@@ -63,12 +63,74 @@ impl OneCycle {
     }
 }
 
-/// A learning-rate (and momentum) schedule over one call to `fit`.
+/// fastai's `fit_sgdr`: `n_cycles` cosine cycles from `lr_max` to 0, the i-th lasting
+/// `cycle_len · cycle_mult^i` epochs; the learning rate restarts at the top of each cycle.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sgdr {
+    /// Learning rate at the start of every cycle.
+    pub lr_max: f64,
+    /// Number of cycles.
+    pub n_cycles: usize,
+    /// Epochs of the first cycle.
+    pub cycle_len: usize,
+    /// Growth of each cycle's length (fastai: 2).
+    pub cycle_mult: usize,
+}
+
+impl Sgdr {
+    /// Total epochs of all cycles (fastai: `cycle_len · (cycle_mult^n − 1) / (cycle_mult − 1)`).
+    pub fn n_epochs(&self) -> usize {
+        (0..self.n_cycles)
+            .map(|i| self.cycle_len * self.cycle_mult.pow(i as u32))
+            .sum()
+    }
+
+    /// Learning rate at progress `pos` of the whole run.
+    pub fn lr(&self, pos: f64) -> f64 {
+        let total = self.n_epochs() as f64;
+        let mut start = 0.0;
+        for i in 0..self.n_cycles {
+            let pct = (self.cycle_len * self.cycle_mult.pow(i as u32)) as f64 / total;
+            if pos < start + pct || i + 1 == self.n_cycles {
+                return sched_cos(self.lr_max, 0.0, ((pos - start) / pct).clamp(0.0, 1.0));
+            }
+            start += pct;
+        }
+        0.0
+    }
+}
+
+/// A learning-rate (and momentum) schedule over one call to `fit`, as a function of progress.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Schedule {
     /// fastai's one-cycle.
     OneCycle(OneCycle),
+    /// fastai's `fit_sgdr` (momentum constant).
+    Sgdr {
+        /// The cycles.
+        sgdr: Sgdr,
+        /// Momentum.
+        mom: f64,
+    },
+    /// fastai's `fit_flat_cos`: `lr` for `pct_start` of training, then cosine to `lr / div_final`.
+    FlatCos {
+        /// Flat learning rate.
+        lr: f64,
+        /// Fraction of training at the flat rate (fastai: 0.75).
+        pct_start: f64,
+        /// Final division (fastai: 1e5).
+        div_final: f64,
+        /// Momentum.
+        mom: f64,
+    },
+    /// Cosine annealing from `lr` to 0 over the whole fit (one SGDR cycle, no restart).
+    Cosine {
+        /// Starting learning rate.
+        lr: f64,
+        /// Momentum.
+        mom: f64,
+    },
     /// A constant learning rate and momentum.
     Constant {
         /// Learning rate.
@@ -81,17 +143,45 @@ pub enum Schedule {
 impl Schedule {
     /// Learning rate at progress `pos` (0 → 1).
     pub fn lr(&self, pos: f64) -> f64 {
-        match self {
+        match *self {
             Schedule::OneCycle(s) => s.lr(pos),
-            Schedule::Constant { lr, .. } => *lr,
+            Schedule::Sgdr { sgdr, .. } => sgdr.lr(pos),
+            Schedule::FlatCos {
+                lr,
+                pct_start,
+                div_final,
+                ..
+            } => {
+                if pos < pct_start {
+                    lr
+                } else {
+                    sched_cos(lr, lr / div_final, (pos - pct_start) / (1.0 - pct_start))
+                }
+            }
+            Schedule::Cosine { lr, .. } => sched_cos(lr, 0.0, pos),
+            Schedule::Constant { lr, .. } => lr,
         }
     }
 
     /// Momentum at progress `pos` (0 → 1).
     pub fn mom(&self, pos: f64) -> f64 {
-        match self {
+        match *self {
             Schedule::OneCycle(s) => s.mom(pos),
-            Schedule::Constant { mom, .. } => *mom,
+            Schedule::Sgdr { mom, .. }
+            | Schedule::FlatCos { mom, .. }
+            | Schedule::Cosine { mom, .. }
+            | Schedule::Constant { mom, .. } => mom,
+        }
+    }
+
+    /// Peak learning rate of the schedule (to scale discriminative learning rates).
+    pub fn lr_max(&self) -> f64 {
+        match *self {
+            Schedule::OneCycle(s) => s.lr_max,
+            Schedule::Sgdr { sgdr, .. } => sgdr.lr_max,
+            Schedule::FlatCos { lr, .. }
+            | Schedule::Cosine { lr, .. }
+            | Schedule::Constant { lr, .. } => lr,
         }
     }
 }

@@ -169,3 +169,132 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
         Ok(())
     })
 }
+
+/// `lr.png`: the learning rate (top group) and momentum used at every batch.
+pub fn plot_schedule(recorder: &Recorder, path: &Path) -> Result<()> {
+    let lr: Vec<(f64, f64)> = recorder
+        .batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as f64, b.lr))
+        .collect();
+    let mom: Vec<(f64, f64)> = recorder
+        .batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as f64, b.mom))
+        .collect();
+    let x_max = (lr.len() as f64).max(1.0);
+    let lr_max = lr.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-12) * 1.05;
+    let (m_lo, m_hi) = mom
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let (m_lo, m_hi) = if m_lo.is_finite() && m_hi > m_lo {
+        (m_lo - 0.01, m_hi + 0.01)
+    } else {
+        (0.0, 1.0)
+    };
+    render_png(path, (1000, 420), |root| {
+        let (left, right) = root.split_horizontally(500);
+        for (area, series, range, name) in [
+            (left, lr, (0.0, lr_max), "learning rate"),
+            (right, mom, (m_lo, m_hi), "momentum"),
+        ] {
+            let mut chart = ChartBuilder::on(&area)
+                .caption(name, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0.0..x_max, range.0..range.1)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("batch")
+                .draw()
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(LineSeries::new(series, &BLUE))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// `lr_find.png`: smoothed loss against the learning rate (log axis) with each suggestion marked.
+pub fn plot_lr_find(result: &crate::learner::lr_find::LrFind, path: &Path) -> Result<()> {
+    let n = result
+        .lrs
+        .len()
+        .saturating_sub(5)
+        .max(2)
+        .min(result.lrs.len());
+    let pts: Vec<(f64, f64)> = result.lrs[..n]
+        .iter()
+        .copied()
+        .zip(result.losses[..n].iter().copied())
+        .collect();
+    let (x0, x1) = (
+        pts.first().map_or(1e-7, |p| p.0),
+        pts.last().map_or(10.0, |p| p.0).max(1e-6),
+    );
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let (y0, y1) = if y1 > y0 {
+        (y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0))
+    } else {
+        (0.0, 1.0)
+    };
+    let s = result.suggestions;
+    let marks = [
+        ("valley", s.valley, RED),
+        ("steep", s.steep, GREEN),
+        ("minimum", s.minimum, MAGENTA),
+        ("slide", s.slide, CYAN),
+    ];
+    let interp = |lr: f64| {
+        let i = pts.iter().position(|p| p.0 >= lr).unwrap_or(pts.len() - 1);
+        pts[i].1
+    };
+    render_png(path, (800, 500), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption("LR finder", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("learning rate (log)")
+            .y_desc("smoothed loss")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(pts.clone(), &BLUE))
+            .map_err(|e| e.to_string())?;
+        for (name, lr, color) in marks {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (lr, interp(lr)),
+                    6,
+                    color.filled(),
+                )))
+                .map_err(|e| e.to_string())?
+                .label(format!("{name} {lr:.1e}"))
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
