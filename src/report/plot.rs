@@ -106,7 +106,7 @@ pub fn plot_losses(recorder: &Recorder, path: &Path) -> Result<()> {
 
 /// `confusion.png`: counts of actual (rows) vs predicted (columns) classes.
 pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -> Result<()> {
-    let k = vocab.len();
+    let k = vocab.len() as i32;
     let max = confusion
         .iter()
         .flatten()
@@ -114,57 +114,69 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let side = (60 * k as u32 + 220).max(400);
-    render_png(path, (side, side), |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption("confusion matrix", ("sans-serif", 22))
-            .margin(10)
-            .x_label_area_size(110)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0..k, 0..k)
-            .map_err(|e| e.to_string())?;
-        let name = |i: &usize| vocab.get(*i).cloned().unwrap_or_default();
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(k)
-            .y_labels(k)
-            .x_label_formatter(&name)
-            .y_label_formatter(&|i: &usize| name(&(k.saturating_sub(1).saturating_sub(*i))))
-            .x_desc("predicted")
-            .y_desc("actual")
-            .x_label_style(
-                ("sans-serif", 13)
-                    .into_font()
-                    .transform(FontTransform::Rotate90),
-            )
-            .draw()
-            .map_err(|e| e.to_string())?;
+    let (cell, left, top) = (48i32, 150i32, 50i32);
+    let bottom = 150;
+    let (w, h) = (
+        (left + cell * k + 20) as u32,
+        (top + cell * k + bottom) as u32,
+    );
+    render_png(path, (w, h), |root| {
+        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let label = TextStyle::from(("sans-serif", 15).into_font());
+        root.draw(&Text::new(
+            "confusion matrix (rows: actual, columns: predicted)",
+            (10, 15),
+            TextStyle::from(("sans-serif", 18).into_font()),
+        ))
+        .map_err(err)?;
         for (a, row) in confusion.iter().enumerate() {
+            let y = top + a as i32 * cell;
+            let anchor = plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Center,
+            );
+            root.draw(&Text::new(
+                vocab[a].clone(),
+                (left - 8, y + cell / 2),
+                label.clone().pos(anchor),
+            ))
+            .map_err(err)?;
             for (p, &count) in row.iter().enumerate() {
-                let y = k - 1 - a;
+                let x = left + p as i32 * cell;
                 let t = count as f64 / max;
                 let color = RGBColor(
                     (255.0 * (1.0 - t)) as u8,
                     (255.0 * (1.0 - 0.6 * t)) as u8,
                     255,
                 );
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(p, y), (p + 1, y + 1)],
-                        color.filled(),
-                    )))
-                    .map_err(|e| e.to_string())?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    color.filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    RGBColor(200, 200, 200),
+                ))
+                .map_err(err)?;
                 let text_color = if t > 0.5 { WHITE } else { BLACK };
-                let style = ("sans-serif", 14).into_font().color(&text_color);
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        count.to_string(),
-                        (p, y + 1),
-                        style,
-                    )))
-                    .map_err(|e| e.to_string())?;
+                let center = plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                );
+                root.draw(&Text::new(
+                    count.to_string(),
+                    (x + cell / 2, y + cell / 2),
+                    label.clone().color(&text_color).pos(center),
+                ))
+                .map_err(err)?;
             }
+        }
+        for (p, name) in vocab.iter().enumerate() {
+            let x = left + p as i32 * cell + cell / 2 - 8;
+            let style = label.clone().transform(FontTransform::Rotate90);
+            root.draw(&Text::new(name.clone(), (x, top + k * cell + 8), style))
+                .map_err(err)?;
         }
         Ok(())
     })
