@@ -78,9 +78,10 @@ struct DataArgs {
     /// Validation fraction when DIR has no valid/ folder.
     #[arg(long, default_value_t = 0.2)]
     valid_pct: f64,
-    /// Smallest area fraction of the random-resized crop (fastai: 0.08).
-    #[arg(long, default_value_t = 0.08)]
-    min_scale: f64,
+    /// Smallest area fraction of the random-resized crop [default: fastai's 0.08 from 64 px up,
+    /// 1.0 (no crop) below 64 px].
+    #[arg(long)]
+    min_scale: Option<f64>,
     /// Run folder name under ./runs [default: a timestamp].
     #[arg(long)]
     name: Option<String>,

@@ -61,8 +61,16 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Validation fraction when the data has no `valid/` folder.
     pub valid_pct: f64,
-    /// Smallest crop area of RandomResizedCrop (fastai: 0.08).
-    pub min_scale: f64,
+    /// Smallest crop area of RandomResizedCrop; `None` = [`default_min_scale`] of the size.
+    #[serde(default)]
+    pub min_scale: Option<f64>,
+}
+
+/// RandomResizedCrop's smallest area by image size: fastai's 0.08 from 64 px up; 1.0 (crop-free,
+/// as fastai's `aug_transforms`) below, where an 8 % crop keeps a few pixels — on the 28 px demo
+/// 0.08 reached 70.2 % and 1.0 reached 82.9 % after 5 epochs.
+pub fn default_min_scale(size: u32) -> f64 {
+    if size < 64 { 1.0 } else { 0.08 }
 }
 
 fn one() -> usize {
@@ -109,7 +117,7 @@ impl Default for TrainConfig {
             freeze_epochs: 1,
             seed: 42,
             valid_pct: 0.2,
-            min_scale: 0.08,
+            min_scale: None,
         }
     }
 }
@@ -203,7 +211,7 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
     let train_tfm = match ItemTransform::train(size) {
         ItemTransform::RandomResizedCrop { ratio, flip, .. } => ItemTransform::RandomResizedCrop {
             size,
-            min_scale: config.min_scale,
+            min_scale: config.min_scale.unwrap_or_else(|| default_min_scale(size)),
             ratio,
             flip,
         },
