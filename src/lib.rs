@@ -13,6 +13,7 @@ pub mod learner;
 pub mod models;
 pub mod report;
 pub mod run;
+pub mod weights;
 
 pub use backend::device;
 pub use burn;

@@ -1,0 +1,109 @@
+//! Loading a torchvision-named state dict into a classifier's body, strictly.
+
+use std::path::Path;
+
+use burn::store::{
+    ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
+    SafetensorsStore,
+};
+
+use crate::error::{Error, Result};
+use crate::models::ImageClassifier;
+
+/// What an import used and what it dropped on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Tensors loaded into the body.
+    pub loaded: usize,
+    /// Checkpoint tensors dropped knowingly (the old `fc` head, `num_batches_tracked`).
+    pub dropped: Vec<String>,
+}
+
+/// torchvision names → ours: `body.` prefix, `downsample.0/1` → `downsample.conv/bn`, and the
+/// `module.` prefix DataParallel adds (Places365 checkpoints) removed.
+fn remapper() -> Result<KeyRemapper> {
+    KeyRemapper::from_patterns(vec![
+        (r"^module\.", ""),
+        (r"^(conv1|bn1|layer[1-4])\.", "body.$1."),
+        (r"\.downsample\.0\.", ".downsample.conv."),
+        (r"\.downsample\.1\.", ".downsample.bn."),
+    ])
+    .map_err(|e| Error::Config(format!("weight-name mapping: {e}")))
+}
+
+/// Whether a checkpoint tensor is dropped knowingly when a new head is attached.
+fn knowingly_dropped(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+        || name.starts_with("fc.")
+        || name.starts_with("module.fc.")
+}
+
+/// Loads the body of `model` from a torchvision-layout checkpoint: `.pth`/`.pt` (zip or legacy
+/// torch format), `.pth.tar` (a dict whose `state_dict` holds the weights) or `.safetensors`.
+/// Strict: a body tensor missing from the file, a file tensor that maps to nothing (other than the
+/// old head and `num_batches_tracked`), or a shape mismatch is an error listing every such key.
+pub fn load_pretrained_body(model: &mut ImageClassifier, path: &Path) -> Result<ImportReport> {
+    if !path.is_file() {
+        return Err(Error::model(path, "pretrained weight file not found"));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let result: ApplyResult = if name.ends_with(".safetensors") {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(remapper()?)
+            .allow_partial(true)
+            .validate(false);
+        model
+            .load_from(&mut store)
+            .map_err(|e| Error::model(path, e.to_string()))?
+    } else {
+        let mut store = PytorchStore::from_file(path)
+            .remap(remapper()?)
+            .allow_partial(true)
+            .validate(false);
+        if name.ends_with(".tar") || has_state_dict(path) {
+            store = store.with_top_level_key("state_dict");
+        }
+        model
+            .load_from(&mut store)
+            .map_err(|e| Error::model(path, e.to_string()))?
+    };
+    check(path, result)
+}
+
+/// Whether a torch checkpoint is a training dict with a `state_dict` entry.
+fn has_state_dict(path: &Path) -> bool {
+    let mut store = PytorchStore::from_file(path).with_top_level_key("state_dict");
+    store.keys().map(|k| !k.is_empty()).unwrap_or(false)
+}
+
+fn check(path: &Path, r: ApplyResult) -> Result<ImportReport> {
+    let mut problems = Vec::new();
+    for (key, _) in r.missing.iter().filter(|(k, _)| k.starts_with("body.")) {
+        problems.push(format!("missing from the file: {key}"));
+    }
+    let (dropped, unexpected): (Vec<String>, Vec<String>) =
+        r.unused.iter().cloned().partition(|k| knowingly_dropped(k));
+    for key in unexpected {
+        problems.push(format!("unexpected in the file: {key}"));
+    }
+    for e in &r.errors {
+        problems.push(format!("{e}"));
+    }
+    if !problems.is_empty() {
+        return Err(Error::model(
+            path,
+            format!(
+                "does not match the architecture:\n  {}",
+                problems.join("\n  ")
+            ),
+        ));
+    }
+    Ok(ImportReport {
+        loaded: r.applied.len(),
+        dropped,
+    })
+}
