@@ -85,6 +85,11 @@ struct DataArgs {
     /// Run folder name under ./runs [default: a timestamp].
     #[arg(long)]
     name: Option<String>,
+    /// Pretrained body: a .pth / .pth.tar / .safetensors file, or a name (resnet18, resnet34,
+    /// resnet50, resnet50_places365) looked up in $FASTVISION_HOME or ~/.cache/fastvision.
+    /// Implies --fine-tune.
+    #[arg(long)]
+    pretrained: Option<String>,
     /// Width of the ResNet stem (64 = torchvision; smaller trains faster, for experiments).
     #[arg(long, default_value_t = 64, hide = true)]
     width: usize,
@@ -101,6 +106,7 @@ impl DataArgs {
             seed: self.seed,
             valid_pct: self.valid_pct,
             min_scale: self.min_scale,
+            pretrained: self.pretrained.clone(),
             ..TrainConfig::default()
         }
     }
@@ -180,7 +186,7 @@ fn train(args: TrainArgs) -> Result<()> {
             cycles: args.cycles,
             cycle_len: args.cycle_len,
             cycle_mult: args.cycle_mult,
-            fine_tune: args.fine_tune,
+            fine_tune: args.fine_tune || args.data.pretrained.is_some(),
             ..args.data.config()
         };
         let dir = args.data.run_dir();

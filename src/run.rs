@@ -18,6 +18,7 @@ use crate::learner::schedule::Sgdr;
 use crate::learner::{Callback, EpochMetrics, Learner, Lrs, OneCycle, Schedule};
 use crate::models::{Arch, ClassifierConfig};
 use crate::report::plot::{plot_losses, plot_lr_find, plot_schedule};
+use crate::weights::{load_pretrained_body, resolve_pretrained};
 
 /// The training settings of a run (the CLI's flags), saved as `train.json` so it can resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +58,9 @@ pub struct TrainConfig {
     /// Epochs with the body frozen, for `fine_tune` (fastai: 1).
     #[serde(default = "one")]
     pub freeze_epochs: usize,
+    /// Pretrained body weights: a file, or a known name resolved in the cache folder.
+    #[serde(default)]
+    pub pretrained: Option<String>,
     /// Seed of everything random.
     pub seed: u64,
     /// Validation fraction when the data has no `valid/` folder.
@@ -115,6 +119,7 @@ impl Default for TrainConfig {
             cycle_mult: 2,
             fine_tune: false,
             freeze_epochs: 1,
+            pretrained: None,
             seed: 42,
             valid_pct: 0.2,
             min_scale: None,
@@ -249,11 +254,11 @@ pub fn train(
     }
     let t0 = Instant::now();
     let p = prepare(config)?;
+    let mut learner = build_learner(&p, config, device, true)?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let json = serde_json::to_vec_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join("train.json"), &json)?;
     write_skipped(run_dir, &p.data)?;
-    let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
     let mut config = config.clone();
     if config.lr_auto {
         let found = lr_find_into(&mut learner, run_dir)?;
@@ -270,6 +275,28 @@ pub fn train(
     learner.callbacks = callbacks;
     execute(&mut learner, &config.plan(), 0, 0)?;
     finish(run_dir, &learner, &p, t0)
+}
+
+/// The learner of a run, its body loaded from the pretrained weights when asked (not on resume,
+/// where the checkpoint replaces them).
+fn build_learner(
+    p: &Prepared,
+    config: &TrainConfig,
+    device: &Device,
+    load_pretrained: bool,
+) -> Result<Learner> {
+    let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
+    if let (Some(spec), true) = (&config.pretrained, load_pretrained) {
+        let path = resolve_pretrained(spec)?;
+        let report = load_pretrained_body(&mut learner.model, &path)?;
+        println!(
+            "pretrained: {} ({} tensors; dropped {} from the old head and BN counters)",
+            path.display(),
+            report.loaded,
+            report.dropped.len()
+        );
+    }
+    Ok(learner)
 }
 
 /// Runs the stages of `plan` from stage `from_stage`, epoch `from_epoch`.
@@ -307,8 +334,8 @@ pub fn lr_find(config: &TrainConfig, run_dir: &Path, device: &Device) -> Result<
         )));
     }
     let p = prepare(config)?;
+    let mut learner = build_learner(&p, config, device, true)?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    let mut learner = Learner::from_config(&p.model, p.dls, device, config.seed)?;
     lr_find_into(&mut learner, run_dir)
 }
 
@@ -324,7 +351,7 @@ pub fn resume(
     let config: TrainConfig =
         serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
     let p = prepare(&config)?;
-    let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
+    let mut learner = build_learner(&p, &config, device, false)?;
     let ckpt = run_dir.join("checkpoint");
     let state = learner.load_checkpoint(&ckpt)?;
     learner.checkpoint_dir = Some(ckpt);

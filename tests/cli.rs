@@ -180,3 +180,62 @@ fn lr_find_lr_auto_sgdr_and_fine_tune_from_the_command_line() {
         .collect();
     assert_eq!(stages, vec![0, 1], "one frozen epoch, then one unfrozen");
 }
+
+#[test]
+fn training_from_pretrained_weights_fine_tunes_and_names_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("photos"), 2, 8, 4);
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/resnet18_w8_places.pth.tar");
+    let w = weights.to_str().unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train",
+            "photos",
+            "--pretrained",
+            w,
+            "--epochs",
+            "1",
+            "--bs",
+            "8",
+            "--size",
+            "32",
+            "--width",
+            "8",
+            "--name",
+            "p",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("pretrained: ") && out.contains("body frozen"),
+        "pretrained implies fine_tune: {out}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args([
+            "train",
+            "photos",
+            "--pretrained",
+            "resnet50_places365",
+            "--arch",
+            "resnet50",
+            "--name",
+            "q",
+        ])
+        .env("FASTVISION_HOME", dir.path().join("cache"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("resnet50_places365.pth.tar") && text.contains("places2.csail.mit.edu"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("runs/q").exists(),
+        "a failed start leaves no run folder behind"
+    );
+}
