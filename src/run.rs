@@ -7,7 +7,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    DataLoaders, ImageFolder, ItemTransform, SplitConfig, demo::demo_path, skipped_report,
+    DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
+    skipped_report,
 };
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, save_bundle};
@@ -228,7 +229,12 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
         ItemTransform::valid(size),
         config.bs,
         config.seed,
-    );
+    )
+    .with_normalize(if config.arch == Arch::EfficientnetLite0 {
+        Normalize::EFFICIENTNET_LITE
+    } else {
+        Normalize::IMAGENET
+    });
     let model = ClassifierConfig::new(config.arch, data.vocab.len()).with_width(config.width);
     Ok(Prepared {
         data,

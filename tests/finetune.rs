@@ -146,8 +146,8 @@ fn frozen_parameters_do_not_move_except_batchnorm_and_each_group_gets_its_lr() {
             .fold(0.0f32, f32::max) as f64
     };
     let steps = [
-        max_step("body.layer1.0.conv1.weight"),
-        max_step("body.layer3.0.conv1.weight"),
+        max_step("body.ResNet.layer1.0.conv1.weight"),
+        max_step("body.ResNet.layer3.0.conv1.weight"),
         max_step("head.lin2.weight"),
     ];
     let batches = 2.0;

@@ -280,6 +280,14 @@ impl DataLoaders {
         }
     }
 
+    /// These loaders with another normalisation (e.g. the statistics a pretrained model expects).
+    pub fn with_normalize(mut self, normalize: Normalize) -> Self {
+        self.train.norm = normalize;
+        self.valid.norm = normalize;
+        self.normalize = normalize;
+        self
+    }
+
     /// Number of classes.
     pub fn n_classes(&self) -> usize {
         self.vocab.len()

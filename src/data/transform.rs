@@ -21,6 +21,12 @@ impl Normalize {
         std: [0.229, 0.224, 0.225],
     };
 
+    /// The statistics EfficientNet-Lite's TF weights expect: (x − 127) / 128 on 0..255 pixels.
+    pub const EFFICIENTNET_LITE: Normalize = Normalize {
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+    };
+
     /// Writes `img` (HWC u8) into `out` as normalised CHW f32.
     pub fn write_chw(&self, img: &RgbImage, out: &mut [f32]) {
         let (w, h) = img.dimensions();

@@ -12,7 +12,7 @@ use super::callback::{Callback, FitState, ParamScheduler};
 use super::checkpoint::{self, CheckpointState};
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
-use super::param_groups::{Lrs, freeze_to, resnet_groups};
+use super::param_groups::{Lrs, freeze_to};
 use super::schedule::{OneCycle, Schedule, Sgdr};
 use crate::data::loader::mix;
 use crate::data::{Batch, DataLoaders};
@@ -52,7 +52,7 @@ impl Learner {
         device: &Device,
         seed: u64,
     ) -> Self {
-        let groups = resnet_groups();
+        let groups = model.param_groups();
         let (optim, handles) = Adam::module_optimizer(adam, &groups);
         Self {
             model,

@@ -98,16 +98,6 @@ impl FromStr for Lrs {
     }
 }
 
-/// fastai's ResNet split: (stem + layer1 + layer2 | layer3 + layer4 | head), as path prefixes.
-pub fn resnet_groups() -> Vec<Vec<String>> {
-    let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    vec![
-        g(&["body.conv1.", "body.bn1.", "body.layer1.", "body.layer2."]),
-        g(&["body.layer3.", "body.layer4."]),
-        g(&["head."]),
-    ]
-}
-
 /// Freezes every group before `n` except its BatchNorm parameters (fastai's `train_bn`), and
 /// unfreezes the groups from `n` on.
 pub fn freeze_to(model: ImageClassifier, groups: &[Vec<String>], n: usize) -> ImageClassifier {

