@@ -214,6 +214,16 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
             "image size {size} is too small (at least 16)"
         )));
     }
+    if data.train.len() < config.bs {
+        return Err(Error::Dataset {
+            path: root,
+            message: format!(
+                "{} training images: fewer than one batch (--bs {})",
+                data.train.len(),
+                config.bs
+            ),
+        });
+    }
     let train_tfm = match ItemTransform::train(size) {
         ItemTransform::RandomResizedCrop { ratio, flip, .. } => ItemTransform::RandomResizedCrop {
             size,

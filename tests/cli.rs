@@ -239,3 +239,15 @@ fn training_from_pretrained_weights_fine_tunes_and_names_missing_files() {
         "a failed start leaves no run folder behind"
     );
 }
+
+#[test]
+fn the_demo_is_found_from_any_working_directory_and_errors_leave_no_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = fastvision(dir.path(), &["train", "--bs", "100000", "--name", "d"]);
+    assert!(!ok);
+    assert!(
+        out.contains("data/demo") && out.contains("3000 training images: fewer than one batch"),
+        "{out}"
+    );
+    assert!(!dir.path().join("runs/d").exists());
+}
