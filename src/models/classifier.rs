@@ -56,8 +56,9 @@ impl FromStr for Arch {
             "resnet18" => Ok(Arch::Resnet18),
             "resnet34" => Ok(Arch::Resnet34),
             "resnet50" => Ok(Arch::Resnet50),
+            "efficientnet_lite0" | "efficientnet-lite0" => Ok(Arch::EfficientnetLite0),
             other => Err(Error::Config(format!(
-                "unknown architecture {other:?} (resnet18, resnet34, resnet50)"
+                "unknown architecture {other:?} (resnet18, resnet34, resnet50, efficientnet_lite0)"
             ))),
         }
     }
