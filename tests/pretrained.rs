@@ -1,6 +1,8 @@
 //! Pretrained checkpoints: every torch format loads strictly and our body's forward pass equals
 //! torchvision's (fixtures from scripts/torch_fixtures.py).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -62,18 +64,7 @@ fn assert_parity(arch: Arch, file: &Path, key: &str) {
     let m = m.valid();
     let got: Vec<f32> = m.body.forward(x).into_data().try_to_vec().unwrap();
     let want = floats(&p[key]["features"]);
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs()));
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4 * scale,
-        "{}: max difference {worst} vs scale {scale}",
-        file.display()
-    );
+    common::assert_matches_pytorch(&file.display().to_string(), &got, &want, 1e-4);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! `.ci/run` calls): our forward pass equals the PyTorch reference, and real photos get their
 //! ImageNet class in the top 5 (fixtures from scripts/effnet_fixture.py).
 
+mod common;
+
 use std::path::PathBuf;
 
 use burn::module::Module;
@@ -84,16 +86,7 @@ fn efficientnet_lite0_matches_pytorch_and_recognises_real_photos() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs()));
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst <= 1e-4 * scale,
-            "{name}: max difference {worst} vs scale {scale}"
-        );
+        common::assert_matches_pytorch(name, &got, &want, 1e-4);
 
         let logits: Vec<f32> = fc.fc.forward(pooled).into_data().try_to_vec().unwrap();
         let mut idx: Vec<usize> = (0..1000).collect();

@@ -93,7 +93,7 @@ impl Adam {
         let lr_mults: Vec<Arc<Hyper>> = (0..groups.len().max(1)).map(|_| Hyper::new(1.0)).collect();
         let mut optim = ModuleOptimizer::from(Adam::new(config, lr_mults[0].clone(), mom.clone()));
         for (prefixes, mult) in groups.iter().zip(&lr_mults).skip(1) {
-            let group = burn::module::ParamGroup::from_any_predicates(prefixes.clone());
+            let group = super::param_groups::prefix_group(prefixes);
             optim = optim.with_group(group, Adam::new(config, mult.clone(), mom.clone()), None);
         }
         (optim, AdamHandles { mom, lr_mults })

@@ -98,13 +98,20 @@ impl FromStr for Lrs {
     }
 }
 
+/// The parameters whose path starts with one of `prefixes` (anchored, unlike a substring match,
+/// so `head.` does not catch `body.….conv_head.`).
+pub fn prefix_group(prefixes: &[String]) -> ParamGroup {
+    let alternatives: Vec<String> = prefixes.iter().map(|p| p.replace('.', "\\.")).collect();
+    ParamGroup::from_regex(format!("^({})", alternatives.join("|")))
+        .expect("escaped prefixes form a valid regex")
+}
+
 /// Freezes every group before `n` except its BatchNorm parameters (fastai's `train_bn`), and
 /// unfreezes the groups from `n` on.
 pub fn freeze_to(model: ImageClassifier, groups: &[Vec<String>], n: usize) -> ImageClassifier {
     let mut model = model;
     for (i, prefixes) in groups.iter().enumerate() {
-        model =
-            model.set_require_grad_group(ParamGroup::from_any_predicates(prefixes.clone()), i >= n);
+        model = model.set_require_grad_group(prefix_group(prefixes), i >= n);
     }
     model.set_require_grad_group(ParamGroup::from_predicate("bn"), true)
 }

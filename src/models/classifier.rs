@@ -149,17 +149,16 @@ impl ImageClassifier {
 
     /// fastai-style parameter groups as path prefixes, first (stem) to last (head).
     pub fn param_groups(&self) -> Vec<Vec<String>> {
-        let own = |v: Vec<String>| v;
+        let under = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("body.ResNet.{n}."))
+                .collect::<Vec<_>>()
+        };
         match &self.body {
             Body::ResNet(_) => vec![
-                own(["conv1", "bn1", "layer1", "layer2"]
-                    .iter()
-                    .map(|n| format!("body.ResNet.{n}."))
-                    .collect()),
-                own(["layer3", "layer4"]
-                    .iter()
-                    .map(|n| format!("body.ResNet.{n}."))
-                    .collect()),
+                under(&["conv1", "bn1", "layer1", "layer2"]),
+                under(&["layer3", "layer4"]),
                 vec!["head.".into()],
             ],
             Body::EfficientNetLite(m) => {
@@ -176,6 +175,54 @@ impl ImageClassifier {
                     "body.EfficientNetLite.bn1.".into(),
                 ]);
                 vec![first, second, vec!["head.".into()]]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_parse_and_print_back() {
+        for name in ["resnet18", "resnet34", "resnet50", "efficientnet_lite0"] {
+            assert_eq!(name.parse::<Arch>().unwrap().to_string(), name);
+        }
+        assert!("vgg16".parse::<Arch>().is_err());
+    }
+
+    #[test]
+    fn every_parameter_falls_in_exactly_one_group() {
+        use burn::module::{ModuleVisitor, Param};
+        #[derive(Default)]
+        struct Paths(Vec<String>, Vec<String>);
+        impl ModuleVisitor for Paths {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.0.push(name.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.0.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
+                self.1.push(format!("{}.", self.0.join(".")));
+            }
+        }
+        let device = burn::tensor::Device::flex();
+        for arch in [Arch::Resnet18, Arch::Resnet50, Arch::EfficientnetLite0] {
+            let m = ClassifierConfig::new(arch, 3)
+                .with_width(8)
+                .init(&device)
+                .unwrap();
+            let groups = m.param_groups();
+            let mut paths = Paths::default();
+            m.visit(&mut paths);
+            for p in paths.1 {
+                let n = groups
+                    .iter()
+                    .filter(|g| g.iter().any(|prefix| p.starts_with(prefix.as_str())))
+                    .count();
+                assert_eq!(n, 1, "{arch}: {p} is in {n} groups");
             }
         }
     }

@@ -32,3 +32,18 @@ pub fn tiny_dataset(dst: &Path, n_classes: usize, n_train: usize, n_valid: usize
         }
     }
 }
+
+/// Asserts `got` equals PyTorch's `want` within `rel` of the largest reference magnitude.
+pub fn assert_matches_pytorch(what: &str, got: &[f32], want: &[f32], rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: output sizes differ");
+    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= rel * scale,
+        "{what}: max difference {worst} vs scale {scale}"
+    );
+}
