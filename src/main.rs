@@ -199,7 +199,7 @@ fn train(args: TrainArgs) -> Result<()> {
         }
         for (i, stage) in config.plan().iter().enumerate() {
             println!(
-                "stage {}: {} epochs, {:?}, lr {}{}",
+                "stage {}: {} epochs, {}, lr {}{}",
                 i + 1,
                 stage.epochs,
                 stage.schedule,

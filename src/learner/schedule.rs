@@ -186,6 +186,30 @@ impl Schedule {
     }
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::OneCycle(s) => write!(
+                f,
+                "one-cycle (peak {:e}, div {}, pct_start {})",
+                s.lr_max, s.div, s.pct_start
+            ),
+            Schedule::Sgdr { sgdr, .. } => {
+                write!(
+                    f,
+                    "SGDR ({} cycles from {} epochs, ×{}, restarting at {:e})",
+                    sgdr.n_cycles, sgdr.cycle_len, sgdr.cycle_mult, sgdr.lr_max
+                )
+            }
+            Schedule::FlatCos { lr, pct_start, .. } => {
+                write!(f, "flat-cos ({lr:e}, cosine from {pct_start})")
+            }
+            Schedule::Cosine { lr, .. } => write!(f, "cosine ({lr:e} to 0)"),
+            Schedule::Constant { lr, .. } => write!(f, "constant ({lr:e})"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
