@@ -47,6 +47,34 @@ fn a_tiny_resnet_overfits_twenty_images() {
 }
 
 #[test]
+fn efficientnet_lite0_overfits_twenty_images_and_eval_mode_agrees() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 2, 10, 1);
+    let mut data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+    data.valid = data.train.clone();
+    let plain = ItemTransform::valid(32);
+    let dls = DataLoaders::with_transforms(&data, plain, plain, 10, 0);
+    let config = ClassifierConfig::new(Arch::EfficientnetLite0, 2)
+        .with_ps(0.0)
+        .with_hidden(32);
+    let mut learner = Learner::from_config(&config, dls, &fastvision::device(), 0).unwrap();
+    learner
+        .fit(20, Schedule::Constant { lr: 3e-3, mom: 0.9 })
+        .unwrap();
+    let losses: Vec<f64> = learner.recorder.batches.iter().map(|b| b.loss).collect();
+    assert!(
+        losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
+        "loss falls: {losses:?}"
+    );
+    let (_, acc) = learner.validate();
+    assert_eq!(
+        acc, 1.0,
+        "eval mode (running BatchNorm statistics) agrees with training"
+    );
+}
+
+#[test]
 fn a_saved_bundle_predicts_exactly_as_the_trained_model() {
     let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 /// training loss fell normally. Inference is unaffected (it only reads the statistics).
 fn bn(c: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(c)
-        .with_momentum(0.01)
+        .with_momentum(0.1)
         .with_epsilon(1e-3)
         .init(device)
 }
