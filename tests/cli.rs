@@ -221,6 +221,8 @@ fn training_from_pretrained_weights_fine_tunes_and_names_missing_files() {
             "resnet50_places365",
             "--arch",
             "resnet50",
+            "--bs",
+            "8",
             "--name",
             "q",
         ])
