@@ -224,15 +224,10 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
             ),
         });
     }
-    let train_tfm = match ItemTransform::train(size) {
-        ItemTransform::RandomResizedCrop { ratio, flip, .. } => ItemTransform::RandomResizedCrop {
-            size,
-            min_scale: config.min_scale.unwrap_or_else(|| default_min_scale(size)),
-            ratio,
-            flip,
-        },
-        other => other,
-    };
+    let train_tfm = ItemTransform::train_min_scale(
+        size,
+        config.min_scale.unwrap_or_else(|| default_min_scale(size)),
+    );
     let dls = DataLoaders::with_transforms(
         &data,
         train_tfm,

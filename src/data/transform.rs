@@ -66,9 +66,14 @@ pub enum ItemTransform {
 impl ItemTransform {
     /// The training transform with fastai's defaults.
     pub fn train(size: u32) -> Self {
+        Self::train_min_scale(size, 0.08)
+    }
+
+    /// The training transform with another smallest crop area (1.0 = no crop, flip only).
+    pub fn train_min_scale(size: u32, min_scale: f64) -> Self {
         ItemTransform::RandomResizedCrop {
             size,
-            min_scale: 0.08,
+            min_scale,
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             flip: true,
         }

@@ -45,14 +45,22 @@ pub fn render_png(
         .map_err(|e| Error::model(path, e.to_string()))
 }
 
-/// `loss.png`: training loss per batch and validation loss at the end of each epoch.
-pub fn plot_losses(recorder: &Recorder, path: &Path) -> Result<()> {
-    let train: Vec<(f64, f64)> = recorder
+/// One value of every recorded batch against the batch number.
+fn per_batch(
+    recorder: &Recorder,
+    value: impl Fn(&crate::learner::metrics::BatchRecord) -> f64,
+) -> Vec<(f64, f64)> {
+    recorder
         .batches
         .iter()
         .enumerate()
-        .map(|(i, b)| (i as f64, b.loss))
-        .collect();
+        .map(|(i, b)| (i as f64, value(b)))
+        .collect()
+}
+
+/// `loss.png`: training loss per batch and validation loss at the end of each epoch.
+pub fn plot_losses(recorder: &Recorder, path: &Path) -> Result<()> {
+    let train: Vec<(f64, f64)> = per_batch(recorder, |b| b.loss);
     let per_epoch = |e: usize| recorder.batches.iter().filter(|b| b.epoch <= e).count() as f64;
     let valid: Vec<(f64, f64)> = recorder
         .epochs
@@ -184,18 +192,8 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
 
 /// `lr.png`: the learning rate (top group) and momentum used at every batch.
 pub fn plot_schedule(recorder: &Recorder, path: &Path) -> Result<()> {
-    let lr: Vec<(f64, f64)> = recorder
-        .batches
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (i as f64, b.lr))
-        .collect();
-    let mom: Vec<(f64, f64)> = recorder
-        .batches
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (i as f64, b.mom))
-        .collect();
+    let lr: Vec<(f64, f64)> = per_batch(recorder, |b| b.lr);
+    let mom: Vec<(f64, f64)> = per_batch(recorder, |b| b.mom);
     let x_max = (lr.len() as f64).max(1.0);
     let lr_max = lr.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-12) * 1.05;
     let (m_lo, m_hi) = mom
