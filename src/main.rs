@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fastvision::data::AugLevel;
 use fastvision::data::{ImageFolder, SplitConfig, skipped_report};
-use fastvision::infer::{Predictor, evaluate};
+use fastvision::infer::{Inference, Predictor, Tta, evaluate};
 use fastvision::learner::Callback;
 use fastvision::learner::Lrs;
 use fastvision::learner::progress::Progress;
@@ -41,6 +42,8 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        how: InferArgs,
     },
     /// Evaluate a trained run on labelled images (class folders, or a dataset root with valid/).
     Evaluate {
@@ -51,6 +54,16 @@ enum Command {
         /// Batch size.
         #[arg(long, default_value_t = 64)]
         bs: usize,
+        #[command(flatten)]
+        how: InferArgs,
+    },
+    /// Write a PNG grid of augmented training images, to see what the model will see.
+    ShowBatch {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Images in the grid.
+        #[arg(long, default_value_t = 16)]
+        n: usize,
     },
     /// LR range test: suggestions printed, plot in the run folder.
     LrFind(DataArgs),
@@ -93,6 +106,43 @@ struct DataArgs {
     /// Width of the ResNet stem (64 = torchvision; smaller trains faster, for experiments).
     #[arg(long, default_value_t = 64, hide = true)]
     width: usize,
+    /// Training augmentation: none (crop only), light (flip), default (fastai's aug_transforms:
+    /// flip, rotate 10°, zoom 1.1, warp 0.2, lighting 0.2), heavy (twice as strong).
+    #[arg(long, value_enum, default_value_t = AugLevel::Default)]
+    aug: AugLevel,
+}
+
+/// How `predict` and `evaluate` turn images into predictions.
+#[derive(clap::Args)]
+struct InferArgs {
+    /// Test-time augmentation: the plain prediction blended with 4 augmented passes (fastai's tta).
+    #[arg(long)]
+    tta: bool,
+    /// With --tta: the maximum over the passes instead of their mean.
+    #[arg(long, requires = "tta")]
+    tta_max: bool,
+    /// With --tta: number of augmented passes.
+    #[arg(long, default_value_t = 4, requires = "tta")]
+    tta_n: usize,
+    /// 10-crop: four corners and the centre, and their mirrors, averaged.
+    #[arg(long, conflicts_with = "tta")]
+    ten_crop: bool,
+}
+
+impl InferArgs {
+    fn inference(&self) -> Inference {
+        if self.tta {
+            Inference::Tta(Tta {
+                n: self.tta_n,
+                use_max: self.tta_max,
+                ..Tta::default()
+            })
+        } else if self.ten_crop {
+            Inference::TenCrop
+        } else {
+            Inference::Plain
+        }
+    }
 }
 
 impl DataArgs {
@@ -107,6 +157,7 @@ impl DataArgs {
             valid_pct: self.valid_pct,
             min_scale: self.min_scale,
             pretrained: self.pretrained.clone(),
+            aug: self.aug,
             ..TrainConfig::default()
         }
     }
@@ -120,9 +171,25 @@ impl DataArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Epochs (with --schedule sgdr the cycles decide).
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
+    /// Epochs (with --schedule sgdr the cycles decide); with --sizes, one count per size (2,2,1)
+    /// or a total to share out.
+    #[arg(long, default_value = "5")]
+    epochs: String,
+    /// Progressive resizing: train the same weights at each of these sizes in turn (32,64,128).
+    #[arg(long, value_delimiter = ',', conflicts_with = "progressive")]
+    sizes: Vec<u32>,
+    /// Progressive resizing planned from --size: start at a quarter, double each stage.
+    #[arg(long)]
+    progressive: bool,
+    /// MixUp with Beta(ALPHA, ALPHA) weights [ALPHA default: 0.4].
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.4", value_name = "ALPHA")]
+    mixup: Option<f64>,
+    /// CutMix with Beta(ALPHA, ALPHA) box areas [ALPHA default: 1.0].
+    #[arg(long, num_args = 0..=1, default_missing_value = "1.0", value_name = "ALPHA", conflicts_with = "mixup")]
+    cutmix: Option<f64>,
+    /// Label-smoothing cross-entropy [EPS default: 0.1].
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.1", value_name = "EPS")]
+    label_smoothing: Option<f64>,
     /// Learning rate: a number, LO:HI spread over the layer groups, :HI (HI/10 for the body), or
     /// `auto` (run the LR finder and use its valley suggestion).
     #[arg(long, default_value = "1e-3")]
@@ -155,8 +222,10 @@ fn main() -> Result<()> {
             images,
             top,
             json,
-        } => predict(run, images, top, json),
-        Command::Evaluate { run, dir, bs } => evaluate_cmd(run, dir, bs),
+            how,
+        } => predict(run, images, top, json, how.inference()),
+        Command::Evaluate { run, dir, bs, how } => evaluate_cmd(run, dir, bs, how.inference()),
+        Command::ShowBatch { data, n } => show_batch(data, n),
         Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
     }
@@ -174,8 +243,47 @@ fn train(args: TrainArgs) -> Result<()> {
         run::resume(&dir, &device, callbacks)?
     } else {
         let auto = args.lr.eq_ignore_ascii_case("auto");
+        let epochs: Vec<usize> = args
+            .epochs
+            .split(',')
+            .map(|e| e.trim().parse())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--epochs {:?}: expected N or N,N,…", args.epochs))?;
+        let total: usize = epochs.iter().sum();
+        let (sizes, size_epochs) = if args.progressive {
+            let target = args
+                .data
+                .size
+                .context("--progressive needs the target --size")?;
+            let plan = run::progressive_plan(target, total);
+            println!(
+                "progressive resizing: sizes {:?}, epochs {:?} (a quarter of --size {target}, doubling)",
+                plan.0, plan.1
+            );
+            plan
+        } else if !args.sizes.is_empty() && epochs.len() == 1 {
+            let n = args.sizes.len();
+            let split = (0..n)
+                .map(|i| total / n + usize::from(i < total % n))
+                .collect();
+            (args.sizes.clone(), split)
+        } else if !args.sizes.is_empty() {
+            (args.sizes.clone(), epochs.clone())
+        } else if epochs.len() > 1 {
+            bail!(
+                "--epochs {} lists several counts: give --sizes too",
+                args.epochs
+            );
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let config = TrainConfig {
-            epochs: args.epochs,
+            epochs: total,
+            sizes,
+            size_epochs,
+            mixup: args.mixup,
+            cutmix: args.cutmix,
+            label_smoothing: args.label_smoothing,
             lr: if auto {
                 Lrs::Single(1e-3)
             } else {
@@ -197,14 +305,16 @@ fn train(args: TrainArgs) -> Result<()> {
                 fastvision::data::demo::demo_path()?.display()
             ),
         }
+        config.validate()?;
         for (i, stage) in config.plan().iter().enumerate() {
             println!(
-                "stage {}: {} epochs, {}, lr {}{}",
+                "stage {}: {} epochs, {}, lr {}{}{}",
                 i + 1,
                 stage.epochs,
                 stage.schedule,
                 stage.lrs,
-                if stage.frozen { ", body frozen" } else { "" }
+                if stage.frozen { ", body frozen" } else { "" },
+                stage.size.map(|s| format!(", {s} px")).unwrap_or_default()
             );
         }
         run::train(&config, &dir, &device, callbacks)?
@@ -231,9 +341,15 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn predict(run: PathBuf, images: Vec<PathBuf>, top: usize, json: bool) -> Result<()> {
+fn predict(
+    run: PathBuf,
+    images: Vec<PathBuf>,
+    top: usize,
+    json: bool,
+    how: Inference,
+) -> Result<()> {
     let predictor = Predictor::load(&run, &fastvision::device())?;
-    let preds = predictor.predict(&images, top)?;
+    let preds = predictor.predict(&images, top, how)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
     } else {
@@ -249,7 +365,7 @@ fn predict(run: PathBuf, images: Vec<PathBuf>, top: usize, json: bool) -> Result
     Ok(())
 }
 
-fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
+fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize, how: Inference) -> Result<()> {
     let predictor = Predictor::load(&run, &fastvision::device())?;
     let dir = if dir.join("valid").is_dir() {
         dir.join("valid")
@@ -279,8 +395,23 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
             label,
         });
     }
-    let eval = evaluate(&predictor, items, data.skipped, bs);
-    println!("{} images, accuracy {:.4}", eval.n, eval.accuracy);
+    let eval = evaluate(&predictor, items, data.skipped, bs, how);
+    println!(
+        "{} images, accuracy {:.4} ({}, {:.1}s)",
+        eval.n,
+        eval.accuracy,
+        match how {
+            Inference::Plain => "plain".to_string(),
+            Inference::Tta(t) => format!(
+                "tta n={} beta={}{}",
+                t.n,
+                t.beta,
+                if t.use_max { " max" } else { "" }
+            ),
+            Inference::TenCrop => "10-crop".to_string(),
+        },
+        eval.seconds
+    );
     for (class, acc, n) in &eval.per_class {
         println!("  {class:<20} {acc:.4}  ({n} images)");
     }
@@ -294,6 +425,13 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize) -> Result<()> {
             skipped_report(&eval.skipped)
         );
     }
+    Ok(())
+}
+
+fn show_batch(args: DataArgs, n: usize) -> Result<()> {
+    let dir = args.run_dir();
+    let path = run::show_batch(&args.config(), &dir, n)?;
+    println!("augmented training images: {}", path.display());
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
+    AugLevel, DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
     skipped_report,
 };
 use crate::error::{Error, Result};
@@ -16,8 +16,11 @@ use crate::learner::checkpoint::{self, write_atomic};
 use crate::learner::learner::{Stage, fine_tune_stages};
 use crate::learner::lr_find::{LrFind, LrFindConfig};
 use crate::learner::schedule::Sgdr;
-use crate::learner::{Callback, EpochMetrics, Learner, Lrs, OneCycle, Schedule};
+use crate::learner::{
+    Callback, CutMix, EpochMetrics, Learner, LossFunc, Lrs, MixUp, OneCycle, Schedule,
+};
 use crate::models::{Arch, ClassifierConfig};
+use crate::report::grid::{Tile, batch_images, image_grid};
 use crate::report::plot::{plot_losses, plot_lr_find, plot_schedule};
 use crate::weights::{load_pretrained_body, resolve_pretrained};
 
@@ -69,6 +72,43 @@ pub struct TrainConfig {
     /// Smallest crop area of RandomResizedCrop; `None` = [`default_min_scale`] of the size.
     #[serde(default)]
     pub min_scale: Option<f64>,
+    /// Training augmentation preset.
+    #[serde(default)]
+    pub aug: AugLevel,
+    /// MixUp with this α, if any.
+    #[serde(default)]
+    pub mixup: Option<f64>,
+    /// CutMix with this α, if any.
+    #[serde(default)]
+    pub cutmix: Option<f64>,
+    /// Label-smoothing ε of the training loss, if any.
+    #[serde(default)]
+    pub label_smoothing: Option<f64>,
+    /// Progressive resizing: the image side of each stage (empty = one size, `size`).
+    #[serde(default)]
+    pub sizes: Vec<u32>,
+    /// Progressive resizing: the epochs of each stage, matching `sizes`.
+    #[serde(default)]
+    pub size_epochs: Vec<usize>,
+}
+
+/// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
+/// (at least 16 px), double each stage; earlier stages get the remainder epochs (they are cheaper).
+pub fn progressive_plan(target: u32, epochs: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut sizes = Vec::new();
+    let mut s = (target / 4).max(16);
+    while s < target {
+        sizes.push(s);
+        s *= 2;
+    }
+    sizes.push(target);
+    let keep = sizes.len().min(epochs.max(1));
+    let sizes = sizes.split_off(sizes.len() - keep);
+    let n = sizes.len();
+    let epochs = (0..n)
+        .map(|i| epochs / n + usize::from(i < epochs % n))
+        .collect();
+    (sizes, epochs)
 }
 
 /// RandomResizedCrop's smallest area by image size: fastai's 0.08 from 64 px up; 1.0 (crop-free,
@@ -124,19 +164,100 @@ impl Default for TrainConfig {
             seed: 42,
             valid_pct: 0.2,
             min_scale: None,
+            aug: AugLevel::Default,
+            mixup: None,
+            cutmix: None,
+            label_smoothing: None,
+            sizes: Vec::new(),
+            size_epochs: Vec::new(),
         }
     }
 }
 
 impl TrainConfig {
-    /// The fits this configuration runs, in order.
+    /// The fits this configuration runs, in order (one set per size when resizing progressively).
     pub fn plan(&self) -> Vec<Stage> {
+        if self.sizes.is_empty() {
+            return self.plan_for(self.epochs);
+        }
+        self.sizes
+            .iter()
+            .zip(&self.size_epochs)
+            .flat_map(|(&size, &epochs)| {
+                self.plan_for(epochs).into_iter().map(move |s| Stage {
+                    size: Some(size),
+                    ..s
+                })
+            })
+            .collect()
+    }
+
+    /// The image side the model ends at (the last progressive size, or `size`).
+    pub fn final_size(&self) -> Option<u32> {
+        self.sizes.last().copied().or(self.size)
+    }
+
+    /// The callbacks this configuration adds to training (MixUp, CutMix).
+    pub fn callbacks(&self) -> Vec<Box<dyn Callback>> {
+        let mut cbs: Vec<Box<dyn Callback>> = Vec::new();
+        if let Some(alpha) = self.mixup {
+            cbs.push(Box::new(MixUp {
+                alpha,
+                seed: self.seed,
+            }));
+        }
+        if let Some(alpha) = self.cutmix {
+            cbs.push(Box::new(CutMix {
+                alpha,
+                seed: self.seed,
+            }));
+        }
+        cbs
+    }
+
+    /// Checks the settings that clap cannot: progressive sizes and the augmentation parameters.
+    pub fn validate(&self) -> Result<()> {
+        if self.sizes.len() != self.size_epochs.len() {
+            return Err(Error::Config(format!(
+                "{} sizes but {} epoch counts: give one epoch count per size (--sizes 32,64 --epochs 2,1)",
+                self.sizes.len(),
+                self.size_epochs.len()
+            )));
+        }
+        if let Some(&s) = self.sizes.iter().find(|&&s| s < 16) {
+            return Err(Error::Config(format!(
+                "image size {s} is too small (at least 16)"
+            )));
+        }
+        for (name, v) in [("--mixup", self.mixup), ("--cutmix", self.cutmix)] {
+            if v.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
+                return Err(Error::Config(format!("{name} needs a positive alpha")));
+            }
+        }
+        if self.mixup.is_some() && self.cutmix.is_some() {
+            return Err(Error::Config(
+                "--mixup and --cutmix cannot be combined".into(),
+            ));
+        }
+        if self
+            .label_smoothing
+            .is_some_and(|e| !(0.0..1.0).contains(&e))
+        {
+            return Err(Error::Config(
+                "--label-smoothing needs an epsilon in [0, 1)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fits of one size, `epochs` long.
+    fn plan_for(&self, epochs: usize) -> Vec<Stage> {
         if self.fine_tune {
-            return fine_tune_stages(self.epochs, self.lr.max(), self.freeze_epochs, 100.0);
+            return fine_tune_stages(epochs, self.lr.max(), self.freeze_epochs, 100.0);
         }
         let lr = self.lr.max();
         let (epochs, schedule) = match self.schedule {
-            ScheduleKind::OneCycle => (self.epochs, Schedule::OneCycle(OneCycle::new(lr))),
+            ScheduleKind::OneCycle => (epochs, Schedule::OneCycle(OneCycle::new(lr))),
             ScheduleKind::Sgdr => {
                 let sgdr = Sgdr {
                     lr_max: lr,
@@ -147,7 +268,7 @@ impl TrainConfig {
                 (sgdr.n_epochs(), Schedule::Sgdr { sgdr, mom: 0.9 })
             }
             ScheduleKind::FlatCos => (
-                self.epochs,
+                epochs,
                 Schedule::FlatCos {
                     lr,
                     pct_start: 0.75,
@@ -155,14 +276,15 @@ impl TrainConfig {
                     mom: 0.9,
                 },
             ),
-            ScheduleKind::Cosine => (self.epochs, Schedule::Cosine { lr, mom: 0.9 }),
-            ScheduleKind::Constant => (self.epochs, Schedule::Constant { lr, mom: 0.9 }),
+            ScheduleKind::Cosine => (epochs, Schedule::Cosine { lr, mom: 0.9 }),
+            ScheduleKind::Constant => (epochs, Schedule::Constant { lr, mom: 0.9 }),
         };
         vec![Stage {
             epochs,
             schedule,
             lrs: self.lr,
             frozen: false,
+            size: None,
         }]
     }
 }
@@ -197,6 +319,7 @@ struct Prepared {
 }
 
 fn prepare(config: &TrainConfig) -> Result<Prepared> {
+    config.validate()?;
     let root = match &config.data {
         Some(p) => p.clone(),
         None => demo_path()?,
@@ -208,7 +331,7 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
             seed: config.seed,
         },
     )?;
-    let size = config.size.unwrap_or_else(|| data.min_side.min(64));
+    let size = config.final_size().unwrap_or_else(|| data.min_side.min(64));
     if size < 16 {
         return Err(Error::Config(format!(
             "image size {size} is too small (at least 16)"
@@ -224,17 +347,19 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
             ),
         });
     }
+    let first = config.sizes.first().copied().unwrap_or(size);
     let train_tfm = ItemTransform::train_min_scale(
-        size,
+        first,
         config.min_scale.unwrap_or_else(|| default_min_scale(size)),
     );
     let dls = DataLoaders::with_transforms(
         &data,
         train_tfm,
-        ItemTransform::valid(size),
+        ItemTransform::valid(first),
         config.bs,
         config.seed,
     )
+    .with_aug(config.aug.transforms())
     .with_normalize(if config.arch == Arch::EfficientnetLite0 {
         Normalize::EFFICIENTNET_LITE
     } else {
@@ -283,7 +408,8 @@ pub fn train(
         write_atomic(&run_dir.join("train.json"), &json)?;
     }
     learner.checkpoint_dir = Some(run_dir.join("checkpoint"));
-    learner.callbacks = callbacks;
+    learner.callbacks = config.callbacks();
+    learner.callbacks.extend(callbacks);
     execute(&mut learner, &config.plan(), 0, 0)?;
     finish(run_dir, &learner, &p, t0)
 }
@@ -297,6 +423,7 @@ fn build_learner(
     load_pretrained: bool,
 ) -> Result<Learner> {
     let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
+    learner.loss_func = LossFunc::label_smoothing(config.label_smoothing.unwrap_or(0.0));
     if let (Some(spec), true) = (&config.pretrained, load_pretrained) {
         let path = resolve_pretrained(spec)?;
         let report = load_pretrained_body(&mut learner.model, &path)?;
@@ -350,6 +477,34 @@ pub fn lr_find(config: &TrainConfig, run_dir: &Path, device: &Device) -> Result<
     lr_find_into(&mut learner, run_dir)
 }
 
+/// `fastvision show-batch`: writes `n` augmented training images (one loader batch, epoch 0) as
+/// `show_batch.png` in `dir`, each captioned with its class; returns the file.
+pub fn show_batch(config: &TrainConfig, dir: &Path, n: usize) -> Result<PathBuf> {
+    let config = TrainConfig {
+        bs: n.max(1),
+        ..config.clone()
+    };
+    let p = prepare(&config)?;
+    let batch = p
+        .dls
+        .train
+        .iter(0)
+        .next()
+        .ok_or_else(|| Error::Config("the training set yielded no batch".into()))?;
+    let tiles: Vec<Tile> = batch_images(&batch, &p.dls.normalize)
+        .into_iter()
+        .zip(&batch.labels)
+        .map(|(image, &l)| Tile {
+            image,
+            caption: vec![p.dls.vocab[l as usize].clone()],
+        })
+        .collect();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join("show_batch.png");
+    image_grid(&tiles, 4, 96.max(p.size), &path)?;
+    Ok(path)
+}
+
 /// Resumes the run in `run_dir` from its last checkpoint and finishes it.
 pub fn resume(
     run_dir: &Path,
@@ -366,7 +521,8 @@ pub fn resume(
     let ckpt = run_dir.join("checkpoint");
     let state = learner.load_checkpoint(&ckpt)?;
     learner.checkpoint_dir = Some(ckpt);
-    learner.callbacks = callbacks;
+    learner.callbacks = config.callbacks();
+    learner.callbacks.extend(callbacks);
     execute(
         &mut learner,
         &config.plan(),
@@ -392,6 +548,8 @@ fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Resul
         size: p.size,
         normalize: p.dls.normalize,
         vocab: p.dls.vocab.clone(),
+        train_transform: Some(learner.dls.train.transform().with_size(p.size)),
+        aug: learner.dls.train.aug(),
     };
     save_bundle(run_dir, &learner.model, &bundle)?;
     let log =

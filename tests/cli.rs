@@ -253,3 +253,103 @@ fn the_demo_is_found_from_any_working_directory_and_errors_leave_no_run_folder()
     );
     assert!(!dir.path().join("runs/d").exists());
 }
+
+#[test]
+fn augmentation_progressive_mixup_and_tta_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    common::tiny_dataset(&data, 2, 12, 4);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train",
+            "photos",
+            "--sizes",
+            "16,24",
+            "--epochs",
+            "1,1",
+            "--bs",
+            "8",
+            "--width",
+            "8",
+            "--mixup",
+            "--label-smoothing",
+            "--aug",
+            "heavy",
+            "--name",
+            "p",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("stage 1: 1 epochs") && out.contains("16 px"),
+        "{out}"
+    );
+    assert!(
+        out.contains("stage 2: 1 epochs") && out.contains("24 px"),
+        "{out}"
+    );
+    let train: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/p/train.json")).unwrap())
+            .unwrap();
+    assert_eq!(train["mixup"], 0.4);
+    assert_eq!(train["label_smoothing"], 0.1);
+    assert_eq!(train["aug"], "heavy");
+
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train",
+            "photos",
+            "--size",
+            "64",
+            "--progressive",
+            "--epochs",
+            "2",
+            "--bs",
+            "8",
+            "--width",
+            "8",
+            "--cutmix",
+            "--name",
+            "auto",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("sizes [32, 64], epochs [1, 1]"), "{out}");
+
+    for (flag, name) in [
+        ("", "plain"),
+        ("--tta", "tta n=4"),
+        ("--ten-crop", "10-crop"),
+    ] {
+        let mut args = vec!["evaluate", "runs/p", "photos"];
+        if !flag.is_empty() {
+            args.push(flag);
+        }
+        let (ok, out) = fastvision(dir.path(), &args);
+        assert!(
+            ok && out.contains("8 images, accuracy") && out.contains(name),
+            "{out}"
+        );
+    }
+
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["show-batch", "photos", "--n", "6", "--name", "sb"],
+    );
+    assert!(ok, "{out}");
+    let grid = image::open(dir.path().join("runs/sb/show_batch.png")).unwrap();
+    assert!(grid.width() > 4 * 96 && grid.height() > 2 * 96);
+
+    let (ok, out) = fastvision(dir.path(), &["train", "photos", "--epochs", "2,1"]);
+    assert!(!ok && out.contains("--sizes"), "{out}");
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train", "photos", "--sizes", "8,16", "--epochs", "1,1", "--name", "tiny",
+        ],
+    );
+    assert!(!ok && out.contains("image size 8 is too small"), "{out}");
+    assert!(!dir.path().join("runs/tiny").exists());
+}

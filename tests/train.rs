@@ -89,6 +89,8 @@ fn a_saved_bundle_predicts_exactly_as_the_trained_model() {
         size: 32,
         normalize: dls.normalize,
         vocab: dls.vocab.clone(),
+        train_transform: None,
+        aug: None,
     };
     let out = dir.path().join("bundle");
     save_bundle(&out, &learner.model, &bundle).unwrap();

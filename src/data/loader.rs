@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rayon::prelude::*;
 
+use super::augment::AugTransforms;
 use super::decode::decode_rgb;
 use super::transform::{ItemTransform, Normalize};
 use super::{ImageFolder, Item, Skipped};
@@ -25,6 +26,18 @@ pub struct Batch {
     pub size: usize,
     /// Positions in the loader's item list of the images in this batch.
     pub indices: Vec<usize>,
+    /// How the images were mixed with each other (MixUp, CutMix), if they were.
+    pub mix: Option<Mix>,
+}
+
+/// Each image `i` of a mixed batch is `lam[i]` of itself and `1 − lam[i]` of image `other[i]`;
+/// its loss mixes the two labels the same way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    /// Label of the image mixed into each image.
+    pub other: Vec<i64>,
+    /// Weight of each image's own label.
+    pub lam: Vec<f32>,
 }
 
 impl Batch {
@@ -56,6 +69,7 @@ pub struct DataLoader {
     items: Arc<Vec<Item>>,
     tfm: ItemTransform,
     norm: Normalize,
+    aug: Option<AugTransforms>,
     batch_size: usize,
     shuffle: bool,
     drop_last: bool,
@@ -77,6 +91,7 @@ impl DataLoader {
             items: Arc::new(items),
             tfm,
             norm,
+            aug: None,
             batch_size: batch_size.max(1),
             shuffle: train,
             drop_last: train,
@@ -93,6 +108,22 @@ impl DataLoader {
     /// The item transform.
     pub fn transform(&self) -> ItemTransform {
         self.tfm
+    }
+
+    /// The augmentation applied after the item transform, if any.
+    pub fn aug(&self) -> Option<AugTransforms> {
+        self.aug
+    }
+
+    /// This loader with augmentation `aug` after the item transform (each image its own draw).
+    pub fn with_aug(mut self, aug: Option<AugTransforms>) -> Self {
+        self.aug = aug;
+        self
+    }
+
+    /// The normalisation applied last.
+    pub fn normalize(&self) -> Normalize {
+        self.norm
     }
 
     /// Batch size.
@@ -154,7 +185,14 @@ impl DataLoader {
                         let mut rng = StdRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64));
                         let img = self.tfm.apply(&img, &mut rng);
                         let mut out = vec![0.0; plane];
-                        self.norm.write_chw(&img, &mut out);
+                        match &self.aug {
+                            Some(aug) => {
+                                Normalize::write_unit_chw(&img, &mut out);
+                                aug.apply(&mut out, size, &mut rng);
+                                self.norm.normalize_in_place(&mut out);
+                            }
+                            None => self.norm.write_chw(&img, &mut out),
+                        }
                         Some((i, out))
                     }
                     Err(why) => {
@@ -173,6 +211,7 @@ impl DataLoader {
             labels: Vec::new(),
             size,
             indices: Vec::new(),
+            mix: None,
         };
         for (i, px) in decoded.into_iter().flatten() {
             batch.images.extend_from_slice(&px);
@@ -285,6 +324,14 @@ impl DataLoaders {
         self.train.norm = normalize;
         self.valid.norm = normalize;
         self.normalize = normalize;
+        self
+    }
+
+    /// These loaders with training augmentation `aug` (`None`: the crop alone); the crop's own
+    /// flip is dropped, flipping being part of the augmentation.
+    pub fn with_aug(mut self, aug: Option<AugTransforms>) -> Self {
+        let tfm = self.train.transform().without_flip();
+        self.train = self.train.with_transform(tfm).with_aug(aug);
         self
     }
 

@@ -1,5 +1,6 @@
 //! Data: sources, split, decoding, item transforms, the parallel loader and the demo dataset.
 
+pub mod augment;
 pub mod decode;
 pub mod demo;
 pub mod loader;
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use loader::{Batch, DataLoader, DataLoaders};
+pub use augment::{AugLevel, AugTransforms};
+pub use loader::{Batch, DataLoader, DataLoaders, Mix};
 pub use source::{ImageFolder, SplitConfig};
 pub use transform::{ItemTransform, Normalize};
 

@@ -27,6 +27,30 @@ impl Normalize {
         std: [128.0 / 255.0; 3],
     };
 
+    /// Writes `img` (HWC u8) into `out` as CHW f32 in 0..1 (for augmentation before normalising).
+    pub fn write_unit_chw(img: &RgbImage, out: &mut [f32]) {
+        let plane = (img.width() * img.height()) as usize;
+        for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * plane + i] = f32::from(px[c]) / 255.0;
+            }
+        }
+    }
+
+    /// Normalises CHW values in 0..1, in place.
+    pub fn normalize_in_place(&self, planes: &mut [f32]) {
+        let plane = planes.len() / 3;
+        for (c, chunk) in planes.chunks_mut(plane).enumerate() {
+            let (m, s) = (self.mean[c], self.std[c]);
+            chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
+    }
+
+    /// Undoes the normalisation of one CHW value of channel `c`, back to 0..1.
+    pub fn denormalize(&self, c: usize, v: f32) -> f32 {
+        v * self.std[c] + self.mean[c]
+    }
+
     /// Writes `img` (HWC u8) into `out` as normalised CHW f32.
     pub fn write_chw(&self, img: &RgbImage, out: &mut [f32]) {
         let (w, h) = img.dimensions();
@@ -89,6 +113,24 @@ impl ItemTransform {
         match *self {
             ItemTransform::RandomResizedCrop { size, .. }
             | ItemTransform::ResizeCenterCrop { size } => size,
+        }
+    }
+
+    /// The same transform without its random flip (when the batch augmentation flips instead).
+    pub fn without_flip(self) -> Self {
+        match self {
+            ItemTransform::RandomResizedCrop {
+                size,
+                min_scale,
+                ratio,
+                ..
+            } => ItemTransform::RandomResizedCrop {
+                size,
+                min_scale,
+                ratio,
+                flip: false,
+            },
+            other => other,
         }
     }
 

@@ -8,7 +8,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Normalize;
+use crate::data::{AugTransforms, ItemTransform, Normalize};
 use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 
@@ -28,6 +28,12 @@ pub struct BundleConfig {
     pub normalize: Normalize,
     /// Class names, in label order.
     pub vocab: Vec<String>,
+    /// The training item transform (test-time augmentation reuses it).
+    #[serde(default)]
+    pub train_transform: Option<ItemTransform>,
+    /// The training augmentation (test-time augmentation reuses it).
+    #[serde(default)]
+    pub aug: Option<AugTransforms>,
 }
 
 /// Writes `model` and `config` into `dir` (created if needed).

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::predict::Predictor;
-use crate::data::{DataLoader, Item, ItemTransform, Skipped};
+use super::tta::Inference;
+use crate::data::{Item, Skipped};
 
 /// Results of evaluating a model on labelled images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,25 +19,28 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
     /// Files skipped.
     pub skipped: Vec<Skipped>,
+    /// Seconds spent predicting.
+    pub seconds: f64,
 }
 
-/// Evaluates `predictor` on `items` (labels in the predictor's vocab).
+/// Evaluates `predictor` on `items` (labels in the predictor's vocab), predicting as `how` says.
 pub fn evaluate(
     predictor: &Predictor,
     items: Vec<Item>,
     skipped: Vec<Skipped>,
     batch_size: usize,
+    how: Inference,
 ) -> Evaluation {
     let cfg = &predictor.config;
-    let loader = DataLoader::new(
-        items,
-        ItemTransform::valid(cfg.size),
-        cfg.normalize,
-        batch_size,
-        false,
-        0,
-    );
-    let (probs, targets) = predictor.get_preds(&loader);
+    let t0 = std::time::Instant::now();
+    let out = predictor.infer(&items, batch_size, how);
+    let seconds = t0.elapsed().as_secs_f64();
+    let (probs, targets): (Vec<Vec<f32>>, Vec<usize>) = out
+        .probs
+        .into_iter()
+        .zip(&items)
+        .filter_map(|(p, item)| Some((p?, item.label)))
+        .unzip();
     let k = cfg.vocab.len();
     let mut confusion = vec![vec![0usize; k]; k];
     for (p, &t) in probs.iter().zip(&targets) {
@@ -57,7 +61,7 @@ pub fn evaluate(
         })
         .collect();
     let mut skipped = skipped;
-    skipped.extend(loader.failed());
+    skipped.extend(out.skipped);
     Evaluation {
         n,
         accuracy: if n == 0 {
@@ -68,5 +72,6 @@ pub fn evaluate(
         per_class,
         confusion,
         skipped,
+        seconds,
     }
 }

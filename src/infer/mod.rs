@@ -3,7 +3,9 @@
 pub mod bundle;
 pub mod evaluate;
 pub mod predict;
+pub mod tta;
 
 pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
 pub use predict::{Prediction, Predictor};
+pub use tta::{Inference, Tta};

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleConfig, load_bundle};
+use super::tta::{Inference, unlabelled};
 use crate::data::decode::decode_rgb;
 use crate::data::{DataLoader, ItemTransform};
 use crate::error::{Error, Result};
@@ -83,6 +84,7 @@ impl Predictor {
             labels: vec![0; paths.len()],
             size,
             indices: (0..paths.len()).collect(),
+            mix: None,
         };
         Ok(self.probs_for_batch(&batch))
     }
@@ -108,9 +110,16 @@ impl Predictor {
         (probs, targets)
     }
 
-    /// The `k` most probable classes for each image file.
-    pub fn predict(&self, paths: &[PathBuf], k: usize) -> Result<Vec<Prediction>> {
-        let probs = self.probs_for_files(paths)?;
+    /// The `k` most probable classes for each image file; an unreadable file is an error naming it.
+    pub fn predict(&self, paths: &[PathBuf], k: usize, how: Inference) -> Result<Vec<Prediction>> {
+        let out = self.infer(&unlabelled(paths), 64, how);
+        if let Some(bad) = out.skipped.first() {
+            return Err(Error::Image {
+                path: bad.path.clone(),
+                message: bad.reason.clone(),
+            });
+        }
+        let probs: Vec<Vec<f32>> = out.probs.into_iter().flatten().collect();
         Ok(paths
             .iter()
             .zip(probs)

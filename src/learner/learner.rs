@@ -10,6 +10,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::callback::{Callback, FitState, ParamScheduler};
 use super::checkpoint::{self, CheckpointState};
+use super::loss::LossFunc;
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
 use super::param_groups::{Lrs, freeze_to};
@@ -37,6 +38,8 @@ pub struct Learner {
     pub stage: usize,
     /// Where to write a checkpoint after every epoch, if anywhere.
     pub checkpoint_dir: Option<PathBuf>,
+    /// The training loss (validation always uses plain cross-entropy on unmixed images).
+    pub loss_func: LossFunc,
     pub(crate) optim: ModuleOptimizer,
     pub(crate) handles: AdamHandles,
     pub(crate) groups: Vec<Vec<String>>,
@@ -63,6 +66,7 @@ impl Learner {
             epochs_done: 0,
             stage: 0,
             checkpoint_dir: None,
+            loss_func: LossFunc::default(),
             optim,
             handles,
             groups,
@@ -192,8 +196,18 @@ impl Learner {
         } else {
             self.unfreeze()
         }
+        if let Some(size) = stage.size {
+            self.resize(size);
+        }
         self.set_lrs(stage.lrs);
         self.fit_from(stage.epochs, stage.schedule, start)
+    }
+
+    /// Rebuilds the loaders at image side `size`; the weights stay (progressive resizing).
+    pub fn resize(&mut self, size: u32) {
+        if self.dls.train.transform().size() != size {
+            self.dls = self.dls.resized(size);
+        }
     }
 
     /// Trains for `n_epochs` following `schedule`.
@@ -297,14 +311,11 @@ impl Learner {
         Ok(())
     }
 
-    /// One optimizer step on `batch`; returns the batch loss.
+    /// One optimizer step on `batch` (mixed or not); returns the batch loss.
     fn train_step(&mut self, batch: &Batch, lr: f64, mom: f64) -> f64 {
-        self.step_tensors(
-            batch.images(&self.device),
-            batch.targets(&self.device),
-            lr,
-            mom,
-        )
+        let logits = self.model.forward(batch.images(&self.device));
+        let loss = self.loss_func.batch_loss(logits, batch, &self.device);
+        self.step_loss(loss, lr, mom)
     }
 
     /// One optimizer step on device tensors at learning rate `lr` and momentum `mom`; returns the loss.
@@ -316,9 +327,12 @@ impl Learner {
         mom: f64,
     ) -> f64 {
         let logits = self.model.forward(images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&self.device)
-            .forward(logits, targets);
+        let loss = self.loss_func.hard(logits, targets, &self.device);
+        self.step_loss(loss, lr, mom)
+    }
+
+    /// Back-propagates `loss` and steps the optimizer; returns the loss value.
+    fn step_loss(&mut self, loss: Tensor<1>, lr: f64, mom: f64) -> f64 {
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.handles.mom.set(mom);
@@ -374,6 +388,9 @@ pub struct Stage {
     pub lrs: Lrs,
     /// Whether only the head (and BatchNorm) trains.
     pub frozen: bool,
+    /// Image side of this stage (progressive resizing); `None` keeps the current one.
+    #[serde(default)]
+    pub size: Option<u32>,
 }
 
 /// fastai's `fine_tune` recipe as two stages.
@@ -399,12 +416,14 @@ pub fn fine_tune_stages(
             schedule: Schedule::OneCycle(frozen),
             lrs: Lrs::UpTo(base_lr),
             frozen: true,
+            size: None,
         },
         Stage {
             epochs,
             schedule: Schedule::OneCycle(unfrozen),
             lrs: Lrs::Range(half / lr_mult, half),
             frozen: false,
+            size: None,
         },
     ]
 }

@@ -59,8 +59,8 @@ impl Recorder {
 /// Header of the training table, fastai style.
 pub fn table_header() -> String {
     format!(
-        "{:>5}  {:>10}  {:>10}  {:>8}  {:>10}  {:>6}",
-        "epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"
+        "{:>5}  {:>5}  {:>4}  {:>10}  {:>10}  {:>8}  {:>10}  {:>6}",
+        "epoch", "stage", "size", "train_loss", "valid_loss", "accuracy", "error_rate", "time"
     )
 }
 
@@ -68,8 +68,10 @@ pub fn table_header() -> String {
 pub fn table_row(m: &EpochMetrics) -> String {
     let secs = m.seconds.round() as u64;
     format!(
-        "{:>5}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
+        "{:>5}  {:>5}  {:>4}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
         m.epoch,
+        m.stage + 1,
+        m.size,
         m.train_loss,
         m.valid_loss,
         m.accuracy,

@@ -4,8 +4,10 @@ pub mod callback;
 pub mod checkpoint;
 #[allow(clippy::module_inception)]
 pub mod learner;
+pub mod loss;
 pub mod lr_find;
 pub mod metrics;
+pub mod mixup;
 pub mod optimizer;
 pub mod param_groups;
 pub mod progress;
@@ -13,7 +15,9 @@ pub mod schedule;
 
 pub use callback::{Callback, FitState};
 pub use learner::Learner;
+pub use loss::LossFunc;
 pub use metrics::{EpochMetrics, Recorder};
+pub use mixup::{CutMix, MixUp};
 pub use optimizer::{Adam, AdamConfig};
 pub use param_groups::Lrs;
 pub use schedule::{OneCycle, Schedule};

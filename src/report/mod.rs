@@ -1,3 +1,4 @@
-//! Reports: PNG plots of a run.
+//! Reports: PNG plots and image grids of a run.
 
+pub mod grid;
 pub mod plot;

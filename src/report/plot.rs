@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::learner::Recorder;
 
 /// Registers the embedded font once (plotters' `ab_glyph` backend has no system fonts).
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let _ = plotters::style::register_font(
