@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod clean;
 pub mod data;
 pub mod error;
 pub mod infer;

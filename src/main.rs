@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fastvision::clean::{
+    InterpretOptions, Journal, ReviewServer, Split, flags, interpret_run, out_of_fold, run_dataset,
+};
 use fastvision::data::AugLevel;
 use fastvision::data::{ImageFolder, SplitConfig, skipped_report};
 use fastvision::infer::{Inference, Predictor, Tta, evaluate};
@@ -65,6 +68,31 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         n: usize,
     },
+    /// Interpret a run: per-image losses, top losses, confusion matrix, per-class report.
+    Interpret {
+        /// Run folder.
+        run: PathBuf,
+        /// Dataset folder [default: the one the run trained on].
+        dir: Option<PathBuf>,
+        /// Which images: valid, train or all.
+        #[arg(long, value_enum, default_value_t = Split::Valid)]
+        split: Split,
+        /// Images in top_losses.png.
+        #[arg(short = 'k', long, default_value_t = 16)]
+        top: usize,
+        /// Plot the confusion matrix with rows normalised to 1.
+        #[arg(long)]
+        normalize: bool,
+        /// Smallest count of a most-confused pair.
+        #[arg(long, default_value_t = 2)]
+        min: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        bs: usize,
+    },
+    /// Find training images that are probably mislabelled, quarantine them, or review a dataset
+    /// on a local web page; `clean --undo DIR` moves every file back.
+    Clean(CleanArgs),
     /// LR range test: suggestions printed, plot in the run folder.
     LrFind(DataArgs),
     /// Measure loader, training and inference throughput and peak memory.
@@ -107,9 +135,40 @@ struct DataArgs {
     #[arg(long, default_value_t = 64, hide = true)]
     width: usize,
     /// Training augmentation: none (crop only), light (flip), default (fastai's aug_transforms:
-    /// flip, rotate 10°, zoom 1.1, warp 0.2, lighting 0.2), heavy (twice as strong).
-    #[arg(long, value_enum, default_value_t = AugLevel::Default)]
-    aug: AugLevel,
+    /// flip, rotate 10°, zoom 1.1, warp 0.2, lighting 0.2), heavy (twice as strong)
+    /// [default: default from 64 px up, light below].
+    #[arg(long, value_enum)]
+    aug: Option<AugLevel>,
+}
+
+#[derive(clap::Args)]
+struct CleanArgs {
+    /// Run folder whose model judges the images.
+    #[arg(required_unless_present = "undo")]
+    run: Option<PathBuf>,
+    /// Dataset folder [default: the one the run trained on].
+    dir: Option<PathBuf>,
+    /// Flag training images predicted wrongly with a probability above this.
+    #[arg(long, default_value_t = 0.9)]
+    confident_wrong: f32,
+    /// Judge each image out-of-fold: train K models on K−1 folds each (K times the training).
+    #[arg(long, value_name = "K")]
+    folds: Option<usize>,
+    /// Move the flagged files into DIR/.fastvision-quarantine/ (journaled, undoable).
+    #[arg(long, conflicts_with = "serve")]
+    apply: bool,
+    /// Serve the review page instead of listing.
+    #[arg(long)]
+    serve: bool,
+    /// Address to serve on; anything but 127.0.0.1 exposes your files to the network.
+    #[arg(long, requires = "serve")]
+    host: Option<std::net::IpAddr>,
+    /// Port to serve on [default: any free port].
+    #[arg(long, default_value_t = 0, requires = "serve")]
+    port: u16,
+    /// Move back every file the journal of DIR records as moved, newest first.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["run", "apply", "serve"])]
+    undo: Option<PathBuf>,
 }
 
 /// How `predict` and `evaluate` turn images into predictions.
@@ -226,6 +285,26 @@ fn main() -> Result<()> {
         } => predict(run, images, top, json, how.inference()),
         Command::Evaluate { run, dir, bs, how } => evaluate_cmd(run, dir, bs, how.inference()),
         Command::ShowBatch { data, n } => show_batch(data, n),
+        Command::Interpret {
+            run,
+            dir,
+            split,
+            top,
+            normalize,
+            min,
+            bs,
+        } => interpret_cmd(
+            &run,
+            &InterpretOptions {
+                dir,
+                split,
+                k: top,
+                normalize,
+                min,
+                bs,
+            },
+        ),
+        Command::Clean(args) => clean(args),
         Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
     }
@@ -453,5 +532,135 @@ fn lr_find(args: DataArgs) -> Result<()> {
         s.valley, s.steep, s.minimum, s.slide
     );
     println!("plot: {}", dir.join("lr_find.png").display());
+    Ok(())
+}
+
+fn interpret_cmd(run: &std::path::Path, opts: &InterpretOptions) -> Result<()> {
+    let r = interpret_run(run, opts, &fastvision::device())?;
+    println!("{} {:?} images, accuracy {:.4}", r.n, r.split, r.accuracy);
+    println!(
+        "{:<20} {:>9} {:>7} {:>7} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for c in &r.classes {
+        println!(
+            "{:<20} {:>9.3} {:>7.3} {:>7.3} {:>8}",
+            c.class, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    println!(
+        "most confused (actual -> predicted, count >= {}):",
+        opts.min
+    );
+    for c in r.most_confused.iter().take(10) {
+        println!("  {} -> {}: {}", c.actual, c.predicted, c.count);
+    }
+    for f in [
+        "interpret.json",
+        "top_losses.png",
+        "confusion.png",
+        "report.html",
+    ] {
+        println!("wrote {}", run.join(f).display());
+    }
+    Ok(())
+}
+
+fn clean(args: CleanArgs) -> Result<()> {
+    if let Some(dir) = &args.undo {
+        let undone = Journal::new(dir)?.undo_all()?;
+        for e in &undone {
+            println!("moved back: {} -> {}", e.from, e.to);
+        }
+        println!("{} files moved back", undone.len());
+        return Ok(());
+    }
+    let run = args.run.clone().context("a run folder is needed")?;
+    let device = fastvision::device();
+    let config = run::load_config(&run)?;
+    let data = run_dataset(&config, args.dir.as_deref())?;
+    if args.serve {
+        return serve(&run, &data, &args);
+    }
+    let (interp, how) = match args.folds {
+        Some(k) => {
+            println!(
+                "out-of-fold: training {k} models on {}-fold splits of the training images",
+                k
+            );
+            let mut progress = |f: usize| -> Vec<Box<dyn Callback>> {
+                println!("fold {}/{k}", f + 1);
+                vec![Box::new(Progress::default())]
+            };
+            (
+                out_of_fold(&config, &data, k, &device, &mut progress)?,
+                format!("out-of-fold, {k} folds"),
+            )
+        }
+        None => {
+            let interp = fastvision::clean::report::interpret_split(
+                &run,
+                args.dir.as_deref(),
+                Split::Train,
+                config.bs,
+                &device,
+            )?;
+            (interp, "in-sample: the run's model".to_string())
+        }
+    };
+    let flagged = flags(&interp, args.confident_wrong);
+    let csv = fastvision::clean::confusing::to_csv(&flagged)?;
+    let out = run.join("confusing.csv");
+    fastvision::learner::checkpoint::write_atomic(&out, csv.as_bytes())?;
+    print!("{csv}");
+    eprintln!(
+        "{} of {} training images predicted wrongly with probability > {} ({how}); list in {}",
+        flagged.len(),
+        interp.images.len(),
+        args.confident_wrong,
+        out.display()
+    );
+    if args.apply {
+        let journal = Journal::new(&data.root)?;
+        for f in &flagged {
+            let rel = journal.relative(&f.path).with_context(|| {
+                format!("{} is not inside {}", f.path.display(), data.root.display())
+            })?;
+            journal.quarantine(&rel)?;
+        }
+        eprintln!(
+            "moved {} files into {} (journal: {}); undo with: fastvision clean --undo {}",
+            flagged.len(),
+            data.root.join(fastvision::clean::QUARANTINE_DIR).display(),
+            journal.path().display(),
+            data.root.display()
+        );
+    }
+    Ok(())
+}
+
+fn serve(
+    run: &std::path::Path,
+    data: &fastvision::data::ImageFolder,
+    args: &CleanArgs,
+) -> Result<()> {
+    let device = fastvision::device();
+    let interp =
+        fastvision::clean::report::interpret_split(run, Some(&data.root), Split::All, 64, &device)?;
+    let train: std::collections::HashSet<&std::path::Path> =
+        data.train.iter().map(|i| i.path.as_path()).collect();
+    let journal = Journal::new(&data.root)?;
+    let split_of = |p: &std::path::Path| if train.contains(p) { "train" } else { "valid" };
+    let items = fastvision::clean::server::review_items(&journal, &interp, &split_of);
+    let host = args.host.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    if !host.is_loopback() {
+        eprintln!(
+            "warning: serving on {host}: anyone who can reach it and has the token can move your files"
+        );
+    }
+    let server = ReviewServer::start(&data.root, data.vocab.clone(), items, host, args.port)?;
+    println!("review page: {}", server.url());
+    println!("journal: {} (Ctrl-C to stop)", journal.path().display());
+    server.wait();
     Ok(())
 }

@@ -72,9 +72,9 @@ pub struct TrainConfig {
     /// Smallest crop area of RandomResizedCrop; `None` = [`default_min_scale`] of the size.
     #[serde(default)]
     pub min_scale: Option<f64>,
-    /// Training augmentation preset.
+    /// Training augmentation preset; `None` = [`default_aug`] of the size.
     #[serde(default)]
-    pub aug: AugLevel,
+    pub aug: Option<AugLevel>,
     /// MixUp with this α, if any.
     #[serde(default)]
     pub mixup: Option<f64>,
@@ -116,6 +116,16 @@ pub fn progressive_plan(target: u32, epochs: usize) -> (Vec<u32>, Vec<usize>) {
 /// 0.08 reached 70.2 % and 1.0 reached 82.9 % after 5 epochs.
 pub fn default_min_scale(size: u32) -> f64 {
     if size < 64 { 1.0 } else { 0.08 }
+}
+
+/// The augmentation preset by image size: fastai's `aug_transforms` from 64 px up; below, flip
+/// only — on the 28 px demo (5 epochs) the full set reached 77.3 % against 83.7 % without any.
+pub fn default_aug(size: u32) -> AugLevel {
+    if size < 64 {
+        AugLevel::Light
+    } else {
+        AugLevel::Default
+    }
 }
 
 fn one() -> usize {
@@ -164,7 +174,7 @@ impl Default for TrainConfig {
             seed: 42,
             valid_pct: 0.2,
             min_scale: None,
-            aug: AugLevel::Default,
+            aug: None,
             mixup: None,
             cutmix: None,
             label_smoothing: None,
@@ -318,19 +328,29 @@ struct Prepared {
     size: u32,
 }
 
-fn prepare(config: &TrainConfig) -> Result<Prepared> {
-    config.validate()?;
+/// The dataset a configuration names (its folder, or the demo), split as it says.
+pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
     let root = match &config.data {
         Some(p) => p.clone(),
         None => demo_path()?,
     };
-    let data = ImageFolder::from_folder(
+    ImageFolder::from_folder(
         &root,
         SplitConfig {
             valid_pct: config.valid_pct,
             seed: config.seed,
         },
-    )?;
+    )
+}
+
+fn prepare(config: &TrainConfig) -> Result<Prepared> {
+    config.validate()?;
+    prepare_with(config, load_data(config)?)
+}
+
+fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
+    config.validate()?;
+    let root = data.root.clone();
     let size = config.final_size().unwrap_or_else(|| data.min_side.min(64));
     if size < 16 {
         return Err(Error::Config(format!(
@@ -359,7 +379,7 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
         config.bs,
         config.seed,
     )
-    .with_aug(config.aug.transforms())
+    .with_aug(config.aug.unwrap_or_else(|| default_aug(size)).transforms())
     .with_normalize(if config.arch == Arch::EfficientnetLite0 {
         Normalize::EFFICIENTNET_LITE
     } else {
@@ -477,6 +497,33 @@ pub fn lr_find(config: &TrainConfig, run_dir: &Path, device: &Device) -> Result<
     lr_find_into(&mut learner, run_dir)
 }
 
+/// Trains `config`'s plan on `data` in memory (no run folder, no checkpoints) and returns the
+/// trained model as a predictor — for out-of-fold predictions.
+pub fn train_in_memory(
+    config: &TrainConfig,
+    data: ImageFolder,
+    device: &Device,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<crate::infer::Predictor> {
+    let p = prepare_with(config, data)?;
+    let mut learner = build_learner(&p, config, device, true)?;
+    learner.callbacks = config.callbacks();
+    learner.callbacks.extend(callbacks);
+    execute(&mut learner, &config.plan(), 0, 0)?;
+    Ok(crate::infer::Predictor::new(
+        learner.model.clone(),
+        bundle_config(&learner, &p),
+        device,
+    ))
+}
+
+/// Reads the training configuration saved in a run folder.
+pub fn load_config(run_dir: &Path) -> Result<TrainConfig> {
+    let path = run_dir.join("train.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))
+}
+
 /// `fastvision show-batch`: writes `n` augmented training images (one loader batch, epoch 0) as
 /// `show_batch.png` in `dir`, each captioned with its class; returns the file.
 pub fn show_batch(config: &TrainConfig, dir: &Path, n: usize) -> Result<PathBuf> {
@@ -512,10 +559,7 @@ pub fn resume(
     callbacks: Vec<Box<dyn Callback>>,
 ) -> Result<RunSummary> {
     let t0 = Instant::now();
-    let path = run_dir.join("train.json");
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let config: TrainConfig =
-        serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
+    let config = load_config(run_dir)?;
     let p = prepare(&config)?;
     let mut learner = build_learner(&p, &config, device, false)?;
     let ckpt = run_dir.join("checkpoint");
@@ -542,21 +586,25 @@ fn write_skipped(run_dir: &Path, data: &ImageFolder) -> Result<()> {
     std::fs::write(&path, skipped_report(&data.skipped)).map_err(|e| Error::io(&path, e))
 }
 
-fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Result<RunSummary> {
-    let bundle = BundleConfig {
+fn bundle_config(learner: &Learner, p: &Prepared) -> BundleConfig {
+    BundleConfig {
         model: p.model.clone(),
         size: p.size,
         normalize: p.dls.normalize,
         vocab: p.dls.vocab.clone(),
         train_transform: Some(learner.dls.train.transform().with_size(p.size)),
         aug: learner.dls.train.aug(),
-    };
-    save_bundle(run_dir, &learner.model, &bundle)?;
+    }
+}
+
+fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Result<RunSummary> {
+    save_bundle(run_dir, &learner.model, &bundle_config(learner, p))?;
     let log =
         serde_json::to_vec_pretty(&learner.recorder).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join("log.json"), &log)?;
     plot_losses(&learner.recorder, &run_dir.join("loss.png"))?;
     plot_schedule(&learner.recorder, &run_dir.join("lr.png"))?;
+    crate::report::html::write_report(run_dir)?;
     let mut skipped = p.data.skipped.clone();
     skipped.extend(p.dls.train.failed());
     skipped.extend(p.dls.valid.failed());

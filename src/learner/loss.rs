@@ -95,7 +95,10 @@ mod tests {
     }
 
     fn log_probs(device: &Device) -> Vec<f32> {
-        log_softmax(logits(device), 1).into_data().to_vec().unwrap()
+        log_softmax(logits(device), 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap()
     }
 
     #[test]

@@ -114,14 +114,31 @@ pub fn plot_losses(recorder: &Recorder, path: &Path) -> Result<()> {
 
 /// `confusion.png`: counts of actual (rows) vs predicted (columns) classes.
 pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -> Result<()> {
+    let values: Vec<Vec<f64>> = confusion
+        .iter()
+        .map(|row| row.iter().map(|&c| c as f64).collect())
+        .collect();
+    plot_matrix(&values, vocab, path, |v| format!("{v}"))
+}
+
+/// `confusion.png` with each row divided by its total (fastai's `normalize=True`).
+pub fn plot_confusion_normalized(rows: &[Vec<f64>], vocab: &[String], path: &Path) -> Result<()> {
+    plot_matrix(rows, vocab, path, |v| format!("{v:.2}"))
+}
+
+fn plot_matrix(
+    confusion: &[Vec<f64>],
+    vocab: &[String],
+    path: &Path,
+    fmt: impl Fn(f64) -> String,
+) -> Result<()> {
     let k = vocab.len() as i32;
     let max = confusion
         .iter()
         .flatten()
         .copied()
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+        .fold(0.0, f64::max)
+        .max(1e-12);
     let (cell, left, top) = (48i32, 150i32, 50i32);
     let bottom = 150;
     let (w, h) = (
@@ -151,7 +168,7 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
             .map_err(err)?;
             for (p, &count) in row.iter().enumerate() {
                 let x = left + p as i32 * cell;
-                let t = count as f64 / max;
+                let t = count / max;
                 let color = RGBColor(
                     (255.0 * (1.0 - t)) as u8,
                     (255.0 * (1.0 - 0.6 * t)) as u8,
@@ -173,7 +190,7 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
                     plotters::style::text_anchor::VPos::Center,
                 );
                 root.draw(&Text::new(
-                    count.to_string(),
+                    fmt(count),
                     (x + cell / 2, y + cell / 2),
                     label.clone().color(&text_color).pos(center),
                 ))

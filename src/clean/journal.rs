@@ -1,0 +1,272 @@
+//! Moving files out of a dataset without ever deleting them: quarantine, relabel and undo,
+//! every move appended to a journal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::safe_path::{relative, resolve_inside};
+use crate::error::{Error, Result};
+
+/// Folder (inside the dataset) that holds quarantined files and the journal.
+pub const QUARANTINE_DIR: &str = ".fastvision-quarantine";
+/// The journal file, one JSON object per line.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// What a journal entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Moved into the quarantine folder (the review page's "Delete").
+    Quarantine,
+    /// Moved to another class folder.
+    Relabel,
+    /// Reviewed and kept where it is.
+    Keep,
+    /// Moved back: the reverse of entry `undoes`.
+    Undo,
+}
+
+/// One line of the journal; paths are relative to the dataset folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the journal (0-based).
+    pub seq: usize,
+    /// When, RFC 3339.
+    pub time: String,
+    /// What happened.
+    pub action: Action,
+    /// The file's path before.
+    pub from: String,
+    /// The file's path after.
+    pub to: String,
+    /// For an undo, the entry it reverses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<usize>,
+}
+
+/// The journal of a dataset folder, and the moves it records.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    root: PathBuf,
+}
+
+impl Journal {
+    /// The journal of the dataset in `root`.
+    pub fn new(root: &Path) -> Result<Self> {
+        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        Ok(Self { root })
+    }
+
+    /// The dataset folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> PathBuf {
+        self.root.join(QUARANTINE_DIR).join(JOURNAL_FILE)
+    }
+
+    /// Every entry so far, oldest first.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let path = self.path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::Config(format!("{}: bad entry: {e}", path.display())))
+            })
+            .collect()
+    }
+
+    fn append(&self, action: Action, from: &str, to: &str, undoes: Option<usize>) -> Result<Entry> {
+        let entry = Entry {
+            seq: self.entries()?.len(),
+            time: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            action,
+            from: from.into(),
+            to: to.into(),
+            undoes,
+        };
+        let path = self.path();
+        let dir = self.root.join(QUARANTINE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let line = serde_json::to_string(&entry).map_err(|e| Error::Config(e.to_string()))?;
+        writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;
+        f.sync_all().map_err(|e| Error::io(&path, e))?;
+        Ok(entry)
+    }
+
+    /// Moves `from` to `to` (both relative), refusing to replace an existing file.
+    fn move_file(&self, from: &str, to: &str) -> Result<()> {
+        let src = resolve_inside(&self.root, from)?;
+        if !src.is_file() {
+            return Err(Error::Config(format!("{from}: no such file")));
+        }
+        if let Some(parent) = self.root.join(to).parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let dst = resolve_inside(&self.root, to)?;
+        if dst.exists() {
+            return Err(Error::Config(format!(
+                "{to} already exists: not overwriting it"
+            )));
+        }
+        std::fs::rename(&src, &dst).map_err(|e| Error::io(&src, e))
+    }
+
+    /// Moves `rel` into the quarantine folder, at the same relative path.
+    pub fn quarantine(&self, rel: &str) -> Result<Entry> {
+        let to = format!("{QUARANTINE_DIR}/{}", normalise(rel)?);
+        self.move_file(rel, &to)?;
+        self.append(Action::Quarantine, rel, &to, None)
+    }
+
+    /// Moves `rel` from its class folder into the sibling folder `class`.
+    pub fn relabel(&self, rel: &str, class: &str) -> Result<Entry> {
+        if class.is_empty() || class.starts_with('.') || class.contains(['/', '\\']) {
+            return Err(Error::Config(format!("{class:?} is not a class name")));
+        }
+        let rel = normalise(rel)?;
+        let (dir, file) = rel
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Config(format!("{rel}: not inside a class folder")))?;
+        let parent = dir
+            .rsplit_once('/')
+            .map(|(p, _)| format!("{p}/"))
+            .unwrap_or_default();
+        let to = format!("{parent}{class}/{file}");
+        if !self.root.join(format!("{parent}{class}")).is_dir() {
+            return Err(Error::Config(format!("no class folder {parent}{class}")));
+        }
+        self.move_file(&rel, &to)?;
+        self.append(Action::Relabel, &rel, &to, None)
+    }
+
+    /// Records that `rel` was reviewed and kept.
+    pub fn keep(&self, rel: &str) -> Result<Entry> {
+        resolve_inside(&self.root, rel)?;
+        self.append(Action::Keep, rel, rel, None)
+    }
+
+    /// Moves back the most recent move not yet undone; `None` when nothing is left to undo.
+    pub fn undo_last(&self) -> Result<Option<Entry>> {
+        let entries = self.entries()?;
+        let undone: Vec<usize> = entries.iter().filter_map(|e| e.undoes).collect();
+        let last = entries.iter().rev().find(|e| {
+            matches!(e.action, Action::Quarantine | Action::Relabel) && !undone.contains(&e.seq)
+        });
+        match last {
+            None => Ok(None),
+            Some(e) => {
+                self.move_file(&e.to, &e.from)?;
+                self.append(Action::Undo, &e.to, &e.from, Some(e.seq))
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Moves back every move not yet undone, newest first; returns the undo entries.
+    pub fn undo_all(&self) -> Result<Vec<Entry>> {
+        let mut done = Vec::new();
+        while let Some(e) = self.undo_last()? {
+            done.push(e);
+        }
+        Ok(done)
+    }
+
+    /// `path` (inside the dataset) as the journal names it.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let path = path.canonicalize().ok()?;
+        relative(&self.root, &path)
+    }
+}
+
+/// `rel` with `/` separators and no `.` parts, after the safety checks.
+fn normalise(rel: &str) -> Result<String> {
+    if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
+        return Err(Error::Config(format!("path {rel:?} refused")));
+    }
+    Ok(rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        for class in ["cat", "dog"] {
+            std::fs::create_dir_all(dir.path().join("train").join(class)).unwrap();
+        }
+        std::fs::write(dir.path().join("train/cat/1.png"), b"one").unwrap();
+        std::fs::write(dir.path().join("train/cat/zwei ü.png"), b"two").unwrap();
+        std::fs::write(dir.path().join("train/dog/1.png"), b"dog").unwrap();
+        let j = Journal::new(dir.path()).unwrap();
+        (dir, j)
+    }
+
+    #[test]
+    fn quarantine_relabel_and_undo_move_files_and_journal_every_move() {
+        let (dir, j) = dataset();
+        let root = dir.path();
+        j.quarantine("train/cat/1.png").unwrap();
+        assert!(!root.join("train/cat/1.png").exists());
+        assert_eq!(
+            std::fs::read(root.join(".fastvision-quarantine/train/cat/1.png")).unwrap(),
+            b"one"
+        );
+        j.relabel("train/cat/zwei ü.png", "dog").unwrap();
+        assert!(root.join("train/dog/zwei ü.png").is_file());
+        j.keep("train/dog/1.png").unwrap();
+        let undone = j.undo_last().unwrap().unwrap();
+        assert_eq!(
+            (undone.from.as_str(), undone.undoes),
+            ("train/dog/zwei ü.png", Some(1))
+        );
+        assert!(root.join("train/cat/zwei ü.png").is_file());
+        assert_eq!(j.undo_all().unwrap().len(), 1);
+        assert_eq!(std::fs::read(root.join("train/cat/1.png")).unwrap(), b"one");
+        assert!(j.undo_last().unwrap().is_none());
+        let actions: Vec<Action> = j.entries().unwrap().iter().map(|e| e.action).collect();
+        use Action::*;
+        assert_eq!(actions, vec![Quarantine, Relabel, Keep, Undo, Undo]);
+    }
+
+    #[test]
+    fn nothing_is_overwritten_and_bad_names_are_refused() {
+        let (dir, j) = dataset();
+        let err = j.relabel("train/cat/1.png", "dog").unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("train/dog/1.png")).unwrap(),
+            b"dog"
+        );
+        assert!(j.relabel("train/cat/1.png", "../x").is_err());
+        assert!(
+            j.relabel("train/cat/1.png", "bird").is_err(),
+            "no such class folder"
+        );
+        assert!(j.quarantine("../outside.png").is_err());
+        assert!(
+            j.entries().unwrap().is_empty(),
+            "refused actions are not journaled"
+        );
+    }
+}

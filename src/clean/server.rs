@@ -1,0 +1,409 @@
+//! The review page (the seed's method 2): a local axum server that shows one class and split at a
+//! time, images by loss, with Keep / Delete (quarantine) / Relabel and Undo, every move journaled.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use super::interpret::Interpretation;
+use super::journal::{Action, Entry, Journal};
+use super::safe_path::resolve_inside;
+use crate::error::{Error, Result};
+
+/// One image on the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewItem {
+    /// Path relative to the dataset folder, `/`-separated.
+    pub path: String,
+    /// `train` or `valid`.
+    pub split: String,
+    /// Its class folder.
+    pub class: String,
+    /// The model's class.
+    pub predicted: String,
+    /// Probability of the model's class.
+    pub prob: f32,
+    /// Loss on the folder's label.
+    pub loss: f32,
+    /// What the reviewer did (`kept`, `quarantined`, `relabelled`), if anything.
+    pub status: Option<String>,
+}
+
+struct AppState {
+    journal: Journal,
+    token: String,
+    classes: Vec<String>,
+    items: Mutex<Vec<ReviewItem>>,
+}
+
+/// A running review server; dropping it (or [`ReviewServer::stop`]) shuts it down.
+pub struct ReviewServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The secret every request must carry as `?token=`.
+    pub token: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The review items of a dataset: every image `interp` scored, with its split.
+pub fn review_items(
+    journal: &Journal,
+    interp: &Interpretation,
+    split_of: &dyn Fn(&Path) -> &'static str,
+) -> Vec<ReviewItem> {
+    interp
+        .images
+        .iter()
+        .filter_map(|im| {
+            let path = journal.relative(&im.path)?;
+            Some(ReviewItem {
+                class: class_of(&path),
+                split: split_of(&im.path).to_string(),
+                path,
+                predicted: interp.vocab[im.predicted].clone(),
+                prob: im.prob,
+                loss: im.loss,
+                status: None,
+            })
+        })
+        .collect()
+}
+
+fn class_of(rel: &str) -> String {
+    let mut parts = rel.rsplit('/');
+    parts.next();
+    parts.next().unwrap_or_default().to_string()
+}
+
+impl ReviewServer {
+    /// Serves `items` of the dataset in `root` on `host:port` (port 0 = any free port) with a
+    /// fresh random token.
+    pub fn start(
+        root: &Path,
+        classes: Vec<String>,
+        items: Vec<ReviewItem>,
+        host: IpAddr,
+        port: u16,
+    ) -> Result<Self> {
+        let mut rng = rand::rng();
+        let token: String = (0..32)
+            .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+            .collect();
+        let state = Arc::new(AppState {
+            journal: Journal::new(root)?,
+            token: token.clone(),
+            classes,
+            items: Mutex::new(items),
+        });
+        let app = Router::new()
+            .route("/", get(page))
+            .route("/api/items", get(list_items))
+            .route("/image", get(image))
+            .route("/api/action", post(action))
+            .route("/api/undo", post(undo))
+            .layer(middleware::from_fn_with_state(state.clone(), check_token))
+            .with_state(state);
+        let listener = std::net::TcpListener::bind((host, port))
+            .map_err(|e| Error::Config(format!("cannot listen on {host}:{port}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("tokio runtime: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Self {
+            addr,
+            token,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The page's address, token included.
+    pub fn url(&self) -> String {
+        format!("http://{}/?token={}", self.addr, self.token)
+    }
+
+    /// Blocks until the server stops (the CLI runs until Ctrl-C).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Shuts the server down and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown_now();
+    }
+
+    fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ReviewServer {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// Refuses every request whose `token` query parameter is not the server's.
+async fn check_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let ok = Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .ok()
+        .and_then(|q| q.get("token").map(|t| t == &state.token))
+        .unwrap_or(false);
+    if ok {
+        next.run(req).await
+    } else {
+        (StatusCode::FORBIDDEN, "missing or wrong token").into_response()
+    }
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("review.html"))
+}
+
+#[derive(Deserialize)]
+struct View {
+    split: Option<String>,
+    class: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ItemsReply {
+    classes: Vec<String>,
+    split: String,
+    class: String,
+    items: Vec<ReviewItem>,
+}
+
+async fn list_items(State(state): State<Arc<AppState>>, Query(v): Query<View>) -> Response {
+    let split = v.split.unwrap_or_else(|| "train".into());
+    let class = v
+        .class
+        .or_else(|| state.classes.first().cloned())
+        .unwrap_or_default();
+    let mut items: Vec<ReviewItem> = match state.items.lock() {
+        Ok(all) => all
+            .iter()
+            .filter(|i| i.split == split && i.class == class)
+            .cloned()
+            .collect(),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "state poisoned"),
+    };
+    items.sort_by(|a, b| b.loss.total_cmp(&a.loss));
+    Json(ItemsReply {
+        classes: state.classes.clone(),
+        split,
+        class,
+        items,
+    })
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct ImageQuery {
+    path: String,
+}
+
+async fn image(State(state): State<Arc<AppState>>, Query(q): Query<ImageQuery>) -> Response {
+    let path = match resolve_inside(state.journal.root(), &q.path) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::FORBIDDEN, &e.to_string()),
+    };
+    let mime = match path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .as_deref()
+    {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, &format!("{}: {e}", q.path)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ActionRequest {
+    path: String,
+    action: String,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ActionReply {
+    entry: Option<Entry>,
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    (code, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Applies an undo or action's effect on the listed items.
+fn update_items(state: &AppState, entry: &Entry) {
+    let Ok(mut items) = state.items.lock() else {
+        return;
+    };
+    if let Some(item) = items.iter_mut().find(|i| i.path == entry.from) {
+        item.status = match entry.action {
+            Action::Keep => Some("kept".into()),
+            Action::Quarantine => Some("quarantined".into()),
+            Action::Relabel => Some("relabelled".into()),
+            Action::Undo => None,
+        };
+        item.path = entry.to.clone();
+        if !entry.to.starts_with(super::journal::QUARANTINE_DIR) {
+            item.class = class_of(&entry.to);
+        }
+    }
+}
+
+async fn action(State(state): State<Arc<AppState>>, Json(req): Json<ActionRequest>) -> Response {
+    let j = &state.journal;
+    let result = match (req.action.as_str(), req.to.as_deref()) {
+        ("keep", _) => j.keep(&req.path),
+        ("delete", _) => j.quarantine(&req.path),
+        ("relabel", Some(to)) if state.classes.iter().any(|c| c == to) => j.relabel(&req.path, to),
+        ("relabel", _) => Err(Error::Config(
+            "relabel needs a known class in \"to\"".into(),
+        )),
+        (other, _) => Err(Error::Config(format!("unknown action {other:?}"))),
+    };
+    match result {
+        Ok(entry) => {
+            update_items(&state, &entry);
+            Json(ActionReply { entry: Some(entry) }).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+async fn undo(State(state): State<Arc<AppState>>) -> Response {
+    match state.journal.undo_last() {
+        Ok(entry) => {
+            if let Some(e) = &entry {
+                update_items(&state, e);
+            }
+            Json(ActionReply { entry }).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn get(addr: SocketAddr, target: &str) -> u16 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply[9..12].parse().unwrap()
+    }
+
+    #[test]
+    fn requests_without_the_token_or_outside_the_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data/train/cat")).unwrap();
+        std::fs::write(dir.path().join("data/train/cat/a b.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("secret.png"), b"no").unwrap();
+        let root = dir.path().join("data");
+        let server = ReviewServer::start(
+            &root,
+            vec!["cat".into()],
+            Vec::new(),
+            IpAddr::from([127, 0, 0, 1]),
+            0,
+        )
+        .unwrap();
+        assert!(server.addr.ip().is_loopback());
+        let t = server.token.clone();
+        assert_eq!(t.len(), 32);
+        assert_eq!(get(server.addr, "/"), 403);
+        assert_eq!(get(server.addr, "/api/items?token=nope"), 403);
+        assert_eq!(
+            get(
+                server.addr,
+                &format!("/image?path=train/cat/a%20b.png&token=x{t}")
+            ),
+            403
+        );
+        assert_eq!(get(server.addr, &format!("/?token={t}")), 200);
+        assert_eq!(get(server.addr, &format!("/api/items?token={t}")), 200);
+        assert_eq!(
+            get(
+                server.addr,
+                &format!("/image?token={t}&path=train/cat/a%20b.png")
+            ),
+            200
+        );
+        assert_eq!(
+            get(server.addr, &format!("/image?token={t}&path=../secret.png")),
+            403
+        );
+        assert_eq!(
+            get(
+                server.addr,
+                &format!("/image?token={t}&path=%2Fetc%2Fpasswd")
+            ),
+            403
+        );
+        let other = ReviewServer::start(
+            &root,
+            Vec::new(),
+            Vec::new(),
+            IpAddr::from([127, 0, 0, 1]),
+            0,
+        )
+        .unwrap();
+        assert_ne!(other.token, t, "a fresh token per server");
+        server.stop();
+    }
+}
