@@ -584,13 +584,13 @@ fn clean(args: CleanArgs) -> Result<()> {
     }
     let (interp, how) = match args.folds {
         Some(k) => {
-            println!(
-                "out-of-fold: training {k} models on {}-fold splits of the training images",
-                k
+            eprintln!(
+                "out-of-fold: training {k} models, each on {} of {k} folds of the training images",
+                k - 1
             );
             let mut progress = |f: usize| -> Vec<Box<dyn Callback>> {
-                println!("fold {}/{k}", f + 1);
-                vec![Box::new(Progress::default())]
+                eprintln!("fold {}/{k}", f + 1);
+                vec![Box::new(Progress::to_stderr())]
             };
             (
                 out_of_fold(&config, &data, k, &device, &mut progress)?,

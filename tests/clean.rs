@@ -145,7 +145,11 @@ fn out_of_fold_judges_every_training_image_once() {
         &["clean", "runs/r", "--folds", "2", "--confident-wrong", "0"],
     );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("fold 2/2"), "{out}");
+    assert!(err.contains("fold 2/2"), "{err}");
+    assert!(
+        out.starts_with("path,given,predicted,probability,loss\n"),
+        "stdout is the CSV alone: {out}"
+    );
     assert!(
         err.contains("of 16 training images") && err.contains("out-of-fold, 2 folds"),
         "{err}"

@@ -11,12 +11,31 @@ use crate::data::Batch;
 pub struct Progress {
     bar: Option<ProgressBar>,
     header_done: bool,
+    stderr: bool,
+}
+
+impl Progress {
+    /// A progress display that prints its table on stderr (when stdout carries data, e.g. CSV).
+    pub fn to_stderr() -> Self {
+        Self {
+            stderr: true,
+            ..Self::default()
+        }
+    }
+
+    fn line(&self, text: String) {
+        if self.stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
 }
 
 impl Callback for Progress {
     fn before_fit(&mut self, _state: &mut FitState) {
         if !self.header_done {
-            println!("{}", table_header());
+            self.line(table_header());
             self.header_done = true;
         }
     }
@@ -47,6 +66,6 @@ impl Callback for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!("{}", table_row(metrics));
+        self.line(table_row(metrics));
     }
 }
