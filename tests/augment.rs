@@ -2,38 +2,15 @@
 
 mod common;
 
+use common::{rng_lock, tiny_model};
+
 use burn::module::Param;
 use burn::tensor::Tensor;
 use fastvision::burn;
 use fastvision::data::{AugLevel, DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Inference, Predictor, Tta};
-use fastvision::learner::{Callback, EpochMetrics, FitState, Learner, MixUp, Schedule};
-use fastvision::models::{Arch, ClassifierConfig};
+use fastvision::learner::{Learner, MixUp, Schedule};
 use fastvision::run::{self, TrainConfig};
-
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tiny_model(n_classes: usize) -> ClassifierConfig {
-    ClassifierConfig::new(Arch::Resnet18, n_classes)
-        .with_width(8)
-        .with_hidden(32)
-}
-
-/// Stops the run after `n` epochs in all, across stages, as an interruption would.
-struct StopAfterTotal(usize, usize);
-
-impl Callback for StopAfterTotal {
-    fn after_epoch(&mut self, state: &mut FitState, _m: &EpochMetrics) {
-        self.1 += 1;
-        if self.1 >= self.0 {
-            state.stop = true;
-        }
-    }
-}
 
 #[test]
 fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
@@ -55,8 +32,7 @@ fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
     );
     let device = fastvision::device();
     let run_dir = dir.path().join("prog");
-    let stopper = Box::new(StopAfterTotal(2, 0));
-    run::train(&config, &run_dir, &device, vec![stopper]).unwrap();
+    run::train(&config, &run_dir, &device, vec![common::StopAfter::new(2)]).unwrap();
     let state = fastvision::learner::checkpoint::load_state(&run_dir.join("checkpoint")).unwrap();
     assert_eq!((state.stage, state.stage_epochs_done), (1, 1));
     let done = run::resume(&run_dir, &device, vec![]).unwrap();

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::rng_lock;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use fastvision::burn;
@@ -9,12 +11,6 @@ use fastvision::data::{DataLoaders, ImageFolder, SplitConfig};
 use fastvision::learner::lr_find::LrFindConfig;
 use fastvision::learner::{Learner, Lrs, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
-
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Every float tensor of a module (parameters and running statistics), by path.
 #[derive(Default)]

@@ -2,24 +2,13 @@
 
 mod common;
 
+use common::{rng_lock, tiny_model};
+
 use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Predictor, save_bundle};
-use fastvision::learner::{Callback, EpochMetrics, FitState, Learner, Schedule};
+use fastvision::learner::{Learner, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
 use fastvision::run::{self, TrainConfig};
-
-/// burn's device RNG (init, dropout) is global: tests that seed it must not run at once.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tiny_model(n_classes: usize) -> ClassifierConfig {
-    ClassifierConfig::new(Arch::Resnet18, n_classes)
-        .with_width(8)
-        .with_hidden(32)
-}
 
 #[test]
 fn a_tiny_resnet_overfits_twenty_images() {
@@ -107,17 +96,6 @@ fn a_saved_bundle_predicts_exactly_as_the_trained_model() {
     );
 }
 
-/// Ends the fit after `after` epochs, as an interruption would.
-struct StopAfter(usize);
-
-impl Callback for StopAfter {
-    fn after_epoch(&mut self, state: &mut FitState, _m: &EpochMetrics) {
-        if state.epoch + 1 >= self.0 {
-            state.stop = true;
-        }
-    }
-}
-
 #[test]
 fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_one() {
     let _rng = rng_lock();
@@ -135,7 +113,13 @@ fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_on
 
     let full = run::train(&config, &dir.path().join("full"), &device, vec![]).unwrap();
     let interrupted = dir.path().join("interrupted");
-    run::train(&config, &interrupted, &device, vec![Box::new(StopAfter(1))]).unwrap();
+    run::train(
+        &config,
+        &interrupted,
+        &device,
+        vec![common::StopAfter::new(1)],
+    )
+    .unwrap();
     let state =
         fastvision::learner::checkpoint::load_state(&interrupted.join("checkpoint")).unwrap();
     assert_eq!(state.epochs_done, 1);

@@ -4,6 +4,46 @@
 
 use std::path::{Path, PathBuf};
 
+use fastvision::learner::{Callback, EpochMetrics, FitState};
+use fastvision::models::{Arch, ClassifierConfig};
+
+/// burn's device RNG (init, dropout) is global: tests that seed it must not run at once.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the process-wide RNG lock for the rest of a test.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A narrow ResNet-18 (width 8, hidden 32) that trains in a blink.
+pub fn tiny_model(n_classes: usize) -> ClassifierConfig {
+    ClassifierConfig::new(Arch::Resnet18, n_classes)
+        .with_width(8)
+        .with_hidden(32)
+}
+
+/// Stops training after `n` epochs in all, across fits and stages, as an interruption would.
+pub struct StopAfter {
+    n: usize,
+    seen: usize,
+}
+
+impl StopAfter {
+    /// Stops after `n` epochs.
+    pub fn new(n: usize) -> Box<Self> {
+        Box::new(Self { n, seen: 0 })
+    }
+}
+
+impl Callback for StopAfter {
+    fn after_epoch(&mut self, state: &mut FitState, _m: &EpochMetrics) {
+        self.seen += 1;
+        if self.seen >= self.n {
+            state.stop = true;
+        }
+    }
+}
+
 /// The repository's demo dataset.
 pub fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo")
