@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Images to decode for the loader figure (default: the demo's training set).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Augmentation in the loader figure (default: none, crop + flip only).
+    #[arg(long, value_enum)]
+    pub aug: Option<crate::data::AugLevel>,
 }
 
 /// Figures measured by [`run`].
@@ -82,7 +85,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         args.bs,
         true,
         0,
-    );
+    )
+    .with_aug(args.aug.and_then(|a| a.transforms()));
     let t = Instant::now();
     let n: usize = loader.iter(0).map(|b| b.len()).sum();
     let loader_img_s = n as f64 / t.elapsed().as_secs_f64();

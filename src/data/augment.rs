@@ -202,14 +202,13 @@ pub fn homography(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Mat3 {
         if p.abs() < 1e-12 {
             return IDENTITY;
         }
-        for j in col..9 {
-            a[col][j] /= p;
-        }
-        for i in 0..8 {
+        a[col][col..].iter_mut().for_each(|v| *v /= p);
+        let pivot_row = a[col];
+        for (i, row) in a.iter_mut().enumerate() {
             if i != col {
-                let f = a[i][col];
-                for j in col..9 {
-                    a[i][j] -= f * a[col][j];
+                let f = row[col];
+                for (v, &pv) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *v -= f * pv;
                 }
             }
         }

@@ -196,10 +196,10 @@ impl DataLoader {
                         Some((i, out))
                     }
                     Err(why) => {
-                        if let Ok(mut f) = self.failed.lock() {
-                            if !f.iter().any(|s| s.path == item.path) {
-                                f.push(Skipped::new(&item.path, &why));
-                            }
+                        if let Ok(mut f) = self.failed.lock()
+                            && !f.iter().any(|s| s.path == item.path)
+                        {
+                            f.push(Skipped::new(&item.path, &why));
                         }
                         None
                     }

@@ -205,9 +205,12 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
     Ok(())
 }
 
+/// Good items and bad files, each with its position in the input, and the smallest side seen.
+type Verified = (Vec<(usize, Item)>, Vec<(usize, Skipped)>, u32);
+
 /// Decodes every item in parallel; returns the good ones (with their index), the bad ones and
 /// the smallest image side seen.
-fn verify(items: Vec<Item>) -> (Vec<(usize, Item)>, Vec<(usize, Skipped)>, u32) {
+fn verify(items: Vec<Item>) -> Verified {
     let results: Vec<_> = items
         .into_par_iter()
         .enumerate()

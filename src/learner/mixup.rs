@@ -117,9 +117,9 @@ impl CutMix {
         let (x0, y0, x1, y1) = cutmix_box(s, lam, &mut rng);
         let src = batch.images.clone();
         let plane = s * s;
-        for i in 0..n {
+        for (i, &j) in other.iter().enumerate() {
             for c in 0..3 {
-                let (dst, from) = ((i * 3 + c) * plane, (other[i] * 3 + c) * plane);
+                let (dst, from) = ((i * 3 + c) * plane, (j * 3 + c) * plane);
                 for y in y0..y1 {
                     let row = y * s;
                     batch.images[dst + row + x0..dst + row + x1]
