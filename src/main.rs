@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fastvision::clean::items_in_vocab;
+use fastvision::clean::report::interpret_folder;
 use fastvision::clean::{
     InterpretOptions, Journal, ReviewServer, Split, flags, interpret_run, out_of_fold, run_dataset,
 };
@@ -460,21 +462,8 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize, how: Inference) -> Result
     )
     .with_context(|| format!("reading {}", dir.display()))?;
     let vocab = &predictor.config.vocab;
-    let mut items = Vec::new();
-    for item in data.train {
-        let name = &data.vocab[item.label];
-        let label = vocab.iter().position(|v| v == name).with_context(|| {
-            format!(
-                "{}: class {name:?} is not one the model knows",
-                dir.join(name).display()
-            )
-        })?;
-        items.push(fastvision::data::Item {
-            path: item.path,
-            label,
-        });
-    }
-    let eval = evaluate(&predictor, items, data.skipped, bs, how);
+    let (items, skipped) = items_in_vocab(&data, Split::Train, vocab)?;
+    let eval = evaluate(&predictor, items, skipped, bs, how);
     println!(
         "{} images, accuracy {:.4} ({}, {:.1}s)",
         eval.n,
@@ -598,13 +587,8 @@ fn clean(args: CleanArgs) -> Result<()> {
             )
         }
         None => {
-            let interp = fastvision::clean::report::interpret_split(
-                &run,
-                args.dir.as_deref(),
-                Split::Train,
-                config.bs,
-                &device,
-            )?;
+            let predictor = Predictor::load(&run, &device)?;
+            let interp = interpret_folder(&predictor, &data, Split::Train, config.bs)?;
             (interp, "in-sample: the run's model".to_string())
         }
     };
@@ -645,8 +629,7 @@ fn serve(
     args: &CleanArgs,
 ) -> Result<()> {
     let device = fastvision::device();
-    let interp =
-        fastvision::clean::report::interpret_split(run, Some(&data.root), Split::All, 64, &device)?;
+    let interp = interpret_folder(&Predictor::load(run, &device)?, data, Split::All, 64)?;
     let train: std::collections::HashSet<&std::path::Path> =
         data.train.iter().map(|i| i.path.as_path()).collect();
     let journal = Journal::new(&data.root)?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::{Split, items_in_vocab, run_dataset};
 use super::interpret::{ClassReport, Confusion, ImageLoss, Interpretation, interpret};
-use crate::data::Skipped;
+use crate::data::{ImageFolder, Skipped};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
 use crate::learner::checkpoint::write_atomic;
@@ -98,8 +98,18 @@ pub fn interpret_split(
     let config = crate::run::load_config(run_dir)?;
     let predictor = Predictor::load(run_dir, device)?;
     let data = run_dataset(&config, dir)?;
-    let (items, skipped) = items_in_vocab(&data, split, &predictor.config.vocab)?;
-    let mut interp = interpret(&predictor, &items, bs);
+    interpret_folder(&predictor, &data, split, bs)
+}
+
+/// The images of `split` of an already read dataset, predicted by `predictor`.
+pub fn interpret_folder(
+    predictor: &Predictor,
+    data: &ImageFolder,
+    split: Split,
+    bs: usize,
+) -> Result<Interpretation> {
+    let (items, skipped) = items_in_vocab(data, split, &predictor.config.vocab)?;
+    let mut interp = interpret(predictor, &items, bs);
     interp.skipped.extend(skipped);
     Ok(interp)
 }

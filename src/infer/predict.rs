@@ -5,13 +5,11 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleConfig, load_bundle};
 use super::tta::{Inference, unlabelled};
-use crate::data::decode::decode_rgb;
-use crate::data::{DataLoader, ItemTransform};
+use crate::data::DataLoader;
 use crate::error::{Error, Result};
 use crate::models::ImageClassifier;
 
@@ -62,31 +60,6 @@ impl Predictor {
             config,
             device,
         }
-    }
-
-    /// Class probabilities for each image file, in order; an undecodable file is an error naming it.
-    pub fn probs_for_files(&self, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
-        let tfm = ItemTransform::valid(self.config.size);
-        let size = self.config.size as usize;
-        let mut images = Vec::with_capacity(paths.len() * 3 * size * size);
-        for path in paths {
-            let img = decode_rgb(path).map_err(|message| Error::Image {
-                path: path.clone(),
-                message,
-            })?;
-            let img = tfm.apply(&img, &mut rand::rngs::StdRng::seed_from_u64(0));
-            let mut out = vec![0.0; 3 * size * size];
-            self.config.normalize.write_chw(&img, &mut out);
-            images.extend(out);
-        }
-        let batch = crate::data::Batch {
-            images,
-            labels: vec![0; paths.len()],
-            size,
-            indices: (0..paths.len()).collect(),
-            mix: None,
-        };
-        Ok(self.probs_for_batch(&batch))
     }
 
     /// Class probabilities of a host batch.
