@@ -12,6 +12,7 @@ use crate::data::{
 use crate::error::Result;
 use crate::learner::Learner;
 use crate::models::{Arch, ClassifierConfig};
+use crate::ops::profile::{self, Op};
 
 /// Benchmark settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +35,9 @@ pub struct BenchArgs {
     /// Augmentation in the loader figure (default: none, crop + flip only).
     #[arg(long, value_enum)]
     pub aug: Option<crate::data::AugLevel>,
+    /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
+    #[arg(long)]
+    pub reference_ops: bool,
 }
 
 /// Figures measured by [`run`].
@@ -49,6 +53,8 @@ pub struct BenchReport {
     pub infer_img_s: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_mib: f64,
+    /// Milliseconds per training step spent in each kind of op, then "other" (the rest).
+    pub step_ms: Vec<(String, f64)>,
 }
 
 /// Runs the benchmark and prints a table.
@@ -63,10 +69,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
     println!("|---|---|---|---|---|");
+    let ops = if args.reference_ops { "burn's ops" } else { "fastvision kernels" };
     println!(
-        "| {} | {:.0} | {:.1} | {:.1} | {:.0} |",
+        "| {} ({ops}) | {:.0} | {:.1} | {:.1} | {:.0} |",
         r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib
     );
+    let step: f64 = r.step_ms.iter().map(|(_, ms)| ms).sum();
+    println!("\n| one training step | ms | share |");
+    println!("|---|---|---|");
+    for (label, ms) in &r.step_ms {
+        println!("| {label} | {ms:.1} | {:.0} % |", 100.0 * ms / step.max(1e-9));
+    }
     println!("{}", serde_json::to_string(&r).unwrap_or_default());
     Ok(())
 }
@@ -105,14 +118,23 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         ),
         &device,
     );
+    crate::ops::use_reference_ops(args.reference_ops);
     for _ in 0..2 {
         learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
     }
+    profile::reset();
     let t = Instant::now();
     for _ in 0..args.steps {
         learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
     }
-    let train_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
+    let elapsed = t.elapsed();
+    let train_img_s = (args.steps * args.bs) as f64 / elapsed.as_secs_f64();
+    let per_step = |d: std::time::Duration| 1e3 * d.as_secs_f64() / args.steps as f64;
+    let totals = profile::totals();
+    let mut step_ms: Vec<(String, f64)> =
+        Op::ALL.iter().zip(totals).map(|(op, d)| (op.label().to_string(), per_step(d))).collect();
+    let other = elapsed.saturating_sub(totals.iter().sum());
+    step_ms.push(("other (pooling, activations, loss, autodiff)".into(), per_step(other)));
 
     let model = learner.model.valid();
     let plain = device.clone().without_autodiff();
@@ -129,6 +151,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         train_img_s,
         infer_img_s,
         peak_mib: peak_rss_mib(),
+        step_ms,
     })
 }
 

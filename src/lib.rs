@@ -12,6 +12,7 @@ pub mod error;
 pub mod infer;
 pub mod learner;
 pub mod models;
+pub mod ops;
 pub mod report;
 pub mod run;
 pub mod weights;

@@ -336,7 +336,9 @@ impl Learner {
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.handles.mom.set(mom);
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.model = crate::ops::profile::timed(crate::ops::profile::Op::OptimizerStep, || {
+            self.optim.step(lr, self.model.clone(), grads)
+        });
         value
     }
 

@@ -4,6 +4,8 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+
+use crate::ops::conv2d_module;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
@@ -106,15 +108,14 @@ impl MbConv {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(b.forward(c.forward(x)));
+            x = relu6(b.forward(conv2d_module(c, x)));
         }
         x = relu6(
             self.bn1.forward(
-                self.depthwise_conv
-                    .forward(same_pad(x, self.kernel, self.stride)),
+                conv2d_module(&self.depthwise_conv, same_pad(x, self.kernel, self.stride)),
             ),
         );
-        x = self.bn2.forward(self.project_conv.forward(x));
+        x = self.bn2.forward(conv2d_module(&self.project_conv, x));
         if self.residual { x + input } else { x }
     }
 }
@@ -177,10 +178,10 @@ impl EfficientNetLite {
 
     /// Feature map `[n, 1280, ⌈h/32⌉, ⌈w/32⌉]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(same_pad(x, 3, 2))));
+        let mut x = relu6(self.bn0.forward(conv2d_module(&self.conv_stem, same_pad(x, 3, 2))));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        relu6(self.bn1.forward(self.conv_head.forward(x)))
+        relu6(self.bn1.forward(conv2d_module(&self.conv_head, x)))
     }
 }

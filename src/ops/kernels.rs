@@ -1,0 +1,388 @@
+//! Convolution as a few large GEMMs, on plain `f32` slices (NCHW activations, OIHW weights).
+//!
+//! One im2col matrix covers the whole batch, so every product is one large GEMM:
+//! forward `Y = W · col(X)`, weight gradient `dW = dY · col(X)ᵀ`, input gradient
+//! `dX = col⁻¹(Wᵀ · dY)`, where `col(X)` is `[C·kh·kw × B·OH·OW]`. burn's generic backward
+//! (a transposed convolution and a batch/channel-swapped convolution) turns the same work into
+//! many skinny products; see the README's benchmark section.
+
+use rayon::prelude::*;
+
+/// Geometry of one 2-D convolution with groups 1: input `[b, c, h, w]`, weight `[o, c, kh, kw]`,
+/// output `[b, o, oh, ow]`; padding is (top, left) with the output size already computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Batch, input channels, input height and width.
+    pub b: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Strides (rows, columns).
+    pub stride: [usize; 2],
+    /// Padding before the first row and column (the end padding only shows in `oh`, `ow`).
+    pub pad: [usize; 2],
+    /// Dilation (rows, columns).
+    pub dilation: [usize; 2],
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// The geometry of `x_shape` convolved with `w_shape` (groups 1) with per-side padding.
+    pub fn new(
+        x_shape: [usize; 4],
+        w_shape: [usize; 4],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+    ) -> Self {
+        let [b, c, h, w] = x_shape;
+        let [o, c_w, kh, kw] = w_shape;
+        assert_eq!(c, c_w, "conv2d: input has {c} channels, weight expects {c_w}");
+        let out = |n: usize, k: usize, s: usize, (p0, p1): (usize, usize), d: usize| {
+            let span = d * (k - 1) + 1;
+            assert!(n + p0 + p1 >= span, "conv2d: kernel larger than the padded input");
+            (n + p0 + p1 - span) / s + 1
+        };
+        Self {
+            b,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            stride,
+            pad: [padding[0].0, padding[1].0],
+            dilation,
+            oh: out(h, kh, stride[0], padding[0], dilation[0]),
+            ow: out(w, kw, stride[1], padding[1], dilation[1]),
+        }
+    }
+
+    /// Rows of the im2col matrix: `c · kh · kw`.
+    pub fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Output pixels per image: `oh · ow`.
+    pub fn s(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Columns of the im2col matrix: `b · oh · ow`.
+    pub fn n(&self) -> usize {
+        self.b * self.s()
+    }
+
+    /// The output columns `ox` whose input column `ox·stride + j·dilation − pad` lies inside
+    /// the image, as a half-open range (empty when none does).
+    fn valid_cols(&self, j: usize) -> (usize, usize) {
+        valid_range(self.w, self.ow, self.stride[1], self.pad[1], j * self.dilation[1])
+    }
+
+    /// Like [`Self::valid_cols`] for output rows and kernel row `i`.
+    fn valid_rows(&self, i: usize) -> (usize, usize) {
+        valid_range(self.h, self.oh, self.stride[0], self.pad[0], i * self.dilation[0])
+    }
+}
+
+/// Output positions `t` in `0..n_out` with `0 ≤ t·s + off − pad < n_in`.
+fn valid_range(n_in: usize, n_out: usize, s: usize, pad: usize, off: usize) -> (usize, usize) {
+    // t·s ≥ pad − off  and  t·s ≤ n_in − 1 + pad − off
+    let lo = pad.saturating_sub(off).div_ceil(s);
+    let hi = if n_in + pad > off { (n_in - 1 + pad - off) / s + 1 } else { 0 };
+    let hi = hi.min(n_out);
+    (lo.min(hi), hi)
+}
+
+/// Rows per rayon task when a matrix is filled row by row: enough work to pay for the task.
+fn min_rows(row_len: usize) -> usize {
+    (4096 / row_len.max(1)).max(1)
+}
+
+/// The im2col matrix `[c·kh·kw × b·oh·ow]` of `x` (row `(ci, i, j)`, column `(bi, oy, ox)`).
+pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (n, s) = (g.n(), g.s());
+    let mut col = vec![0.0f32; g.k() * n];
+    let plane = g.h * g.w;
+    col.par_chunks_mut(n)
+        .with_min_len(min_rows(n))
+        .enumerate()
+        .for_each(|(r, row)| {
+            let ci = r / (g.kh * g.kw);
+            let (i, j) = ((r / g.kw) % g.kh, r % g.kw);
+            let (y0, y1) = g.valid_rows(i);
+            let (x0, x1) = g.valid_cols(j);
+            if x0 >= x1 {
+                return;
+            }
+            for bi in 0..g.b {
+                let src = &x[(bi * g.c + ci) * plane..][..plane];
+                let dst = &mut row[bi * s..][..s];
+                for oy in y0..y1 {
+                    let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+                    let src_row = &src[iy * g.w..][..g.w];
+                    let dst_row = &mut dst[oy * g.ow..][..g.ow];
+                    let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                    if g.stride[1] == 1 {
+                        dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
+                    } else {
+                        for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
+                            *d = src_row[ix0 + t * g.stride[1]];
+                        }
+                    }
+                }
+            }
+        });
+    col
+}
+
+/// The inverse scatter of [`im2col`]: sums every column entry back into its input pixel,
+/// giving `dX` `[b, c, h, w]` from `dcol` `[c·kh·kw × b·oh·ow]`.
+pub fn col2im(dcol: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (n, s, plane) = (g.n(), g.s(), g.h * g.w);
+    let mut dx = vec![0.0f32; g.b * g.c * plane];
+    dx.par_chunks_mut(plane)
+        .with_min_len(min_rows(plane))
+        .enumerate()
+        .for_each(|(p, dst)| {
+            let (bi, ci) = (p / g.c, p % g.c);
+            for i in 0..g.kh {
+                let (y0, y1) = g.valid_rows(i);
+                for j in 0..g.kw {
+                    let (x0, x1) = g.valid_cols(j);
+                    if x0 >= x1 {
+                        continue;
+                    }
+                    let r = (ci * g.kh + i) * g.kw + j;
+                    let src = &dcol[r * n + bi * s..][..s];
+                    for oy in y0..y1 {
+                        let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+                        let src_row = &src[oy * g.ow..][..g.ow];
+                        let dst_row = &mut dst[iy * g.w..][..g.w];
+                        let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                        if g.stride[1] == 1 {
+                            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)].iter_mut().zip(&src_row[x0..x1]) {
+                                *d += v;
+                            }
+                        } else {
+                            for (t, v) in src_row[x0..x1].iter().enumerate() {
+                                dst_row[ix0 + t * g.stride[1]] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    dx
+}
+
+/// A matrix operand: its data and its row and column strides (row-major: `(cols, 1)`).
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Distance between consecutive rows.
+    pub rs: usize,
+    /// Distance between consecutive columns.
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows × cols` matrix.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self { data, rs: cols, cs: 1 }
+    }
+
+    /// The transpose of a row-major `rows × cols` matrix, without copying.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self { data, rs: 1, cs: cols }
+    }
+
+    fn check(&self, rows: usize, cols: usize) {
+        if rows > 0 && cols > 0 {
+            assert!((rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(), "matmul: operand too small");
+        }
+    }
+}
+
+/// `dst[m × n] (row-major) = a[m × k] · b[k × n]`, one multithreaded GEMM (the `gemm` crate).
+pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+    a.check(m, k);
+    b.check(k, n);
+    let mut dst = vec![0.0f32; m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return dst;
+    }
+    // SAFETY: the bounds of both operands were checked above, `dst` is m×n row-major, and the
+    // three buffers do not overlap.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+    dst
+}
+
+/// `[d0, d1, s]` → `[d1, d0, s]`: swaps the two leading axes of a 3-D row-major array.
+pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
+    let mut dst = vec![0.0f32; src.len()];
+    dst.par_chunks_mut(s).with_min_len(min_rows(s)).enumerate().for_each(|(idx, row)| {
+        let (i1, i0) = (idx / d0, idx % d0);
+        row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
+    });
+    dst
+}
+
+/// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
+pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let col = im2col(x, g);
+    let (k, n) = (g.k(), g.n());
+    let yt = matmul(g.o, n, k, Mat::rows(w, k), Mat::rows(&col, n));
+    drop(col);
+    swap_leading(&yt, g.o, g.b, g.s())
+}
+
+/// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
+pub fn conv2d_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let (k, n) = (g.k(), g.n());
+    let dyt = swap_leading(dy, g.b, g.o, g.s()); // [o, b·s]
+    let col = im2col(x, g);
+    let dw = matmul(g.o, k, n, Mat::rows(&dyt, n), Mat::transposed(&col, n));
+    drop(col);
+    let dx = need_dx.then(|| {
+        let dcol = matmul(k, n, g.o, Mat::transposed(w, k), Mat::rows(&dyt, n));
+        col2im(&dcol, g)
+    });
+    (dx, dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct 7-loop convolution, the definition.
+    fn naive(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+        let mut y = vec![0.0; g.b * g.o * g.s()];
+        for b in 0..g.b {
+            for o in 0..g.o {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut acc = 0.0;
+                        for c in 0..g.c {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize - g.pad[1] as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                        acc += x[((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize]
+                                            * w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * g.o + o) * g.oh + oy) * g.ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn ramp(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 1.3).collect()
+    }
+
+    #[test]
+    fn forward_equals_the_definition() {
+        for (xs, ws, st, pad, dil) in [
+            ([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            ([1, 2, 9, 8], [3, 2, 3, 3], [2, 2], [(1, 1), (0, 2)], [1, 1]),
+            ([3, 4, 5, 5], [2, 4, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1]),
+            ([1, 3, 11, 11], [2, 3, 7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1]),
+            ([2, 2, 8, 7], [2, 2, 3, 2], [1, 2], [(2, 0), (1, 1)], [2, 1]),
+        ] {
+            let g = ConvGeom::new(xs, ws, st, pad, dil);
+            let x = ramp(xs.iter().product(), 0.1);
+            let w = ramp(ws.iter().product(), 0.7);
+            let (got, want) = (conv2d_forward(&x, &w, &g), naive(&x, &w, &g));
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn backward_is_the_adjoint_of_forward() {
+        // <dy, conv(x, w)> is bilinear: its derivative in x is dX, in w is dW.
+        let g = ConvGeom::new([2, 3, 6, 5], [4, 3, 3, 3], [2, 1], [(1, 1), (1, 0)], [1, 1]);
+        let x = ramp(2 * 3 * 30, 0.2);
+        let w = ramp(4 * 27, 0.5);
+        let dy = ramp(g.b * g.o * g.s(), 0.9);
+        let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true);
+        let dx = dx.unwrap();
+        let f = |x: &[f32], w: &[f32]| -> f64 {
+            naive(x, w, &g).iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum()
+        };
+        for idx in [0, 7, 45, 100, 179] {
+            let mut xp = x.clone();
+            xp[idx] += 1.0;
+            let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
+            assert!((fd - dx[idx] as f64).abs() < 1e-3, "dx[{idx}] {} vs {fd}", dx[idx]);
+        }
+        for idx in [0, 13, 50, 107] {
+            let mut wp = w.clone();
+            wp[idx] += 1.0;
+            let fd = f(&x, &wp) - f(&x, &w);
+            assert!((fd - dw[idx] as f64).abs() < 1e-3, "dw[{idx}] {} vs {fd}", dw[idx]);
+        }
+    }
+
+    #[test]
+    fn valid_ranges_cover_exactly_the_inside() {
+        for (n_in, s, pad, off) in [(5usize, 1usize, 1usize, 0usize), (5, 2, 1, 2), (4, 3, 0, 1), (1, 1, 3, 6), (7, 2, 3, 0)] {
+            let n_out = (n_in + 2 * pad).saturating_sub(off) / s + 1;
+            let (lo, hi) = valid_range(n_in, n_out, s, pad, off);
+            for t in 0..n_out {
+                let p = (t * s + off) as isize - pad as isize;
+                assert_eq!((lo..hi).contains(&t), p >= 0 && p < n_in as isize, "{n_in} {s} {pad} {off} t={t}");
+            }
+        }
+    }
+}

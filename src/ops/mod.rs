@@ -1,0 +1,75 @@
+//! Our own kernels for the ops that dominate training on the CPU, behind burn's
+//! backend-extension API, with burn's own ops as the reference and as the fallback.
+//!
+//! Layers call the functions here instead of burn's directly. On flex (the default CPU backend)
+//! they run [`kernels`] through the [`conv::FastConv`] extension, which carries its own backward;
+//! on every other backend (tch, vulkan), for dtypes other than f32, grouped convolutions, or
+//! after [`use_reference_ops`]`(true)`, they call burn's op, which is also what the tests
+//! compare against.
+
+pub mod conv;
+pub mod kernels;
+pub mod profile;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::{DispatchDevice, Dispatch};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+
+use conv::FastConv;
+use kernels::ConvGeom;
+
+static REFERENCE: AtomicBool = AtomicBool::new(false);
+
+/// Use burn's own ops everywhere (`true`) or our kernels where they apply (`false`, the
+/// default): for before/after benchmarks and parity tests.
+pub fn use_reference_ops(on: bool) {
+    REFERENCE.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`use_reference_ops`] is on.
+pub fn reference_ops() -> bool {
+    REFERENCE.load(Ordering::Relaxed)
+}
+
+/// Whether `x` can take our kernels: f32 on the flex device, reference mode off.
+fn fast_path(x: &Tensor<4>) -> bool {
+    !reference_ops()
+        && x.dtype() == DType::F32
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// `burn::tensor::module::conv2d`, through our kernels where they apply.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    if options.groups != 1 || !fast_path(&x) {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let geom = ConvGeom::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation);
+    let y = Tensor::<4>::from_dispatch(<Dispatch as FastConv>::fast_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        geom,
+    ));
+    match bias {
+        Some(b) => {
+            let o = b.dims()[0];
+            y + b.reshape([1, o, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// `Conv2d::forward`, through [`conv2d`] (burn's own forward for `Same` padding).
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+        PaddingConfig2d::Same => return conv.forward(x),
+    };
+    let options =
+        ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
+    conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+}

@@ -1,0 +1,54 @@
+//! Wall time spent in each kind of op, so `fastvision bench` can say where a step's time goes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The kinds of op that are timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Convolution forward (our kernels).
+    ConvForward,
+    /// Convolution backward: input and weight gradients (our kernels).
+    ConvBackward,
+    /// BatchNorm forward and backward (our kernels).
+    BatchNorm,
+    /// The optimizer step over all parameters.
+    OptimizerStep,
+}
+
+impl Op {
+    /// Every op, in report order.
+    pub const ALL: [Op; 4] = [Op::ConvForward, Op::ConvBackward, Op::BatchNorm, Op::OptimizerStep];
+
+    /// A short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::ConvForward => "conv forward",
+            Op::ConvBackward => "conv backward",
+            Op::BatchNorm => "batchnorm",
+            Op::OptimizerStep => "optimizer step",
+        }
+    }
+}
+
+static NANOS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Runs `f`, adding its wall time to `op`'s total.
+pub fn timed<R>(op: Op, f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let r = f();
+    NANOS[op as usize].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    r
+}
+
+/// Sets every total back to zero.
+pub fn reset() {
+    for n in &NANOS {
+        n.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The totals since the last [`reset`], in the order of [`Op::ALL`].
+pub fn totals() -> [Duration; 4] {
+    Op::ALL.map(|op| Duration::from_nanos(NANOS[op as usize].load(Ordering::Relaxed)))
+}
