@@ -1,0 +1,119 @@
+//! fastvision's kernels against burn's own ops: outputs and gradients on random shapes, and a
+//! short training run whose loss curve matches the reference path.
+
+mod common;
+
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use fastvision::learner::Learner;
+
+/// Largest |a − b| relative to the largest |b|.
+fn rel_err(got: Tensor<4>, want: Tensor<4>) -> f32 {
+    let got = got.into_data().try_to_vec::<f32>().unwrap();
+    let want = want.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-12);
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+}
+
+/// One case: input shape, weight shape, stride, padding (top, bottom), (left, right), dilation.
+type Case = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2]);
+
+const CASES: &[Case] = &[
+    ([2, 3, 9, 9], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]), // 3×3 stride 1, same
+    ([2, 5, 10, 7], [6, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]), // stride 2, odd width
+    ([1, 3, 17, 13], [8, 3, 7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1]), // ResNet stem, batch 1, odd
+    ([3, 6, 5, 5], [4, 6, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1]), // 1×1
+    ([2, 6, 7, 7], [5, 6, 1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1]), // 1×1 stride 2 (downsample)
+    ([2, 4, 8, 9], [3, 4, 3, 3], [2, 2], [(0, 1), (0, 1)], [1, 1]), // TF "SAME": extra pad at the end
+    ([1, 2, 11, 10], [3, 2, 3, 3], [1, 1], [(2, 2), (2, 2)], [2, 2]), // dilation 2
+    ([2, 3, 4, 4], [2, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1]), // no padding, 2×2 output
+];
+
+#[test]
+fn convolution_matches_burn_forward_and_gradients() {
+    let _lock = common::rng_lock();
+    let device = fastvision::device().autodiff();
+    for (i, &(xs, ws, stride, padding, dilation)) in CASES.iter().enumerate() {
+        let options = ConvOptions::new_with_padding(stride, padding, dilation, 1);
+        let x = Tensor::<4>::random(xs, Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<4>::random(ws, Distribution::Normal(0.0, 0.5), &device);
+        let b = Tensor::<1>::random([ws[0]], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fast: bool| {
+            let (x, w, b) = (
+                x.clone().require_grad(),
+                w.clone().require_grad(),
+                b.clone().require_grad(),
+            );
+            let y = if fast {
+                fastvision::ops::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone())
+            } else {
+                burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone())
+            };
+            // A random linear functional of y, so every output position gets its own gradient.
+            let r = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..y.shape().num_elements()).map(|k| ((k * 7919) % 13) as f32 / 6.0 - 1.0).collect(),
+                    y.dims(),
+                ),
+                &device,
+            );
+            let grads = (y.clone() * r).sum().backward();
+            let gx = x.grad(&grads).unwrap();
+            let gw = w.grad(&grads).unwrap();
+            let gb = b.grad(&grads).unwrap();
+            (y.inner(), gx, gw, gb.reshape([1, 1, 1, ws[0]]))
+        };
+        let (y, gx, gw, gb) = run(true);
+        let (ry, rgx, rgw, rgb) = run(false);
+        assert_eq!(y.dims(), ry.dims(), "case {i}: output shape");
+        for (what, got, want) in [("output", y, ry), ("dx", gx, rgx), ("dw", gw, rgw), ("dbias", gb, rgb)] {
+            let e = rel_err(got, want);
+            assert!(e <= 1e-4, "case {i} {:?}: {what} relative error {e}", CASES[i]);
+        }
+    }
+}
+
+#[test]
+fn grouped_convolution_falls_back_to_burn() {
+    // Depthwise (EfficientNet): not ours, so it must be exactly burn's result.
+    let _lock = common::rng_lock();
+    let device = fastvision::device();
+    let x = Tensor::<4>::random([2, 4, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<4>::random([4, 1, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
+    let got = fastvision::ops::conv2d(x.clone(), w.clone(), None, options.clone());
+    let want = burn::tensor::module::conv2d(x, w, None, options);
+    assert_eq!(rel_err(got, want), 0.0);
+}
+
+#[test]
+fn training_follows_the_reference_loss_curve() {
+    let _lock = common::rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 3, 16, 4);
+    let data = fastvision::data::ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
+    let curve = |reference: bool| {
+        fastvision::ops::use_reference_ops(reference);
+        let device = fastvision::device().autodiff();
+        device.seed(7);
+        let model = common::tiny_model(3).init(&device).unwrap();
+        let dls = fastvision::data::DataLoaders::from_folder(&data, 32, 16, 7);
+        let mut learn = Learner::new(model, dls, Default::default(), &device, 7);
+        device.seed(11);
+        let x = Tensor::<4>::random([16, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new((0..16i64).map(|i| i % 3).collect(), [16]), &device);
+        let losses: Vec<f64> = (0..8).map(|_| learn.step_tensors(x.clone(), y.clone(), 1e-2, 0.9)).collect();
+        fastvision::ops::use_reference_ops(false);
+        losses
+    };
+    let fast = curve(false);
+    let reference = curve(true);
+    assert!(fast[7] < 0.5 * fast[0], "the loss falls: {fast:?}");
+    // Float sums in another order drift apart slowly as the weights move: equal to 1e-3 for the
+    // first steps, within 5 % at the end of this (deliberately high-LR) run.
+    for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+        let tol = if i < 3 { 1e-3 } else { 5e-2 };
+        assert!((a - b).abs() <= tol * b.abs(), "step {i}: fast {fast:?}\nreference {reference:?}");
+    }
+}
