@@ -117,3 +117,34 @@ fn training_follows_the_reference_loss_curve() {
         assert!((a - b).abs() <= tol * b.abs(), "step {i}: fast {fast:?}\nreference {reference:?}");
     }
 }
+
+#[test]
+fn fused_adam_equals_the_tensor_formula() {
+    use fastvision::ops::adam::AdamStep;
+    let _lock = common::rng_lock();
+    let device = fastvision::device();
+    let p = Tensor::<2>::random([37, 101], Distribution::Normal(0.0, 1.0), &device);
+    let g = Tensor::<2>::random([37, 101], Distribution::Normal(0.0, 0.1), &device);
+    let m = Tensor::<2>::random([37, 101], Distribution::Normal(0.0, 0.05), &device);
+    let v = Tensor::<2>::random([37, 101], Distribution::Uniform(0.0, 0.01), &device);
+    for (t, wd) in [(1, 0.01), (7, 0.0)] {
+        let step = AdamStep::new(3e-3, 0.87, 0.99, 1e-5, wd, t);
+        let run = |reference: bool| {
+            fastvision::ops::use_reference_ops(reference);
+            let out = fastvision::ops::adam_step(p.clone(), g.clone(), m.clone(), v.clone(), step);
+            fastvision::ops::use_reference_ops(false);
+            out
+        };
+        let (fp, fm, fv) = run(false);
+        let (rp, rm, rv) = run(true);
+        for (what, a, b) in [("param", fp, rp), ("m", fm, rm), ("v", fv, rv)] {
+            let e = rel_err(a.reshape([1, 1, 37, 101]), b.reshape([1, 1, 37, 101]));
+            assert!(e <= 1e-6, "step {t}: {what} relative error {e}");
+        }
+    }
+    // The inputs are not modified in place (they may be shared with the model).
+    let before = p.clone().into_data();
+    let (updated, _, _) = fastvision::ops::adam_step(p.clone(), g, m, v, AdamStep::new(1e-3, 0.9, 0.99, 1e-5, 0.0, 1));
+    assert_eq!(p.into_data(), before);
+    assert_ne!(updated.into_data(), before);
+}

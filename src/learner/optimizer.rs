@@ -8,6 +8,8 @@ use burn::optim::{AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimize
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::ops::adam::AdamStep;
+
 /// Adam's hyper-parameters with fastai's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
@@ -112,31 +114,14 @@ impl Optimizer for Adam {
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let c = &self.config;
         let lr = lr * self.lr_mult.get();
-        let mom = self.mom.get();
-        let sq = grad.clone().square().mul_scalar(1.0 - c.sqr_mom);
-        let g = grad.mul_scalar(1.0 - mom);
-        let (time, m, v) = match state {
-            Some(s) => (
-                s.time + 1,
-                s.moment_1.mul_scalar(mom) + g,
-                s.moment_2.mul_scalar(c.sqr_mom) + sq,
-            ),
-            None => (1, g, sq),
-        };
-        let debias1 = 1.0 - mom.powi(time as i32);
-        let debias2 = 1.0 - c.sqr_mom.powi(time as i32);
         let wd = if D > 1 { c.wd } else { 0.0 };
-        let denom = v.clone().div_scalar(debias2).sqrt().add_scalar(c.eps);
-        let update = m.clone().div(denom).mul_scalar(lr / debias1);
-        let decayed = if wd == 0.0 {
-            tensor
-        } else {
-            tensor.mul_scalar(1.0 - lr * wd)
+        let (time, m, v) = match state {
+            Some(s) => (s.time + 1, s.moment_1, s.moment_2),
+            None => (1, grad.zeros_like(), grad.zeros_like()),
         };
-        (
-            decayed - update,
-            Some(AdaptiveMomentumState::new(time, m, v)),
-        )
+        let step = AdamStep::new(lr, self.mom.get(), c.sqr_mom, c.eps, wd, time);
+        let (tensor, m, v) = crate::ops::adam_step(tensor, grad, m, v, step);
+        (tensor, Some(AdaptiveMomentumState::new(time, m, v)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -7,6 +7,7 @@
 //! after [`use_reference_ops`]`(true)`, they call burn's op, which is also what the tests
 //! compare against.
 
+pub mod adam;
 pub mod conv;
 pub mod kernels;
 pub mod profile;
@@ -19,6 +20,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
+use adam::{AdamStep, FastAdam};
 use conv::FastConv;
 use kernels::ConvGeom;
 
@@ -72,4 +74,33 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let options =
         ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
     conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+}
+
+/// One Adam step (fastai's, decoupled weight decay): the updated parameter and moments.
+/// `m` and `v` start as zeros.
+pub fn adam_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+    s: AdamStep,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let device = param.device();
+    let flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+    if !reference_ops() && flex && param.dtype() == DType::F32 {
+        let (p, m, v) = <Dispatch as FastAdam>::fast_adam(
+            param.into_dispatch(),
+            grad.into_dispatch(),
+            m.into_dispatch(),
+            v.into_dispatch(),
+            s,
+        );
+        return (Tensor::from_dispatch(p), Tensor::from_dispatch(m), Tensor::from_dispatch(v));
+    }
+    let m = m.mul_scalar(s.mom) + grad.clone().mul_scalar(1.0 - s.mom);
+    let v = v.mul_scalar(s.sqr_mom) + grad.square().mul_scalar(1.0 - s.sqr_mom);
+    let denom = v.clone().div_scalar(s.debias2).sqrt().add_scalar(s.eps);
+    let update = m.clone().div(denom).mul_scalar(s.step_size);
+    let decayed = if s.decay == 1.0 { param } else { param.mul_scalar(s.decay) };
+    (decayed - update, m, v)
 }

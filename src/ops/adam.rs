@@ -1,0 +1,87 @@
+//! fastai's Adam step fused into one pass over each parameter (flex), instead of a dozen tensor
+//! operations that each read and write the whole parameter.
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
+use burn::tensor::DType;
+use rayon::prelude::*;
+
+/// The scalars of one Adam step, already combined (see [`AdamStep::new`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// β1 (the scheduled momentum).
+    pub mom: f32,
+    /// β2.
+    pub sqr_mom: f32,
+    /// ε, added to √(v / (1 − β2ᵗ)).
+    pub eps: f32,
+    /// 1 − lr·wd: decoupled weight decay.
+    pub decay: f32,
+    /// lr / (1 − β1ᵗ).
+    pub step_size: f32,
+    /// 1 − β2ᵗ.
+    pub debias2: f32,
+}
+
+impl AdamStep {
+    /// Step `t` (from 1) at learning rate `lr` with weight decay `wd`.
+    pub fn new(lr: f64, mom: f64, sqr_mom: f64, eps: f64, wd: f64, t: usize) -> Self {
+        Self {
+            mom: mom as f32,
+            sqr_mom: sqr_mom as f32,
+            eps: eps as f32,
+            decay: (1.0 - lr * wd) as f32,
+            step_size: (lr / (1.0 - mom.powi(t as i32))) as f32,
+            debias2: (1.0 - sqr_mom.powi(t as i32)) as f32,
+        }
+    }
+}
+
+/// The fused Adam step.
+#[backend_extension(Flex)]
+pub trait FastAdam: Backend {
+    /// Updated (parameter, first moment, second moment).
+    fn fast_adam(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        step: AdamStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// A uniquely owned, contiguous f32 tensor whose buffer can be updated in place.
+fn owned(t: FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "fast_adam: f32 only");
+    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+}
+
+impl FastAdam for Flex {
+    fn fast_adam(
+        param: FlexTensor,
+        grad: FlexTensor,
+        m: FlexTensor,
+        v: FlexTensor,
+        s: AdamStep,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (mut p, g, mut m, mut v) = (owned(param), owned(grad), owned(m), owned(v));
+        let g = g.as_slice::<f32>().expect("contiguous");
+        let (ps, ms, vs) = (p.storage_mut::<f32>(), m.storage_mut::<f32>(), v.storage_mut::<f32>());
+        const CHUNK: usize = 1 << 14;
+        ps.par_chunks_mut(CHUNK)
+            .zip(ms.par_chunks_mut(CHUNK))
+            .zip(vs.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((p, m), v), g)| {
+                for i in 0..p.len() {
+                    let gi = g[i];
+                    let mi = s.mom * m[i] + (1.0 - s.mom) * gi;
+                    let vi = s.sqr_mom * v[i] + (1.0 - s.sqr_mom) * gi * gi;
+                    m[i] = mi;
+                    v[i] = vi;
+                    p[i] = p[i] * s.decay - s.step_size * mi / ((vi / s.debias2).sqrt() + s.eps);
+                }
+            });
+        (p, m, v)
+    }
+}
