@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 
-use crate::ops::conv2d_module;
+use crate::ops::{Activation, conv_bn};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
@@ -53,10 +53,6 @@ fn same_pad(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
         (pw / 2, pw - pw / 2, ph / 2, ph - ph / 2),
         burn::tensor::ops::PadMode::Constant(0.0),
     )
-}
-
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
 }
 
 /// Mobile inverted bottleneck: 1×1 expansion, depthwise k×k, 1×1 projection, residual when shapes allow.
@@ -108,14 +104,15 @@ impl MbConv {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(b.forward(conv2d_module(c, x)));
+            x = conv_bn(c, b, x, Activation::Relu6);
         }
-        x = relu6(
-            self.bn1.forward(
-                conv2d_module(&self.depthwise_conv, same_pad(x, self.kernel, self.stride)),
-            ),
+        x = conv_bn(
+            &self.depthwise_conv,
+            &self.bn1,
+            same_pad(x, self.kernel, self.stride),
+            Activation::Relu6,
         );
-        x = self.bn2.forward(conv2d_module(&self.project_conv, x));
+        x = conv_bn(&self.project_conv, &self.bn2, x, Activation::Identity);
         if self.residual { x + input } else { x }
     }
 }
@@ -178,10 +175,10 @@ impl EfficientNetLite {
 
     /// Feature map `[n, 1280, ⌈h/32⌉, ⌈w/32⌉]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu6(self.bn0.forward(conv2d_module(&self.conv_stem, same_pad(x, 3, 2))));
+        let mut x = conv_bn(&self.conv_stem, &self.bn0, same_pad(x, 3, 2), Activation::Relu6);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        relu6(self.bn1.forward(conv2d_module(&self.conv_head, x)))
+        conv_bn(&self.conv_head, &self.bn1, x, Activation::Relu6)
     }
 }

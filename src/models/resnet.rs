@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 
-use crate::ops::conv2d_module;
+use crate::ops::{Activation, conv_bn};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
@@ -92,14 +92,17 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(conv2d_module(&d.conv, x.clone())),
+            Some(d) => conv_bn(&d.conv, &d.bn, x.clone(), Activation::Identity),
             None => x.clone(),
         };
-        let mut out = relu(self.bn1.forward(conv2d_module(&self.conv1, x)));
-        out = self.bn2.forward(conv2d_module(&self.conv2, out));
-        if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
-            out = b3.forward(conv2d_module(c3, relu(out)));
-        }
+        let out = conv_bn(&self.conv1, &self.bn1, x, Activation::Relu);
+        let out = match (&self.conv3, &self.bn3) {
+            (Some(c3), Some(b3)) => {
+                let mid = conv_bn(&self.conv2, &self.bn2, out, Activation::Relu);
+                conv_bn(c3, b3, mid, Activation::Identity)
+            }
+            _ => conv_bn(&self.conv2, &self.bn2, out, Activation::Identity),
+        };
         relu(out + identity)
     }
 }
@@ -197,7 +200,7 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = self
             .maxpool
-            .forward(relu(self.bn1.forward(conv2d_module(&self.conv1, x))));
+            .forward(conv_bn(&self.conv1, &self.bn1, x, Activation::Relu));
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in layer {
                 x = block.forward(x);

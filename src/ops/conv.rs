@@ -10,7 +10,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, TensorData};
 
-use super::kernels::{self, ConvGeom};
+use super::kernels::{self, Activation, ConvGeom};
 use super::profile::{Op, timed};
 
 /// Convolutions (groups 1, f32) computed as large GEMMs, forward and backward.
@@ -120,5 +120,28 @@ impl<B: Backend + FastConv, C: CheckpointStrategy> FastConv for Autodiff<B, C> {
         _need_dx: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         unreachable!("the convolution backward runs on the inner backend, never under autodiff")
+    }
+}
+
+/// Inference convolution with bias and activation fused into its output pass (no autodiff).
+#[backend_extension(Flex)]
+pub trait FastConvInference: Backend {
+    /// `act(conv2d(x, weight) + bias)`.
+    fn fast_conv2d_bias_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geom: ConvGeom,
+        act: Activation,
+    ) -> FloatTensor<Self>;
+}
+
+impl FastConvInference for Flex {
+    fn fast_conv2d_bias_act(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, g: ConvGeom, act: Activation) -> FlexTensor {
+        timed(Op::ConvForward, || {
+            let (x, w, b) = (contiguous(x), contiguous(weight), contiguous(bias));
+            let y = kernels::conv2d_forward_fused(slice(&x), slice(&w), &g, Some(slice(&b)), act);
+            tensor(y, [g.b, g.o, g.oh, g.ow])
+        })
     }
 }

@@ -266,11 +266,50 @@ pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
 
 /// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
 pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    conv2d_forward_fused(x, w, g, None, Activation::Identity)
+}
+
+/// What follows a convolution in inference, applied as its output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing.
+    Identity,
+    /// max(0, y).
+    Relu,
+    /// min(max(0, y), 6) (EfficientNet-Lite).
+    Relu6,
+}
+
+impl Activation {
+    #[inline]
+    fn apply(self, y: f32) -> f32 {
+        match self {
+            Activation::Identity => y,
+            Activation::Relu => y.max(0.0),
+            Activation::Relu6 => y.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// [`conv2d_forward`] plus a per-channel bias and an activation, fused into the pass that lays
+/// the GEMM's output out as `[b, o, oh, ow]` (inference with BatchNorm folded in).
+pub fn conv2d_forward_fused(x: &[f32], w: &[f32], g: &ConvGeom, bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
     let col = im2col(x, g);
-    let (k, n) = (g.k(), g.n());
+    let (k, n, s) = (g.k(), g.n(), g.s());
     let yt = matmul(g.o, n, k, Mat::rows(w, k), Mat::rows(&col, n));
     drop(col);
-    swap_leading(&yt, g.o, g.b, g.s())
+    if bias.is_none() && act == Activation::Identity {
+        return swap_leading(&yt, g.o, g.b, s);
+    }
+    let mut y = vec![0.0f32; yt.len()];
+    y.par_chunks_mut(s).with_min_len(min_rows(s)).enumerate().for_each(|(idx, row)| {
+        let (bi, o) = (idx / g.o, idx % g.o);
+        let add = bias.map_or(0.0, |b| b[o]);
+        for (d, v) in row.iter_mut().zip(&yt[(o * g.b + bi) * s..][..s]) {
+            *d = act.apply(v + add);
+        }
+    });
+    y
 }
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.

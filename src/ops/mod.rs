@@ -15,13 +15,14 @@ pub mod profile;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{DispatchDevice, Dispatch};
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
 use adam::{AdamStep, FastAdam};
-use conv::FastConv;
+use conv::{FastConv, FastConvInference};
+pub use kernels::Activation;
 use kernels::ConvGeom;
 
 static REFERENCE: AtomicBool = AtomicBool::new(false);
@@ -64,16 +65,63 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     }
 }
 
-/// `Conv2d::forward`, through [`conv2d`] (burn's own forward for `Same` padding).
-pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// The options of `conv`'s forward, or `None` for `Same` padding (left to burn's forward).
+fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
     let ((top, bottom), (left, right)) = match conv.padding {
         PaddingConfig2d::Valid => ((0, 0), (0, 0)),
         PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-        PaddingConfig2d::Same => return conv.forward(x),
+        PaddingConfig2d::Same => return None,
     };
-    let options =
-        ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
-    conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+    Some(ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups))
+}
+
+/// `Conv2d::forward`, through [`conv2d`] (burn's own forward for `Same` padding).
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match conv_options(conv) {
+        Some(options) => conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options),
+        None => conv.forward(x),
+    }
+}
+
+fn activate(y: Tensor<4>, act: Activation) -> Tensor<4> {
+    match act {
+        Activation::Identity => y,
+        Activation::Relu => burn::tensor::activation::relu(y),
+        Activation::Relu6 => y.clamp(0.0, 6.0),
+    }
+}
+
+/// `act(bn(conv(x)))`. In training, exactly that; in inference (eval mode, or a frozen
+/// BatchNorm) the BatchNorm is folded into the convolution — `w·γ/σ`, `β − μ·γ/σ` — so the
+/// layer is one convolution with bias, and on flex the bias and activation are fused into it.
+pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    let autodiff = x.device().is_autodiff();
+    let options = conv_options(conv);
+    if (autodiff && bn.training.is_enabled()) || reference_ops() || options.is_none() {
+        return activate(bn.forward(conv2d_module(conv, x)), act);
+    }
+    let options = options.expect("checked");
+    let device = x.device();
+    let o = conv.weight.dims()[0];
+    let var = bn.running_var.value().to_device(&device);
+    let mean = bn.running_mean.value().to_device(&device);
+    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let weight = conv.weight.val() * scale.clone().reshape([o, 1, 1, 1]);
+    let mut bias = bn.beta.val() - mean * scale.clone();
+    if let Some(b) = &conv.bias {
+        bias = bias + b.val() * scale;
+    }
+    if !autodiff && options.groups == 1 && fast_path(&x) {
+        let geom = ConvGeom::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation);
+        return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_bias_act(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            geom,
+            act,
+        ));
+    }
+    activate(conv2d(x, weight, Some(bias), options), act)
 }
 
 /// One Adam step (fastai's, decoupled weight decay): the updated parameter and moments.
