@@ -112,9 +112,9 @@ struct DataArgs {
     /// Image side in pixels [default: 64, or the data's own size if smaller].
     #[arg(long)]
     size: Option<u32>,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
-    bs: usize,
+    /// Batch size [default: 64, or smaller to fit a dataset of fewer than 64 training images].
+    #[arg(long)]
+    bs: Option<usize>,
     /// Seed for the split, shuffling, augmentation and initialisation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -213,7 +213,8 @@ impl DataArgs {
             arch: self.arch,
             width: self.width,
             size: self.size,
-            bs: self.bs,
+            bs: self.bs.unwrap_or(64),
+            auto_bs: self.bs.is_none(),
             seed: self.seed,
             valid_pct: self.valid_pct,
             min_scale: self.min_scale,

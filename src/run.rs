@@ -39,6 +39,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Batch size.
     pub bs: usize,
+    /// `bs` is a default, not the user's choice: shrink it to fit a dataset smaller than one
+    /// batch (see [`fit_batch_size`]) instead of refusing it.
+    #[serde(default)]
+    pub auto_bs: bool,
     /// Learning rate(s): the schedule's peak, or a range over the parameter groups.
     pub lr: Lrs,
     /// Run the LR finder first and train at its valley suggestion (`--lr auto`).
@@ -162,6 +166,7 @@ impl Default for TrainConfig {
             size: None,
             epochs: 5,
             bs: 64,
+            auto_bs: false,
             lr: Lrs::Single(1e-3),
             lr_auto: false,
             schedule: ScheduleKind::OneCycle,
@@ -348,6 +353,21 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
     prepare_with(config, load_data(config)?)
 }
 
+/// The batch size to train `n` images with: `bs` when it fits; else, when `auto` (the user gave
+/// no batch size), the largest power of two up to half of `n` (at least two steps an epoch, and
+/// BatchNorm never sees a batch of one: the last partial batch is dropped); `None` when
+/// nothing fits (fewer than 2 images, or `bs` was the user's choice).
+pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
+    if n >= bs {
+        return Some(bs);
+    }
+    if !auto || n < 2 {
+        return None;
+    }
+    let half = (n / 2).max(2);
+    Some(1 << half.ilog2())
+}
+
 fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
     config.validate()?;
     let root = data.root.clone();
@@ -357,15 +377,26 @@ fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
             "image size {size} is too small (at least 16)"
         )));
     }
-    if data.train.len() < config.bs {
-        return Err(Error::Dataset {
-            path: root,
-            message: format!(
-                "{} training images: fewer than one batch (--bs {})",
-                data.train.len(),
-                config.bs
-            ),
-        });
+    let bs = match fit_batch_size(data.train.len(), config.bs, config.auto_bs) {
+        Some(bs) => bs,
+        None => {
+            return Err(Error::Dataset {
+                path: root,
+                message: format!(
+                    "{} training images: fewer than one batch (--bs {}){}",
+                    data.train.len(),
+                    config.bs,
+                    if config.auto_bs { "; at least 2 are needed" } else { "; a smaller --bs, or none, fits" }
+                ),
+            });
+        }
+    };
+    if bs != config.bs {
+        println!(
+            "batch size {bs}: {} training images are fewer than {} (give --bs to choose)",
+            data.train.len(),
+            config.bs
+        );
     }
     let first = config.sizes.first().copied().unwrap_or(size);
     let train_tfm = ItemTransform::train_min_scale(
@@ -376,7 +407,7 @@ fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
         &data,
         train_tfm,
         ItemTransform::valid(first),
-        config.bs,
+        bs,
         config.seed,
     )
     .with_aug(config.aug.unwrap_or_else(|| default_aug(size)).transforms())

@@ -353,3 +353,27 @@ fn augmentation_progressive_mixup_and_tta_from_the_command_line() {
     assert!(!ok && out.contains("image size 8 is too small"), "{out}");
     assert!(!dir.path().join("runs/tiny").exists());
 }
+
+#[test]
+fn twenty_images_per_class_train_with_a_fitted_batch_size() {
+    // 2 classes × 20 training images and no --bs: the default 64 does not fit, so the batch
+    // shrinks (to 16: the largest power of two up to half of 40) and says so; lr-find too.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    common::tiny_dataset(&data, 2, 20, 4);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["train", "photos", "--epochs", "1", "--size", "32", "--width", "8", "--name", "small"],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("batch size 16: 40 training images are fewer than 64"), "{out}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/small/log.json")).unwrap()).unwrap();
+    assert_eq!(log["batches"].as_array().unwrap().len(), 40 / 16, "full batches only");
+    let (ok, out) = fastvision(dir.path(), &["lr-find", "photos", "--size", "32", "--width", "8", "--name", "lf"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("batch size 16"), "{out}");
+    // A batch size the user chose is kept, and too large is still an error.
+    let (ok, out) = fastvision(dir.path(), &["train", "photos", "--bs", "64", "--size", "32", "--name", "big"]);
+    assert!(!ok && out.contains("40 training images: fewer than one batch (--bs 64)"), "{out}");
+}
