@@ -69,7 +69,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
     println!("|---|---|---|---|---|");
-    let ops = if args.reference_ops { "burn's ops" } else { "fastvision kernels" };
+    let ops = if args.reference_ops {
+        "burn's ops"
+    } else {
+        "fastvision kernels"
+    };
     println!(
         "| {} ({ops}) | {:.0} | {:.1} | {:.1} | {:.0} |",
         r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib
@@ -78,7 +82,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!("\n| one training step | ms | share |");
     println!("|---|---|---|");
     for (label, ms) in &r.step_ms {
-        println!("| {label} | {ms:.1} | {:.0} % |", 100.0 * ms / step.max(1e-9));
+        println!(
+            "| {label} | {ms:.1} | {:.0} % |",
+            100.0 * ms / step.max(1e-9)
+        );
     }
     println!("{}", serde_json::to_string(&r).unwrap_or_default());
     Ok(())
@@ -131,10 +138,16 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let train_img_s = (args.steps * args.bs) as f64 / elapsed.as_secs_f64();
     let per_step = |d: std::time::Duration| 1e3 * d.as_secs_f64() / args.steps as f64;
     let totals = profile::totals();
-    let mut step_ms: Vec<(String, f64)> =
-        Op::ALL.iter().zip(totals).map(|(op, d)| (op.label().to_string(), per_step(d))).collect();
+    let mut step_ms: Vec<(String, f64)> = Op::ALL
+        .iter()
+        .zip(totals)
+        .map(|(op, d)| (op.label().to_string(), per_step(d)))
+        .collect();
     let other = elapsed.saturating_sub(totals.iter().sum());
-    step_ms.push(("other (pooling, activations, loss, autodiff)".into(), per_step(other)));
+    step_ms.push((
+        "other (pooling, activations, loss, autodiff)".into(),
+        per_step(other),
+    ));
 
     let model = learner.model.valid();
     let plain = device.clone().without_autodiff();

@@ -386,7 +386,11 @@ fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
                     "{} training images: fewer than one batch (--bs {}){}",
                     data.train.len(),
                     config.bs,
-                    if config.auto_bs { "; at least 2 are needed" } else { "; a smaller --bs, or none, fits" }
+                    if config.auto_bs {
+                        "; at least 2 are needed"
+                    } else {
+                        "; a smaller --bs, or none, fits"
+                    }
                 ),
             });
         }

@@ -363,17 +363,40 @@ fn twenty_images_per_class_train_with_a_fitted_batch_size() {
     common::tiny_dataset(&data, 2, 20, 4);
     let (ok, out) = fastvision(
         dir.path(),
-        &["train", "photos", "--epochs", "1", "--size", "32", "--width", "8", "--name", "small"],
+        &[
+            "train", "photos", "--epochs", "1", "--size", "32", "--width", "8", "--name", "small",
+        ],
     );
     assert!(ok, "{out}");
-    assert!(out.contains("batch size 16: 40 training images are fewer than 64"), "{out}");
+    assert!(
+        out.contains("batch size 16: 40 training images are fewer than 64"),
+        "{out}"
+    );
     let log: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("runs/small/log.json")).unwrap()).unwrap();
-    assert_eq!(log["batches"].as_array().unwrap().len(), 40 / 16, "full batches only");
-    let (ok, out) = fastvision(dir.path(), &["lr-find", "photos", "--size", "32", "--width", "8", "--name", "lf"]);
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/small/log.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        log["batches"].as_array().unwrap().len(),
+        40 / 16,
+        "full batches only"
+    );
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "lr-find", "photos", "--size", "32", "--width", "8", "--name", "lf",
+        ],
+    );
     assert!(ok, "{out}");
     assert!(out.contains("batch size 16"), "{out}");
     // A batch size the user chose is kept, and too large is still an error.
-    let (ok, out) = fastvision(dir.path(), &["train", "photos", "--bs", "64", "--size", "32", "--name", "big"]);
-    assert!(!ok && out.contains("40 training images: fewer than one batch (--bs 64)"), "{out}");
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train", "photos", "--bs", "64", "--size", "32", "--name", "big",
+        ],
+    );
+    assert!(
+        !ok && out.contains("40 training images: fewer than one batch (--bs 64)"),
+        "{out}"
+    );
 }

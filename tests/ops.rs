@@ -13,20 +13,48 @@ fn rel_err(got: Tensor<4>, want: Tensor<4>) -> f32 {
     let want = want.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-12);
-    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+        / scale
 }
 
 /// One case: input shape, weight shape, stride, padding (top, bottom), (left, right), dilation.
-type Case = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2]);
+type Case = (
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [(usize, usize); 2],
+    [usize; 2],
+);
 
 const CASES: &[Case] = &[
     ([2, 3, 9, 9], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]), // 3×3 stride 1, same
-    ([2, 5, 10, 7], [6, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]), // stride 2, odd width
-    ([1, 3, 17, 13], [8, 3, 7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1]), // ResNet stem, batch 1, odd
+    (
+        [2, 5, 10, 7],
+        [6, 5, 3, 3],
+        [2, 2],
+        [(1, 1), (1, 1)],
+        [1, 1],
+    ), // stride 2, odd width
+    (
+        [1, 3, 17, 13],
+        [8, 3, 7, 7],
+        [2, 2],
+        [(3, 3), (3, 3)],
+        [1, 1],
+    ), // ResNet stem, batch 1, odd
     ([3, 6, 5, 5], [4, 6, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1]), // 1×1
     ([2, 6, 7, 7], [5, 6, 1, 1], [2, 2], [(0, 0), (0, 0)], [1, 1]), // 1×1 stride 2 (downsample)
     ([2, 4, 8, 9], [3, 4, 3, 3], [2, 2], [(0, 1), (0, 1)], [1, 1]), // TF "SAME": extra pad at the end
-    ([1, 2, 11, 10], [3, 2, 3, 3], [1, 1], [(2, 2), (2, 2)], [2, 2]), // dilation 2
+    (
+        [1, 2, 11, 10],
+        [3, 2, 3, 3],
+        [1, 1],
+        [(2, 2), (2, 2)],
+        [2, 2],
+    ), // dilation 2
     ([2, 3, 4, 4], [2, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1]), // no padding, 2×2 output
 ];
 
@@ -53,7 +81,9 @@ fn convolution_matches_burn_forward_and_gradients() {
             // A random linear functional of y, so every output position gets its own gradient.
             let r = Tensor::<4>::from_data(
                 TensorData::new(
-                    (0..y.shape().num_elements()).map(|k| ((k * 7919) % 13) as f32 / 6.0 - 1.0).collect(),
+                    (0..y.shape().num_elements())
+                        .map(|k| ((k * 7919) % 13) as f32 / 6.0 - 1.0)
+                        .collect(),
                     y.dims(),
                 ),
                 &device,
@@ -67,9 +97,18 @@ fn convolution_matches_burn_forward_and_gradients() {
         let (y, gx, gw, gb) = run(true);
         let (ry, rgx, rgw, rgb) = run(false);
         assert_eq!(y.dims(), ry.dims(), "case {i}: output shape");
-        for (what, got, want) in [("output", y, ry), ("dx", gx, rgx), ("dw", gw, rgw), ("dbias", gb, rgb)] {
+        for (what, got, want) in [
+            ("output", y, ry),
+            ("dx", gx, rgx),
+            ("dw", gw, rgw),
+            ("dbias", gb, rgb),
+        ] {
             let e = rel_err(got, want);
-            assert!(e <= 1e-4, "case {i} {:?}: {what} relative error {e}", CASES[i]);
+            assert!(
+                e <= 1e-4,
+                "case {i} {:?}: {what} relative error {e}",
+                CASES[i]
+            );
         }
     }
 }
@@ -102,8 +141,13 @@ fn training_follows_the_reference_loss_curve() {
         let mut learn = Learner::new(model, dls, Default::default(), &device, 7);
         device.seed(11);
         let x = Tensor::<4>::random([16, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-        let y = Tensor::<1, Int>::from_data(TensorData::new((0..16i64).map(|i| i % 3).collect(), [16]), &device);
-        let losses: Vec<f64> = (0..8).map(|_| learn.step_tensors(x.clone(), y.clone(), 1e-2, 0.9)).collect();
+        let y = Tensor::<1, Int>::from_data(
+            TensorData::new((0..16i64).map(|i| i % 3).collect(), [16]),
+            &device,
+        );
+        let losses: Vec<f64> = (0..8)
+            .map(|_| learn.step_tensors(x.clone(), y.clone(), 1e-2, 0.9))
+            .collect();
         fastvision::ops::use_reference_ops(false);
         losses
     };
@@ -114,7 +158,10 @@ fn training_follows_the_reference_loss_curve() {
     // first steps, within 5 % at the end of this (deliberately high-LR) run.
     for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
         let tol = if i < 3 { 1e-3 } else { 5e-2 };
-        assert!((a - b).abs() <= tol * b.abs(), "step {i}: fast {fast:?}\nreference {reference:?}");
+        assert!(
+            (a - b).abs() <= tol * b.abs(),
+            "step {i}: fast {fast:?}\nreference {reference:?}"
+        );
     }
 }
 
@@ -144,7 +191,13 @@ fn fused_adam_equals_the_tensor_formula() {
     }
     // The inputs are not modified in place (they may be shared with the model).
     let before = p.clone().into_data();
-    let (updated, _, _) = fastvision::ops::adam_step(p.clone(), g, m, v, AdamStep::new(1e-3, 0.9, 0.99, 1e-5, 0.0, 1));
+    let (updated, _, _) = fastvision::ops::adam_step(
+        p.clone(),
+        g,
+        m,
+        v,
+        AdamStep::new(1e-3, 0.9, 0.99, 1e-5, 0.0, 1),
+    );
     assert_eq!(p.into_data(), before);
     assert_ne!(updated.into_data(), before);
 }
@@ -157,7 +210,10 @@ fn folded_batchnorm_inference_equals_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     common::tiny_dataset(dir.path(), 3, 8, 2);
     let data = fastvision::data::ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
-    for config in [common::tiny_model(3), ClassifierConfig::new(Arch::EfficientnetLite0, 3).with_hidden(16)] {
+    for config in [
+        common::tiny_model(3),
+        ClassifierConfig::new(Arch::EfficientnetLite0, 3).with_hidden(16),
+    ] {
         let device = fastvision::device().autodiff();
         device.seed(3);
         let model = config.init(&device).unwrap();
@@ -165,7 +221,10 @@ fn folded_batchnorm_inference_equals_the_reference() {
         let mut learn = Learner::new(model, dls, Default::default(), &device, 3);
         // A few steps at a high rate so every BatchNorm has its own running statistics and γ, β.
         let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Normal(0.5, 2.0), &device);
-        let y = Tensor::<1, Int>::from_data(TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]), &device);
+        let y = Tensor::<1, Int>::from_data(
+            TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
+            &device,
+        );
         for _ in 0..4 {
             learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
         }
@@ -176,7 +235,14 @@ fn folded_batchnorm_inference_equals_the_reference() {
         fastvision::ops::use_reference_ops(true);
         let reference = model.forward(x);
         fastvision::ops::use_reference_ops(false);
-        let e = rel_err(folded.reshape([1, 1, 5, 3]), reference.reshape([1, 1, 5, 3]));
-        assert!(e <= 1e-5, "{:?}: folded inference differs by {e}", config.arch);
+        let e = rel_err(
+            folded.reshape([1, 1, 5, 3]),
+            reference.reshape([1, 1, 5, 3]),
+        );
+        assert!(
+            e <= 1e-5,
+            "{:?}: folded inference differs by {e}",
+            config.arch
+        );
     }
 }

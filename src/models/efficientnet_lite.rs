@@ -175,7 +175,12 @@ impl EfficientNetLite {
 
     /// Feature map `[n, 1280, ⌈h/32⌉, ⌈w/32⌉]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = conv_bn(&self.conv_stem, &self.bn0, same_pad(x, 3, 2), Activation::Relu6);
+        let mut x = conv_bn(
+            &self.conv_stem,
+            &self.bn0,
+            same_pad(x, 3, 2),
+            Activation::Relu6,
+        );
         for block in &self.blocks {
             x = block.forward(x);
         }

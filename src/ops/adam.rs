@@ -53,7 +53,11 @@ pub trait FastAdam: Backend {
 /// A uniquely owned, contiguous f32 tensor whose buffer can be updated in place.
 fn owned(t: FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "fast_adam: f32 only");
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 impl FastAdam for Flex {
@@ -66,7 +70,11 @@ impl FastAdam for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut p, g, mut m, mut v) = (owned(param), owned(grad), owned(m), owned(v));
         let g = g.as_slice::<f32>().expect("contiguous");
-        let (ps, ms, vs) = (p.storage_mut::<f32>(), m.storage_mut::<f32>(), v.storage_mut::<f32>());
+        let (ps, ms, vs) = (
+            p.storage_mut::<f32>(),
+            m.storage_mut::<f32>(),
+            v.storage_mut::<f32>(),
+        );
         const CHUNK: usize = 1 << 14;
         ps.par_chunks_mut(CHUNK)
             .zip(ms.par_chunks_mut(CHUNK))

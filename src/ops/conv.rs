@@ -17,7 +17,11 @@ use super::profile::{Op, timed};
 #[backend_extension(Flex, Autodiff)]
 pub trait FastConv: Backend {
     /// `conv2d` without bias: `x` `[b, c, h, w]`, `weight` `[o, c, kh, kw]`.
-    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, geom: ConvGeom) -> FloatTensor<Self>;
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        geom: ConvGeom,
+    ) -> FloatTensor<Self>;
 
     /// The input gradient (an empty tensor unless `need_dx`) and the weight gradient.
     fn fast_conv2d_backward(
@@ -32,7 +36,11 @@ pub trait FastConv: Backend {
 /// A contiguous `f32` copy-free view of a flex tensor (copies only when it is strided).
 fn contiguous(t: FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "fast_conv2d: f32 only");
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 fn slice(t: &FlexTensor) -> &[f32] {
@@ -83,7 +91,12 @@ impl<B: Backend + FastConv, C: CheckpointStrategy> FastConv for Autodiff<B, C> {
         impl<B: Backend + FastConv> Backward<B, 2> for FastConv2dBackward {
             type State = (NodeId, NodeId, ConvGeom);
 
-            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
                 let [node_x, node_w] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x_state, w_state, geom) = ops.state;
@@ -99,16 +112,22 @@ impl<B: Backend + FastConv, C: CheckpointStrategy> FastConv for Autodiff<B, C> {
             }
         }
 
-        match FastConv2dBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match FastConv2dBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let w_state = prep.checkpoint(&weight);
                 let y = B::fast_conv2d(x.into_primitive(), weight.into_primitive(), geom);
                 prep.finish((x_state, w_state, geom), y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::fast_conv2d(x.into_primitive(), weight.into_primitive(), geom))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fast_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                geom,
+            )),
         }
     }
 
@@ -137,7 +156,13 @@ pub trait FastConvInference: Backend {
 }
 
 impl FastConvInference for Flex {
-    fn fast_conv2d_bias_act(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, g: ConvGeom, act: Activation) -> FlexTensor {
+    fn fast_conv2d_bias_act(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        g: ConvGeom,
+        act: Activation,
+    ) -> FlexTensor {
         timed(Op::ConvForward, || {
             let (x, w, b) = (contiguous(x), contiguous(weight), contiguous(bias));
             let y = kernels::conv2d_forward_fused(slice(&x), slice(&w), &g, Some(slice(&b)), act);

@@ -49,10 +49,16 @@ impl ConvGeom {
     ) -> Self {
         let [b, c, h, w] = x_shape;
         let [o, c_w, kh, kw] = w_shape;
-        assert_eq!(c, c_w, "conv2d: input has {c} channels, weight expects {c_w}");
+        assert_eq!(
+            c, c_w,
+            "conv2d: input has {c} channels, weight expects {c_w}"
+        );
         let out = |n: usize, k: usize, s: usize, (p0, p1): (usize, usize), d: usize| {
             let span = d * (k - 1) + 1;
-            assert!(n + p0 + p1 >= span, "conv2d: kernel larger than the padded input");
+            assert!(
+                n + p0 + p1 >= span,
+                "conv2d: kernel larger than the padded input"
+            );
             (n + p0 + p1 - span) / s + 1
         };
         Self {
@@ -89,12 +95,24 @@ impl ConvGeom {
     /// The output columns `ox` whose input column `ox·stride + j·dilation − pad` lies inside
     /// the image, as a half-open range (empty when none does).
     fn valid_cols(&self, j: usize) -> (usize, usize) {
-        valid_range(self.w, self.ow, self.stride[1], self.pad[1], j * self.dilation[1])
+        valid_range(
+            self.w,
+            self.ow,
+            self.stride[1],
+            self.pad[1],
+            j * self.dilation[1],
+        )
     }
 
     /// Like [`Self::valid_cols`] for output rows and kernel row `i`.
     fn valid_rows(&self, i: usize) -> (usize, usize) {
-        valid_range(self.h, self.oh, self.stride[0], self.pad[0], i * self.dilation[0])
+        valid_range(
+            self.h,
+            self.oh,
+            self.stride[0],
+            self.pad[0],
+            i * self.dilation[0],
+        )
     }
 }
 
@@ -102,7 +120,11 @@ impl ConvGeom {
 fn valid_range(n_in: usize, n_out: usize, s: usize, pad: usize, off: usize) -> (usize, usize) {
     // t·s ≥ pad − off  and  t·s ≤ n_in − 1 + pad − off
     let lo = pad.saturating_sub(off).div_ceil(s);
-    let hi = if n_in + pad > off { (n_in - 1 + pad - off) / s + 1 } else { 0 };
+    let hi = if n_in + pad > off {
+        (n_in - 1 + pad - off) / s + 1
+    } else {
+        0
+    };
     let hi = hi.min(n_out);
     (lo.min(hi), hi)
 }
@@ -174,7 +196,10 @@ pub fn col2im(dcol: &[f32], g: &ConvGeom) -> Vec<f32> {
                         let dst_row = &mut dst[iy * g.w..][..g.w];
                         let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
                         if g.stride[1] == 1 {
-                            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)].iter_mut().zip(&src_row[x0..x1]) {
+                            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)]
+                                .iter_mut()
+                                .zip(&src_row[x0..x1])
+                            {
                                 *d += v;
                             }
                         } else {
@@ -203,17 +228,28 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A row-major `rows × cols` matrix.
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self { data, rs: cols, cs: 1 }
+        Self {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
 
     /// The transpose of a row-major `rows × cols` matrix, without copying.
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self { data, rs: 1, cs: cols }
+        Self {
+            data,
+            rs: 1,
+            cs: cols,
+        }
     }
 
     fn check(&self, rows: usize, cols: usize) {
         if rows > 0 && cols > 0 {
-            assert!((rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(), "matmul: operand too small");
+            assert!(
+                (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(),
+                "matmul: operand too small"
+            );
         }
     }
 }
@@ -257,10 +293,13 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
 /// `[d0, d1, s]` → `[d1, d0, s]`: swaps the two leading axes of a 3-D row-major array.
 pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
     let mut dst = vec![0.0f32; src.len()];
-    dst.par_chunks_mut(s).with_min_len(min_rows(s)).enumerate().for_each(|(idx, row)| {
-        let (i1, i0) = (idx / d0, idx % d0);
-        row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
-    });
+    dst.par_chunks_mut(s)
+        .with_min_len(min_rows(s))
+        .enumerate()
+        .for_each(|(idx, row)| {
+            let (i1, i0) = (idx / d0, idx % d0);
+            row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
+        });
     dst
 }
 
@@ -293,7 +332,13 @@ impl Activation {
 
 /// [`conv2d_forward`] plus a per-channel bias and an activation, fused into the pass that lays
 /// the GEMM's output out as `[b, o, oh, ow]` (inference with BatchNorm folded in).
-pub fn conv2d_forward_fused(x: &[f32], w: &[f32], g: &ConvGeom, bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
+pub fn conv2d_forward_fused(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
     let col = im2col(x, g);
     let (k, n, s) = (g.k(), g.n(), g.s());
     let yt = matmul(g.o, n, k, Mat::rows(w, k), Mat::rows(&col, n));
@@ -302,13 +347,16 @@ pub fn conv2d_forward_fused(x: &[f32], w: &[f32], g: &ConvGeom, bias: Option<&[f
         return swap_leading(&yt, g.o, g.b, s);
     }
     let mut y = vec![0.0f32; yt.len()];
-    y.par_chunks_mut(s).with_min_len(min_rows(s)).enumerate().for_each(|(idx, row)| {
-        let (bi, o) = (idx / g.o, idx % g.o);
-        let add = bias.map_or(0.0, |b| b[o]);
-        for (d, v) in row.iter_mut().zip(&yt[(o * g.b + bi) * s..][..s]) {
-            *d = act.apply(v + add);
-        }
-    });
+    y.par_chunks_mut(s)
+        .with_min_len(min_rows(s))
+        .enumerate()
+        .for_each(|(idx, row)| {
+            let (bi, o) = (idx / g.o, idx % g.o);
+            let add = bias.map_or(0.0, |b| b[o]);
+            for (d, v) in row.iter_mut().zip(&yt[(o * g.b + bi) * s..][..s]) {
+                *d = act.apply(v + add);
+            }
+        });
     y
 }
 
@@ -347,10 +395,17 @@ mod tests {
                         for c in 0..g.c {
                             for i in 0..g.kh {
                                 for j in 0..g.kw {
-                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.pad[0] as isize;
-                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize - g.pad[1] as isize;
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                        acc += x[((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize]
+                                    let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.pad[1] as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < g.h
+                                        && (ix as usize) < g.w
+                                    {
+                                        acc += x[((b * g.c + c) * g.h + iy as usize) * g.w
+                                            + ix as usize]
                                             * w[((o * g.c + c) * g.kh + i) * g.kw + j];
                                     }
                                 }
@@ -365,7 +420,9 @@ mod tests {
     }
 
     fn ramp(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 1.3).collect()
+        (0..n)
+            .map(|i| (i as f32 * 0.37 + seed).sin() * 1.3)
+            .collect()
     }
 
     #[test]
@@ -374,7 +431,13 @@ mod tests {
             ([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
             ([1, 2, 9, 8], [3, 2, 3, 3], [2, 2], [(1, 1), (0, 2)], [1, 1]),
             ([3, 4, 5, 5], [2, 4, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1]),
-            ([1, 3, 11, 11], [2, 3, 7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1]),
+            (
+                [1, 3, 11, 11],
+                [2, 3, 7, 7],
+                [2, 2],
+                [(3, 3), (3, 3)],
+                [1, 1],
+            ),
             ([2, 2, 8, 7], [2, 2, 3, 2], [1, 2], [(2, 0), (1, 1)], [2, 1]),
         ] {
             let g = ConvGeom::new(xs, ws, st, pad, dil);
@@ -397,30 +460,52 @@ mod tests {
         let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true);
         let dx = dx.unwrap();
         let f = |x: &[f32], w: &[f32]| -> f64 {
-            naive(x, w, &g).iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum()
+            naive(x, w, &g)
+                .iter()
+                .zip(&dy)
+                .map(|(a, b)| (a * b) as f64)
+                .sum()
         };
         for idx in [0, 7, 45, 100, 179] {
             let mut xp = x.clone();
             xp[idx] += 1.0;
             let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
-            assert!((fd - dx[idx] as f64).abs() < 1e-3, "dx[{idx}] {} vs {fd}", dx[idx]);
+            assert!(
+                (fd - dx[idx] as f64).abs() < 1e-3,
+                "dx[{idx}] {} vs {fd}",
+                dx[idx]
+            );
         }
         for idx in [0, 13, 50, 107] {
             let mut wp = w.clone();
             wp[idx] += 1.0;
             let fd = f(&x, &wp) - f(&x, &w);
-            assert!((fd - dw[idx] as f64).abs() < 1e-3, "dw[{idx}] {} vs {fd}", dw[idx]);
+            assert!(
+                (fd - dw[idx] as f64).abs() < 1e-3,
+                "dw[{idx}] {} vs {fd}",
+                dw[idx]
+            );
         }
     }
 
     #[test]
     fn valid_ranges_cover_exactly_the_inside() {
-        for (n_in, s, pad, off) in [(5usize, 1usize, 1usize, 0usize), (5, 2, 1, 2), (4, 3, 0, 1), (1, 1, 3, 6), (7, 2, 3, 0)] {
+        for (n_in, s, pad, off) in [
+            (5usize, 1usize, 1usize, 0usize),
+            (5, 2, 1, 2),
+            (4, 3, 0, 1),
+            (1, 1, 3, 6),
+            (7, 2, 3, 0),
+        ] {
             let n_out = (n_in + 2 * pad).saturating_sub(off) / s + 1;
             let (lo, hi) = valid_range(n_in, n_out, s, pad, off);
             for t in 0..n_out {
                 let p = (t * s + off) as isize - pad as isize;
-                assert_eq!((lo..hi).contains(&t), p >= 0 && p < n_in as isize, "{n_in} {s} {pad} {off} t={t}");
+                assert_eq!(
+                    (lo..hi).contains(&t),
+                    p >= 0 && p < n_in as isize,
+                    "{n_in} {s} {pad} {off} t={t}"
+                );
             }
         }
     }

@@ -14,9 +14,9 @@ pub mod profile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::backend::{DispatchDevice, Dispatch};
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
@@ -46,11 +46,22 @@ fn fast_path(x: &Tensor<4>) -> bool {
 }
 
 /// `burn::tensor::module::conv2d`, through our kernels where they apply.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
     if options.groups != 1 || !fast_path(&x) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
-    let geom = ConvGeom::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation);
+    let geom = ConvGeom::new(
+        x.dims(),
+        weight.dims(),
+        options.stride,
+        options.padding,
+        options.dilation,
+    );
     let y = Tensor::<4>::from_dispatch(<Dispatch as FastConv>::fast_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -72,13 +83,23 @@ fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
         PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
         PaddingConfig2d::Same => return None,
     };
-    Some(ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups))
+    Some(ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    ))
 }
 
 /// `Conv2d::forward`, through [`conv2d`] (burn's own forward for `Same` padding).
 pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match conv_options(conv) {
-        Some(options) => conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options),
+        Some(options) => conv2d(
+            x,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            options,
+        ),
         None => conv.forward(x),
     }
 }
@@ -112,7 +133,13 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
         bias = bias + b.val() * scale;
     }
     if !autodiff && options.groups == 1 && fast_path(&x) {
-        let geom = ConvGeom::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation);
+        let geom = ConvGeom::new(
+            x.dims(),
+            weight.dims(),
+            options.stride,
+            options.padding,
+            options.dilation,
+        );
         return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_bias_act(
             x.into_dispatch(),
             weight.into_dispatch(),
@@ -143,12 +170,20 @@ pub fn adam_step<const D: usize>(
             v.into_dispatch(),
             s,
         );
-        return (Tensor::from_dispatch(p), Tensor::from_dispatch(m), Tensor::from_dispatch(v));
+        return (
+            Tensor::from_dispatch(p),
+            Tensor::from_dispatch(m),
+            Tensor::from_dispatch(v),
+        );
     }
     let m = m.mul_scalar(s.mom) + grad.clone().mul_scalar(1.0 - s.mom);
     let v = v.mul_scalar(s.sqr_mom) + grad.square().mul_scalar(1.0 - s.sqr_mom);
     let denom = v.clone().div_scalar(s.debias2).sqrt().add_scalar(s.eps);
     let update = m.clone().div(denom).mul_scalar(s.step_size);
-    let decayed = if s.decay == 1.0 { param } else { param.mul_scalar(s.decay) };
+    let decayed = if s.decay == 1.0 {
+        param
+    } else {
+        param.mul_scalar(s.decay)
+    };
     (decayed - update, m, v)
 }

@@ -18,7 +18,12 @@ pub enum Op {
 
 impl Op {
     /// Every op, in report order.
-    pub const ALL: [Op; 4] = [Op::ConvForward, Op::ConvBackward, Op::BatchNorm, Op::OptimizerStep];
+    pub const ALL: [Op; 4] = [
+        Op::ConvForward,
+        Op::ConvBackward,
+        Op::BatchNorm,
+        Op::OptimizerStep,
+    ];
 
     /// A short label for tables.
     pub fn label(self) -> &'static str {
