@@ -24,6 +24,7 @@ use adam::{AdamStep, FastAdam};
 use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
+use profile::{Op, timed};
 
 static REFERENCE: AtomicBool = AtomicBool::new(false);
 
@@ -53,7 +54,10 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     if options.groups != 1 || !fast_path(&x) {
-        return burn::tensor::module::conv2d(x, weight, bias, options);
+        // burn's forward is timed too; its backward runs inside autodiff, out of our sight.
+        return timed(Op::ConvForward, || {
+            burn::tensor::module::conv2d(x, weight, bias, options)
+        });
     }
     let geom = ConvGeom::new(
         x.dims(),
@@ -119,7 +123,8 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
     let autodiff = x.device().is_autodiff();
     let options = conv_options(conv);
     if (autodiff && bn.training.is_enabled()) || reference_ops() || options.is_none() {
-        return activate(bn.forward(conv2d_module(conv, x)), act);
+        let y = conv2d_module(conv, x);
+        return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
     }
     let options = options.expect("checked");
     let device = x.device();

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 pub enum Op {
     /// Convolution forward (our kernels).
     ConvForward,
-    /// Convolution backward: input and weight gradients (our kernels).
+    /// Convolution backward: input and weight gradients (our kernels; burn's backward is not
+    /// visible from here and counts as "other").
     ConvBackward,
-    /// BatchNorm forward and backward (our kernels).
+    /// BatchNorm forward in training (burn's op; its backward counts as "other").
     BatchNorm,
     /// The optimizer step over all parameters.
     OptimizerStep,
@@ -30,7 +31,7 @@ impl Op {
         match self {
             Op::ConvForward => "conv forward",
             Op::ConvBackward => "conv backward",
-            Op::BatchNorm => "batchnorm",
+            Op::BatchNorm => "batchnorm forward",
             Op::OptimizerStep => "optimizer step",
         }
     }
