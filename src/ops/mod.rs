@@ -46,6 +46,17 @@ fn fast_path(x: &Tensor<4>) -> bool {
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
+/// The kernels' geometry of `x` convolved with `weight` under `options`.
+fn geom_of(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> ConvGeom {
+    ConvGeom::new(
+        x.dims(),
+        weight.dims(),
+        options.stride,
+        options.padding,
+        options.dilation,
+    )
+}
+
 /// `burn::tensor::module::conv2d`, through our kernels where they apply.
 pub fn conv2d(
     x: Tensor<4>,
@@ -59,13 +70,7 @@ pub fn conv2d(
             burn::tensor::module::conv2d(x, weight, bias, options)
         });
     }
-    let geom = ConvGeom::new(
-        x.dims(),
-        weight.dims(),
-        options.stride,
-        options.padding,
-        options.dilation,
-    );
+    let geom = geom_of(&x, &weight, &options);
     let y = Tensor::<4>::from_dispatch(<Dispatch as FastConv>::fast_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -138,13 +143,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
         bias = bias + b.val() * scale;
     }
     if !autodiff && options.groups == 1 && fast_path(&x) {
-        let geom = ConvGeom::new(
-            x.dims(),
-            weight.dims(),
-            options.stride,
-            options.padding,
-            options.dilation,
-        );
+        let geom = geom_of(&x, &weight, &options);
         return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_bias_act(
             x.into_dispatch(),
             weight.into_dispatch(),
