@@ -37,6 +37,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A download failed or its file did not verify.
+    #[error("{url}: {message}")]
+    Download {
+        /// The address.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A setting is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),

@@ -26,6 +26,10 @@ use fastvision::run::{self, ScheduleKind, TrainConfig};
     about = "Train image classifiers with the fastai playbook"
 )]
 struct Cli {
+    /// Never touch the network: named pretrained weights must already be in the cache
+    /// (also FASTVISION_OFFLINE=1).
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +103,21 @@ enum Command {
     LrFind(DataArgs),
     /// Measure loader, training and inference throughput and peak memory.
     Bench(fastvision::bench::BenchArgs),
+    /// Named pretrained checkpoints: list them, or download them into the cache.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Every named checkpoint: source, SHA-256, licence, training data, and whether it is cached.
+    List,
+    /// Download named checkpoints into the cache now (for machines that are online only sometimes).
+    Fetch {
+        /// Checkpoint names (see `weights list`).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// What to train on and how big: shared by `train` and `lr-find`.
@@ -277,7 +296,9 @@ struct TrainArgs {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    fastvision::weights::hub::set_offline(cli.offline);
+    match cli.command {
         Command::Train(args) => train(args),
         Command::Predict {
             run,
@@ -310,7 +331,50 @@ fn main() -> Result<()> {
         Command::Clean(args) => clean(args),
         Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
+        Command::Weights(cmd) => weights_cmd(cmd),
     }
+}
+
+fn weights_cmd(cmd: WeightsCommand) -> Result<()> {
+    use fastvision::weights::{cache_dir, hub};
+    let dir = cache_dir();
+    match cmd {
+        WeightsCommand::List => {
+            println!("cache: {}", dir.display());
+            for c in hub::CATALOG {
+                let cached = if dir.join(c.file).is_file() {
+                    "cached"
+                } else {
+                    "-"
+                };
+                println!("{:<20} {:<7} {}", c.name, cached, c.file);
+                println!(
+                    "    architecture: {}; trained on {}; licence: {}",
+                    c.arch, c.trained_on, c.license
+                );
+                match c.urls.first() {
+                    Some(url) => println!("    from: {url}"),
+                    None => println!("    not downloadable: {}", c.manual),
+                }
+                match c.sha256 {
+                    Some(h) if h.len() == 64 => println!("    sha256: {h}"),
+                    Some(h) => println!("    sha256: {h}… (the prefix its publisher commits to)"),
+                    None => println!("    sha256: none published"),
+                }
+            }
+        }
+        WeightsCommand::Fetch { names } => {
+            for name in names {
+                let Some(c) = hub::find(&name) else {
+                    let known: Vec<&str> = hub::CATALOG.iter().map(|c| c.name).collect();
+                    bail!("{name}: not a known checkpoint ({})", known.join(", "));
+                };
+                let path = c.fetch(&dir)?;
+                println!("{name}: {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<()> {
