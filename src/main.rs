@@ -40,7 +40,7 @@ enum Command {
     Train(TrainArgs),
     /// Predict the top classes of images with a trained run.
     Predict {
-        /// Run folder (holds model.safetensors and config.json).
+        /// Run folder (holds model.safetensors and config.json), or a file made by `export`.
         run: PathBuf,
         /// Image files.
         #[arg(required = true)]
@@ -56,7 +56,7 @@ enum Command {
     },
     /// Evaluate a trained run on labelled images (class folders, or a dataset root with valid/).
     Evaluate {
-        /// Run folder.
+        /// Run folder, or a file made by `export`.
         run: PathBuf,
         /// Folder of class folders, or a dataset root whose valid/ is used.
         dir: PathBuf,
@@ -103,6 +103,15 @@ enum Command {
     LrFind(DataArgs),
     /// Measure loader, training and inference throughput and peak memory.
     Bench(fastvision::bench::BenchArgs),
+    /// Write a run's model as one self-contained file (weights + configuration) to deploy;
+    /// predict and evaluate accept it in place of a run folder.
+    Export {
+        /// Run folder.
+        run: PathBuf,
+        /// The file to write (never overwritten).
+        #[arg(long, default_value = "model.safetensors")]
+        out: PathBuf,
+    },
     /// Named pretrained checkpoints: list them, or download them into the cache.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -332,6 +341,11 @@ fn main() -> Result<()> {
         Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
         Command::Weights(cmd) => weights_cmd(cmd),
+        Command::Export { run, out } => {
+            fastvision::infer::export_bundle(&run, &out, &fastvision::device())?;
+            println!("exported {} to {}", run.display(), out.display());
+            Ok(())
+        }
     }
 }
 
@@ -548,7 +562,16 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize, how: Inference) -> Result
     for (class, acc, n) in &eval.per_class {
         println!("  {class:<20} {acc:.4}  ({n} images)");
     }
-    let png = run.join("confusion.png");
+    // Beside an exported model file, its own name; in a run folder, confusion.png.
+    let png = if run.is_file() {
+        let stem = run
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        run.with_file_name(format!("{stem}.confusion.png"))
+    } else {
+        run.join("confusion.png")
+    };
     plot_confusion(&eval.confusion, vocab, &png)?;
     println!("confusion matrix: {}", png.display());
     if !eval.skipped.is_empty() {
@@ -590,6 +613,12 @@ fn lr_find(args: DataArgs) -> Result<()> {
 }
 
 fn interpret_cmd(run: &std::path::Path, opts: &InterpretOptions) -> Result<()> {
+    if run.is_file() {
+        bail!(
+            "{}: interpret needs a run folder (the run's split and its outputs live there); an exported file works with predict and evaluate",
+            run.display()
+        );
+    }
     let r = interpret_run(run, opts, &fastvision::device())?;
     println!("{} {:?} images, accuracy {:.4}", r.n, r.split, r.accuracy);
     println!(

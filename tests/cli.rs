@@ -400,3 +400,73 @@ fn twenty_images_per_class_train_with_a_fitted_batch_size() {
         "{out}"
     );
 }
+
+#[test]
+fn an_exported_file_predicts_like_its_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    common::tiny_dataset(&data, 2, 12, 4);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", "r",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["export", "runs/r", "--out", "shipped.safetensors"],
+    );
+    assert!(ok, "{out}");
+    let shipped = dir.path().join("shipped.safetensors");
+    let before = std::fs::read(&shipped).unwrap();
+    // Never overwritten.
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["export", "runs/r", "--out", "shipped.safetensors"],
+    );
+    assert!(!ok && out.contains("already exists"), "{out}");
+    assert_eq!(std::fs::read(&shipped).unwrap(), before);
+
+    let mut images: Vec<String> = std::fs::read_dir(data.join("valid/bag"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    images.sort();
+    let probs = |model: &str| -> Vec<f64> {
+        let mut args = vec!["predict", model, "-k", "2", "--json"];
+        args.extend(images.iter().map(String::as_str));
+        let (ok, out) = fastvision(dir.path(), &args);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                p["top"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["prob"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let (from_run, from_file) = (probs("runs/r"), probs("shipped.safetensors"));
+    assert_eq!(from_run.len(), 2 * images.len());
+    for (a, b) in from_run.iter().zip(&from_file) {
+        assert!((a - b).abs() <= 1e-5, "{from_run:?} vs {from_file:?}");
+    }
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "shipped.safetensors", "photos"]);
+    assert!(ok && out.contains("8 images, accuracy"), "{out}");
+    assert!(dir.path().join("shipped.confusion.png").is_file());
+    // A safetensors file that is not a fastvision export is refused by name.
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["predict", "runs/r/model.safetensors", &images[0]],
+    );
+    assert!(
+        !ok && out.contains("without a fastvision configuration"),
+        "{out}"
+    );
+}

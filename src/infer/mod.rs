@@ -5,7 +5,7 @@ pub mod evaluate;
 pub mod predict;
 pub mod tta;
 
-pub use bundle::{BundleConfig, load_bundle, save_bundle};
+pub use bundle::{BundleConfig, export_bundle, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};
