@@ -114,6 +114,31 @@ impl ConvGeom {
             i * self.dilation[0],
         )
     }
+
+    /// For stride 1 with rows as wide as the input ("same" padding in width), kernel tap
+    /// `(i, j)` reads the input plane shifted by a constant: output pixel `t = oy·ow + ox` takes
+    /// input pixel `t + off`. Returns `off` and the output range `[lo, hi)` over which that is
+    /// inside the plane, so a whole tap is one contiguous copy; the `valid_cols` edges that wrap
+    /// into the neighbouring row are then fixed up. `None` when the shortcut does not apply.
+    fn shifted_span(&self, i: usize, j: usize) -> Option<(isize, usize, usize)> {
+        if !self.shifts() {
+            return None;
+        }
+        let (y0, y1) = self.valid_rows(i);
+        let w = self.w as isize;
+        let off = (i * self.dilation[0]) as isize * w - self.pad[0] as isize * w
+            + (j * self.dilation[1]) as isize
+            - self.pad[1] as isize;
+        let plane = (self.h * self.w) as isize;
+        let lo = ((y0 * self.w) as isize).max(-off);
+        let hi = ((y1 * self.w) as isize).min(plane - off);
+        (lo < hi).then_some((off, lo as usize, hi as usize))
+    }
+
+    /// Whether [`Self::shifted_span`] applies: stride 1 and output rows as wide as the input's.
+    fn shifts(&self) -> bool {
+        self.stride == [1, 1] && self.ow == self.w
+    }
 }
 
 /// Output positions `t` in `0..n_out` with `0 ≤ t·s + off − pad < n_in`.
@@ -150,9 +175,19 @@ pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
             if x0 >= x1 {
                 return;
             }
+            let shifted = g.shifted_span(i, j);
             for bi in 0..g.b {
                 let src = &x[(bi * g.c + ci) * plane..][..plane];
                 let dst = &mut row[bi * s..][..s];
+                if let Some((off, lo, hi)) = shifted {
+                    let from = (lo as isize + off) as usize;
+                    dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
+                    for oy in y0..y1 {
+                        dst[oy * g.ow..][..x0].fill(0.0);
+                        dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
+                    }
+                    continue;
+                }
                 for oy in y0..y1 {
                     let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
                     let src_row = &src[iy * g.w..][..g.w];
@@ -172,9 +207,30 @@ pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// The inverse scatter of [`im2col`]: sums every column entry back into its input pixel,
-/// giving `dX` `[b, c, h, w]` from `dcol` `[c·kh·kw × b·oh·ow]`.
-pub fn col2im(dcol: &[f32], g: &ConvGeom) -> Vec<f32> {
+/// giving `dX` `[b, c, h, w]` from `dcol` `[c·kh·kw × b·oh·ow]` (consumed: entries that fall
+/// into the padding are zeroed first, so shifted taps can be added as whole spans).
+pub fn col2im(mut dcol: Vec<f32>, g: &ConvGeom) -> Vec<f32> {
     let (n, s, plane) = (g.n(), g.s(), g.h * g.w);
+    if g.shifts() {
+        dcol.par_chunks_mut(n)
+            .with_min_len(min_rows(n))
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (i, j) = ((r / g.kw) % g.kh, r % g.kw);
+                if g.shifted_span(i, j).is_none() {
+                    return;
+                }
+                let (y0, y1) = g.valid_rows(i);
+                let (x0, x1) = g.valid_cols(j);
+                for seg in row.chunks_mut(s) {
+                    for oy in y0..y1 {
+                        seg[oy * g.ow..][..x0].fill(0.0);
+                        seg[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
+                    }
+                }
+            });
+    }
+    let dcol = &dcol;
     let mut dx = vec![0.0f32; g.b * g.c * plane];
     dx.par_chunks_mut(plane)
         .with_min_len(min_rows(plane))
@@ -190,6 +246,13 @@ pub fn col2im(dcol: &[f32], g: &ConvGeom) -> Vec<f32> {
                     }
                     let r = (ci * g.kh + i) * g.kw + j;
                     let src = &dcol[r * n + bi * s..][..s];
+                    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
+                        let to = (lo as isize + off) as usize;
+                        for (d, v) in dst[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                        continue;
+                    }
                     for oy in y0..y1 {
                         let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
                         let src_row = &src[oy * g.ow..][..g.ow];
@@ -375,7 +438,7 @@ pub fn conv2d_backward(
     drop(col);
     let dx = need_dx.then(|| {
         let dcol = matmul(k, n, g.o, Mat::transposed(w, k), Mat::rows(&dyt, n));
-        col2im(&dcol, g)
+        col2im(dcol, g)
     });
     (dx, dw)
 }
@@ -452,39 +515,46 @@ mod tests {
 
     #[test]
     fn backward_is_the_adjoint_of_forward() {
-        // <dy, conv(x, w)> is bilinear: its derivative in x is dX, in w is dW.
-        let g = ConvGeom::new([2, 3, 6, 5], [4, 3, 3, 3], [2, 1], [(1, 1), (1, 0)], [1, 1]);
-        let x = ramp(2 * 3 * 30, 0.2);
-        let w = ramp(4 * 27, 0.5);
-        let dy = ramp(g.b * g.o * g.s(), 0.9);
-        let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true);
-        let dx = dx.unwrap();
-        let f = |x: &[f32], w: &[f32]| -> f64 {
-            naive(x, w, &g)
-                .iter()
-                .zip(&dy)
-                .map(|(a, b)| (a * b) as f64)
-                .sum()
-        };
-        for idx in [0, 7, 45, 100, 179] {
-            let mut xp = x.clone();
-            xp[idx] += 1.0;
-            let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
-            assert!(
-                (fd - dx[idx] as f64).abs() < 1e-3,
-                "dx[{idx}] {} vs {fd}",
-                dx[idx]
-            );
-        }
-        for idx in [0, 13, 50, 107] {
-            let mut wp = w.clone();
-            wp[idx] += 1.0;
-            let fd = f(&x, &wp) - f(&x, &w);
-            assert!(
-                (fd - dw[idx] as f64).abs() < 1e-3,
-                "dw[{idx}] {} vs {fd}",
-                dw[idx]
-            );
+        // <dy, conv(x, w)> is bilinear: its derivative in x is dX, in w is dW. The second
+        // geometry (stride 1, same width) takes the shifted-span path of im2col and col2im.
+        for (xs, ws, st, pad, dil) in [
+            ([2, 3, 6, 5], [4, 3, 3, 3], [2, 1], [(1, 1), (1, 0)], [1, 1]),
+            ([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            ([1, 2, 7, 6], [3, 2, 3, 3], [1, 1], [(0, 2), (2, 2)], [1, 2]),
+        ] {
+            let g = ConvGeom::new(xs, ws, st, pad, dil);
+            let x = ramp(xs.iter().product(), 0.2);
+            let w = ramp(ws.iter().product(), 0.5);
+            let dy = ramp(g.b * g.o * g.s(), 0.9);
+            let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true);
+            let dx = dx.unwrap();
+            let f = |x: &[f32], w: &[f32]| -> f64 {
+                naive(x, w, &g)
+                    .iter()
+                    .zip(&dy)
+                    .map(|(a, b)| (a * b) as f64)
+                    .sum()
+            };
+            for idx in (0..x.len()).step_by(7) {
+                let mut xp = x.clone();
+                xp[idx] += 1.0;
+                let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
+                assert!(
+                    (fd - dx[idx] as f64).abs() < 1e-3,
+                    "{g:?} dx[{idx}] {} vs {fd}",
+                    dx[idx]
+                );
+            }
+            for idx in (0..w.len()).step_by(5) {
+                let mut wp = w.clone();
+                wp[idx] += 1.0;
+                let fd = f(&x, &wp) - f(&x, &w);
+                assert!(
+                    (fd - dw[idx] as f64).abs() < 1e-3,
+                    "{g:?} dw[{idx}] {} vs {fd}",
+                    dw[idx]
+                );
+            }
         }
     }
 
