@@ -2,10 +2,12 @@
 
 pub mod bundle;
 pub mod evaluate;
+pub mod export;
 pub mod predict;
 pub mod tta;
 
-pub use bundle::{BundleConfig, export_bundle, load_bundle, save_bundle};
+pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
+pub use export::export_bundle;
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};
