@@ -108,13 +108,22 @@ enum Command {
     Export {
         /// Run folder.
         run: PathBuf,
-        /// The file to write (never overwritten).
-        #[arg(long, default_value = "model.safetensors")]
-        out: PathBuf,
+        /// The file to write (never overwritten) [default: model.safetensors, or model.onnx].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `safetensors` (fastvision's own single file) or `onnx` (opset 13, dynamic batch).
+        #[arg(long, default_value = "safetensors")]
+        format: ExportFormat,
     },
     /// Named pretrained checkpoints: list them, or download them into the cache.
     #[command(subcommand)]
     Weights(WeightsCommand),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Safetensors,
+    Onnx,
 }
 
 #[derive(Subcommand)]
@@ -341,8 +350,20 @@ fn main() -> Result<()> {
         Command::LrFind(args) => lr_find(args),
         Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
         Command::Weights(cmd) => weights_cmd(cmd),
-        Command::Export { run, out } => {
-            fastvision::infer::export_bundle(&run, &out, &fastvision::device())?;
+        Command::Export { run, out, format } => {
+            let device = fastvision::device();
+            let out = match format {
+                ExportFormat::Safetensors => {
+                    let out = out.unwrap_or_else(|| "model.safetensors".into());
+                    fastvision::infer::export_bundle(&run, &out, &device)?;
+                    out
+                }
+                ExportFormat::Onnx => {
+                    let out = out.unwrap_or_else(|| "model.onnx".into());
+                    fastvision::infer::export_onnx(&run, &out, &device)?;
+                    out
+                }
+            };
             println!("exported {} to {}", run.display(), out.display());
             Ok(())
         }

@@ -460,6 +460,18 @@ fn an_exported_file_predicts_like_its_run_folder() {
     let (ok, out) = fastvision(dir.path(), &["evaluate", "shipped.safetensors", "photos"]);
     assert!(ok && out.contains("8 images, accuracy"), "{out}");
     assert!(dir.path().join("shipped.confusion.png").is_file());
+    // ONNX from the command line (its numbers are checked against tract in tests/onnx.rs).
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["export", "runs/r", "--format", "onnx", "--out", "m.onnx"],
+    );
+    assert!(ok, "{out}");
+    assert!(std::fs::metadata(dir.path().join("m.onnx")).unwrap().len() > 10_000);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["export", "runs/r", "--format", "onnx", "--out", "m.onnx"],
+    );
+    assert!(!ok && out.contains("already exists"), "{out}");
     // A safetensors file that is not a fastvision export is refused by name.
     let (ok, out) = fastvision(
         dir.path(),

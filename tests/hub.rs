@@ -43,10 +43,12 @@ impl http_body::Body for CutBody {
     }
 }
 
+/// (route, Range header) of every request.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 #[derive(Clone, Default)]
 struct Served {
-    /// (route, Range header) of every request.
-    requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    requests: RequestLog,
 }
 
 async fn serve(

@@ -3,11 +3,13 @@
 pub mod bundle;
 pub mod evaluate;
 pub mod export;
+pub mod onnx;
 pub mod predict;
 pub mod tta;
 
 pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
 pub use export::export_bundle;
+pub use onnx::export_onnx;
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};

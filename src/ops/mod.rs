@@ -121,6 +121,22 @@ fn activate(y: Tensor<4>, act: Activation) -> Tensor<4> {
     }
 }
 
+/// The weight and bias of `conv` followed by `bn` in inference as one convolution:
+/// `w·γ/σ` and `β − μ·γ/σ` (plus the convolution's own bias, scaled), `σ = √(var + ε)`.
+pub fn fold_bn(conv: &Conv2d, bn: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
+    let device = conv.weight.val().device();
+    let o = conv.weight.dims()[0];
+    let var = bn.running_var.value().to_device(&device);
+    let mean = bn.running_mean.value().to_device(&device);
+    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let weight = conv.weight.val() * scale.clone().reshape([o, 1, 1, 1]);
+    let mut bias = bn.beta.val() - mean * scale.clone();
+    if let Some(b) = &conv.bias {
+        bias = bias + b.val() * scale;
+    }
+    (weight, bias)
+}
+
 /// `act(bn(conv(x)))`. In training, exactly that; in inference (eval mode, or a frozen
 /// BatchNorm) the BatchNorm is folded into the convolution — `w·γ/σ`, `β − μ·γ/σ` — so the
 /// layer is one convolution with bias, and on flex the bias and activation are fused into it.
@@ -132,16 +148,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
         return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
     }
     let options = options.expect("checked");
-    let device = x.device();
-    let o = conv.weight.dims()[0];
-    let var = bn.running_var.value().to_device(&device);
-    let mean = bn.running_mean.value().to_device(&device);
-    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
-    let weight = conv.weight.val() * scale.clone().reshape([o, 1, 1, 1]);
-    let mut bias = bn.beta.val() - mean * scale.clone();
-    if let Some(b) = &conv.bias {
-        bias = bias + b.val() * scale;
-    }
+    let (weight, bias) = fold_bn(conv, bn);
     if !autodiff && options.groups == 1 && fast_path(&x) {
         let geom = geom_of(&x, &weight, &options);
         return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_bias_act(
