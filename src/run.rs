@@ -354,9 +354,9 @@ fn prepare(config: &TrainConfig) -> Result<Prepared> {
 }
 
 /// The batch size to train `n` images with: `bs` when it fits; else, when `auto` (the user gave
-/// no batch size), the largest power of two up to half of `n` (at least two steps an epoch, and
-/// BatchNorm never sees a batch of one: the last partial batch is dropped); `None` when
-/// nothing fits (fewer than 2 images, or `bs` was the user's choice).
+/// no batch size), the largest power of two up to half of `n`, at least 2 (so from 4 images up an
+/// epoch has two steps or more, and BatchNorm never sees a batch of one: the last partial batch
+/// is dropped); `None` when nothing fits (fewer than 2 images, or `bs` was the user's choice).
 pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
     if n >= bs {
         return Some(bs);
@@ -366,6 +366,8 @@ pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
     }
     let half = (n / 2).max(2);
     Some(1 << half.ilog2())
+}
+
 }
 
 fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
@@ -652,3 +654,18 @@ fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Resul
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fit_batch_size;
+
+    #[test]
+    fn batch_size_fits_small_datasets_only_when_not_chosen() {
+        assert_eq!(fit_batch_size(3000, 64, true), Some(64));
+        assert_eq!(fit_batch_size(40, 64, true), Some(16));
+        assert_eq!(fit_batch_size(63, 64, true), Some(16));
+        assert_eq!(fit_batch_size(5, 64, true), Some(2));
+        assert_eq!(fit_batch_size(2, 64, true), Some(2));
+        assert_eq!(fit_batch_size(1, 64, true), None);
+        assert_eq!(fit_batch_size(40, 64, false), None);
+    }
