@@ -368,8 +368,6 @@ pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
     Some(1 << half.ilog2())
 }
 
-}
-
 fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
     config.validate()?;
     let root = data.root.clone();
@@ -669,3 +667,4 @@ mod tests {
         assert_eq!(fit_batch_size(1, 64, true), None);
         assert_eq!(fit_batch_size(40, 64, false), None);
     }
+}
