@@ -145,7 +145,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         .collect();
     let other = elapsed.saturating_sub(totals.iter().sum());
     step_ms.push((
-        "other (BN backward, pooling, activations, loss, autodiff)".into(),
+        "other (pooling, activations, loss, autodiff, burn's backwards)".into(),
         per_step(other),
     ));
 

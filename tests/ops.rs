@@ -246,3 +246,71 @@ fn folded_batchnorm_inference_equals_the_reference() {
         );
     }
 }
+
+#[test]
+fn fused_batchnorm_training_matches_burn() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use fastvision::ops::{Activation, conv_bn};
+    let _lock = common::rng_lock();
+    let device = fastvision::device().autodiff();
+    device.seed(9);
+    let conv = Conv2dConfig::new([3, 5], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(&device);
+    // A fresh BatchNorm per run: its running statistics are shared between clones.
+    let new_bn = || {
+        let mut bn = BatchNormConfig::new(5).init(&device);
+        let vec5 = |v: [f32; 5]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [5]), &device);
+        bn.gamma = burn::module::Param::from_tensor(vec5([1.3, 0.7, 1.9, 0.4, 1.1]));
+        bn.beta = burn::module::Param::from_tensor(vec5([-0.3, 0.2, 0.0, 0.5, -0.1]));
+        bn
+    };
+    let x = Tensor::<4>::random([4, 3, 7, 6], Distribution::Normal(0.3, 2.0), &device);
+    for act in [Activation::Relu, Activation::Identity] {
+        let run = |reference: bool| {
+            fastvision::ops::use_reference_ops(reference);
+            let (conv, bn) = (conv.clone(), new_bn());
+            let x = x.clone().require_grad();
+            assert!(bn.gamma.val().is_require_grad() && bn.beta.val().is_require_grad());
+            let y = conv_bn(&conv, &bn, x.clone(), act);
+            let r = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..y.shape().num_elements())
+                        .map(|k| ((k * 31) % 17) as f32 / 8.0 - 1.0)
+                        .collect(),
+                    y.dims(),
+                ),
+                &device,
+            );
+            let grads = (y.clone() * r).sum().backward();
+            fastvision::ops::use_reference_ops(false);
+            let c = |t: Tensor<1>| t.reshape([1, 1, 1, 5]);
+            (
+                y.inner(),
+                x.grad(&grads).unwrap(),
+                conv.weight.grad(&grads).unwrap(),
+                c(bn.gamma.grad(&grads).unwrap()),
+                c(bn.beta.grad(&grads).unwrap()),
+                c(bn.running_mean.value().inner()),
+                c(bn.running_var.value().inner()),
+            )
+        };
+        let fast = run(false);
+        let reference = run(true);
+        let pairs = [
+            ("output", fast.0, reference.0),
+            ("dx", fast.1, reference.1),
+            ("dw", fast.2, reference.2),
+            ("dgamma", fast.3, reference.3),
+            ("dbeta", fast.4, reference.4),
+            ("running mean", fast.5, reference.5),
+            ("running var", fast.6, reference.6),
+        ];
+        for (what, a, b) in pairs {
+            let e = rel_err(a, b);
+            assert!(e <= 1e-4, "{act:?}: {what} relative error {e}");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! compare against.
 
 pub mod adam;
+pub mod batchnorm;
 pub mod conv;
 pub mod kernels;
 pub mod profile;
@@ -21,6 +22,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
 use adam::{AdamStep, FastAdam};
+use batchnorm::FastBatchNorm;
 use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
@@ -145,6 +147,9 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
     let options = conv_options(conv);
     if (autodiff && bn.training.is_enabled()) || reference_ops() || options.is_none() {
         let y = conv2d_module(conv, x);
+        if autodiff && bn.training.is_enabled() && fast_path(&y) {
+            return batch_norm_train(bn, y, act);
+        }
         return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
     }
     let options = options.expect("checked");
@@ -160,6 +165,41 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
         ));
     }
     activate(conv2d(x, weight, Some(bias), options), act)
+}
+
+/// `act(bn(y))` in training on flex: our fused BatchNorm (+ ReLU), and the running statistics
+/// updated exactly as burn's `BatchNorm::forward` does (momentum, biased batch variance).
+fn batch_norm_train(bn: &BatchNorm, y: Tensor<4>, act: Activation) -> Tensor<4> {
+    let relu = act == Activation::Relu;
+    let (out, mean, var) = <Dispatch as FastBatchNorm>::fast_bn_train(
+        y.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon as f32,
+        relu,
+    );
+    let (out, mean, var) = (
+        Tensor::<4>::from_dispatch(out),
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(var),
+    );
+    let device = out.device();
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(mean.detach().mul_scalar(m))
+            .detach(),
+    );
+    bn.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(var.detach().mul_scalar(m))
+            .detach(),
+    );
+    if relu { out } else { activate(out, act) }
 }
 
 /// One Adam step (fastai's, decoupled weight decay): the updated parameter and moments.

@@ -11,7 +11,8 @@ pub enum Op {
     /// Convolution backward: input and weight gradients (our kernels; burn's backward is not
     /// visible from here and counts as "other").
     ConvBackward,
-    /// BatchNorm forward in training (burn's op; its backward counts as "other").
+    /// BatchNorm in training: forward and backward on our kernels; with burn's op (reference
+    /// mode) its forward only, its backward counting as "other".
     BatchNorm,
     /// The optimizer step over all parameters.
     OptimizerStep,
@@ -31,7 +32,7 @@ impl Op {
         match self {
             Op::ConvForward => "conv forward",
             Op::ConvBackward => "conv backward",
-            Op::BatchNorm => "batchnorm forward",
+            Op::BatchNorm => "batchnorm (+ReLU)",
             Op::OptimizerStep => "optimizer step",
         }
     }
