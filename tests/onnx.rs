@@ -2,20 +2,15 @@
 
 mod common;
 
-use burn::module::Module;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor};
 use fastvision::data::Normalize;
 use fastvision::infer::BundleConfig;
-use fastvision::learner::Learner;
 use fastvision::models::{Arch, ClassifierConfig};
 use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, tvec};
 
 #[test]
 fn onnx_export_computes_the_same_logits_in_tract() {
     let _lock = common::rng_lock();
-    let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 3, 8, 2);
-    let data = fastvision::data::ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
     let size = 40;
     for config in [
         common::tiny_model(3),
@@ -24,21 +19,7 @@ fn onnx_export_computes_the_same_logits_in_tract() {
             .with_hidden(16),
         ClassifierConfig::new(Arch::EfficientnetLite0, 3).with_hidden(16),
     ] {
-        // A few training steps so every BatchNorm has its own statistics, γ and β.
-        let device = fastvision::device().autodiff();
-        device.seed(5);
-        let model = config.init(&device).unwrap();
-        let dls = fastvision::data::DataLoaders::from_folder(&data, 32, 8, 5);
-        let mut learn = Learner::new(model, dls, Default::default(), &device, 5);
-        let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Normal(0.5, 2.0), &device);
-        let y = Tensor::<1, Int>::from_data(
-            TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
-            &device,
-        );
-        for _ in 0..3 {
-            learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
-        }
-        let model = learn.model.valid();
+        let model = common::briefly_trained(&config, 3, 5);
         let bundle = BundleConfig {
             model: config.clone(),
             size,

@@ -204,31 +204,13 @@ fn fused_adam_equals_the_tensor_formula() {
 
 #[test]
 fn folded_batchnorm_inference_equals_the_reference() {
-    use burn::module::Module;
     use fastvision::models::{Arch, ClassifierConfig};
     let _lock = common::rng_lock();
-    let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 3, 8, 2);
-    let data = fastvision::data::ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
     for config in [
         common::tiny_model(3),
         ClassifierConfig::new(Arch::EfficientnetLite0, 3).with_hidden(16),
     ] {
-        let device = fastvision::device().autodiff();
-        device.seed(3);
-        let model = config.init(&device).unwrap();
-        let dls = fastvision::data::DataLoaders::from_folder(&data, 32, 8, 3);
-        let mut learn = Learner::new(model, dls, Default::default(), &device, 3);
-        // A few steps at a high rate so every BatchNorm has its own running statistics and γ, β.
-        let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Normal(0.5, 2.0), &device);
-        let y = Tensor::<1, Int>::from_data(
-            TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
-            &device,
-        );
-        for _ in 0..4 {
-            learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
-        }
-        let model = learn.model.valid();
+        let model = common::briefly_trained(&config, 4, 3);
         let plain = fastvision::device();
         let x = Tensor::<4>::random([5, 3, 40, 36], Distribution::Normal(0.0, 1.5), &plain);
         let folded = model.forward(x.clone());

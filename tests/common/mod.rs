@@ -87,3 +87,33 @@ pub fn assert_matches_pytorch(what: &str, got: &[f32], want: &[f32], rel: f32) {
         "{what}: max difference {worst} vs scale {scale}"
     );
 }
+
+/// `config`'s model after `steps` high-rate steps on one random batch of 8 (3 classes), in
+/// eval mode: every BatchNorm then has its own running statistics, γ and β, so tests of
+/// inference paths (BN folding, export) see non-trivial ones. Hold [`rng_lock`] around it.
+pub fn briefly_trained(
+    config: &ClassifierConfig,
+    steps: usize,
+    seed: u64,
+) -> fastvision::models::ImageClassifier {
+    use burn::module::Module;
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    let dir = tempfile::tempdir().unwrap();
+    tiny_dataset(dir.path(), 3, 8, 2);
+    let data = fastvision::data::ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
+    let device = fastvision::device().autodiff();
+    device.seed(seed);
+    let model = config.init(&device).unwrap();
+    let dls = fastvision::data::DataLoaders::from_folder(&data, 32, 8, seed);
+    let mut learn =
+        fastvision::learner::Learner::new(model, dls, Default::default(), &device, seed);
+    let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Normal(0.5, 2.0), &device);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
+        &device,
+    );
+    for _ in 0..steps {
+        learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
+    }
+    learn.model.valid()
+}
