@@ -3,8 +3,9 @@
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
-use burn::tensor::DType;
 use rayon::prelude::*;
+
+use super::contiguous;
 
 /// The scalars of one Adam step, already combined (see [`AdamStep::new`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,16 +51,6 @@ pub trait FastAdam: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// A uniquely owned, contiguous f32 tensor whose buffer can be updated in place.
-fn owned(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "fast_adam: f32 only");
-    if t.is_contiguous() && t.layout().start_offset() == 0 {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
 impl FastAdam for Flex {
     fn fast_adam(
         param: FlexTensor,
@@ -68,7 +59,12 @@ impl FastAdam for Flex {
         v: FlexTensor,
         s: AdamStep,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (mut p, g, mut m, mut v) = (owned(param), owned(grad), owned(m), owned(v));
+        let (mut p, g, mut m, mut v) = (
+            contiguous(param),
+            contiguous(grad),
+            contiguous(m),
+            contiguous(v),
+        );
         let g = g.as_slice::<f32>().expect("contiguous");
         let (ps, ms, vs) = (
             p.storage_mut::<f32>(),

@@ -8,10 +8,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 
 use super::kernels::{self, Activation, ConvGeom};
 use super::profile::{Op, timed};
+use super::{contiguous, slice};
 
 /// Convolutions (groups 1, f32) computed as large GEMMs, forward and backward.
 #[backend_extension(Flex, Autodiff)]
@@ -31,20 +32,6 @@ pub trait FastConv: Backend {
         geom: ConvGeom,
         need_dx: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
-}
-
-/// A contiguous `f32` copy-free view of a flex tensor (copies only when it is strided).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "fast_conv2d: f32 only");
-    if t.is_contiguous() && t.layout().start_offset() == 0 {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
 fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {

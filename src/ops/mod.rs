@@ -15,6 +15,7 @@ pub mod profile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::backend::flex::FlexTensor;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
@@ -27,6 +28,22 @@ use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
 use profile::{Op, timed};
+
+/// A contiguous, offset-free f32 flex tensor (copied only when it is strided or offset), so its
+/// storage is the tensor's elements in order.
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "fastvision kernels: f32 only");
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The elements of a tensor made by [`contiguous`].
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32 tensor")
+}
 
 static REFERENCE: AtomicBool = AtomicBool::new(false);
 
