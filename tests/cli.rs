@@ -227,13 +227,17 @@ fn training_from_pretrained_weights_fine_tunes_and_names_missing_files() {
             "q",
         ])
         .env("FASTVISION_HOME", dir.path().join("cache"))
+        // Offline: a test never reaches the internet (downloads are tested in tests/hub.rs).
+        .env("FASTVISION_OFFLINE", "1")
         .current_dir(dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        text.contains("resnet50_places365.pth.tar") && text.contains("places2.csail.mit.edu"),
+        text.contains("resnet50_places365.pth.tar")
+            && text.contains("(offline)")
+            && text.contains("places2.csail.mit.edu"),
         "{text}"
     );
     assert!(
