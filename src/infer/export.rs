@@ -6,37 +6,50 @@ use std::path::Path;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
-use super::bundle::load_bundle;
+use super::bundle::{BundleConfig, load_bundle};
 use crate::error::{Error, Result};
+use crate::learner::checkpoint::write_atomic;
+use crate::models::ImageClassifier;
 
 /// Metadata key under which an exported single-file model keeps its [`BundleConfig`] (JSON).
 pub const EXPORT_CONFIG_KEY: &str = "fastvision.bundle";
 
-/// Writes the bundle of the run in `dir` as one self-contained safetensors file `out`: the
-/// weights, with the bundle's configuration (architecture, class names, normalisation, input
-/// size, TTA transforms) as JSON in the header's metadata. An existing `out` is never replaced.
-pub fn export_bundle(dir: &Path, out: &Path, device: &Device) -> Result<()> {
+/// The model and configuration of the run in `dir`, after checking that `out` does not exist
+/// yet (an export never replaces a file).
+fn load_for_export(
+    dir: &Path,
+    out: &Path,
+    device: &Device,
+) -> Result<(ImageClassifier, BundleConfig)> {
     if out.exists() {
         return Err(Error::model(
             out,
             "already exists: choose another --out (it is never overwritten)",
         ));
     }
-    let (model, config) = load_bundle(dir, device)?;
+    load_bundle(dir, device)
+}
+
+/// Writes the bundle of the run in `dir` as one self-contained safetensors file `out`: the
+/// weights, with the bundle's configuration (architecture, class names, normalisation, input
+/// size, TTA transforms) as JSON in the header's metadata. An existing `out` is never replaced.
+pub fn export_bundle(dir: &Path, out: &Path, device: &Device) -> Result<()> {
+    let (model, config) = load_for_export(dir, out, device)?;
     let json = serde_json::to_string(&config).map_err(|e| Error::model(dir, e.to_string()))?;
-    let tmp = out.with_file_name(format!(
-        ".{}.tmp",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut store = SafetensorsStore::from_file(&tmp)
-        .overwrite(true)
-        .metadata(EXPORT_CONFIG_KEY, json);
+    let mut store = SafetensorsStore::from_bytes(None).metadata(EXPORT_CONFIG_KEY, json);
     model
         .save_into(&mut store)
         .map_err(|e| Error::model(out, e.to_string()))?;
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| Error::model(out, e.to_string()))?;
+    write_atomic(out, &bytes)
+}
+
+/// Writes the run in `dir` as an ONNX file `out` (see [`super::onnx`]); never replaces a file.
+pub fn export_onnx(dir: &Path, out: &Path, device: &Device) -> Result<()> {
+    let (model, config) = load_for_export(dir, out, device)?;
+    write_atomic(out, &super::onnx::onnx_model(&model, &config)?)
 }
 
 /// The string metadata in the header of the safetensors file `path` (its `__metadata__`).

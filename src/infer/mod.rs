@@ -9,7 +9,6 @@ pub mod tta;
 
 pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
-pub use export::export_bundle;
-pub use onnx::export_onnx;
+pub use export::{export_bundle, export_onnx};
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};

@@ -3,19 +3,17 @@
 //! the preceding convolution, the head's BatchNorms into the following linear layers, dropout is
 //! the identity: the graph computes the eval-mode logits.
 
-use std::path::Path;
-
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use prost::Message;
 
-use super::bundle::{BundleConfig, load_bundle};
+use super::bundle::BundleConfig;
 use crate::error::{Error, Result};
 use crate::models::efficientnet_lite::EfficientNetLite;
 use crate::models::resnet::ResNet;
 use crate::models::{Body, ImageClassifier};
-use crate::ops::fold_bn;
+use crate::ops::{bn_scale_shift, fold_bn};
 
 /// The ONNX protobuf messages used here (field numbers as in onnx.proto).
 mod proto {
@@ -263,10 +261,8 @@ impl Graph {
 
     /// `linear(bn(x))` as one Gemm: `x·(diag(s)·W) + t·W` with `s = γ/σ`, `t = β − μ·s`.
     fn bn_linear(&mut self, x: &str, bn: &BatchNorm, lin: &Linear) -> String {
-        let var = bn.running_var.value();
-        let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
-        let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
         let w = lin.weight.val(); // [in, out]
+        let (scale, shift) = bn_scale_shift(bn, &w.device());
         let [n_in, n_out] = w.dims();
         let folded = w.clone() * scale.reshape([n_in, 1]);
         let mut bias = shift.reshape([1, n_in]).matmul(w).reshape([n_out]);
@@ -441,17 +437,4 @@ pub fn onnx_model(model: &ImageClassifier, config: &BundleConfig) -> Result<Vec<
         }],
     };
     Ok(model.encode_to_vec())
-}
-
-/// Writes the run in `dir` as an ONNX file `out` (never overwriting it).
-pub fn export_onnx(dir: &Path, out: &Path, device: &Device) -> Result<()> {
-    if out.exists() {
-        return Err(Error::model(
-            out,
-            "already exists: choose another --out (it is never overwritten)",
-        ));
-    }
-    let (model, config) = load_bundle(dir, device)?;
-    let bytes = onnx_model(&model, &config)?;
-    crate::learner::checkpoint::write_atomic(out, &bytes)
 }

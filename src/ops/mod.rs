@@ -140,16 +140,23 @@ fn activate(y: Tensor<4>, act: Activation) -> Tensor<4> {
     }
 }
 
+/// BatchNorm in inference as a per-channel affine map `x·s + t` on `device`:
+/// `s = γ/√(var + ε)`, `t = β − μ·s`.
+pub fn bn_scale_shift(bn: &BatchNorm, device: &burn::tensor::Device) -> (Tensor<1>, Tensor<1>) {
+    let var = bn.running_var.value().to_device(device);
+    let mean = bn.running_mean.value().to_device(device);
+    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let shift = bn.beta.val() - mean * scale.clone();
+    (scale, shift)
+}
+
 /// The weight and bias of `conv` followed by `bn` in inference as one convolution:
 /// `w·γ/σ` and `β − μ·γ/σ` (plus the convolution's own bias, scaled), `σ = √(var + ε)`.
 pub fn fold_bn(conv: &Conv2d, bn: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
-    let device = conv.weight.val().device();
     let o = conv.weight.dims()[0];
-    let var = bn.running_var.value().to_device(&device);
-    let mean = bn.running_mean.value().to_device(&device);
-    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let (scale, shift) = bn_scale_shift(bn, &conv.weight.val().device());
     let weight = conv.weight.val() * scale.clone().reshape([o, 1, 1, 1]);
-    let mut bias = bn.beta.val() - mean * scale.clone();
+    let mut bias = shift;
     if let Some(b) = &conv.bias {
         bias = bias + b.val() * scale;
     }
