@@ -81,7 +81,8 @@ fn mixup_trains_and_validation_is_never_mixed() {
         .unwrap();
     assert!(learner.recorder.batches.iter().all(|b| b.loss.is_finite()));
     let last = learner.recorder.last().unwrap().clone();
-    let (valid_loss, accuracy) = learner.validate();
+    let v = learner.validate();
+    let (valid_loss, accuracy) = (v.loss, v.accuracy);
     assert!((last.valid_loss - valid_loss).abs() < 1e-6);
     assert_eq!(last.accuracy, accuracy);
 }

@@ -31,7 +31,7 @@ fn a_tiny_resnet_overfits_twenty_images() {
         losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
         "loss falls: {losses:?}"
     );
-    let (_, acc) = learner.validate();
+    let acc = learner.validate().accuracy;
     assert_eq!(acc, 1.0, "all 20 training images right after 40 steps");
 }
 
@@ -56,7 +56,7 @@ fn efficientnet_lite0_overfits_twenty_images_and_eval_mode_agrees() {
         losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
         "loss falls: {losses:?}"
     );
-    let (_, acc) = learner.validate();
+    let acc = learner.validate().accuracy;
     assert_eq!(
         acc, 1.0,
         "eval mode (running BatchNorm statistics) agrees with training"

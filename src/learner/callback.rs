@@ -40,13 +40,13 @@ impl FitState {
 
 /// Hooks called by `Learner::fit`, in this order: `before_fit`, then per epoch `before_epoch`,
 /// per batch `before_batch` → `after_loss` → `after_batch`, then `after_epoch`; finally `after_fit`.
-pub trait Callback {
+pub trait Callback<B = Batch> {
     /// Before the first epoch.
     fn before_fit(&mut self, _state: &mut FitState) {}
     /// Before each epoch.
     fn before_epoch(&mut self, _state: &mut FitState) {}
     /// Before each training batch is sent to the model; may change the batch or the hyper-parameters.
-    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut Batch) {}
+    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut B) {}
     /// After the loss is computed, before the backward pass.
     fn after_loss(&mut self, _state: &mut FitState, _loss: f64) {}
     /// After the optimizer step.
@@ -65,8 +65,8 @@ pub struct ParamScheduler {
     pub schedule: super::schedule::Schedule,
 }
 
-impl Callback for ParamScheduler {
-    fn before_batch(&mut self, state: &mut FitState, _batch: &mut Batch) {
+impl<B> Callback<B> for ParamScheduler {
+    fn before_batch(&mut self, state: &mut FitState, _batch: &mut B) {
         let pos = state.pct_train();
         state.lr = self.schedule.lr(pos);
         state.mom = self.schedule.mom(pos);

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::Recorder;
 use crate::error::{Error, Result};
-use crate::models::ImageClassifier;
 
 /// File that commits a checkpoint: it names the weight and optimizer files of the epoch.
 pub const STATE_FILE: &str = "checkpoint.json";
@@ -32,9 +31,9 @@ pub struct CheckpointState {
 
 /// Writes the model, optimizer and state into `dir`: new files first, then `checkpoint.json`
 /// by rename (the commit point), then the previous epoch's files are removed.
-pub fn save(
+pub fn save<M: Module>(
     dir: &Path,
-    model: &ImageClassifier,
+    model: &M,
     optim: &ModuleOptimizer,
     mut state: CheckpointState,
 ) -> Result<()> {
@@ -72,11 +71,11 @@ pub fn load_state(dir: &Path) -> Result<CheckpointState> {
 }
 
 /// Loads the checkpoint of `dir` into `model` and `optim`.
-pub fn load(
+pub fn load<M: Module>(
     dir: &Path,
-    model: ImageClassifier,
+    model: M,
     optim: ModuleOptimizer,
-) -> Result<(ImageClassifier, ModuleOptimizer, CheckpointState)> {
+) -> Result<(M, ModuleOptimizer, CheckpointState)> {
     let state = load_state(dir)?;
     let model_path: PathBuf = dir.join(&state.model_file);
     let model = model

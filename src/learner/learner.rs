@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
@@ -15,21 +13,23 @@ use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
 use super::param_groups::{Lrs, freeze_to};
 use super::schedule::{OneCycle, Schedule, Sgdr};
+use super::task::{BatchOf, TrainData, Trainable, Validation};
+use crate::data::DataLoaders;
 use crate::data::loader::mix;
-use crate::data::{Batch, DataLoaders};
 use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 
-/// Trains an [`ImageClassifier`] on [`DataLoaders`] with fastai's Adam and callbacks.
-pub struct Learner {
+/// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`])
+/// with fastai's Adam and callbacks.
+pub struct Learner<M: Trainable = ImageClassifier> {
     /// The model being trained (on the autodiff device).
-    pub model: ImageClassifier,
+    pub model: M,
     /// Training and validation data.
-    pub dls: DataLoaders,
+    pub dls: M::Data,
     /// Every batch and epoch recorded so far.
     pub recorder: Recorder,
     /// Callbacks run by every fit, in order.
-    pub callbacks: Vec<Box<dyn Callback>>,
+    pub callbacks: Vec<Box<dyn Callback<BatchOf<M>>>>,
     /// Seed for shuffling, augmentation and dropout.
     pub seed: u64,
     /// Epochs completed over the learner's life.
@@ -46,15 +46,9 @@ pub struct Learner {
     pub(crate) device: Device,
 }
 
-impl Learner {
+impl<M: Trainable> Learner<M> {
     /// A learner for `model` (built on `device`, which must have autodiff enabled).
-    pub fn new(
-        model: ImageClassifier,
-        dls: DataLoaders,
-        adam: AdamConfig,
-        device: &Device,
-        seed: u64,
-    ) -> Self {
+    pub fn new(model: M, dls: M::Data, adam: AdamConfig, device: &Device, seed: u64) -> Self {
         let groups = model.param_groups();
         let (optim, handles) = Adam::module_optimizer(adam, &groups);
         Self {
@@ -72,19 +66,6 @@ impl Learner {
             groups,
             device: device.clone(),
         }
-    }
-
-    /// Seeds `device`, builds the model from `config` on it (with autodiff) and wraps it.
-    pub fn from_config(
-        config: &ClassifierConfig,
-        dls: DataLoaders,
-        device: &Device,
-        seed: u64,
-    ) -> Result<Self> {
-        let device = device.clone().autodiff();
-        device.seed(seed);
-        let model = config.init(&device)?;
-        Ok(Self::new(model, dls, AdamConfig::default(), &device, seed))
     }
 
     /// The optimizer (its state is part of every checkpoint).
@@ -205,9 +186,7 @@ impl Learner {
 
     /// Rebuilds the loaders at image side `size`; the weights stay (progressive resizing).
     pub fn resize(&mut self, size: u32) {
-        if self.dls.train.transform().size() != size {
-            self.dls = self.dls.resized(size);
-        }
+        self.dls.resize(size);
     }
 
     /// Trains for `n_epochs` following `schedule`.
@@ -218,12 +197,12 @@ impl Learner {
     /// Continues a fit of `n_epochs` whose first `start` epochs are done (resume): the schedule
     /// restarts at the iteration it had reached.
     pub fn fit_from(&mut self, n_epochs: usize, schedule: Schedule, start: usize) -> Result<()> {
-        let ipe = self.dls.train.len();
+        let ipe = self.dls.n_train_batches();
         if ipe == 0 {
             return Err(Error::Config(format!(
-                "the training set ({} images) is smaller than one batch ({})",
-                self.dls.train.items().len(),
-                self.dls.train.batch_size()
+                "the training set ({} items) is smaller than one batch ({})",
+                self.dls.n_train_items(),
+                self.dls.batch_size()
             )));
         }
         let mut cbs = std::mem::take(&mut self.callbacks);
@@ -247,7 +226,7 @@ impl Learner {
 
     fn run_epochs(
         &mut self,
-        cbs: &mut [Box<dyn Callback>],
+        cbs: &mut [Box<dyn Callback<BatchOf<M>>>],
         st: &mut FitState,
         start: usize,
     ) -> Result<()> {
@@ -258,14 +237,15 @@ impl Learner {
             let t0 = Instant::now();
             self.device.seed(mix(self.seed, self.epochs_done as u64, 1));
             let (mut loss_sum, mut n) = (0.0, 0usize);
-            for mut batch in self.dls.train.iter(self.epochs_done) {
+            for mut batch in self.dls.train_batches(self.epochs_done) {
                 cbs.iter_mut()
                     .for_each(|cb| cb.before_batch(st, &mut batch));
                 let loss = self.train_step(&batch, st.lr, st.mom);
                 st.loss = loss;
                 cbs.iter_mut().for_each(|cb| cb.after_loss(st, loss));
-                loss_sum += loss * batch.len() as f64;
-                n += batch.len();
+                let len = M::Data::batch_len(&batch);
+                loss_sum += loss * len as f64;
+                n += len;
                 self.recorder.batches.push(BatchRecord {
                     epoch: self.epochs_done,
                     iter: self.recorder.batches.len(),
@@ -279,16 +259,17 @@ impl Learner {
                     break;
                 }
             }
-            let (valid_loss, accuracy) = self.validate();
+            let v = self.validate();
             let m = EpochMetrics {
                 epoch: self.epochs_done,
                 train_loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
-                valid_loss,
-                accuracy,
-                error_rate: 1.0 - accuracy,
+                valid_loss: v.loss,
+                accuracy: v.accuracy,
+                error_rate: 1.0 - v.accuracy,
                 seconds: t0.elapsed().as_secs_f64(),
                 stage: self.stage,
-                size: self.dls.train.transform().size(),
+                size: self.dls.size(),
+                rmse: v.rmse,
             };
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;
@@ -312,22 +293,8 @@ impl Learner {
     }
 
     /// One optimizer step on `batch` (mixed or not); returns the batch loss.
-    fn train_step(&mut self, batch: &Batch, lr: f64, mom: f64) -> f64 {
-        let logits = self.model.forward(batch.images(&self.device));
-        let loss = self.loss_func.batch_loss(logits, batch, &self.device);
-        self.step_loss(loss, lr, mom)
-    }
-
-    /// One optimizer step on device tensors at learning rate `lr` and momentum `mom`; returns the loss.
-    pub fn step_tensors(
-        &mut self,
-        images: Tensor<4>,
-        targets: Tensor<1, Int>,
-        lr: f64,
-        mom: f64,
-    ) -> f64 {
-        let logits = self.model.forward(images);
-        let loss = self.loss_func.hard(logits, targets, &self.device);
+    pub(crate) fn train_step(&mut self, batch: &BatchOf<M>, lr: f64, mom: f64) -> f64 {
+        let loss = self.model.train_loss(batch, &self.loss_func, &self.device);
         self.step_loss(loss, lr, mom)
     }
 
@@ -342,29 +309,10 @@ impl Learner {
         value
     }
 
-    /// Mean loss and accuracy on the validation set, in eval mode.
-    pub fn validate(&self) -> (f64, f64) {
-        let model = self.model.valid();
+    /// Loss and metrics on the validation set, in eval mode.
+    pub fn validate(&self) -> Validation {
         let device = self.device.clone().without_autodiff();
-        let ce = CrossEntropyLossConfig::new().init(&device);
-        let (mut loss_sum, mut correct, mut n) = (0.0, 0i64, 0usize);
-        for batch in self.dls.valid.iter(0) {
-            let logits = model.forward(batch.images(&device));
-            let targets = batch.targets(&device);
-            let loss = f64::from(
-                ce.forward(logits.clone(), targets.clone())
-                    .into_scalar::<f32>(),
-            );
-            let pred = logits.argmax(1).reshape([batch.len()]);
-            correct += pred.equal(targets).int().sum().into_scalar::<i64>();
-            loss_sum += loss * batch.len() as f64;
-            n += batch.len();
-        }
-        if n == 0 {
-            (f64::NAN, f64::NAN)
-        } else {
-            (loss_sum / n as f64, correct as f64 / n as f64)
-        }
+        self.model.valid().validate(&self.dls, &device)
     }
 
     /// Restores the state of a checkpoint folder into this learner; returns it.
@@ -376,6 +324,34 @@ impl Learner {
         self.epochs_done = state.epochs_done;
         self.stage = state.stage;
         Ok(state)
+    }
+}
+
+impl Learner<ImageClassifier> {
+    /// Seeds `device`, builds the model from `config` on it (with autodiff) and wraps it.
+    pub fn from_config(
+        config: &ClassifierConfig,
+        dls: DataLoaders,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let device = device.clone().autodiff();
+        device.seed(seed);
+        let model = config.init(&device)?;
+        Ok(Self::new(model, dls, AdamConfig::default(), &device, seed))
+    }
+
+    /// One optimizer step on device tensors at learning rate `lr` and momentum `mom`; returns the loss.
+    pub fn step_tensors(
+        &mut self,
+        images: Tensor<4>,
+        targets: Tensor<1, Int>,
+        lr: f64,
+        mom: f64,
+    ) -> f64 {
+        let logits = self.model.forward(images);
+        let loss = self.loss_func.hard(logits, targets, &self.device);
+        self.step_loss(loss, lr, mom)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The LR range test (fastai's `lr_find`) and its suggestions: valley, steep, minimum, slide.
 
-use burn::module::Module;
+use super::TrainData;
 use serde::{Deserialize, Serialize};
 
 use super::learner::Learner;
@@ -59,10 +59,10 @@ pub struct LrFind {
     pub suggestions: Suggestions,
 }
 
-impl Learner {
+impl<M: super::Trainable> Learner<M> {
     /// Runs the LR range test and restores the model and optimizer exactly as they were.
     pub fn lr_find(&mut self, config: LrFindConfig) -> Result<LrFind> {
-        if self.dls.train.is_empty() {
+        if self.dls.n_train_batches() == 0 {
             return Err(Error::Config(
                 "the training set is smaller than one batch".into(),
             ));
@@ -96,15 +96,10 @@ impl Learner {
         let (mut avg, mut best) = (0.0, f64::INFINITY);
         let mut epoch = 0;
         loop {
-            for batch in self.dls.train.iter(self.epochs_done + epoch) {
+            for batch in self.dls.train_batches(self.epochs_done + epoch) {
                 let i = lrs.len();
                 let lr = c.start_lr * (c.end_lr / c.start_lr).powf(i as f64 / c.num_it as f64);
-                let loss = self.step_tensors(
-                    batch.images(&self.device),
-                    batch.targets(&self.device),
-                    lr,
-                    self.handles.mom.get(),
-                );
+                let loss = self.train_step(&batch, lr, self.handles.mom.get());
                 avg = c.beta * avg + (1.0 - c.beta) * loss;
                 let smooth = avg / (1.0 - c.beta.powi(i as i32 + 1));
                 lrs.push(lr);

@@ -20,9 +20,12 @@ pub struct EpochMetrics {
     /// Progressive-resizing stage or fit number this epoch belongs to.
     #[serde(default)]
     pub stage: usize,
-    /// Image size trained at.
+    /// Image size trained at (0 for tables).
     #[serde(default)]
     pub size: u32,
+    /// Validation root mean squared error, for regression (then `accuracy` is NaN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
 }
 
 /// One training batch: loss and the hyper-parameters used.
@@ -56,8 +59,14 @@ impl Recorder {
     }
 }
 
-/// Header of the training table, fastai style.
-pub fn table_header() -> String {
+/// Header of the training table, fastai style (RMSE in place of accuracy for regression).
+pub fn table_header(regression: bool) -> String {
+    if regression {
+        return format!(
+            "{:>5}  {:>5}  {:>10}  {:>10}  {:>10}  {:>6}",
+            "epoch", "stage", "train_loss", "valid_loss", "rmse", "time"
+        );
+    }
     format!(
         "{:>5}  {:>5}  {:>4}  {:>10}  {:>10}  {:>8}  {:>10}  {:>6}",
         "epoch", "stage", "size", "train_loss", "valid_loss", "accuracy", "error_rate", "time"
@@ -67,6 +76,18 @@ pub fn table_header() -> String {
 /// One row of the training table.
 pub fn table_row(m: &EpochMetrics) -> String {
     let secs = m.seconds.round() as u64;
+    if let Some(rmse) = m.rmse {
+        return format!(
+            "{:>5}  {:>5}  {:>10.6}  {:>10.6}  {:>10.6}  {:02}:{:02}",
+            m.epoch,
+            m.stage + 1,
+            m.train_loss,
+            m.valid_loss,
+            rmse,
+            secs / 60,
+            secs % 60
+        );
+    }
     format!(
         "{:>5}  {:>5}  {:>4}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
         m.epoch,

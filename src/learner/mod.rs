@@ -12,6 +12,7 @@ pub mod optimizer;
 pub mod param_groups;
 pub mod progress;
 pub mod schedule;
+pub mod task;
 
 pub use callback::{Callback, FitState};
 pub use learner::Learner;
@@ -21,3 +22,4 @@ pub use mixup::{CutMix, MixUp};
 pub use optimizer::{Adam, AdamConfig};
 pub use param_groups::Lrs;
 pub use schedule::{OneCycle, Schedule};
+pub use task::{TrainData, Trainable, Validation};

@@ -7,7 +7,6 @@ use burn::module::{Module, ParamGroup};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::models::ImageClassifier;
 
 /// Learning rates for the parameter groups: one value for all, or fastai's `slice(lo, hi)`
 /// spread geometrically from the first group to the last.
@@ -108,7 +107,7 @@ pub fn prefix_group(prefixes: &[String]) -> ParamGroup {
 
 /// Freezes every group before `n` except its BatchNorm parameters (fastai's `train_bn`), and
 /// unfreezes the groups from `n` on.
-pub fn freeze_to(model: ImageClassifier, groups: &[Vec<String>], n: usize) -> ImageClassifier {
+pub fn freeze_to<M: Module>(model: M, groups: &[Vec<String>], n: usize) -> M {
     let mut model = model;
     for (i, prefixes) in groups.iter().enumerate() {
         model = model.set_require_grad_group(prefix_group(prefixes), i >= n);

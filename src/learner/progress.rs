@@ -4,7 +4,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::callback::{Callback, FitState};
 use super::metrics::{EpochMetrics, table_header, table_row};
-use crate::data::Batch;
 
 /// Prints the metrics table and shows an `indicatif` bar while an epoch runs.
 #[derive(Default)]
@@ -32,14 +31,7 @@ impl Progress {
     }
 }
 
-impl Callback for Progress {
-    fn before_fit(&mut self, _state: &mut FitState) {
-        if !self.header_done {
-            self.line(table_header());
-            self.header_done = true;
-        }
-    }
-
+impl<B> Callback<B> for Progress {
     fn before_epoch(&mut self, state: &mut FitState) {
         let bar = ProgressBar::new(state.iters_per_epoch as u64);
         bar.set_style(
@@ -53,8 +45,6 @@ impl Callback for Progress {
         self.bar = Some(bar);
     }
 
-    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut Batch) {}
-
     fn after_batch(&mut self, state: &mut FitState) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
@@ -65,6 +55,10 @@ impl Callback for Progress {
     fn after_epoch(&mut self, _state: &mut FitState, metrics: &EpochMetrics) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+        }
+        if !self.header_done {
+            self.line(table_header(metrics.rmse.is_some()));
+            self.header_done = true;
         }
         self.line(table_row(metrics));
     }
