@@ -45,6 +45,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A table (CSV) is malformed at a line and column, or does not fit the model.
+    #[error("{path}{location}: {message}")]
+    Table {
+        /// The file at fault.
+        path: PathBuf,
+        /// `:LINE` and/or `, column "NAME"` (empty when the whole file is at fault).
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A setting is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),
@@ -63,6 +73,29 @@ impl Error {
     pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Model {
             path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Error {
+    /// A table error at `line` (1-based, as an editor counts) and `column`, when known.
+    pub fn table(
+        path: impl Into<PathBuf>,
+        line: Option<u64>,
+        column: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut location = String::new();
+        if let Some(l) = line {
+            location.push_str(&format!(":{l}"));
+        }
+        if let Some(c) = column {
+            location.push_str(&format!(", column \"{c}\""));
+        }
+        Error::Table {
+            path: path.into(),
+            location,
             message: message.into(),
         }
     }

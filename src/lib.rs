@@ -15,6 +15,7 @@ pub mod models;
 pub mod ops;
 pub mod report;
 pub mod run;
+pub mod tabular;
 pub mod weights;
 
 pub use backend::device;

@@ -1,5 +1,9 @@
 //! The `fastvision` command line: a thin layer over the library.
 
+mod cli {
+    pub mod tabular;
+}
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -38,6 +42,9 @@ struct Cli {
 enum Command {
     /// Train a classifier on a folder of class folders (default: the bundled demo dataset).
     Train(TrainArgs),
+    /// Structured data: train, predict, evaluate and inspect a tabular model from CSV files.
+    #[command(subcommand)]
+    Tabular(cli::tabular::TabularCommand),
     /// Predict the top classes of images with a trained run.
     Predict {
         /// Run folder (holds model.safetensors and config.json), or a file made by `export`.
@@ -318,6 +325,7 @@ fn main() -> Result<()> {
     fastvision::weights::hub::set_offline(cli.offline);
     match cli.command {
         Command::Train(args) => train(args),
+        Command::Tabular(cmd) => cli::tabular::run(cmd),
         Command::Predict {
             run,
             images,

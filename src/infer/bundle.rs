@@ -38,14 +38,37 @@ pub struct BundleConfig {
 
 /// Writes `model` and `config` into `dir` (created if needed).
 pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -> Result<()> {
+    save_weights(dir, model)?;
+    let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
+    crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
+}
+
+/// Writes any model's weights as `model.safetensors` in `dir` (created if needed).
+pub fn save_weights<M: Module>(dir: &Path, model: &M) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
     model
         .save_into(&mut store)
-        .map_err(|e| Error::model(&weights, e.to_string()))?;
-    let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
-    crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
+        .map_err(|e| Error::model(&weights, e.to_string()))
+}
+
+/// Loads `weights` (a safetensors file) strictly into `model`: every tensor present and matching.
+pub fn load_weights<M: Module>(mut model: M, weights: &Path, what: &str) -> Result<M> {
+    if !weights.is_file() {
+        return Err(Error::model(weights, "weight file missing"));
+    }
+    let mut store = SafetensorsStore::from_file(weights);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::model(weights, e.to_string()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        return Err(Error::model(
+            weights,
+            format!("does not match {what}: {result}"),
+        ));
+    }
+    Ok(model)
 }
 
 /// Reads the configuration of the bundle at `path`: a run folder (its `config.json`) or a
@@ -74,24 +97,12 @@ pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
 /// in eval mode.
 pub fn load_bundle(path: &Path, device: &Device) -> Result<(ImageClassifier, BundleConfig)> {
     let config = load_bundle_config(path)?;
-    let mut model = config.model.init(device)?;
+    let model = config.model.init(device)?;
     let weights = if path.is_file() {
         path.to_path_buf()
     } else {
         path.join(WEIGHTS_FILE)
     };
-    if !weights.is_file() {
-        return Err(Error::model(&weights, "weight file missing"));
-    }
-    let mut store = SafetensorsStore::from_file(&weights);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| Error::model(&weights, e.to_string()))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() {
-        return Err(Error::model(
-            &weights,
-            format!("does not match config.json: {result}"),
-        ));
-    }
+    let model = load_weights(model, &weights, "config.json")?;
     Ok((model.valid(), config))
 }

@@ -92,7 +92,11 @@ pub fn table_row(m: &EpochMetrics) -> String {
         "{:>5}  {:>5}  {:>4}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
         m.epoch,
         m.stage + 1,
-        m.size,
+        if m.size == 0 {
+            "-".to_string()
+        } else {
+            m.size.to_string()
+        },
         m.train_loss,
         m.valid_loss,
         m.accuracy,

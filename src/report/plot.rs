@@ -325,3 +325,117 @@ pub fn plot_lr_find(result: &crate::learner::lr_find::LrFind, path: &Path) -> Re
         Ok(())
     })
 }
+
+/// A scatter plot of `points` (optionally labelled), with the line y = x when `diagonal`
+/// (predicted against actual values, embedding projections).
+pub fn plot_scatter(
+    points: &[(f64, f64)],
+    labels: Option<&[String]>,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    diagonal: bool,
+    path: &Path,
+) -> Result<()> {
+    let span = |f: fn(&(f64, f64)) -> f64| {
+        let (lo, hi) = points
+            .iter()
+            .map(f)
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if lo.is_finite() && hi > lo {
+            let pad = 0.08 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else if lo.is_finite() {
+            (lo - 1.0, lo + 1.0)
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let (mut x, mut y) = (span(|p| p.0), span(|p| p.1));
+    if diagonal {
+        let (lo, hi) = (x.0.min(y.0), x.1.max(y.1));
+        (x, y) = ((lo, hi), (lo, hi));
+    }
+    render_png(path, (640, 560), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x.0..x.1, y.0..y.1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if diagonal {
+            chart
+                .draw_series(LineSeries::new([(x.0, x.0), (x.1, x.1)], &RED))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, BLUE.mix(0.5).filled())),
+            )
+            .map_err(|e| e.to_string())?;
+        if let Some(labels) = labels {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .zip(labels)
+                        .map(|(&p, l)| Text::new(l.clone(), p, ("sans-serif", 13).into_font())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// A horizontal bar chart of `values` by `names`, largest first (feature importance).
+pub fn plot_bars(names: &[String], values: &[f64], title: &str, path: &Path) -> Result<()> {
+    let n = names.len().max(1);
+    let hi = values.iter().copied().fold(0.0f64, f64::max).max(1e-12) * 1.1;
+    let lo = values.iter().copied().fold(0.0f64, f64::min) * 1.1;
+    render_png(path, (720, 80 + 28 * n as u32), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(170)
+            .build_cartesian_2d(lo..hi, 0.0..n as f64)
+            .map_err(|e| e.to_string())?;
+        let label = |y: &f64| {
+            let i = y.floor() as usize;
+            names
+                .get(n.saturating_sub(1 + i))
+                .cloned()
+                .unwrap_or_default()
+        };
+        chart
+            .configure_mesh()
+            .y_labels(n * 2 + 1)
+            .y_label_formatter(&|y| {
+                if (y.fract() - 0.5).abs() < 0.01 {
+                    label(y)
+                } else {
+                    String::new()
+                }
+            })
+            .disable_y_mesh()
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                let y = (n - 1 - i) as f64;
+                Rectangle::new([(0.0, y + 0.15), (v, y + 0.85)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
