@@ -486,3 +486,69 @@ fn an_exported_file_predicts_like_its_run_folder() {
         "{out}"
     );
 }
+
+#[test]
+fn tabular_train_predict_evaluate_importance_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tabular/penguins.csv");
+    let csv = csv.to_str().unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "tabular", "train", csv, "--target", "species", "--epochs", "3", "--name", "t1",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("categorical: island, sex, year, bill_length_mm_na")
+            && out.contains("continuous:  bill_length_mm, bill_depth_mm"),
+        "the column split is printed: {out}"
+    );
+    assert!(
+        out.contains("valid_loss") && out.contains("final: accuracy"),
+        "{out}"
+    );
+    let run = dir.path().join("runs/t1");
+    let taken = dir.path().join("preds.csv");
+    std::fs::write(&taken, "mine").unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["tabular", "predict", "runs/t1", csv, "--out", "preds.csv"],
+    );
+    assert!(
+        !ok && out.contains("preds.csv"),
+        "an existing output file is refused: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&taken).unwrap(),
+        "mine",
+        "and left untouched"
+    );
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["tabular", "predict", "runs/t1", csv, "--out", "new.csv"],
+    );
+    assert!(ok, "{out}");
+    let preds = std::fs::read_to_string(dir.path().join("new.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 345, "header + every row");
+    assert!(
+        preds
+            .lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("Adelie,Torgersen,NA,NA,NA,NA,NA,2007,"),
+        "input cells kept as written"
+    );
+    let (ok, out) = fastvision(dir.path(), &["tabular", "evaluate", "runs/t1", csv]);
+    assert!(ok && out.contains("344 rows: accuracy"), "{out}");
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["tabular", "importance", "runs/t1", "--repeats", "1"],
+    );
+    assert!(ok && out.contains("bill_length_mm"), "{out}");
+    let (ok, out) = fastvision(dir.path(), &["tabular", "embeddings", "runs/t1"]);
+    assert!(ok && run.join("embeddings/island.csv").is_file(), "{out}");
+    let island = std::fs::read_to_string(run.join("embeddings/island.csv")).unwrap();
+    assert!(island.starts_with("level,e0,e1,e2\n#na#,"), "{island}");
+    assert!(run.join("importance.png").is_file() && run.join("report.html").is_file());
+}

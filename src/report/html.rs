@@ -37,7 +37,12 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         let _ = write!(h, "<h2>Settings</h2><pre>{}</pre>", esc(&cfg));
     }
     if let Some(rec) = read_json::<Recorder>(&run_dir.join("log.json")) {
-        h.push_str("<h2>Training</h2><table><tr><th>epoch</th><th>stage</th><th>size</th><th>train_loss</th><th>valid_loss</th><th>accuracy</th><th>seconds</th></tr>");
+        let regression = rec.epochs.iter().any(|e| e.rmse.is_some());
+        let metric = if regression { "rmse" } else { "accuracy" };
+        let _ = write!(
+            h,
+            "<h2>Training</h2><table><tr><th>epoch</th><th>stage</th><th>size</th><th>train_loss</th><th>valid_loss</th><th>{metric}</th><th>seconds</th></tr>"
+        );
         for e in &rec.epochs {
             let _ = write!(
                 h,
@@ -47,7 +52,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
                 e.size,
                 e.train_loss,
                 e.valid_loss,
-                e.accuracy,
+                e.rmse.unwrap_or(e.accuracy),
                 e.seconds
             );
         }
@@ -58,6 +63,11 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         ("lr.png", "Learning rate and momentum"),
         ("lr_find.png", "LR finder"),
         ("show_batch.png", "Augmented batch"),
+        (
+            "residuals.png",
+            "Predicted against actual (validation rows)",
+        ),
+        ("importance.png", "Permutation feature importance"),
     ] {
         if run_dir.join(file).is_file() {
             let _ = write!(h, "<h2>{title}</h2><img src=\"{file}\">");
@@ -66,7 +76,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     if let Some(r) = read_json::<InterpretReport>(&run_dir.join("interpret.json")) {
         let _ = write!(
             h,
-            "<h2>Interpretation ({:?} split, {} images, accuracy {:.4})</h2>",
+            "<h2>Interpretation ({:?} split, {} items, accuracy {:.4})</h2>",
             r.split, r.n, r.accuracy
         );
         h.push_str("<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");

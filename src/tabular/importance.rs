@@ -79,5 +79,6 @@ pub fn write(dir: &Path, regression: bool, imps: &[Importance]) -> Result<()> {
     } else {
         "permutation importance (accuracy drop)"
     };
-    plot_bars(&names, &values, title, &dir.join("importance.png"))
+    plot_bars(&names, &values, title, &dir.join("importance.png"))?;
+    crate::report::html::write_report(dir).map(|_| ())
 }

@@ -82,12 +82,9 @@ pub fn predict_csv(
         header.extend(vocab.iter().map(|c| format!("p_{c}")));
     }
     w.write_record(&header).map_err(io)?;
-    for (r, probs) in preds.iter().enumerate() {
-        let mut row: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| c[r].clone().unwrap_or_default())
-            .collect();
+    let raw = super::table::raw_rows(csv, delimiter)?;
+    for (probs, record) in preds.iter().zip(&raw) {
+        let mut row: Vec<String> = record.iter().map(str::to_string).collect();
         match &pr.target {
             Target::Classification { vocab, .. } => {
                 let best = argmax(probs);

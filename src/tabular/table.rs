@@ -195,6 +195,26 @@ impl Table {
     }
 }
 
+/// The data rows of `path` exactly as written (cells untrimmed, missing markers kept), in the
+/// order [`Table::read`] reads them; for outputs that keep the user's input columns.
+pub fn raw_rows(path: &Path, delimiter: u8) -> Result<Vec<csv::StringRecord>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record
+            .map_err(|e| Error::table(path, e.position().map(|p| p.line()), None, e.to_string()))?;
+        if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
+            continue;
+        }
+        rows.push(record);
+    }
+    Ok(rows)
+}
+
 /// Parses a number as pandas does (`inf`/`-inf` included); `None` if it is not one.
 pub fn parse_number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok()
