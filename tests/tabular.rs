@@ -396,3 +396,33 @@ fn bad_csv_files_are_refused_with_file_line_and_column() {
     let e = read_err("latin1.csv", b"a,y\n1,caf\xe9\n2,x\n");
     assert!(e.starts_with("/latin1.csv:2") && e.contains("UTF-8"), "{e}");
 }
+
+#[test]
+fn an_interrupted_tabular_run_resumes_from_its_checkpoint() {
+    let _g = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let config = TabularConfig {
+        epochs: 2,
+        ..TabularConfig::new(penguins(), "species")
+    };
+    tab::train(&config, &run, &fastvision::device()).unwrap();
+    assert!(tab::has_checkpoint(&run));
+    // As if the run had been asked for 4 epochs and stopped after 2: resume trains 2 more.
+    let json = std::fs::read_to_string(run.join("train.json")).unwrap();
+    std::fs::write(
+        run.join("train.json"),
+        json.replace("\"epochs\": 2", "\"epochs\": 4"),
+    )
+    .unwrap();
+    let before: fastvision::learner::Recorder =
+        serde_json::from_slice(&std::fs::read(run.join("log.json")).unwrap()).unwrap();
+    let summary = tab::resume(&run, &fastvision::device()).unwrap();
+    let epochs: Vec<usize> = summary.recorder.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, [0, 1, 2, 3]);
+    assert_eq!(
+        summary.recorder.epochs[..2],
+        before.epochs[..],
+        "the first two epochs are kept, not redone"
+    );
+}
