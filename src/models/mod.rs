@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod efficientnet_lite;
+pub mod gan;
 pub mod head;
 pub mod resnet;
 
