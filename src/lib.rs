@@ -9,6 +9,7 @@ pub mod bench;
 pub mod clean;
 pub mod data;
 pub mod error;
+pub mod gan;
 pub mod infer;
 pub mod learner;
 pub mod models;

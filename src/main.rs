@@ -1,6 +1,7 @@
 //! The `fastvision` command line: a thin layer over the library.
 
 mod cli {
+    pub mod gan;
     pub mod tabular;
 }
 
@@ -45,6 +46,9 @@ enum Command {
     /// Structured data: train, predict, evaluate and inspect a tabular model from CSV files.
     #[command(subcommand)]
     Tabular(cli::tabular::TabularCommand),
+    /// Wasserstein GANs that learn each class and write synthetic training images.
+    #[command(subcommand)]
+    Gan(cli::gan::GanCommand),
     /// Predict the top classes of images with a trained run.
     Predict {
         /// Run folder (holds model.safetensors and config.json), or a file made by `export`.
@@ -318,6 +322,13 @@ struct TrainArgs {
     /// Continue the interrupted run in this folder from its last checkpoint.
     #[arg(long, conflicts_with_all = ["dir", "name"])]
     resume: Option<PathBuf>,
+    /// Synthetic images (a folder of class folders, e.g. from `gan sample`) added to the
+    /// training split only.
+    #[arg(long)]
+    extra_data: Option<PathBuf>,
+    /// Use F × (real training images) of the synthetic ones, chosen with --seed [default: all].
+    #[arg(long, requires = "extra_data")]
+    extra_fraction: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -326,6 +337,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Tabular(cmd) => cli::tabular::run(cmd),
+        Command::Gan(cmd) => cli::gan::run(cmd),
         Command::Predict {
             run,
             images,
@@ -484,6 +496,8 @@ fn train(args: TrainArgs) -> Result<()> {
             cycle_len: args.cycle_len,
             cycle_mult: args.cycle_mult,
             fine_tune: args.fine_tune || args.data.pretrained.is_some(),
+            extra_data: args.extra_data.clone(),
+            extra_fraction: args.extra_fraction,
             ..args.data.config()
         };
         let dir = args.data.run_dir();

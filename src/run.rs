@@ -94,6 +94,12 @@ pub struct TrainConfig {
     /// Progressive resizing: the epochs of each stage, matching `sizes`.
     #[serde(default)]
     pub size_epochs: Vec<usize>,
+    /// A folder of class folders of synthetic images added to the training split only.
+    #[serde(default)]
+    pub extra_data: Option<PathBuf>,
+    /// Use F × (real training images) of the synthetic ones (seeded); `None` = all of them.
+    #[serde(default)]
+    pub extra_fraction: Option<f64>,
 }
 
 /// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
@@ -185,6 +191,8 @@ impl Default for TrainConfig {
             label_smoothing: None,
             sizes: Vec::new(),
             size_epochs: Vec::new(),
+            extra_data: None,
+            extra_fraction: None,
         }
     }
 }
@@ -348,9 +356,28 @@ pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
     )
 }
 
+/// The data a run trains on: [`load_data`] plus, with `--extra-data`, the synthetic images in
+/// the training split (never in validation, never in `clean`'s or `interpret`'s data).
+pub fn training_data(config: &TrainConfig) -> Result<ImageFolder> {
+    let mut data = load_data(config)?;
+    if let Some(dir) = &config.extra_data {
+        crate::gan::extra::add_synthetic(&mut data, dir, config.extra_fraction, config.seed)?;
+    }
+    Ok(data)
+}
+
 fn prepare(config: &TrainConfig) -> Result<Prepared> {
     config.validate()?;
-    prepare_with(config, load_data(config)?)
+    let p = prepare_with(config, training_data(config)?)?;
+    if p.data.synthetic > 0 {
+        println!(
+            "training split: {} real + {} synthetic images (every epoch), validation: {} real",
+            p.data.train.len() - p.data.synthetic,
+            p.data.synthetic,
+            p.data.valid.len()
+        );
+    }
+    Ok(p)
 }
 
 /// The batch size to train `n` images with: `bs` when it fits; else, when `auto` (the user gave

@@ -274,6 +274,8 @@ pub struct DataLoaders {
     pub vocab: Vec<String>,
     /// The normalisation applied.
     pub normalize: Normalize,
+    /// How many training items are synthetic (`--extra-data`).
+    pub synthetic: usize,
 }
 
 impl DataLoaders {
@@ -316,6 +318,7 @@ impl DataLoaders {
             ),
             vocab: data.vocab.clone(),
             normalize,
+            synthetic: data.synthetic,
         }
     }
 

@@ -46,6 +46,8 @@ pub struct ImageFolder {
     pub skipped: Vec<Skipped>,
     /// Smallest side among the usable images (to pick a default training size).
     pub min_side: u32,
+    /// How many of the training items are synthetic (added by `--extra-data`, at the end).
+    pub synthetic: usize,
 }
 
 impl ImageFolder {
@@ -125,6 +127,7 @@ impl ImageFolder {
             vocab,
             skipped,
             min_side,
+            synthetic: 0,
         })
     }
 }

@@ -270,6 +270,8 @@ impl<M: Trainable> Learner<M> {
                 stage: self.stage,
                 size: self.dls.size(),
                 rmse: v.rmse,
+                real: self.dls.item_counts().0,
+                synthetic: self.dls.item_counts().1,
             };
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;

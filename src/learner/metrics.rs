@@ -26,6 +26,12 @@ pub struct EpochMetrics {
     /// Validation root mean squared error, for regression (then `accuracy` is NaN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
+    /// Real training items of the epoch.
+    #[serde(default)]
+    pub real: usize,
+    /// Synthetic training items of the epoch (`--extra-data`).
+    #[serde(default)]
+    pub synthetic: usize,
 }
 
 /// One training batch: loss and the hyper-parameters used.

@@ -29,6 +29,10 @@ pub trait TrainData: Clone {
     }
     /// Changes the image side of the training and validation data (progressive resizing); no-op by default.
     fn resize(&mut self, _size: u32) {}
+    /// Real and synthetic items of the training split (each epoch sees them all).
+    fn item_counts(&self) -> (usize, usize) {
+        (self.n_train_items(), 0)
+    }
 }
 
 /// The validation metrics of one epoch.
@@ -84,6 +88,11 @@ impl TrainData for crate::data::DataLoaders {
 
     fn size(&self) -> u32 {
         self.train.transform().size()
+    }
+
+    fn item_counts(&self) -> (usize, usize) {
+        let n = self.train.items().len();
+        (n - self.synthetic.min(n), self.synthetic)
     }
 
     fn resize(&mut self, size: u32) {

@@ -439,3 +439,52 @@ pub fn plot_bars(names: &[String], values: &[f64], title: &str, path: &Path) -> 
         Ok(())
     })
 }
+
+/// Several named line series on one chart (e.g. a GAN's critic and generator losses per step).
+pub fn plot_lines(
+    series: &[(&str, Vec<(f64, f64)>)],
+    (title, x_desc): (&str, &str),
+    path: &Path,
+) -> Result<()> {
+    let all = || series.iter().flat_map(|s| s.1.iter()).filter(|p| p.1.is_finite());
+    let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
+    let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.1), b.max(p.1))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    } else {
+        (-1.0, 1.0)
+    };
+    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN];
+    render_png(path, (800, 500), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, lo..hi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            chart
+                .draw_series(LineSeries::new(points.clone(), color))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}

@@ -1,0 +1,13 @@
+//! A Wasserstein GAN (fastai's `GANLearner.wgan`) that learns each class — or all classes with
+//! one conditional GAN — and writes synthetic training images, with GAN-test / GAN-train scores
+//! and `train --extra-data` to use them.
+
+pub mod data;
+pub mod extra;
+pub mod run;
+pub mod sample;
+pub mod score;
+pub mod train;
+
+pub use run::{GanRunConfig, NetInfo};
+pub use train::{GanConfig, WganTrainer};
