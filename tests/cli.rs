@@ -552,3 +552,98 @@ fn tabular_train_predict_evaluate_importance_from_the_command_line() {
     assert!(island.starts_with("level,e0,e1,e2\n#na#,"), "{island}");
     assert!(run.join("importance.png").is_file() && run.join("report.html").is_file());
 }
+
+#[test]
+fn gan_train_sample_score_and_extra_data_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("photos"), 2, 16, 6);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "gan",
+            "train",
+            "photos",
+            "--epochs",
+            "2",
+            "--bs",
+            "8",
+            "--n-features",
+            "8",
+            "--name",
+            "g",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("wasserstein") && out.contains("trained 2 generators"),
+        "{out}"
+    );
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["gan", "sample", "runs/g", "--n", "4", "--out", "synth"],
+    );
+    assert!(ok && out.contains("wrote 8 synthetic images"), "{out}");
+    assert!(dir.path().join("synth/bag/gan-bag-0-00003.png").is_file());
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train",
+            "photos",
+            "--epochs",
+            "1",
+            "--bs",
+            "8",
+            "--size",
+            "32",
+            "--width",
+            "8",
+            "--extra-data",
+            "synth",
+            "--name",
+            "with-synth",
+        ],
+    );
+    assert!(
+        ok && out.contains("training split: 32 real + 8 synthetic images"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("runs/with-synth/log.json")).unwrap();
+    assert!(
+        log.contains("\"synthetic\": 8") || log.contains("\"synthetic\":8"),
+        "{log}"
+    );
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "gan",
+            "score",
+            "runs/g",
+            "--classifier",
+            "runs/with-synth",
+            "--n",
+            "8",
+        ],
+    );
+    assert!(
+        ok && out.contains("GAN-test") && out.contains("GAN-train"),
+        "{out}"
+    );
+    std::fs::create_dir_all(dir.path().join("wrong/zebra")).unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train",
+            "photos",
+            "--epochs",
+            "1",
+            "--extra-data",
+            "wrong",
+            "--name",
+            "w",
+        ],
+    );
+    assert!(
+        !ok && out.contains("synthetic [zebra], dataset [ankle-boot, bag]"),
+        "{out}"
+    );
+}

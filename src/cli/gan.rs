@@ -98,9 +98,8 @@ pub fn run(cmd: GanCommand) -> Result<()> {
             let (config, dir, resume) = match a.resume {
                 Some(dir) => (gan_run::load_config(&dir)?, dir, true),
                 None => {
-                    let classes = (a.classes != "all").then(|| {
-                        a.classes.split(',').map(|c| c.trim().to_string()).collect()
-                    });
+                    let classes = (a.classes != "all")
+                        .then(|| a.classes.split(',').map(|c| c.trim().to_string()).collect());
                     let config = GanRunConfig {
                         data: a.dir,
                         classes,

@@ -41,7 +41,11 @@ pub fn add_synthetic(
                 } else {
                     format!(
                         "; unknown: {}",
-                        unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        unknown
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 }
             ),
@@ -66,7 +70,9 @@ pub fn add_synthetic(
             if path.canonicalize().is_ok_and(|p| valid.contains(&p)) {
                 return Err(Error::Dataset {
                     path,
-                    message: "this synthetic image is also a validation image; refusing to train on it".into(),
+                    message:
+                        "this synthetic image is also a validation image; refusing to train on it"
+                            .into(),
                 });
             }
             items.push(Item { path, label });

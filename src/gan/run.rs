@@ -76,7 +76,13 @@ fn nets(config: &GanRunConfig, vocab: &[String]) -> Vec<(String, Vec<String>)> {
 pub fn folder_name(class: &str) -> String {
     class
         .chars()
-        .map(|c| if matches!(c, '/' | '\\' | ':') { '_' } else { c })
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':') {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -153,7 +159,10 @@ pub fn train(
             trainer.load_checkpoint(&ckpt)?;
             println!("  resuming after epoch {}", trainer.epochs_done());
         }
-        println!("{:>5}  {:>12}  {:>10}  {:>5}", "epoch", "wasserstein", "gen_loss", "time");
+        println!(
+            "{:>5}  {:>12}  {:>10}  {:>5}",
+            "epoch", "wasserstein", "gen_loss", "time"
+        );
         trainer.fit(Some(&dir), true)?;
         save_weights(&dir, &trainer.generator)?;
         save_weights(&dir.join(CRITIC_DIR), &trainer.critic)?;
@@ -200,7 +209,11 @@ pub fn load_generators(run_dir: &Path, device: &Device) -> Result<Vec<(Generator
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let info: NetInfo =
             serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
-        let n_classes = if info.conditional { info.classes.len() } else { 0 };
+        let n_classes = if info.conditional {
+            info.classes.len()
+        } else {
+            0
+        };
         let (g, _) = net_configs(&info.gan, info.channels, n_classes);
         let generator = load_weights(g.init(device)?, &dir.join(WEIGHTS_FILE), NET_FILE)?;
         out.push((burn::module::Module::valid(&generator), info));

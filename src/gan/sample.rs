@@ -32,7 +32,12 @@ pub struct Manifest {
 }
 
 /// Generated images of every class of `run_dir`, `n` per class: `(class, pixels [n, c, s, s])`.
-pub fn generate_all(run_dir: &Path, n: usize, seed: u64, device: &Device) -> Result<Vec<(String, Vec<f32>, usize, usize)>> {
+pub fn generate_all(
+    run_dir: &Path,
+    n: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<(String, Vec<f32>, usize, usize)>> {
     let mut out = Vec::new();
     for (generator, info) in load_generators(run_dir, device)? {
         for (k, class) in info.classes.iter().enumerate() {
@@ -47,7 +52,13 @@ pub fn generate_all(run_dir: &Path, n: usize, seed: u64, device: &Device) -> Res
 
 /// Writes `n` images per class into `out/<class>/` and `out/manifest.json`; refuses to replace
 /// any existing file (choose another `--seed` or folder).
-pub fn sample(run_dir: &Path, n: usize, seed: u64, out: &Path, device: &Device) -> Result<Manifest> {
+pub fn sample(
+    run_dir: &Path,
+    n: usize,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<Manifest> {
     let images = generate_all(run_dir, n, seed, device)?;
     let manifest_path = out.join("manifest.json");
     for (class, ..) in &images {

@@ -60,7 +60,9 @@ fn classify(pred: &Predictor, images: &[image::RgbImage]) -> Vec<Vec<f32>> {
 }
 
 fn argmax(p: &[f32]) -> usize {
-    (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0)
+    (0..p.len())
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+        .unwrap_or(0)
 }
 
 /// Scores the GAN run `run_dir` with the image run `classifier` (trained on the same classes of
@@ -117,7 +119,10 @@ pub fn score(
                 .iter()
                 .map(|it| Item {
                     path: it.path.clone(),
-                    label: vocab.iter().position(|v| v == &classes[it.label]).unwrap_or(0),
+                    label: vocab
+                        .iter()
+                        .position(|v| v == &classes[it.label])
+                        .unwrap_or(0),
                 })
                 .collect(),
             ItemTransform::valid(pred.config.size),
@@ -146,7 +151,11 @@ pub fn score(
 }
 
 fn accuracy(probs: &[Vec<f32>], targets: &[usize]) -> f64 {
-    let ok = probs.iter().zip(targets).filter(|(p, t)| argmax(p) == **t).count();
+    let ok = probs
+        .iter()
+        .zip(targets)
+        .filter(|(p, t)| argmax(p) == **t)
+        .count();
     ok as f64 / targets.len().max(1) as f64
 }
 

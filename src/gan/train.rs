@@ -172,7 +172,12 @@ fn optimizer() -> ModuleOptimizer {
 
 impl WganTrainer {
     /// Builds both networks (seeded) for `data`; conditional nets take the class of each image.
-    pub fn new(config: GanConfig, data: GanData, conditional: bool, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: GanConfig,
+        data: GanData,
+        conditional: bool,
+        device: &Device,
+    ) -> Result<Self> {
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let n_classes = if conditional { data.classes.len() } else { 0 };
@@ -242,7 +247,9 @@ impl WganTrainer {
         let loss = self.critic.forward(fake, self.classes(&y)).mean();
         let value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.generator);
-        self.generator = self.g_opt.step(self.config.lr, self.generator.clone(), grads);
+        self.generator = self
+            .g_opt
+            .step(self.config.lr, self.generator.clone(), grads);
         value
     }
 
@@ -261,13 +268,19 @@ impl WganTrainer {
         for epoch in self.epochs_done()..self.config.epochs {
             let t0 = Instant::now();
             let mut order: Vec<usize> = (0..self.data.n).collect();
-            order.shuffle(&mut StdRng::seed_from_u64(mix(self.config.seed, epoch as u64, 7)));
+            order.shuffle(&mut StdRng::seed_from_u64(mix(
+                self.config.seed,
+                epoch as u64,
+                7,
+            )));
             let pb = bar.then(|| {
                 let pb = ProgressBar::new(n_batches as u64);
                 pb.set_style(
-                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} eta {eta} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} eta {eta} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 pb.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
                 pb
@@ -329,19 +342,34 @@ impl WganTrainer {
 
     /// Generated images `[n, c, s, s]` in [-1, 1] (generator in eval mode) for classes `y`.
     pub fn generate(&self, n: usize, classes: Option<Vec<i64>>, seed: u64) -> Vec<f32> {
-        generate(&self.generator, self.config.noise, n, classes, seed, &self.device)
+        generate(
+            &self.generator,
+            self.config.noise,
+            n,
+            classes,
+            seed,
+            &self.device,
+        )
     }
 
     fn save_epoch(&self, dir: &Path) -> Result<()> {
         let samples = dir.join("samples");
         std::fs::create_dir_all(&samples).map_err(|e| Error::io(&samples, e))?;
         let n = 64;
-        let classes = self
-            .conditional
-            .then(|| (0..n).map(|i| (i % self.data.classes.len()) as i64).collect());
+        let classes = self.conditional.then(|| {
+            (0..n)
+                .map(|i| (i % self.data.classes.len()) as i64)
+                .collect()
+        });
         let px = self.generate(n, classes, mix(self.config.seed, 0xFACE, 0));
         let epoch = self.epochs_done() - 1;
-        write_grid(&px, n, self.data.channels, self.data.size, &samples.join(format!("epoch_{epoch:03}.png")))?;
+        write_grid(
+            &px,
+            n,
+            self.data.channels,
+            self.data.size,
+            &samples.join(format!("epoch_{epoch:03}.png")),
+        )?;
         let json = serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?;
         write_atomic(&dir.join("log.json"), &json)?;
         plot_gan_losses(&self.log, &dir.join("losses.png"))?;
@@ -358,7 +386,12 @@ impl WganTrainer {
             optim_file: String::new(),
         };
         checkpoint::save(&dir.join("critic"), &self.critic, &self.c_opt, state(""))?;
-        checkpoint::save(&dir.join("generator"), &self.generator, &self.g_opt, state(""))?;
+        checkpoint::save(
+            &dir.join("generator"),
+            &self.generator,
+            &self.g_opt,
+            state(""),
+        )?;
         let json = serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?;
         write_atomic(&dir.join("gan_log.json"), &json)
     }
@@ -367,15 +400,24 @@ impl WganTrainer {
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
         let (critic, c_opt, _) =
             checkpoint::load(&dir.join("critic"), self.critic.clone(), self.c_opt.clone())?;
-        let (generator, g_opt, state) =
-            checkpoint::load(&dir.join("generator"), self.generator.clone(), self.g_opt.clone())?;
+        let (generator, g_opt, state) = checkpoint::load(
+            &dir.join("generator"),
+            self.generator.clone(),
+            self.g_opt.clone(),
+        )?;
         let path = dir.join("gan_log.json");
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let mut log: GanLog =
             serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
         log.epochs.truncate(state.epochs_done);
         log.steps.retain(|s| s.epoch < state.epochs_done);
-        (self.critic, self.c_opt, self.generator, self.g_opt, self.log) = (critic, c_opt, generator, g_opt, log);
+        (
+            self.critic,
+            self.c_opt,
+            self.generator,
+            self.g_opt,
+            self.log,
+        ) = (critic, c_opt, generator, g_opt, log);
         Ok(())
     }
 }
@@ -395,7 +437,10 @@ pub fn generate(
     for start in (0..n).step_by(256) {
         let m = (n - start).min(256);
         let z = Tensor::from_data(
-            TensorData::new(noise(m, noise_len, mix(seed, start as u64, 3)), [m, noise_len]),
+            TensorData::new(
+                noise(m, noise_len, mix(seed, start as u64, 3)),
+                [m, noise_len],
+            ),
             &device,
         );
         let y = classes.as_ref().map(|c| {
@@ -413,7 +458,13 @@ pub fn generate(
 }
 
 /// Writes a square-ish grid of `n` generated images.
-pub fn write_grid(px: &[f32], n: usize, channels: usize, size: usize, path: &PathBuf) -> Result<()> {
+pub fn write_grid(
+    px: &[f32],
+    n: usize,
+    channels: usize,
+    size: usize,
+    path: &PathBuf,
+) -> Result<()> {
     let len = channels * size * size;
     let tiles: Vec<Tile> = px
         .chunks(len)

@@ -6,7 +6,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Initializer, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Initializer, PaddingConfig2d,
+};
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Int, Tensor};
 
@@ -93,7 +95,11 @@ impl GeneratorConfig {
                 .init(device),
             bn: BatchNormConfig::new(o).init(device),
         };
-        let cond = if self.n_classes > 0 { self.class_emb } else { 0 };
+        let cond = if self.n_classes > 0 {
+            self.class_emb
+        } else {
+            0
+        };
         let mut blocks = vec![up(self.noise + cond, ftrs, 4, 1, 0)];
         let mut cur = 4;
         while cur < self.size / 2 {
@@ -263,8 +269,7 @@ mod tests {
                         .with_n_classes(classes)
                         .init(&device)
                         .unwrap();
-                    let y = (classes > 0)
-                        .then(|| Tensor::<1, Int>::from_ints([0, 3, 1], &device));
+                    let y = (classes > 0).then(|| Tensor::<1, Int>::from_ints([0, 3, 1], &device));
                     let img = g.forward(Tensor::ones([3, 100], &device), y.clone());
                     assert_eq!(img.dims(), [3, ch, size, size]);
                     let lo = img.clone().min().into_scalar::<f32>();

@@ -39,21 +39,32 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     if let Some(rec) = read_json::<Recorder>(&run_dir.join("log.json")) {
         let regression = rec.epochs.iter().any(|e| e.rmse.is_some());
         let metric = if regression { "rmse" } else { "accuracy" };
+        let synthetic = rec.epochs.iter().any(|e| e.synthetic > 0);
         let _ = write!(
             h,
-            "<h2>Training</h2><table><tr><th>epoch</th><th>stage</th><th>size</th><th>train_loss</th><th>valid_loss</th><th>{metric}</th><th>seconds</th></tr>"
+            "<h2>Training</h2><table><tr><th>epoch</th><th>stage</th><th>size</th><th>train_loss</th><th>valid_loss</th><th>{metric}</th><th>seconds</th>{}</tr>",
+            if synthetic {
+                "<th>real images</th><th>synthetic images</th>"
+            } else {
+                ""
+            }
         );
         for e in &rec.epochs {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.0}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.0}</td>{}</tr>",
                 e.epoch,
                 e.stage + 1,
                 e.size,
                 e.train_loss,
                 e.valid_loss,
                 e.rmse.unwrap_or(e.accuracy),
-                e.seconds
+                e.seconds,
+                if synthetic {
+                    format!("<td>{}</td><td>{}</td>", e.real, e.synthetic)
+                } else {
+                    String::new()
+                }
             );
         }
         h.push_str("</table>");

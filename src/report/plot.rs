@@ -446,7 +446,12 @@ pub fn plot_lines(
     (title, x_desc): (&str, &str),
     path: &Path,
 ) -> Result<()> {
-    let all = || series.iter().flat_map(|s| s.1.iter()).filter(|p| p.1.is_finite());
+    let all = || {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .filter(|p| p.1.is_finite())
+    };
     let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
     let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.1), b.max(p.1))
