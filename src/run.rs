@@ -404,6 +404,16 @@ fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
             "image size {size} is too small (at least 16)"
         )));
     }
+    let smallest = config.sizes.first().copied().unwrap_or(size);
+    if smallest < config.arch.min_size() {
+        return Err(Error::Config(format!(
+            "{} needs images of at least {} px, this run would use {smallest} px (the data's images are {} px): pass --size {} or more to upscale",
+            config.arch,
+            config.arch.min_size(),
+            data.min_side,
+            config.arch.min_size()
+        )));
+    }
     let bs = match fit_batch_size(data.train.len(), config.bs, config.auto_bs) {
         Some(bs) => bs,
         None => {
@@ -442,10 +452,10 @@ fn prepare_with(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
         config.seed,
     )
     .with_aug(config.aug.unwrap_or_else(|| default_aug(size)).transforms())
-    .with_normalize(if config.arch == Arch::EfficientnetLite0 {
-        Normalize::EFFICIENTNET_LITE
-    } else {
-        Normalize::IMAGENET
+    .with_normalize(match config.arch {
+        Arch::EfficientnetLite0 => Normalize::EFFICIENTNET_LITE,
+        Arch::InceptionV3 => Normalize::INCEPTION,
+        _ => Normalize::IMAGENET,
     });
     let model = ClassifierConfig::new(config.arch, data.vocab.len()).with_width(config.width);
     Ok(Prepared {

@@ -138,3 +138,60 @@ fn a_checkpoint_of_another_architecture_is_refused_with_every_key_named() {
         "{err}"
     );
 }
+
+#[test]
+fn inception_v3_loads_torchvisions_checkpoint_strictly_and_matches_pytorch() {
+    // torchvision's Inception3 at 1/8 width (scripts/inception_fixture.py): aux classifier and
+    // fc are dropped knowingly, everything else must map one to one.
+    let mut m = model(Arch::InceptionV3, 8);
+    let report = load_pretrained_body(&mut m, &fixture("inception_v3_w8.pth"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report.dropped.iter().any(|k| k.starts_with("AuxLogits.")),
+        "{:?}",
+        report.dropped
+    );
+    assert!(report.dropped.iter().any(|k| k == "fc.weight"));
+    assert!(
+        report.loaded > 380,
+        "every Inception tensor loaded: {}",
+        report.loaded
+    );
+    let p: Value =
+        serde_json::from_slice(&std::fs::read(fixture("inception_parity.json")).unwrap()).unwrap();
+    let device = fastvision::device();
+    let m = m.valid();
+    for size in ["75", "107"] {
+        let shape: Vec<usize> = p[size]["input_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(floats(&p[size]["input"]), shape), &device);
+        let out = m.body.forward(x);
+        let want_shape: Vec<usize> = p[size]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(out.dims().to_vec(), want_shape);
+        let got: Vec<f32> = out.into_data().try_to_vec().unwrap();
+        common::assert_matches_pytorch(
+            &format!("inception_v3 at {size} px"),
+            &got,
+            &floats(&p[size]["features"]),
+            1e-4,
+        );
+    }
+    // A ResNet checkpoint is refused, every missing Inception key named.
+    let mut m = model(Arch::InceptionV3, 8);
+    let err = load_pretrained_body(&mut m, &fixture("resnet18_w8.pth"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing from the file: body.Mixed_7c.branch_pool.conv.weight"),
+        "{err}"
+    );
+}

@@ -27,6 +27,12 @@ impl Normalize {
         std: [128.0 / 255.0; 3],
     };
 
+    /// The [-1, 1] scaling torchvision's Inception-v3 weights expect (its `transform_input`).
+    pub const INCEPTION: Normalize = Normalize {
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+
     /// Writes `img` (HWC u8) into `out` as CHW f32 in 0..1 (for augmentation before normalising).
     pub fn write_unit_chw(img: &RgbImage, out: &mut [f32]) {
         let plane = (img.width() * img.height()) as usize;

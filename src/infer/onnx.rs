@@ -372,6 +372,12 @@ pub fn onnx_model(model: &ImageClassifier, config: &BundleConfig) -> Result<Vec<
     let features = match &model.body {
         Body::ResNet(m) => resnet(&mut g, "images", m)?,
         Body::EfficientNetLite(m) => efficientnet(&mut g, "images", m)?,
+        Body::Inception(_) => {
+            return Err(Error::Config(
+                "ONNX export of inception_v3 is not supported yet (use --format safetensors)"
+                    .into(),
+            ));
+        }
     };
     // fastai's concat pool: [max, avg] over space, flattened.
     let max = g.op("GlobalMaxPool", &[&features], vec![]);

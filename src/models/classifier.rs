@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::efficientnet_lite::{EfficientNetLite, LITE0_FEATURES};
 use super::head::{Head, HeadConfig};
+use super::inception::{InceptionV3, InceptionV3Config};
 use super::resnet::{ResNet, ResNetConfig};
 use crate::error::{Error, Result};
 
@@ -26,6 +27,9 @@ pub enum Arch {
     /// EfficientNet-Lite0.
     #[serde(rename = "efficientnet_lite0")]
     EfficientnetLite0,
+    /// torchvision Inception-v3.
+    #[serde(rename = "inception_v3")]
+    InceptionV3,
 }
 
 impl Arch {
@@ -35,7 +39,15 @@ impl Arch {
             Arch::Resnet18 => 18,
             Arch::Resnet34 => 34,
             Arch::Resnet50 => 50,
-            Arch::EfficientnetLite0 => 0,
+            Arch::EfficientnetLite0 | Arch::InceptionV3 => 0,
+        }
+    }
+
+    /// The smallest input side the architecture takes.
+    pub fn min_size(self) -> u32 {
+        match self {
+            Arch::InceptionV3 => super::inception::MIN_SIZE,
+            _ => 16,
         }
     }
 }
@@ -44,6 +56,7 @@ impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arch::EfficientnetLite0 => write!(f, "efficientnet_lite0"),
+            Arch::InceptionV3 => write!(f, "inception_v3"),
             _ => write!(f, "resnet{}", self.depth()),
         }
     }
@@ -57,8 +70,9 @@ impl FromStr for Arch {
             "resnet34" => Ok(Arch::Resnet34),
             "resnet50" => Ok(Arch::Resnet50),
             "efficientnet_lite0" | "efficientnet-lite0" => Ok(Arch::EfficientnetLite0),
+            "inception_v3" | "inception-v3" => Ok(Arch::InceptionV3),
             other => Err(Error::Config(format!(
-                "unknown architecture {other:?} (resnet18, resnet34, resnet50, efficientnet_lite0)"
+                "unknown architecture {other:?} (resnet18, resnet34, resnet50, efficientnet_lite0, inception_v3)"
             ))),
         }
     }
@@ -91,6 +105,8 @@ pub enum Body {
     ResNet(ResNet),
     /// EfficientNet-Lite0.
     EfficientNetLite(EfficientNetLite),
+    /// torchvision-layout Inception-v3.
+    Inception(InceptionV3),
 }
 
 impl Body {
@@ -99,6 +115,7 @@ impl Body {
         match self {
             Body::ResNet(m) => m.forward(x),
             Body::EfficientNetLite(m) => m.forward(x),
+            Body::Inception(m) => m.forward(x),
         }
     }
 }
@@ -126,6 +143,11 @@ impl ClassifierConfig {
                 Body::EfficientNetLite(EfficientNetLite::lite0(device)),
                 LITE0_FEATURES,
             ),
+            Arch::InceptionV3 => {
+                // `width` 64 is torchvision's; narrower widths divide every channel count.
+                let cfg = InceptionV3Config::new().with_width_div((64 / self.width.max(8)).max(1));
+                (Body::Inception(cfg.init(device)?), cfg.out_channels())
+            }
             _ => {
                 let cfg = ResNetConfig::new(self.arch.depth()).with_width(self.width);
                 (Body::ResNet(cfg.init(device)?), cfg.out_channels())
@@ -176,6 +198,31 @@ impl ImageClassifier {
                 ]);
                 vec![first, second, vec!["head.".into()]]
             }
+            Body::Inception(_) => {
+                let under = |names: &[&str]| -> Vec<String> {
+                    names
+                        .iter()
+                        .map(|n| format!("body.Inception.{n}."))
+                        .collect()
+                };
+                vec![
+                    under(&[
+                        "Conv2d_1a_3x3",
+                        "Conv2d_2a_3x3",
+                        "Conv2d_2b_3x3",
+                        "Conv2d_3b_1x1",
+                        "Conv2d_4a_3x3",
+                        "Mixed_5b",
+                        "Mixed_5c",
+                        "Mixed_5d",
+                    ]),
+                    under(&[
+                        "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a",
+                        "Mixed_7b", "Mixed_7c",
+                    ]),
+                    vec!["head.".into()],
+                ]
+            }
         }
     }
 }
@@ -186,7 +233,13 @@ mod tests {
 
     #[test]
     fn architectures_parse_and_print_back() {
-        for name in ["resnet18", "resnet34", "resnet50", "efficientnet_lite0"] {
+        for name in [
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "efficientnet_lite0",
+            "inception_v3",
+        ] {
             assert_eq!(name.parse::<Arch>().unwrap().to_string(), name);
         }
         assert!("vgg16".parse::<Arch>().is_err());
@@ -209,7 +262,12 @@ mod tests {
             }
         }
         let device = burn::tensor::Device::flex();
-        for arch in [Arch::Resnet18, Arch::Resnet50, Arch::EfficientnetLite0] {
+        for arch in [
+            Arch::Resnet18,
+            Arch::Resnet50,
+            Arch::EfficientnetLite0,
+            Arch::InceptionV3,
+        ] {
             let m = ClassifierConfig::new(arch, 3)
                 .with_width(8)
                 .init(&device)

@@ -4,6 +4,7 @@ pub mod classifier;
 pub mod efficientnet_lite;
 pub mod gan;
 pub mod head;
+pub mod inception;
 pub mod resnet;
 
 pub use classifier::{Arch, Body, ClassifierConfig, ImageClassifier};

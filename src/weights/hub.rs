@@ -67,6 +67,16 @@ pub const CATALOG: &[Checkpoint] = &[
         manual: "",
     },
     Checkpoint {
+        name: "inception_v3",
+        arch: "inception_v3",
+        file: "inception_v3_google-0cc3c7bd.pth",
+        urls: &["https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"],
+        sha256: Some("0cc3c7bd"),
+        license: "Apache-2.0 (Google's weights, ported by torchvision)",
+        trained_on: "ImageNet-1k (torchvision IMAGENET1K_V1)",
+        manual: "",
+    },
+    Checkpoint {
         name: "resnet50_places365",
         arch: "resnet50",
         file: "resnet50_places365.pth.tar",

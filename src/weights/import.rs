@@ -26,6 +26,7 @@ fn remapper() -> Result<KeyRemapper> {
     KeyRemapper::from_patterns(vec![
         (r"^module\.", ""),
         (r"^(conv1|bn1|layer[1-4])\.", "body.$1."),
+        (r"^(Conv2d_\w+|Mixed_\w+)\.", "body.$1."),
         (r"^_(conv_stem|bn0|conv_head|bn1)\.", "body.$1."),
         (r"^_blocks\.(\d+)\._(\w+)\.", "body.blocks.$1.$2."),
         (r"\.downsample\.0\.", ".downsample.conv."),
@@ -37,7 +38,7 @@ fn remapper() -> Result<KeyRemapper> {
 /// Whether a checkpoint tensor is dropped knowingly when a new head is attached.
 fn knowingly_dropped(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
-        || ["fc.", "module.fc.", "_fc."]
+        || ["fc.", "module.fc.", "_fc.", "AuxLogits."]
             .iter()
             .any(|p| name.starts_with(p))
 }
