@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod clean;
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod gan;
 pub mod infer;

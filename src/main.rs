@@ -1,6 +1,7 @@
 //! The `fastvision` command line: a thin layer over the library.
 
 mod cli {
+    pub mod ensemble;
     pub mod gan;
     pub mod tabular;
 }
@@ -46,6 +47,9 @@ enum Command {
     /// Structured data: train, predict, evaluate and inspect a tabular model from CSV files.
     #[command(subcommand)]
     Tabular(cli::tabular::TabularCommand),
+    /// Ensembles of diverse models: train members, report, combination weights.
+    #[command(subcommand)]
+    Ensemble(cli::ensemble::EnsembleCommand),
     /// Wasserstein GANs that learn each class and write synthetic training images.
     #[command(subcommand)]
     Gan(cli::gan::GanCommand),
@@ -329,6 +333,10 @@ struct TrainArgs {
     /// Use F × (real training images) of the synthetic ones, chosen with --seed [default: all].
     #[arg(long, requires = "extra_data")]
     extra_fraction: Option<f64>,
+    /// With --schedule sgdr: keep the weights at the end of every cycle; RUN/snapshots/ is then
+    /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
+    #[arg(long)]
+    snapshots: bool,
 }
 
 fn main() -> Result<()> {
@@ -338,6 +346,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train(args),
         Command::Tabular(cmd) => cli::tabular::run(cmd),
         Command::Gan(cmd) => cli::gan::run(cmd),
+        Command::Ensemble(cmd) => cli::ensemble::run(cmd),
         Command::Predict {
             run,
             images,
@@ -432,6 +441,77 @@ fn weights_cmd(cmd: WeightsCommand) -> Result<()> {
     Ok(())
 }
 
+/// The training configuration and run folder that `train`'s flags describe.
+fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
+    let auto = args.lr.eq_ignore_ascii_case("auto");
+    let epochs: Vec<usize> = args
+        .epochs
+        .split(',')
+        .map(|e| e.trim().parse())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--epochs {:?}: expected N or N,N,…", args.epochs))?;
+    let total: usize = epochs.iter().sum();
+    let (sizes, size_epochs) = if args.progressive {
+        let target = args
+            .data
+            .size
+            .context("--progressive needs the target --size")?;
+        let plan = run::progressive_plan(target, total);
+        println!(
+            "progressive resizing: sizes {:?}, epochs {:?} (a quarter of --size {target}, doubling)",
+            plan.0, plan.1
+        );
+        plan
+    } else if !args.sizes.is_empty() && epochs.len() == 1 {
+        let n = args.sizes.len();
+        let split = (0..n)
+            .map(|i| total / n + usize::from(i < total % n))
+            .collect();
+        (args.sizes.clone(), split)
+    } else if !args.sizes.is_empty() {
+        (args.sizes.clone(), epochs.clone())
+    } else if epochs.len() > 1 {
+        bail!(
+            "--epochs {} lists several counts: give --sizes too",
+            args.epochs
+        );
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let config = TrainConfig {
+        epochs: total,
+        sizes,
+        size_epochs,
+        mixup: args.mixup,
+        cutmix: args.cutmix,
+        label_smoothing: args.label_smoothing,
+        lr: if auto {
+            Lrs::Single(1e-3)
+        } else {
+            args.lr.parse()?
+        },
+        lr_auto: auto,
+        schedule: args.schedule,
+        cycles: args.cycles,
+        cycle_len: args.cycle_len,
+        cycle_mult: args.cycle_mult,
+        fine_tune: args.fine_tune || args.data.pretrained.is_some(),
+        extra_data: args.extra_data.clone(),
+        snapshots: args.snapshots,
+        extra_fraction: args.extra_fraction,
+        ..args.data.config()
+    };
+    let dir = args.data.run_dir();
+    match &config.data {
+        Some(d) => println!("data: {}", d.display()),
+        None => println!(
+            "data: bundled demo ({})",
+            fastvision::data::demo::demo_path()?.display()
+        ),
+    }
+    Ok((config, dir))
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let device = fastvision::device();
     let callbacks: Vec<Box<dyn Callback>> = vec![Box::new(Progress::default())];
@@ -443,71 +523,7 @@ fn train(args: TrainArgs) -> Result<()> {
         println!("resuming {}", dir.display());
         run::resume(&dir, &device, callbacks)?
     } else {
-        let auto = args.lr.eq_ignore_ascii_case("auto");
-        let epochs: Vec<usize> = args
-            .epochs
-            .split(',')
-            .map(|e| e.trim().parse())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("--epochs {:?}: expected N or N,N,…", args.epochs))?;
-        let total: usize = epochs.iter().sum();
-        let (sizes, size_epochs) = if args.progressive {
-            let target = args
-                .data
-                .size
-                .context("--progressive needs the target --size")?;
-            let plan = run::progressive_plan(target, total);
-            println!(
-                "progressive resizing: sizes {:?}, epochs {:?} (a quarter of --size {target}, doubling)",
-                plan.0, plan.1
-            );
-            plan
-        } else if !args.sizes.is_empty() && epochs.len() == 1 {
-            let n = args.sizes.len();
-            let split = (0..n)
-                .map(|i| total / n + usize::from(i < total % n))
-                .collect();
-            (args.sizes.clone(), split)
-        } else if !args.sizes.is_empty() {
-            (args.sizes.clone(), epochs.clone())
-        } else if epochs.len() > 1 {
-            bail!(
-                "--epochs {} lists several counts: give --sizes too",
-                args.epochs
-            );
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let config = TrainConfig {
-            epochs: total,
-            sizes,
-            size_epochs,
-            mixup: args.mixup,
-            cutmix: args.cutmix,
-            label_smoothing: args.label_smoothing,
-            lr: if auto {
-                Lrs::Single(1e-3)
-            } else {
-                args.lr.parse()?
-            },
-            lr_auto: auto,
-            schedule: args.schedule,
-            cycles: args.cycles,
-            cycle_len: args.cycle_len,
-            cycle_mult: args.cycle_mult,
-            fine_tune: args.fine_tune || args.data.pretrained.is_some(),
-            extra_data: args.extra_data.clone(),
-            extra_fraction: args.extra_fraction,
-            ..args.data.config()
-        };
-        let dir = args.data.run_dir();
-        match &config.data {
-            Some(d) => println!("data: {}", d.display()),
-            None => println!(
-                "data: bundled demo ({})",
-                fastvision::data::demo::demo_path()?.display()
-            ),
-        }
+        let (config, dir) = train_config(&args)?;
         config.validate()?;
         for (i, stage) in config.plan().iter().enumerate() {
             println!(
@@ -586,6 +602,19 @@ fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize, how: Inference) -> Result
     let vocab = &predictor.config.vocab;
     let (items, skipped) = items_in_vocab(&data, Split::Train, vocab)?;
     let eval = evaluate(&predictor, items, skipped, bs, how);
+    if predictor.is_ensemble() {
+        println!(
+            "ensemble of {} members ({} combination)",
+            predictor.others.len() + 1,
+            predictor.combination.name()
+        );
+    }
+    if eval.fit_excluded > 0 {
+        println!(
+            "{} images left out: the ensemble's weights were fitted on them",
+            eval.fit_excluded
+        );
+    }
     println!(
         "{} images, accuracy {:.4} ({}, {:.1}s)",
         eval.n,

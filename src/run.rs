@@ -100,6 +100,17 @@ pub struct TrainConfig {
     /// Use F × (real training images) of the synthetic ones (seeded); `None` = all of them.
     #[serde(default)]
     pub extra_fraction: Option<f64>,
+    /// Seed of the train/valid split when it differs from `seed` (ensemble members vary their
+    /// seed but must share one validation split).
+    #[serde(default)]
+    pub split_seed: Option<u64>,
+    /// Train on a bootstrap sample or on K−1 of K folds of the training split (ensembles).
+    #[serde(default)]
+    pub sampling: Option<crate::ensemble::Sampling>,
+    /// With `--schedule sgdr`: keep the weights at the end of every cycle as an ensemble
+    /// (`snapshots/`, Huang et al. 2017).
+    #[serde(default)]
+    pub snapshots: bool,
 }
 
 /// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
@@ -193,6 +204,9 @@ impl Default for TrainConfig {
             size_epochs: Vec::new(),
             extra_data: None,
             extra_fraction: None,
+            split_seed: None,
+            sampling: None,
+            snapshots: false,
         }
     }
 }
@@ -270,7 +284,25 @@ impl TrainConfig {
                 "--label-smoothing needs an epsilon in [0, 1)".into(),
             ));
         }
+        if self.snapshots && self.schedule != ScheduleKind::Sgdr {
+            return Err(Error::Config(
+                "--snapshots keeps the weights at the end of each SGDR cycle: it needs --schedule sgdr".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The epochs (counted in the SGDR fit) at which each cycle ends, for `--snapshots`.
+    pub fn snapshot_epochs(&self) -> Vec<usize> {
+        if !self.snapshots {
+            return Vec::new();
+        }
+        (0..self.cycles)
+            .scan(0, |end, i| {
+                *end += self.cycle_len * self.cycle_mult.pow(i as u32);
+                Some(*end)
+            })
+            .collect()
     }
 
     /// The fits of one size, `epochs` long.
@@ -351,7 +383,7 @@ pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
         &root,
         SplitConfig {
             valid_pct: config.valid_pct,
-            seed: config.seed,
+            seed: config.split_seed.unwrap_or(config.seed),
         },
     )
 }
@@ -360,6 +392,9 @@ pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
 /// the training split (never in validation, never in `clean`'s or `interpret`'s data).
 pub fn training_data(config: &TrainConfig) -> Result<ImageFolder> {
     let mut data = load_data(config)?;
+    if let Some(s) = config.sampling {
+        data.train = crate::ensemble::sample::sample_train(&data.train, s, config.seed);
+    }
     if let Some(dir) = &config.extra_data {
         crate::gan::extra::add_synthetic(&mut data, dir, config.extra_fraction, config.seed)?;
     }
@@ -500,6 +535,7 @@ pub fn train(
         write_atomic(&run_dir.join("train.json"), &json)?;
     }
     learner.checkpoint_dir = Some(run_dir.join("checkpoint"));
+    learner.snapshots = snapshot_plan(&config, run_dir);
     learner.callbacks = config.callbacks();
     learner.callbacks.extend(callbacks);
     execute(&mut learner, &config.plan(), 0, 0)?;
@@ -637,6 +673,7 @@ pub fn resume(
     let ckpt = run_dir.join("checkpoint");
     let state = learner.load_checkpoint(&ckpt)?;
     learner.checkpoint_dir = Some(ckpt);
+    learner.snapshots = snapshot_plan(&config, run_dir);
     learner.callbacks = config.callbacks();
     learner.callbacks.extend(callbacks);
     execute(
@@ -669,8 +706,53 @@ fn bundle_config(learner: &Learner, p: &Prepared) -> BundleConfig {
     }
 }
 
+/// Where `--snapshots` keeps the weights of each SGDR cycle: `RUN/snapshots/cycle_<i>/`.
+fn snapshot_plan(
+    config: &TrainConfig,
+    run_dir: &Path,
+) -> Option<crate::learner::learner::SnapshotPlan> {
+    config
+        .snapshots
+        .then(|| crate::learner::learner::SnapshotPlan {
+            at: config.snapshot_epochs(),
+            dir: run_dir.join("snapshots"),
+        })
+}
+
+/// Makes `RUN/snapshots/` an ensemble of the cycles' weights: a bundle per cycle + ensemble.json.
+fn finish_snapshots(run_dir: &Path, config: &TrainConfig, bundle: &BundleConfig) -> Result<()> {
+    let dir = run_dir.join("snapshots");
+    let mut members = Vec::new();
+    for cycle in 0..config.snapshot_epochs().len() {
+        let cdir = dir.join(format!("cycle_{cycle}"));
+        if !cdir.join(crate::infer::bundle::WEIGHTS_FILE).is_file() {
+            continue;
+        }
+        crate::infer::bundle::write_bundle_config(&cdir, bundle)?;
+        members.push(crate::ensemble::Member {
+            dir: format!("cycle_{cycle}").into(),
+            arch: config.arch,
+            seed: config.seed,
+            size: bundle.size,
+            sampling: crate::ensemble::Sampling::Snapshot { cycle },
+        });
+    }
+    crate::ensemble::EnsembleFile {
+        members,
+        combination: crate::ensemble::Combination::Mean,
+        fit_items: Vec::new(),
+    }
+    .write(&dir)
+}
+
 fn finish(run_dir: &Path, learner: &Learner, p: &Prepared, t0: Instant) -> Result<RunSummary> {
-    save_bundle(run_dir, &learner.model, &bundle_config(learner, p))?;
+    let bundle = bundle_config(learner, p);
+    save_bundle(run_dir, &learner.model, &bundle)?;
+    if let Ok(config) = load_config(run_dir)
+        && config.snapshots
+    {
+        finish_snapshots(run_dir, &config, &bundle)?;
+    }
     let log =
         serde_json::to_vec_pretty(&learner.recorder).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join("log.json"), &log)?;

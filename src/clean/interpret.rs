@@ -92,11 +92,13 @@ pub fn image_losses(items: &[Item], probs: Vec<Option<Vec<f32>>>) -> Vec<ImageLo
 }
 
 /// Predicts every item with `predictor` and keeps the per-image results.
+/// (An ensemble with fitted weights leaves out the images they were fitted on.)
 pub fn interpret(predictor: &Predictor, items: &[Item], batch_size: usize) -> Interpretation {
-    let out = predictor.infer(items, batch_size, Inference::Plain);
+    let (items, _) = predictor.scorable(items.to_vec());
+    let out = predictor.infer(&items, batch_size, Inference::Plain);
     Interpretation {
         vocab: predictor.config.vocab.clone(),
-        images: image_losses(items, out.probs),
+        images: image_losses(&items, out.probs),
         skipped: out.skipped,
     }
 }

@@ -95,7 +95,11 @@ pub fn interpret_split(
     bs: usize,
     device: &burn::tensor::Device,
 ) -> Result<Interpretation> {
-    let config = crate::run::load_config(run_dir)?;
+    let config = if crate::ensemble::is_ensemble(run_dir) {
+        crate::ensemble::report::data_config(run_dir)?
+    } else {
+        crate::run::load_config(run_dir)?
+    };
     let predictor = Predictor::load(run_dir, device)?;
     let data = run_dataset(&config, dir)?;
     interpret_folder(&predictor, &data, split, bs)

@@ -39,6 +39,11 @@ pub struct BundleConfig {
 /// Writes `model` and `config` into `dir` (created if needed).
 pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -> Result<()> {
     save_weights(dir, model)?;
+    write_bundle_config(dir, config)
+}
+
+/// Writes `config.json` beside weights already in `dir` (e.g. an SGDR snapshot's).
+pub fn write_bundle_config(dir: &Path, config: &BundleConfig) -> Result<()> {
     let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
     crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
 }

@@ -19,6 +19,9 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
     /// Files skipped.
     pub skipped: Vec<Skipped>,
+    /// Images left out because an ensemble's weights were fitted on them.
+    #[serde(default)]
+    pub fit_excluded: usize,
     /// Seconds spent predicting.
     pub seconds: f64,
 }
@@ -32,6 +35,7 @@ pub fn evaluate(
     how: Inference,
 ) -> Evaluation {
     let cfg = &predictor.config;
+    let (items, fit_excluded) = predictor.scorable(items);
     let t0 = std::time::Instant::now();
     let out = predictor.infer(&items, batch_size, how);
     let seconds = t0.elapsed().as_secs_f64();
@@ -73,5 +77,6 @@ pub fn evaluate(
         confusion,
         skipped,
         seconds,
+        fit_excluded,
     }
 }

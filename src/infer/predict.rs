@@ -33,23 +33,49 @@ pub struct Prediction {
 
 /// A trained model ready to predict, on one device.
 pub struct Predictor {
-    /// The model, in eval mode.
+    /// The model, in eval mode (an ensemble's first member).
     pub model: ImageClassifier,
     /// Its bundle configuration.
     pub config: BundleConfig,
     device: Device,
+    /// An ensemble's other members (empty for a single run).
+    pub others: Vec<Predictor>,
+    /// How an ensemble's members' probabilities combine.
+    pub combination: crate::ensemble::Combination,
+    /// Images an ensemble's weights were fitted on: left out whenever it is scored.
+    pub fit_items: Vec<PathBuf>,
 }
 
 impl Predictor {
-    /// Loads the bundle in `dir` (a run folder) onto `device`.
+    /// Loads the bundle in `dir` (a run folder, an exported file, or an ensemble folder) onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        if crate::ensemble::is_ensemble(dir) {
+            return crate::ensemble::folder::load(dir, device);
+        }
         let device = device.clone().without_autodiff();
         let (model, config) = load_bundle(dir, &device)?;
-        Ok(Self {
-            model,
-            config,
-            device,
-        })
+        Ok(Self::new(model, config, &device))
+    }
+
+    /// Whether this predictor combines several models.
+    pub fn is_ensemble(&self) -> bool {
+        !self.others.is_empty()
+    }
+
+    /// `items` without those an ensemble's weights were fitted on (never scored), and how many
+    /// were left out.
+    pub fn scorable(&self, items: Vec<crate::data::Item>) -> (Vec<crate::data::Item>, usize) {
+        if self.fit_items.is_empty() {
+            return (items, 0);
+        }
+        let fit: std::collections::HashSet<&PathBuf> = self.fit_items.iter().collect();
+        let n = items.len();
+        let kept: Vec<_> = items
+            .into_iter()
+            .filter(|i| !fit.contains(&i.path))
+            .collect();
+        let left = n - kept.len();
+        (kept, left)
     }
 
     /// Wraps an in-memory model (e.g. straight after training).
@@ -59,6 +85,9 @@ impl Predictor {
             model: model.valid().to_device(&device),
             config,
             device,
+            others: Vec::new(),
+            combination: crate::ensemble::Combination::Mean,
+            fit_items: Vec::new(),
         }
     }
 

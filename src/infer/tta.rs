@@ -96,8 +96,32 @@ pub fn ten_crop_views(img: &RgbImage, size: u32) -> Vec<RgbImage> {
 }
 
 impl Predictor {
-    /// Probabilities of every item in `items` by `how`, `batch_size` images per forward pass.
+    /// Probabilities of every item in `items` by `how`, `batch_size` images per forward pass;
+    /// an ensemble runs every member (each at its own size and normalisation, TTA per member)
+    /// and combines their probabilities.
     pub fn infer(&self, items: &[Item], batch_size: usize, how: Inference) -> ItemProbs {
+        if self.others.is_empty() {
+            return self.infer_one(items, batch_size, how);
+        }
+        let outs: Vec<ItemProbs> = std::iter::once(self)
+            .chain(&self.others)
+            .map(|m| m.infer_one(items, batch_size, how))
+            .collect();
+        let probs = (0..items.len())
+            .map(|i| {
+                let rows: Option<Vec<&[f32]>> =
+                    outs.iter().map(|o| o.probs[i].as_deref()).collect();
+                rows.map(|r| self.combination.combine(&r))
+            })
+            .collect();
+        let mut skipped: Vec<_> = outs.into_iter().flat_map(|o| o.skipped).collect();
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        skipped.dedup_by(|a, b| a.path == b.path);
+        ItemProbs { probs, skipped }
+    }
+
+    /// [`infer`](Self::infer) with this predictor's own model only.
+    pub fn infer_one(&self, items: &[Item], batch_size: usize, how: Inference) -> ItemProbs {
         match how {
             Inference::Plain => {
                 let tfm = ItemTransform::valid(self.config.size);

@@ -40,6 +40,8 @@ pub struct Learner<M: Trainable = ImageClassifier> {
     pub checkpoint_dir: Option<PathBuf>,
     /// The training loss (validation always uses plain cross-entropy on unmixed images).
     pub loss_func: LossFunc,
+    /// Where and after which epochs of a fit to keep the weights (SGDR snapshots), if anywhere.
+    pub snapshots: Option<SnapshotPlan>,
     pub(crate) optim: ModuleOptimizer,
     pub(crate) handles: AdamHandles,
     pub(crate) groups: Vec<Vec<String>>,
@@ -61,6 +63,7 @@ impl<M: Trainable> Learner<M> {
             stage: 0,
             checkpoint_dir: None,
             loss_func: LossFunc::default(),
+            snapshots: None,
             optim,
             handles,
             groups,
@@ -287,6 +290,14 @@ impl<M: Trainable> Learner<M> {
                 };
                 checkpoint::save(dir, &self.model, &self.optim, state)?;
             }
+            if let Some(plan) = &self.snapshots
+                && let Some(i) = plan.at.iter().position(|&e| e == epoch + 1)
+            {
+                crate::infer::bundle::save_weights(
+                    &plan.dir.join(format!("cycle_{i}")),
+                    &self.model,
+                )?;
+            }
             if st.stop {
                 break;
             }
@@ -355,6 +366,16 @@ impl Learner<ImageClassifier> {
         let loss = self.loss_func.hard(logits, targets, &self.device);
         self.step_loss(loss, lr, mom)
     }
+}
+
+/// Snapshots of the weights during a fit: after each epoch count in `at`, the weights go to
+/// `dir/cycle_<i>/model.safetensors` (snapshot ensembles).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotPlan {
+    /// Epochs of the fit after which to keep the weights (the ends of the SGDR cycles).
+    pub at: Vec<usize>,
+    /// The folder of the snapshots.
+    pub dir: PathBuf,
 }
 
 /// One fit of a training plan: its epochs, schedule, learning-rate spread and whether the body is frozen.

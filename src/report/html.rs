@@ -125,6 +125,52 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             }
         }
     }
+    if let Some(r) =
+        read_json::<crate::ensemble::report::EnsembleReport>(&run_dir.join("ensemble_report.json"))
+    {
+        let _ = write!(
+            h,
+            "<h2>Ensemble ({} validation images)</h2><table><tr><th>model</th><th>accuracy</th><th>loss</th></tr>",
+            r.n
+        );
+        for m in &r.members {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+                esc(&m.name),
+                m.accuracy,
+                m.loss
+            );
+        }
+        for m in &r.ensemble {
+            let _ = write!(
+                h,
+                "<tr><td><b>ensemble ({})</b></td><td>{:.4}</td><td>{:.4}</td></tr>",
+                esc(&m.name),
+                m.accuracy,
+                m.loss
+            );
+        }
+        h.push_str("</table><h3>Greedy selection</h3><table><tr><th>members</th><th>accuracy</th><th>loss</th></tr>");
+        for g in &r.greedy {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+                esc(&g.members.join(" + ")),
+                g.accuracy,
+                g.loss
+            );
+        }
+        h.push_str("</table>");
+        for (file, title) in [
+            ("correlation.png", "Correlation of the members' errors"),
+            ("disagreement.png", "Disagreement between members"),
+        ] {
+            if run_dir.join(file).is_file() {
+                let _ = write!(h, "<h3>{title}</h3><img src=\"{file}\">");
+            }
+        }
+    }
     h.push_str("</body></html>\n");
     let path = run_dir.join("report.html");
     crate::learner::checkpoint::write_atomic(&path, h.as_bytes())?;

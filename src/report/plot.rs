@@ -118,17 +118,31 @@ pub fn plot_confusion(confusion: &[Vec<usize>], vocab: &[String], path: &Path) -
         .iter()
         .map(|row| row.iter().map(|&c| c as f64).collect())
         .collect();
-    plot_matrix(&values, vocab, path, |v| format!("{v}"))
+    plot_matrix(&values, vocab, CONFUSION_TITLE, path, |v| format!("{v}"))
+}
+
+const CONFUSION_TITLE: &str = "confusion matrix (rows: actual, columns: predicted)";
+
+/// A labelled square heat map with each value written in its cell (e.g. the correlation of
+/// ensemble members' errors).
+pub fn plot_heatmap(
+    values: &[Vec<f64>],
+    labels: &[String],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    plot_matrix(values, labels, title, path, |v| format!("{v:.2}"))
 }
 
 /// `confusion.png` with each row divided by its total (fastai's `normalize=True`).
 pub fn plot_confusion_normalized(rows: &[Vec<f64>], vocab: &[String], path: &Path) -> Result<()> {
-    plot_matrix(rows, vocab, path, |v| format!("{v:.2}"))
+    plot_matrix(rows, vocab, CONFUSION_TITLE, path, |v| format!("{v:.2}"))
 }
 
 fn plot_matrix(
     confusion: &[Vec<f64>],
     vocab: &[String],
+    title: &str,
     path: &Path,
     fmt: impl Fn(f64) -> String,
 ) -> Result<()> {
@@ -149,7 +163,7 @@ fn plot_matrix(
         let err = |e: DrawingAreaErrorKind<_>| e.to_string();
         let label = TextStyle::from(("sans-serif", 15).into_font());
         root.draw(&Text::new(
-            "confusion matrix (rows: actual, columns: predicted)",
+            title,
             (10, 15),
             TextStyle::from(("sans-serif", 18).into_font()),
         ))

@@ -1,0 +1,153 @@
+//! `fastvision ensemble …`: argument parsing for ensembles; the work is in `fastvision::ensemble`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use fastvision::ensemble::train::{self as ens_train, Variation};
+use fastvision::ensemble::{Combination, EnsembleFile, report, weights};
+use fastvision::learner::Callback;
+use fastvision::learner::progress::Progress;
+
+/// The ensemble subcommands.
+#[derive(Subcommand)]
+pub enum EnsembleCommand {
+    /// Train the members of an ensemble, each an ordinary run under RUN/members/.
+    Train {
+        /// Architectures, comma-separated, each optionally @SIZE (inception_v3 is upscaled to
+        /// 75 px when the run's size is smaller).
+        #[arg(long, value_delimiter = ',', required_unless_present = "resume")]
+        members: Vec<String>,
+        /// Seeds per architecture.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
+        /// Train each member on a bootstrap sample of the training split.
+        #[arg(long, conflicts_with = "folds")]
+        bagging: bool,
+        /// Train member i on every fold but i mod K of the training split.
+        #[arg(long)]
+        folds: Option<usize>,
+        /// Every `train` flag: data, epochs, lr, schedule, size, …
+        #[command(flatten)]
+        train: crate::TrainArgs,
+    },
+    /// Each member vs the ensemble, error correlations, greedy selection (and report.html).
+    Report {
+        /// Ensemble folder (or a run's snapshots/ folder).
+        run: PathBuf,
+    },
+    /// Fit combination weights on a seeded half of the validation split (never scored after).
+    FitWeights {
+        /// Ensemble folder.
+        run: PathBuf,
+        /// Seed of the halves.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Set the combination rule: mean or geometric (fitted weights come from fit-weights).
+    Rule {
+        /// Ensemble folder.
+        run: PathBuf,
+        /// mean | geometric
+        rule: String,
+    },
+}
+
+/// Runs an ensemble subcommand.
+pub fn run(cmd: EnsembleCommand) -> Result<()> {
+    let device = fastvision::device();
+    let mut progress = || -> Vec<Box<dyn Callback>> { vec![Box::new(Progress::default())] };
+    match cmd {
+        EnsembleCommand::Train {
+            members,
+            seeds,
+            bagging,
+            folds,
+            train,
+        } => {
+            let t0 = std::time::Instant::now();
+            let (planned, dir) = match &train.resume {
+                Some(dir) => (None, dir.clone()),
+                None => {
+                    let (base, dir) = crate::train_config(&train)?;
+                    base.validate()?;
+                    let archs = members
+                        .iter()
+                        .map(|m| ens_train::parse_member(m))
+                        .collect::<fastvision::Result<Vec<_>>>()?;
+                    let variation = match (bagging, folds) {
+                        (true, _) => Variation::Bagging,
+                        (_, Some(k)) => Variation::Folds(k),
+                        _ => Variation::None,
+                    };
+                    let planned = ens_train::plan(&base, &archs, seeds, variation)?;
+                    for m in &planned {
+                        if let Some(s) = m.config.size
+                            && base.size.is_none_or(|b| b < s)
+                        {
+                            println!(
+                                "{}: trained at {s} px (its smallest input)",
+                                m.dir.display()
+                            );
+                        }
+                    }
+                    (Some(planned), dir)
+                }
+            };
+            let file = ens_train::train(planned, &dir, &device, &mut progress)?;
+            println!(
+                "ensemble of {} members trained in {:.1}s",
+                file.members.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            let r = report::report(&dir, &device)?;
+            print!("{}", report::to_text(&r));
+            report::write(&dir, &r)?;
+            println!("run folder: {}", dir.display());
+            Ok(())
+        }
+        EnsembleCommand::Report { run } => {
+            let r = report::report(&run, &device)?;
+            print!("{}", report::to_text(&r));
+            for f in report::write(&run, &r)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        EnsembleCommand::FitWeights { run, seed } => {
+            let f = weights::fit_weights(&run, seed, &device)?;
+            println!(
+                "weights fitted on {} validation images: {}",
+                f.n_fit,
+                f.weights
+                    .iter()
+                    .map(|w| format!("{w:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for s in &f.held_out {
+                println!(
+                    "on the other half: {:<9} accuracy {:.4}, loss {:.4}",
+                    s.name, s.accuracy, s.loss
+                );
+            }
+            println!(
+                "those {} images are left out of every later score of this ensemble",
+                f.n_fit
+            );
+            Ok(())
+        }
+        EnsembleCommand::Rule { run, rule } => {
+            let rule: Combination = rule.parse()?;
+            let mut file = EnsembleFile::read(&run)?;
+            if file.members.is_empty() {
+                bail!("{}: no members", run.display());
+            }
+            file.combination = rule;
+            file.fit_items.clear();
+            file.write(&run)?;
+            println!("{}: combination {}", run.display(), file.combination.name());
+            Ok(())
+        }
+    }
+}

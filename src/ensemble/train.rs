@@ -1,0 +1,216 @@
+//! `fastvision ensemble train`: every member trained as an ordinary run under
+//! `runs/NAME/members/…` (its own train.json, checkpoint, bundle, report), one after another,
+//! resumable member by member; `ensemble.json` and `ensemble_train.json` (the plan) at the top.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::combine::Combination;
+use super::folder::{EnsembleFile, Member, Sampling};
+use crate::data::loader::mix;
+use crate::error::{Error, Result};
+use crate::learner::Callback;
+use crate::learner::checkpoint::write_atomic;
+use crate::models::Arch;
+use crate::run::{self, TrainConfig};
+
+/// The plan file: each member's full training configuration.
+pub const PLAN_FILE: &str = "ensemble_train.json";
+
+/// One member to train: where, and its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedMember {
+    /// Its folder, relative to the ensemble.
+    pub dir: PathBuf,
+    /// Its training configuration (an ordinary run's).
+    pub config: TrainConfig,
+    /// How its training data was drawn.
+    pub sampling: Sampling,
+}
+
+/// How to vary the training set between members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Variation {
+    /// Every member sees the whole training split.
+    None,
+    /// Each member trains on a seeded bootstrap sample.
+    Bagging,
+    /// Member i trains on every fold but i mod K.
+    Folds(usize),
+}
+
+/// A member specification of `--members`: an architecture, optionally `@SIZE`.
+pub fn parse_member(spec: &str) -> Result<(Arch, Option<u32>)> {
+    match spec.split_once('@') {
+        Some((a, s)) => Ok((
+            a.trim().parse()?,
+            Some(s.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "--members {spec:?}: the size after @ must be a number"
+                ))
+            })?),
+        )),
+        None => Ok((spec.trim().parse()?, None)),
+    }
+}
+
+/// The members of an ensemble: each architecture × `seeds` seeds, varied as `variation` says.
+/// Every member shares `base`'s validation split (`split_seed`); an architecture whose minimum
+/// input is larger than the run's size is upscaled to its minimum.
+pub fn plan(
+    base: &TrainConfig,
+    archs: &[(Arch, Option<u32>)],
+    seeds: usize,
+    variation: Variation,
+) -> Result<Vec<PlannedMember>> {
+    if archs.is_empty() || seeds == 0 {
+        return Err(Error::Config(
+            "an ensemble needs at least one member".into(),
+        ));
+    }
+    if let Variation::Folds(k) = variation
+        && k < 2
+    {
+        return Err(Error::Config(format!("--folds {k}: at least 2")));
+    }
+    let mut out = Vec::new();
+    for &(arch, size) in archs {
+        for s in 0..seeds {
+            let idx = out.len();
+            let seed = base.seed + s as u64;
+            let sampling = match variation {
+                Variation::None => Sampling::All,
+                Variation::Bagging => Sampling::Bootstrap {
+                    seed: mix(base.seed, idx as u64, 0xBA6),
+                },
+                Variation::Folds(k) => Sampling::Fold { k, fold: idx % k },
+            };
+            let size = size
+                .or(base.size)
+                .map(|s| s.max(arch.min_size()))
+                .or((arch.min_size() > 16).then_some(arch.min_size()));
+            let tag = match sampling {
+                Sampling::Bootstrap { .. } => "-bag".to_string(),
+                Sampling::Fold { fold, .. } => format!("-fold{fold}"),
+                _ => String::new(),
+            };
+            out.push(PlannedMember {
+                dir: PathBuf::from("members").join(format!("{idx:02}-{arch}-s{seed}{tag}")),
+                config: TrainConfig {
+                    arch,
+                    size,
+                    seed,
+                    split_seed: Some(base.split_seed.unwrap_or(base.seed)),
+                    sampling: Some(sampling),
+                    fine_tune: base.fine_tune && arch_has_pretrained(base, arch),
+                    pretrained: base
+                        .pretrained
+                        .clone()
+                        .filter(|_| arch_has_pretrained(base, arch)),
+                    ..base.clone()
+                },
+                sampling,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `--pretrained` applies to a member when it is a file, or a named checkpoint of that
+/// member's architecture (`resnet34`, `inception_v3`, …).
+fn arch_has_pretrained(base: &TrainConfig, arch: Arch) -> bool {
+    base.pretrained
+        .as_deref()
+        .is_some_and(|p| Path::new(p).is_file() || p.starts_with(&arch.to_string()))
+}
+
+/// Whether a member folder holds a finished model.
+pub fn member_done(dir: &Path) -> bool {
+    dir.join(crate::infer::bundle::WEIGHTS_FILE).is_file()
+        && dir.join(crate::infer::bundle::CONFIG_FILE).is_file()
+}
+
+/// Trains the members of `planned` into `dir` (new) or, with `resume`, the ones not finished
+/// (an interrupted member continues from its checkpoint); `progress` gives each member's callbacks.
+pub fn train(
+    planned: Option<Vec<PlannedMember>>,
+    dir: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut() -> Vec<Box<dyn Callback>>,
+) -> Result<EnsembleFile> {
+    let resume = planned.is_none();
+    let planned = match planned {
+        Some(p) => {
+            if dir.exists() {
+                return Err(Error::Config(format!(
+                    "run folder {} already exists: choose another --name, or --resume it",
+                    dir.display()
+                )));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let json = serde_json::to_vec_pretty(&p).map_err(|e| Error::Config(e.to_string()))?;
+            write_atomic(&dir.join(PLAN_FILE), &json)?;
+            p
+        }
+        None => {
+            let path = dir.join(PLAN_FILE);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?
+        }
+    };
+    let file = EnsembleFile {
+        members: planned
+            .iter()
+            .map(|m| Member {
+                dir: m.dir.clone(),
+                arch: m.config.arch,
+                seed: m.config.seed,
+                size: m.config.size.unwrap_or(0),
+                sampling: m.sampling,
+            })
+            .collect(),
+        combination: Combination::Mean,
+        fit_items: Vec::new(),
+    };
+    let n = planned.len();
+    for (i, m) in planned.iter().enumerate() {
+        let mdir = dir.join(&m.dir);
+        if member_done(&mdir) {
+            if resume {
+                println!("member {}/{n} {}: already trained", i + 1, m.dir.display());
+            }
+            continue;
+        }
+        println!(
+            "member {}/{n} {}: {}, seed {}, {:?}",
+            i + 1,
+            m.dir.display(),
+            m.config.arch,
+            m.config.seed,
+            m.sampling
+        );
+        if run::has_checkpoint(&mdir) {
+            run::resume(&mdir, device, progress())?;
+        } else {
+            if mdir.exists() {
+                // Interrupted before its first epoch: nothing worth keeping in our own folder.
+                std::fs::remove_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
+            }
+            let s = run::train(&m.config, &mdir, device, progress())?;
+            if let Some(last) = s.last {
+                println!("  accuracy {:.4} in {:.1}s", last.accuracy, s.seconds);
+            }
+        }
+    }
+    let mut file = file;
+    // The sizes the members really trained at.
+    for m in &mut file.members {
+        if let Ok(c) = crate::infer::bundle::load_bundle_config(&dir.join(&m.dir)) {
+            m.size = c.size;
+        }
+    }
+    file.write(dir)?;
+    Ok(file)
+}

@@ -1,0 +1,126 @@
+//! Combination weights fitted on half of the validation split (seeded), which the ensemble then
+//! never scores: `evaluate`, `interpret` and `ensemble report` leave those images out.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::combine::Combination;
+use super::folder::EnsembleFile;
+use super::report::{Score, member_probs, score_rows, validation_items};
+use crate::error::{Error, Result};
+use crate::infer::Predictor;
+
+/// Weights on the simplex minimising the mean cross-entropy of the weighted mean of `probs`
+/// (`[member][image][class]`), by exponentiated gradient descent.
+pub fn fit(probs: &[Vec<Vec<f32>>], targets: &[usize]) -> Vec<f64> {
+    let m = probs.len();
+    let n = targets.len().max(1) as f64;
+    let mut w = vec![1.0 / m as f64; m];
+    for _ in 0..500 {
+        let mut grad = vec![0.0; m];
+        for (i, &t) in targets.iter().enumerate() {
+            let p: f64 = (0..m)
+                .map(|k| w[k] * f64::from(probs[k][i][t]))
+                .sum::<f64>()
+                .max(1e-12);
+            for (k, g) in grad.iter_mut().enumerate() {
+                *g -= f64::from(probs[k][i][t]) / p / n;
+            }
+        }
+        for (wk, g) in w.iter_mut().zip(&grad) {
+            *wk *= (-0.5 * g).exp();
+        }
+        let z: f64 = w.iter().sum();
+        w.iter_mut().for_each(|v| *v /= z);
+    }
+    w
+}
+
+/// What fitting found: the weights, and mean vs weighted scores on the held-out half.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// One weight per member.
+    pub weights: Vec<f64>,
+    /// Images fitted on.
+    pub n_fit: usize,
+    /// The mean and the weighted ensemble on the other half.
+    pub held_out: Vec<Score>,
+}
+
+/// Fits weights on a seeded half of the ensemble's validation split, writes them (and the
+/// fitted images) into `ensemble.json`, and scores mean vs weighted on the other half.
+pub fn fit_weights(dir: &Path, seed: u64, device: &Device) -> Result<Fitted> {
+    let mut file = EnsembleFile::read(dir)?;
+    let mut items = validation_items(dir, &file)?;
+    if items.len() < 4 {
+        return Err(Error::Config(format!(
+            "{} validation images are too few to fit weights on half of them",
+            items.len()
+        )));
+    }
+    items.shuffle(&mut StdRng::seed_from_u64(seed));
+    let held = items.split_off(items.len() / 2);
+    let fit_items = items;
+    let mut pred = Predictor::load(dir, device)?;
+    pred.fit_items.clear();
+    let rows = |items: &[crate::data::Item]| {
+        let raw = member_probs(&pred, items, 64);
+        let keep: Vec<usize> = (0..items.len())
+            .filter(|&i| raw.iter().all(|m| m[i].is_some()))
+            .collect();
+        let probs: Vec<Vec<Vec<f32>>> = raw
+            .into_iter()
+            .map(|m| {
+                keep.iter()
+                    .map(|&i| m[i].clone().unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        (
+            probs,
+            keep.iter().map(|&i| items[i].label).collect::<Vec<_>>(),
+        )
+    };
+    let (p_fit, t_fit) = rows(&fit_items);
+    let weights = fit(&p_fit, &t_fit);
+    let (p_held, t_held) = rows(&held);
+    let combined = |rule: &Combination| -> Vec<Vec<f32>> {
+        (0..t_held.len())
+            .map(|i| {
+                let r: Vec<&[f32]> = p_held.iter().map(|m| m[i].as_slice()).collect();
+                rule.combine(&r)
+            })
+            .collect()
+    };
+    let weighted = Combination::Weighted(weights.clone());
+    let held_out = vec![
+        score_rows("mean", &combined(&Combination::Mean), &t_held),
+        score_rows("weighted", &combined(&weighted), &t_held),
+    ];
+    file.combination = weighted;
+    file.fit_items = fit_items.iter().map(|i| i.path.clone()).collect();
+    file.write(dir)?;
+    Ok(Fitted {
+        weights,
+        n_fit: fit_items.len(),
+        held_out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn weights_favour_the_member_that_is_right() {
+        // Member 0 is right with 0.9, member 1 always says 50/50.
+        let good = vec![vec![0.9f32, 0.1]; 20];
+        let flat = vec![vec![0.5f32, 0.5]; 20];
+        let w = fit(&[good, flat], &[0; 20]);
+        assert!(w[0] > 0.95 && (w[0] + w[1] - 1.0).abs() < 1e-9, "{w:?}");
+    }
+}
