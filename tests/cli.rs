@@ -647,3 +647,102 @@ fn gan_train_sample_score_and_extra_data_from_the_command_line() {
         "{out}"
     );
 }
+
+#[test]
+fn ensembles_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("photos"), 2, 12, 6);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "ensemble",
+            "train",
+            "photos",
+            "--members",
+            "resnet18,efficientnet_lite0",
+            "--bagging",
+            "--epochs",
+            "1",
+            "--bs",
+            "8",
+            "--size",
+            "32",
+            "--width",
+            "8",
+            "--name",
+            "e",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ensemble (mean)") && out.contains("greedy selection"),
+        "{out}"
+    );
+    assert!(
+        dir.path()
+            .join("runs/e/members/01-efficientnet_lite0-s42-bag/model.safetensors")
+            .is_file()
+    );
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/e", "photos"]);
+    assert!(
+        ok && out.contains("ensemble of 2 members (mean combination)"),
+        "{out}"
+    );
+    let img = std::fs::read_dir(dir.path().join("photos/valid/bag"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["predict", "runs/e", img.to_str().unwrap(), "--tta"],
+    );
+    assert!(ok && out.contains("bag"), "{out}");
+    let (ok, out) = fastvision(dir.path(), &["ensemble", "fit-weights", "runs/e"]);
+    assert!(
+        ok && out.contains("weights fitted on 6 validation images"),
+        "{out}"
+    );
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/e", "photos"]);
+    assert!(
+        ok && out.contains("6 images left out") && out.contains("6 images, accuracy"),
+        "{out}"
+    );
+    let (ok, out) = fastvision(dir.path(), &["interpret", "runs/e"]);
+    assert!(ok && out.contains("6 Valid images"), "{out}");
+    // Two ordinary runs made into an ensemble; a run on other data is refused.
+    for name in ["a", "b"] {
+        let (ok, out) = fastvision(
+            dir.path(),
+            &[
+                "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+                "--name", name,
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["ensemble", "from", "runs/a", "runs/b", "--name", "ab"],
+    );
+    assert!(ok && out.contains("ensemble of 2 runs"), "{out}");
+    common::tiny_dataset(&dir.path().join("other"), 2, 12, 6);
+    let (ok, _) = fastvision(
+        dir.path(),
+        &[
+            "train", "other", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", "c",
+        ],
+    );
+    assert!(ok);
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["ensemble", "from", "runs/a", "runs/c", "--name", "ac"],
+    );
+    assert!(
+        !ok && out.contains("did not train on the same data"),
+        "{out}"
+    );
+    assert!(!dir.path().join("runs/ac").exists());
+}

@@ -31,6 +31,15 @@ pub enum EnsembleCommand {
         #[command(flatten)]
         train: crate::TrainArgs,
     },
+    /// Make an ensemble of runs already trained (same data and validation split).
+    From {
+        /// The runs.
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Ensemble folder name under ./runs.
+        #[arg(long)]
+        name: String,
+    },
     /// Each member vs the ensemble, error correlations, greedy selection (and report.html).
     Report {
         /// Ensemble folder (or a run's snapshots/ folder).
@@ -104,6 +113,15 @@ pub fn run(cmd: EnsembleCommand) -> Result<()> {
             print!("{}", report::to_text(&r));
             report::write(&dir, &r)?;
             println!("run folder: {}", dir.display());
+            Ok(())
+        }
+        EnsembleCommand::From { runs, name } => {
+            let dir = PathBuf::from("runs").join(name);
+            let file = fastvision::ensemble::folder::create(&dir, &runs, &device)?;
+            println!("ensemble of {} runs: {}", file.members.len(), dir.display());
+            let r = report::report(&dir, &device)?;
+            print!("{}", report::to_text(&r));
+            report::write(&dir, &r)?;
             Ok(())
         }
         EnsembleCommand::Report { run } => {
