@@ -10,6 +10,8 @@ use fastvision::learner::Callback;
 use fastvision::learner::progress::Progress;
 
 /// The ensemble subcommands.
+/// (Parsed once; the size difference between variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EnsembleCommand {
     /// Train the members of an ensemble, each an ordinary run under RUN/members/.

@@ -9,6 +9,8 @@ use fastvision::tabular::run::{self as tab, TabularConfig, ValidSpec};
 use fastvision::tabular::{embeddings, importance, predict};
 
 /// The tabular subcommands.
+/// (Parsed once; the size difference between variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum TabularCommand {
     /// Train a tabular model on a CSV file (classification or regression).

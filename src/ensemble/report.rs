@@ -101,8 +101,7 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 pub fn data_config(dir: &Path) -> Result<crate::run::TrainConfig> {
     let file = EnsembleFile::read(dir)?;
     let first = dir.join(
-        &file
-            .members
+        file.members
             .first()
             .map(|m| m.dir.clone())
             .unwrap_or_default(),

@@ -31,20 +31,38 @@ pub struct Manifest {
     pub channels: usize,
 }
 
-/// Generated images of every class of `run_dir`, `n` per class: `(class, pixels [n, c, s, s])`.
+/// Generated images of one class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The class.
+    pub class: String,
+    /// Pixels `[n, channels, size, size]` in [-1, 1].
+    pub pixels: Vec<f32>,
+    /// 1 or 3.
+    pub channels: usize,
+    /// Side in pixels.
+    pub size: usize,
+}
+
+/// Generated images of every class of `run_dir`, `n` per class.
 pub fn generate_all(
     run_dir: &Path,
     n: usize,
     seed: u64,
     device: &Device,
-) -> Result<Vec<(String, Vec<f32>, usize, usize)>> {
+) -> Result<Vec<Generated>> {
     let mut out = Vec::new();
     for (generator, info) in load_generators(run_dir, device)? {
         for (k, class) in info.classes.iter().enumerate() {
             let classes = info.conditional.then(|| vec![k as i64; n]);
             let s = mix(seed, k as u64, class.len() as u64);
             let px = generate(&generator, info.gan.noise, n, classes, s, device);
-            out.push((class.clone(), px, info.channels, info.gan.size));
+            out.push(Generated {
+                class: class.clone(),
+                pixels: px,
+                channels: info.channels,
+                size: info.gan.size,
+            });
         }
     }
     Ok(out)
@@ -61,7 +79,7 @@ pub fn sample(
 ) -> Result<Manifest> {
     let images = generate_all(run_dir, n, seed, device)?;
     let manifest_path = out.join("manifest.json");
-    for (class, ..) in &images {
+    for Generated { class, .. } in &images {
         let first = out.join(folder_name(class)).join(file_name(class, seed, 0));
         if first.exists() {
             return Err(Error::Config(format!(
@@ -78,7 +96,13 @@ pub fn sample(
         size: 0,
         channels: 0,
     };
-    for (class, px, channels, size) in images {
+    for Generated {
+        class,
+        pixels: px,
+        channels,
+        size,
+    } in images
+    {
         let dir = out.join(folder_name(&class));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let len = channels * size * size;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::to_rgb;
 use super::run::folder_name;
-use super::sample::{file_name, generate_all};
+use super::sample::{Generated, file_name, generate_all};
 use crate::data::{Batch, DataLoader, ImageFolder, Item, ItemTransform};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
@@ -81,7 +81,13 @@ pub fn score(
     let generated = generate_all(run_dir, n, seed, device)?;
     let vocab = &pred.config.vocab;
     let mut gan_test = Vec::new();
-    for (class, px, channels, size) in &generated {
+    for Generated {
+        class,
+        pixels: px,
+        channels,
+        size,
+    } in &generated
+    {
         let k = vocab.iter().position(|v| v == class).ok_or_else(|| {
             Error::Config(format!(
                 "the classifier {} has no class \"{class}\" (its classes: {})",
@@ -101,7 +107,7 @@ pub fn score(
     // The real validation images of the GAN's classes, from the classifier's own data.
     let config = crate::run::load_config(classifier)?;
     let data = crate::run::load_data(&config)?;
-    let classes: Vec<String> = generated.iter().map(|g| g.0.clone()).collect();
+    let classes: Vec<String> = generated.iter().map(|g| g.class.clone()).collect();
     let valid: Vec<Item> = data
         .valid
         .iter()
@@ -163,7 +169,7 @@ fn accuracy(probs: &[Vec<f32>], targets: &[usize]) -> f64 {
 fn train_on_generated(
     run_dir: &Path,
     config: &crate::run::TrainConfig,
-    generated: &[(String, Vec<f32>, usize, usize)],
+    generated: &[Generated],
     classes: &[String],
     valid: Vec<Item>,
     seed: u64,
@@ -172,7 +178,8 @@ fn train_on_generated(
 ) -> Result<f64> {
     let dir = run_dir.join(format!("score-{seed}"));
     let mut train = Vec::new();
-    for (k, (class, px, channels, size)) in generated.iter().enumerate() {
+    for (k, g) in generated.iter().enumerate() {
+        let (class, px, channels, size) = (&g.class, &g.pixels, &g.channels, &g.size);
         let cdir = dir.join(folder_name(class));
         std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, e))?;
         for (i, p) in px.chunks(channels * size * size).enumerate() {
@@ -186,7 +193,7 @@ fn train_on_generated(
             train.push(Item { path, label: k });
         }
     }
-    let size = generated.first().map_or(32, |g| g.3) as u32;
+    let size = generated.first().map_or(32, |g| g.size) as u32;
     let data = ImageFolder {
         root: dir.clone(),
         train,

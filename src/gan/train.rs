@@ -3,7 +3,7 @@
 //! loss `mean(C(fake))`, every critic weight clipped to [−0.01, 0.01] after each critic step,
 //! fastai's Adam with momentum 0 at a constant 2e-4 and no weight decay.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, Param};
@@ -458,13 +458,7 @@ pub fn generate(
 }
 
 /// Writes a square-ish grid of `n` generated images.
-pub fn write_grid(
-    px: &[f32],
-    n: usize,
-    channels: usize,
-    size: usize,
-    path: &PathBuf,
-) -> Result<()> {
+pub fn write_grid(px: &[f32], n: usize, channels: usize, size: usize, path: &Path) -> Result<()> {
     let len = channels * size * size;
     let tiles: Vec<Tile> = px
         .chunks(len)
