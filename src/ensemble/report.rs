@@ -121,11 +121,39 @@ pub fn validation_items(dir: &Path, _file: &EnsembleFile) -> Result<Vec<Item>> {
     Ok(crate::run::load_data(&data_config(dir)?)?.valid)
 }
 
-/// Every member's probabilities on `items` (plain inference), in member order.
-pub fn member_probs(pred: &Predictor, items: &[Item], bs: usize) -> Vec<Vec<Option<Vec<f32>>>> {
-    std::iter::once(pred)
+/// Every member's probabilities (`[member][image][class]`, plain inference) on the images of
+/// `items` that every member could read, and those images' labels.
+pub fn member_rows(
+    pred: &Predictor,
+    items: &[Item],
+    bs: usize,
+) -> (Vec<Vec<Vec<f32>>>, Vec<usize>) {
+    let raw: Vec<Vec<Option<Vec<f32>>>> = std::iter::once(pred)
         .chain(&pred.others)
         .map(|m| m.infer_one(items, bs, Inference::Plain).probs)
+        .collect();
+    let keep: Vec<usize> = (0..items.len())
+        .filter(|&i| raw.iter().all(|m| m[i].is_some()))
+        .collect();
+    let probs = raw
+        .into_iter()
+        .map(|m| {
+            keep.iter()
+                .map(|&i| m[i].clone().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    (probs, keep.iter().map(|&i| items[i].label).collect())
+}
+
+/// The rows of members `which` combined by `rule`, image by image.
+pub fn combine_rows(probs: &[Vec<Vec<f32>>], rule: &Combination, which: &[usize]) -> Vec<Vec<f32>> {
+    let n = probs.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|i| {
+            let rows: Vec<&[f32]> = which.iter().map(|&m| probs[m][i].as_slice()).collect();
+            rule.combine(&rows)
+        })
         .collect()
 }
 
@@ -134,20 +162,7 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
     let file = EnsembleFile::read(dir)?;
     let pred = Predictor::load(dir, device)?;
     let (items, fit_excluded) = pred.scorable(validation_items(dir, &file)?);
-    let raw = member_probs(&pred, &items, 64);
-    // Images every member could read.
-    let keep: Vec<usize> = (0..items.len())
-        .filter(|&i| raw.iter().all(|m| m[i].is_some()))
-        .collect();
-    let probs: Vec<Vec<Vec<f32>>> = raw
-        .into_iter()
-        .map(|m| {
-            keep.iter()
-                .map(|&i| m[i].clone().unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let targets: Vec<usize> = keep.iter().map(|&i| items[i].label).collect();
+    let (probs, targets) = member_rows(&pred, &items, 64);
     let names: Vec<String> = file
         .members
         .iter()
@@ -158,14 +173,7 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
         .zip(&names)
         .map(|(p, n)| score_rows(n, p, &targets))
         .collect();
-    let combine = |rule: &Combination, which: &[usize]| -> Vec<Vec<f32>> {
-        (0..targets.len())
-            .map(|i| {
-                let rows: Vec<&[f32]> = which.iter().map(|&m| probs[m][i].as_slice()).collect();
-                rule.combine(&rows)
-            })
-            .collect()
-    };
+    let combine = |rule: &Combination, which: &[usize]| combine_rows(&probs, rule, which);
     let all: Vec<usize> = (0..probs.len()).collect();
     let mut rules = vec![Combination::Mean, Combination::Geometric];
     if let Combination::Weighted(_) = &file.combination {

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 
 use super::combine::Combination;
 use super::folder::EnsembleFile;
-use super::report::{Score, member_probs, score_rows, validation_items};
+use super::report::{Score, combine_rows, member_rows, score_rows, validation_items};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
 
@@ -67,35 +67,11 @@ pub fn fit_weights(dir: &Path, seed: u64, device: &Device) -> Result<Fitted> {
     let fit_items = items;
     let mut pred = Predictor::load(dir, device)?;
     pred.fit_items.clear();
-    let rows = |items: &[crate::data::Item]| {
-        let raw = member_probs(&pred, items, 64);
-        let keep: Vec<usize> = (0..items.len())
-            .filter(|&i| raw.iter().all(|m| m[i].is_some()))
-            .collect();
-        let probs: Vec<Vec<Vec<f32>>> = raw
-            .into_iter()
-            .map(|m| {
-                keep.iter()
-                    .map(|&i| m[i].clone().unwrap_or_default())
-                    .collect()
-            })
-            .collect();
-        (
-            probs,
-            keep.iter().map(|&i| items[i].label).collect::<Vec<_>>(),
-        )
-    };
-    let (p_fit, t_fit) = rows(&fit_items);
+    let (p_fit, t_fit) = member_rows(&pred, &fit_items, 64);
     let weights = fit(&p_fit, &t_fit);
-    let (p_held, t_held) = rows(&held);
-    let combined = |rule: &Combination| -> Vec<Vec<f32>> {
-        (0..t_held.len())
-            .map(|i| {
-                let r: Vec<&[f32]> = p_held.iter().map(|m| m[i].as_slice()).collect();
-                rule.combine(&r)
-            })
-            .collect()
-    };
+    let (p_held, t_held) = member_rows(&pred, &held, 64);
+    let all: Vec<usize> = (0..p_held.len()).collect();
+    let combined = |rule: &Combination| combine_rows(&p_held, rule, &all);
     let weighted = Combination::Weighted(weights.clone());
     let held_out = vec![
         score_rows("mean", &combined(&Combination::Mean), &t_held),
