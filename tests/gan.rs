@@ -271,3 +271,31 @@ fn bad_input_names_the_class_or_both_class_lists() {
         "{err}"
     );
 }
+
+#[test]
+fn an_interrupted_gan_run_resumes_where_it_stopped() {
+    let _g = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_gan_run(tmp.path(), false);
+    let device = fastvision::device();
+    // The first class is finished; the second stopped after its epochs (as if asked for more).
+    let first = run.join("ankle-boot/model.safetensors");
+    let before = std::fs::read(&first).unwrap();
+    let second = run.join("bag");
+    std::fs::remove_file(second.join("model.safetensors")).unwrap();
+    std::fs::remove_file(second.join("net.json")).unwrap();
+    let mut config = gan_run::load_config(&run).unwrap();
+    config.gan.epochs = 3;
+    std::fs::write(run.join("gan.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    gan_run::train(&config, &run, true, &device).unwrap();
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        before,
+        "a finished net is kept"
+    );
+    let log: fastvision::gan::train::GanLog =
+        serde_json::from_slice(&std::fs::read(second.join("log.json")).unwrap()).unwrap();
+    let epochs: Vec<usize> = log.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, [0, 1, 2], "epochs 0 and 1 kept, epoch 2 trained");
+    assert!(second.join("samples/epoch_002.png").is_file());
+}

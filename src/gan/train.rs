@@ -85,8 +85,8 @@ pub struct GanEpoch {
     pub epoch: usize,
     /// Mean Wasserstein estimate `mean(C(fake)) − mean(C(real))` over its critic steps.
     pub wasserstein: f64,
-    /// Mean generator loss over its generator steps.
-    pub gen_loss: f64,
+    /// Mean generator loss over its generator steps (none when the epoch had none).
+    pub gen_loss: Option<f64>,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -319,15 +319,15 @@ impl WganTrainer {
             let e = GanEpoch {
                 epoch,
                 wasserstein: wass / nw.max(1) as f64,
-                gen_loss: if ng == 0 { f64::NAN } else { gl / ng as f64 },
+                gen_loss: (ng > 0).then(|| gl / ng as f64),
                 seconds: t0.elapsed().as_secs_f64(),
             };
             if bar {
                 println!(
-                    "{:>5}  {:>12.6}  {:>10.6}  {:02}:{:02}",
+                    "{:>5}  {:>12.6}  {:>10}  {:02}:{:02}",
                     e.epoch,
                     e.wasserstein,
-                    e.gen_loss,
+                    e.gen_loss.map_or("-".into(), |g| format!("{g:.6}")),
                     e.seconds as u64 / 60,
                     e.seconds as u64 % 60
                 );
