@@ -39,3 +39,7 @@ for seed in 1 2 3; do
   "$B" train small --seed "$seed" --name "small-real-$seed" | grep final
   "$B" train small --seed "$seed" --extra-data synth-small --name "small-synth-$seed" | grep final
 done
+echo "== control: real images only, as many steps as with the synthetic images (55 epochs)"
+for seed in 1 2 3; do
+  "$B" train small --seed "$seed" --epochs 55 --name "small-real55-$seed" | grep final
+done
