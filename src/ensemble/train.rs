@@ -104,7 +104,12 @@ pub fn plan(
                     seed,
                     split_seed: Some(base.split_seed.unwrap_or(base.seed)),
                     sampling: Some(sampling),
-                    fine_tune: base.fine_tune && arch_has_pretrained(base, arch),
+                    // With --pretrained, members without those weights train from scratch.
+                    fine_tune: if base.pretrained.is_some() {
+                        arch_has_pretrained(base, arch)
+                    } else {
+                        base.fine_tune
+                    },
                     pretrained: base
                         .pretrained
                         .clone()
