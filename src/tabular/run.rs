@@ -408,11 +408,6 @@ pub fn resume(run_dir: &Path, device: &Device) -> Result<TabularSummary> {
     finish(run_dir, &learner, &p, &config, t0)
 }
 
-/// Whether `dir` is a tabular run (it has `tabular.json` or a tabular `train.json`).
-pub fn is_tabular_run(dir: &Path) -> bool {
-    dir.join(TABULAR_FILE).is_file() || read_json::<TabularConfig>(&dir.join("train.json")).is_ok()
-}
-
 fn finish(
     run_dir: &Path,
     learner: &Learner<TabularModel>,
