@@ -22,3 +22,6 @@ t "$B" train "$DEMO" --schedule sgdr --cycles 3 --cycle-len 2 --cycle-mult 1 --l
 "$B" ensemble report runs/snap/snapshots | grep -v wrote
 echo "== bench: inception_v3 at 75 px vs resnet18 at 64 px (bs 32)"
 "$B" bench --arch inception_v3 --size 75 --bs 32 2>&1 | tail -12
+echo "== ensemble from runs already trained: ResNet-34 + ResNet-18 + a bagged ResNet-18"
+"$B" ensemble from runs/diverse/members/00-resnet34-s42 runs/seeds/members/00-resnet18-s42 \
+  runs/bagging/members/00-resnet18-s42-bag --name mixed | sed -n '/validation images/,/geometric/p'
