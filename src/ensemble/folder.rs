@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::combine::Combination;
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
-use crate::learner::checkpoint::write_atomic;
+use crate::learner::checkpoint::{read_json, write_json};
 
 /// The file that makes a folder an ensemble.
 pub const ENSEMBLE_FILE: &str = "ensemble.json";
@@ -69,16 +69,12 @@ pub struct EnsembleFile {
 impl EnsembleFile {
     /// Reads `dir/ensemble.json`.
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(ENSEMBLE_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::model(&path, format!("not an ensemble description: {e}")))
+        read_json(&dir.join(ENSEMBLE_FILE))
     }
 
     /// Writes `dir/ensemble.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::model(dir, e.to_string()))?;
-        write_atomic(&dir.join(ENSEMBLE_FILE), &json)
+        write_json(&dir.join(ENSEMBLE_FILE), self)
     }
 }
 

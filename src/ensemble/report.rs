@@ -13,7 +13,7 @@ use super::folder::EnsembleFile;
 use crate::data::Item;
 use crate::error::{Error, Result};
 use crate::infer::{Inference, Predictor};
-use crate::learner::checkpoint::write_atomic;
+use crate::learner::checkpoint::write_json;
 use crate::report::plot::plot_heatmap;
 
 /// Accuracy and mean cross-entropy of one model or combination.
@@ -252,9 +252,8 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
 /// Writes `ensemble_report.json`, `correlation.png`, `disagreement.png` and `report.html` into
 /// `dir`; returns the files.
 pub fn write(dir: &Path, r: &EnsembleReport) -> Result<Vec<PathBuf>> {
-    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::model(dir, e.to_string()))?;
     let out = dir.join("ensemble_report.json");
-    write_atomic(&out, &json)?;
+    write_json(&out, r)?;
     let names: Vec<String> = r.members.iter().map(|m| m.name.clone()).collect();
     let short: Vec<String> = names
         .iter()

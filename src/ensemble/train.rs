@@ -12,7 +12,7 @@ use super::folder::{EnsembleFile, Member, Sampling};
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
 use crate::learner::Callback;
-use crate::learner::checkpoint::write_atomic;
+use crate::learner::checkpoint::{read_json, write_json};
 use crate::models::Arch;
 use crate::run::{self, TrainConfig};
 
@@ -155,15 +155,10 @@ pub fn train(
                 )));
             }
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let json = serde_json::to_vec_pretty(&p).map_err(|e| Error::Config(e.to_string()))?;
-            write_atomic(&dir.join(PLAN_FILE), &json)?;
+            write_json(&dir.join(PLAN_FILE), &p)?;
             p
         }
-        None => {
-            let path = dir.join(PLAN_FILE);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?
-        }
+        None => read_json(&dir.join(PLAN_FILE))?,
     };
     let file = EnsembleFile {
         members: planned

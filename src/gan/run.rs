@@ -13,7 +13,7 @@ use super::train::{GanConfig, WganTrainer, net_configs};
 use crate::data::{ImageFolder, SplitConfig};
 use crate::error::{Error, Result};
 use crate::infer::bundle::{WEIGHTS_FILE, load_weights, save_weights};
-use crate::learner::checkpoint::write_atomic;
+use crate::learner::checkpoint::{read_json, write_json};
 use crate::models::gan::Generator;
 
 /// The settings of a whole GAN run (`gan.json`).
@@ -131,8 +131,7 @@ pub fn train(
     }
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     if !resume {
-        let json = serde_json::to_vec_pretty(config).map_err(|e| Error::Config(e.to_string()))?;
-        write_atomic(&run_dir.join(RUN_FILE), &json)?;
+        write_json(&run_dir.join(RUN_FILE), config)?;
     }
     let mut done = Vec::new();
     for (folder, classes) in plan {
@@ -155,7 +154,7 @@ pub fn train(
         );
         let mut trainer = WganTrainer::new(config.gan.clone(), real, config.conditional, device)?;
         let ckpt = dir.join("checkpoint");
-        if ckpt.join("gan_log.json").is_file() {
+        if crate::learner::checkpoint::load_state(&ckpt.join("generator")).is_ok() {
             trainer.load_checkpoint(&ckpt)?;
             println!("  resuming after epoch {}", trainer.epochs_done());
         }
@@ -174,8 +173,7 @@ pub fn train(
             n_real: trainer.data.n,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::Config(e.to_string()))?;
-        write_atomic(&dir.join(NET_FILE), &json)?;
+        write_json(&dir.join(NET_FILE), &info)?;
         done.push(dir);
     }
     Ok(done)
@@ -183,9 +181,7 @@ pub fn train(
 
 /// Reads `gan.json` of a run.
 pub fn load_config(run_dir: &Path) -> Result<GanRunConfig> {
-    let path = run_dir.join(RUN_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, format!("not a GAN run: {e}")))
+    read_json(&run_dir.join(RUN_FILE))
 }
 
 /// The trained generators of a run: each net folder's generator (eval mode) and its info.
@@ -205,10 +201,7 @@ pub fn load_generators(run_dir: &Path, device: &Device) -> Result<Vec<(Generator
     }
     let mut out = Vec::new();
     for dir in dirs {
-        let path = dir.join(NET_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let info: NetInfo =
-            serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
+        let info: NetInfo = read_json(&dir.join(NET_FILE))?;
         let n_classes = if info.conditional {
             info.classes.len()
         } else {

@@ -122,12 +122,12 @@ pub fn sample(
         manifest.classes.push((class, n));
         (manifest.size, manifest.channels) = (size, channels);
     }
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
     // Several seeds may share a folder: each writes manifest-<seed>.json; the first also
     // manifest.json (an existing one is never replaced).
-    crate::learner::checkpoint::write_atomic(&out.join(format!("manifest-{seed}.json")), &json)?;
+    let write_json = crate::learner::checkpoint::write_json::<Manifest>;
+    write_json(&out.join(format!("manifest-{seed}.json")), &manifest)?;
     if !manifest_path.exists() {
-        crate::learner::checkpoint::write_atomic(&manifest_path, &json)?;
+        write_json(&manifest_path, &manifest)?;
     }
     Ok(manifest)
 }

@@ -370,8 +370,11 @@ impl WganTrainer {
             self.data.size,
             &samples.join(format!("epoch_{epoch:03}.png")),
         )?;
-        let json = serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?;
-        write_atomic(&dir.join("log.json"), &json)?;
+        // Written before the checkpoint: a checkpoint of epoch N always finds the log of epoch N.
+        write_atomic(
+            &dir.join("log.json"),
+            &serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?,
+        )?;
         plot_gan_losses(&self.log, &dir.join("losses.png"))?;
         self.save_checkpoint(&dir.join("checkpoint"))
     }
@@ -391,12 +394,11 @@ impl WganTrainer {
             &self.generator,
             &self.g_opt,
             state(""),
-        )?;
-        let json = serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?;
-        write_atomic(&dir.join("gan_log.json"), &json)
+        )
     }
 
-    /// Restores the last checkpoint in `dir` (the run folder's `checkpoint/`).
+    /// Restores the last checkpoint in `dir` (the run folder's `checkpoint/`), with the run's
+    /// `log.json` up to that epoch.
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
         let (critic, c_opt, _) =
             checkpoint::load(&dir.join("critic"), self.critic.clone(), self.c_opt.clone())?;
@@ -405,10 +407,8 @@ impl WganTrainer {
             self.generator.clone(),
             self.g_opt.clone(),
         )?;
-        let path = dir.join("gan_log.json");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut log: GanLog =
-            serde_json::from_slice(&bytes).map_err(|e| Error::model(&path, e.to_string()))?;
+        let run_dir = dir.parent().unwrap_or(dir);
+        let mut log: GanLog = checkpoint::read_json(&run_dir.join("log.json"))?;
         log.epochs.truncate(state.epochs_done);
         log.steps.retain(|s| s.epoch < state.epochs_done);
         (

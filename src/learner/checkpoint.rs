@@ -88,6 +88,18 @@ pub fn load<M: Module>(
     Ok((model, optim, state))
 }
 
+/// Writes `value` as pretty JSON to `path`, atomically (see [`write_atomic`]).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::model(path, e.to_string()))?;
+    write_atomic(path, &json)
+}
+
+/// Reads a JSON file of a run; a missing file or wrong content is an error naming it.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::model(path, e.to_string()))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");

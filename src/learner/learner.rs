@@ -263,6 +263,7 @@ impl<M: Trainable> Learner<M> {
                 }
             }
             let v = self.validate();
+            let (real, synthetic) = self.dls.item_counts();
             let m = EpochMetrics {
                 epoch: self.epochs_done,
                 train_loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
@@ -273,8 +274,8 @@ impl<M: Trainable> Learner<M> {
                 stage: self.stage,
                 size: self.dls.size(),
                 rmse: v.rmse,
-                real: self.dls.item_counts().0,
-                synthetic: self.dls.item_counts().1,
+                real,
+                synthetic,
             };
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;

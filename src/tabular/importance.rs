@@ -69,9 +69,7 @@ pub fn permutation_importance(
 
 /// Writes `importance.json` and `importance.png` into `dir`.
 pub fn write(dir: &Path, regression: bool, imps: &[Importance]) -> Result<()> {
-    let json = serde_json::to_vec_pretty(imps)
-        .map_err(|e| crate::error::Error::model(dir, e.to_string()))?;
-    crate::learner::checkpoint::write_atomic(&dir.join("importance.json"), &json)?;
+    crate::learner::checkpoint::write_json(&dir.join("importance.json"), &imps)?;
     let names: Vec<String> = imps.iter().map(|i| i.column.clone()).collect();
     let values: Vec<f64> = imps.iter().map(|i| i.importance).collect();
     let title = if regression {

@@ -14,8 +14,8 @@ use crate::clean::dataset::Split;
 use crate::clean::interpret::{Interpretation, image_losses};
 use crate::clean::report::InterpretReport;
 use crate::data::Item;
-use crate::error::{Error, Result};
-use crate::learner::checkpoint::write_atomic;
+use crate::error::Result;
+use crate::learner::checkpoint::write_json;
 use crate::report::plot::{plot_confusion, plot_scatter};
 
 /// Writes `interpret.json` + `confusion.png` or `residuals.png`, then `report.html`, in `run_dir`.
@@ -66,9 +66,7 @@ pub fn write(
                 skipped: Vec::new(),
             };
             let report = InterpretReport::new(&interp, Split::Valid, 10, 1);
-            let json = serde_json::to_vec_pretty(&report)
-                .map_err(|e| Error::model(run_dir, e.to_string()))?;
-            write_atomic(&run_dir.join("interpret.json"), &json)?;
+            write_json(&run_dir.join("interpret.json"), &report)?;
             plot_confusion(
                 &report.confusion,
                 &report.vocab,

@@ -17,7 +17,8 @@ use super::process::{Processor, TargetSpec};
 use super::table::{ColumnKind, Table, cont_cat_split};
 use crate::error::{Error, Result};
 use crate::infer::bundle::{WEIGHTS_FILE, load_weights, save_weights};
-use crate::learner::checkpoint::{self, write_atomic};
+pub use crate::learner::checkpoint::read_json;
+use crate::learner::checkpoint::{self, write_json};
 use crate::learner::progress::Progress;
 use crate::learner::schedule::{OneCycle, Schedule};
 use crate::learner::{AdamConfig, Callback, Learner, Recorder};
@@ -447,15 +448,4 @@ pub fn load_bundle(dir: &Path, device: &Device) -> Result<(TabularModel, Tabular
 /// Has `checkpoint.json`: an interrupted run that `--resume` continues.
 pub fn has_checkpoint(dir: &Path) -> bool {
     checkpoint::load_state(&dir.join("checkpoint")).is_ok()
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(path, &json)
-}
-
-/// Reads a JSON file of a run, naming it in the error.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(path, e.to_string()))
 }
