@@ -56,6 +56,10 @@ const CASES: &[Case] = &[
         [2, 2],
     ), // dilation 2
     ([2, 3, 4, 4], [2, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1]), // no padding, 2×2 output
+    // Taps that only read padding are skipped (ResNet's last stages at 28 px): a 1×1 map under
+    // a 3×3 kernel (one live tap), and 2×2 → 1×1 at stride 2 (four live taps).
+    ([3, 5, 1, 1], [4, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+    ([2, 5, 2, 2], [6, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
 ];
 
 #[test]
