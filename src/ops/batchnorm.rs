@@ -54,20 +54,73 @@ fn planes(x: &[f32], b: usize, c: usize, s: usize, ci: usize) -> impl Iterator<I
     (0..b).map(move |bi| &x[(bi * c + ci) * s..][..s])
 }
 
-/// Per-channel mean and biased variance (two passes, f64 sums).
+/// Two running sums over many slices: f32 sums in 16 independent lanes (which the compiler
+/// vectorises; a single running sum is bound by the add latency), moved into f64 totals every
+/// few thousand values so that long channels keep f64 accuracy.
+#[derive(Default)]
+struct LaneSums {
+    lanes: [[f32; 16]; 2],
+    tail: [f32; 2],
+    pending: usize,
+    total: [f64; 2],
+}
+
+impl LaneSums {
+    /// Adds `f(a[i], b[i])` for every pair.
+    fn add(&mut self, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) {
+        let (mut ia, mut ib) = (a.chunks_exact(16), b.chunks_exact(16));
+        for (ca, cb) in (&mut ia).zip(&mut ib) {
+            for i in 0..16 {
+                let (u, v) = f(ca[i], cb[i]);
+                self.lanes[0][i] += u;
+                self.lanes[1][i] += v;
+            }
+        }
+        for (&x, &y) in ia.remainder().iter().zip(ib.remainder()) {
+            let (u, v) = f(x, y);
+            self.tail[0] += u;
+            self.tail[1] += v;
+        }
+        self.pending += a.len();
+        if self.pending >= 4096 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        for k in 0..2 {
+            let lanes: f64 = self.lanes[k].iter().map(|&l| l as f64).sum();
+            self.total[k] += lanes + self.tail[k] as f64;
+        }
+        (self.lanes, self.tail, self.pending) = ([[0.0; 16]; 2], [0.0; 2], 0);
+    }
+
+    /// The two totals.
+    fn totals(mut self) -> (f64, f64) {
+        self.flush();
+        (self.total[0], self.total[1])
+    }
+}
+
+/// Per-channel mean and biased variance: one pass of lane sums of `x − x₀` and `(x − x₀)²`,
+/// shifted by the channel's first value `x₀` so that the difference of squares does not cancel.
 pub fn batch_stats(x: &[f32], b: usize, c: usize, s: usize) -> (Vec<f32>, Vec<f32>) {
     let n = (b * s) as f64;
     (0..c)
         .into_par_iter()
         .map(|ci| {
-            let sum: f64 = planes(x, b, c, s, ci)
-                .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
+            let x0 = x[ci * s];
+            let mut acc = LaneSums::default();
+            for p in planes(x, b, c, s, ci) {
+                acc.add(p, p, |v, _| {
+                    let d = v - x0;
+                    (d, d * d)
+                });
+            }
+            let (sum, sq) = acc.totals();
             let mean = sum / n;
-            let sq: f64 = planes(x, b, c, s, ci)
-                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
-                .sum();
-            (mean as f32, (sq / n) as f32)
+            let var = (sq / n - mean * mean).max(0.0);
+            ((mean + x0 as f64) as f32, var as f32)
         })
         .unzip()
 }
@@ -86,15 +139,18 @@ impl FastBatchNorm for Flex {
             let (xs, gs, bs) = (slice(&x), slice(&gamma), slice(&beta));
             let (mean, var) = batch_stats(xs, b, c, s);
             let mut y = vec![0.0f32; xs.len()];
-            y.par_chunks_mut(s).enumerate().for_each(|(p, out)| {
-                let ci = p % c;
-                let scale = gs[ci] / (var[ci] + eps).sqrt();
-                let shift = bs[ci] - mean[ci] * scale;
-                for (o, &v) in out.iter_mut().zip(&xs[p * s..][..s]) {
-                    let z = v * scale + shift;
-                    *o = if relu { z.max(0.0) } else { z };
-                }
-            });
+            y.par_chunks_mut(s)
+                .with_min_len((4096 / s).max(1))
+                .enumerate()
+                .for_each(|(p, out)| {
+                    let ci = p % c;
+                    let scale = gs[ci] / (var[ci] + eps).sqrt();
+                    let shift = bs[ci] - mean[ci] * scale;
+                    for (o, &v) in out.iter_mut().zip(&xs[p * s..][..s]) {
+                        let z = v * scale + shift;
+                        *o = if relu { z.max(0.0) } else { z };
+                    }
+                });
             let shape = x.layout().shape().clone();
             (
                 FlexTensor::from_data(TensorData::new(y, shape)),
@@ -134,9 +190,13 @@ impl FastBatchNorm for Flex {
             );
             let n = (b * s) as f32;
             let invstd: Vec<f32> = vs.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-            // dy through the ReLU: zero where the normalised, affine output was ≤ 0.
-            let dz = |ci: usize, v: f32, g: f32| {
-                if relu && (v - ms[ci]) * invstd[ci] * gs[ci] + bs[ci] <= 0.0 {
+            // The forward's affine map; dy through the ReLU is zero where its output was ≤ 0.
+            let affine = |ci: usize| {
+                let scale = gs[ci] / (vs[ci] + eps).sqrt();
+                (scale, bs[ci] - ms[ci] * scale)
+            };
+            let dz = |v: f32, g: f32, (scale, shift): (f32, f32)| {
+                if relu && v * scale + shift <= 0.0 {
                     0.0
                 } else {
                     g
@@ -145,31 +205,37 @@ impl FastBatchNorm for Flex {
             let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = (0..c)
                 .into_par_iter()
                 .map(|ci| {
-                    let (mut dg, mut db) = (0.0f64, 0.0f64);
+                    let (m, inv, aff) = (ms[ci], invstd[ci], affine(ci));
+                    let mut acc = LaneSums::default();
                     for bi in 0..b {
                         let o = (bi * c + ci) * s;
-                        for (&v, &g) in xs[o..o + s].iter().zip(&dys[o..o + s]) {
-                            let g = dz(ci, v, g) as f64;
-                            db += g;
-                            dg += g * ((v - ms[ci]) * invstd[ci]) as f64;
-                        }
+                        acc.add(&xs[o..o + s], &dys[o..o + s], |v, g| {
+                            let g = dz(v, g, aff);
+                            (g * ((v - m) * inv), g)
+                        });
                     }
+                    let (dg, db) = acc.totals();
                     (dg as f32, db as f32)
                 })
                 .unzip();
             let mut dx = vec![0.0f32; xs.len()];
-            dx.par_chunks_mut(s).enumerate().for_each(|(p, out)| {
-                let ci = p % c;
-                let k = gs[ci] * invstd[ci] / n;
-                for ((o, &v), &g) in out
-                    .iter_mut()
-                    .zip(&xs[p * s..][..s])
-                    .zip(&dys[p * s..][..s])
-                {
-                    let xhat = (v - ms[ci]) * invstd[ci];
-                    *o = k * (n * dz(ci, v, g) - dbeta[ci] - xhat * dgamma[ci]);
-                }
-            });
+            dx.par_chunks_mut(s)
+                .with_min_len((4096 / s).max(1))
+                .enumerate()
+                .for_each(|(p, out)| {
+                    let ci = p % c;
+                    let (m, inv, aff) = (ms[ci], invstd[ci], affine(ci));
+                    let k = gs[ci] * inv / n;
+                    let (db, dg) = (dbeta[ci], dgamma[ci]);
+                    for ((o, &v), &g) in out
+                        .iter_mut()
+                        .zip(&xs[p * s..][..s])
+                        .zip(&dys[p * s..][..s])
+                    {
+                        let xhat = (v - m) * inv;
+                        *o = k * (n * dz(v, g, aff) - db - xhat * dg);
+                    }
+                });
             let shape = x.layout().shape().clone();
             (
                 FlexTensor::from_data(TensorData::new(dx, shape)),
