@@ -207,7 +207,7 @@ fn fused_adam_equals_the_tensor_formula() {
 }
 
 #[test]
-fn folded_batchnorm_inference_equals_the_reference() {
+fn inference_batchnorm_in_the_convolution_equals_the_reference() {
     use fastvision::models::{Arch, ClassifierConfig};
     let _lock = common::rng_lock();
     for config in [
@@ -227,7 +227,7 @@ fn folded_batchnorm_inference_equals_the_reference() {
         );
         assert!(
             e <= 1e-5,
-            "{:?}: folded inference differs by {e}",
+            "{:?}: inference with BatchNorm in the convolution differs by {e}",
             config.arch
         );
     }

@@ -129,30 +129,35 @@ impl<B: Backend + FastConv, C: CheckpointStrategy> FastConv for Autodiff<B, C> {
     }
 }
 
-/// Inference convolution with bias and activation fused into its output pass (no autodiff).
+/// Inference convolution with a per-channel affine map (BatchNorm) and activation fused into
+/// its output pass (no autodiff).
 #[backend_extension(Flex)]
 pub trait FastConvInference: Backend {
-    /// `act(conv2d(x, weight) + bias)`.
-    fn fast_conv2d_bias_act(
+    /// `act(conv2d(x, weight) · scale + shift)`, per output channel.
+    fn fast_conv2d_affine_act(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
         geom: ConvGeom,
         act: Activation,
     ) -> FloatTensor<Self>;
 }
 
 impl FastConvInference for Flex {
-    fn fast_conv2d_bias_act(
+    fn fast_conv2d_affine_act(
         x: FlexTensor,
         weight: FlexTensor,
-        bias: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
         g: ConvGeom,
         act: Activation,
     ) -> FlexTensor {
         timed(Op::ConvForward, || {
-            let (x, w, b) = (contiguous(x), contiguous(weight), contiguous(bias));
-            let y = kernels::conv2d_forward_fused(slice(&x), slice(&w), &g, Some(slice(&b)), act);
+            let (x, w) = (contiguous(x), contiguous(weight));
+            let (m, b) = (contiguous(scale), contiguous(shift));
+            let (m, b) = (Some(slice(&m)), Some(slice(&b)));
+            let y = kernels::conv2d_forward_fused(slice(&x), slice(&w), &g, m, b, act);
             tensor(y, [g.b, g.o, g.oh, g.ow])
         })
     }

@@ -574,7 +574,7 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
 pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    conv2d_forward_fused(x, w, g, None, Activation::Identity)
+    conv2d_forward_fused(x, w, g, None, None, Activation::Identity)
 }
 
 /// What follows a convolution in inference, applied as its output is written.
@@ -599,13 +599,16 @@ impl Activation {
     }
 }
 
-/// [`conv2d_forward`] plus a per-channel bias and an activation, fused into the pass that lays
-/// the GEMM's output out as `[b, o, oh, ow]` (inference with BatchNorm folded in).
+/// [`conv2d_forward`] followed by a per-channel affine map `y·scale + shift` (either may be
+/// absent) and an activation, fused into the pass that lays the GEMM's output out as
+/// `[b, o, oh, ow]`: inference with the BatchNorm applied there instead of folded into the
+/// weights, which would rewrite every weight on every call.
 pub fn conv2d_forward_fused(
     x: &[f32],
     w: &[f32],
     g: &ConvGeom,
-    bias: Option<&[f32]>,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
     let taps = g.live_taps();
@@ -624,7 +627,7 @@ pub fn conv2d_forward_fused(
         yt
     };
     drop(col);
-    if bias.is_none() && act == Activation::Identity {
+    if scale.is_none() && shift.is_none() && act == Activation::Identity {
         return swap_leading(&yt, g.o, g.b, s);
     }
     let mut y = vec![0.0f32; yt.len()];
@@ -633,9 +636,9 @@ pub fn conv2d_forward_fused(
         .enumerate()
         .for_each(|(idx, row)| {
             let (bi, o) = (idx / g.o, idx % g.o);
-            let add = bias.map_or(0.0, |b| b[o]);
+            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
             for (d, v) in row.iter_mut().zip(&yt[(o * g.b + bi) * s..][..s]) {
-                *d = act.apply(v + add);
+                *d = act.apply(v * mul + add);
             }
         });
     y

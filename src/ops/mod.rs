@@ -164,8 +164,9 @@ pub fn fold_bn(conv: &Conv2d, bn: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
 }
 
 /// `act(bn(conv(x)))`. In training, exactly that; in inference (eval mode, or a frozen
-/// BatchNorm) the BatchNorm is folded into the convolution — `w·γ/σ`, `β − μ·γ/σ` — so the
-/// layer is one convolution with bias, and on flex the bias and activation are fused into it.
+/// BatchNorm) the BatchNorm is the per-channel map `y·γ/σ + (β − μ·γ/σ)`: on flex applied with
+/// the activation in the convolution's output pass, elsewhere folded into the convolution's
+/// weight and bias.
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
     let autodiff = x.device().is_autodiff();
     let options = conv_options(conv);
@@ -177,17 +178,25 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
         return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
     }
     let options = options.expect("checked");
-    let (weight, bias) = fold_bn(conv, bn);
     if !autodiff && options.groups == 1 && fast_path(&x) {
+        // On flex the BatchNorm's scale and shift are applied in the convolution's output pass
+        // (the same arithmetic as folding, without rewriting the weights on every call).
+        let (scale, mut shift) = bn_scale_shift(bn, &x.device());
+        if let Some(b) = &conv.bias {
+            shift = shift + b.val() * scale.clone();
+        }
+        let weight = conv.weight.val();
         let geom = geom_of(&x, &weight, &options);
-        return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_bias_act(
+        return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_affine_act(
             x.into_dispatch(),
             weight.into_dispatch(),
-            bias.into_dispatch(),
+            scale.into_dispatch(),
+            shift.into_dispatch(),
             geom,
             act,
         ));
     }
+    let (weight, bias) = fold_bn(conv, bn);
     activate(conv2d(x, weight, Some(bias), options), act)
 }
 
