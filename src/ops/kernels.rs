@@ -6,6 +6,8 @@
 //! (a transposed convolution and a batch/channel-swapped convolution) turns the same work into
 //! many skinny products; see the README's benchmark section.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Geometry of one 2-D convolution with groups 1: input `[b, c, h, w]`, weight `[o, c, kh, kw]`,
@@ -194,6 +196,36 @@ fn small_plane_pairs(g: &ConvGeom, taps: &[(usize, usize)]) -> Option<Vec<Vec<(u
     Some(pairs.collect())
 }
 
+/// A row-major matrix of `len / row_len` rows made in parallel by `fill(r, row)`, each row
+/// zeroed just before `fill` writes into it: the zeros go to a row that is about to be written
+/// anyway (in cache), instead of a separate pass over the whole buffer (`vec![0.0; len]`
+/// zeroed im2col buffers of up to 19 MB per convolution).
+fn rows_filled_by(
+    len: usize,
+    row_len: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut buf: Vec<MaybeUninit<f32>> = Vec::with_capacity(len);
+    // SAFETY: MaybeUninit needs no initialisation; every element is written below before the
+    // buffer is read as f32.
+    unsafe { buf.set_len(len) };
+    buf.par_chunks_mut(row_len.max(1))
+        .with_min_len(min_rows(row_len))
+        .enumerate()
+        .for_each(|(r, row)| {
+            for v in row.iter_mut() {
+                v.write(0.0);
+            }
+            // SAFETY: every element of `row` was just initialised.
+            let row = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            fill(r, row);
+        });
+    let mut buf = std::mem::ManuallyDrop::new(buf);
+    // SAFETY: the allocation came from a Vec of the same size and alignment (MaybeUninit<f32>
+    // is layout-identical to f32), and every element is initialised.
+    unsafe { Vec::from_raw_parts(buf.as_mut_ptr() as *mut f32, buf.len(), buf.capacity()) }
+}
+
 /// Rows per rayon task when a matrix is filled row by row: enough work to pay for the task.
 fn min_rows(row_len: usize) -> usize {
     (4096 / row_len.max(1)).max(1)
@@ -203,63 +235,55 @@ fn min_rows(row_len: usize) -> usize {
 /// `(ci, t)` for tap `taps[t]`, column `(bi, oy, ox)`); with every tap, `[c·kh·kw × …]`.
 pub fn im2col(x: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
     let (n, s, nt) = (g.n(), g.s(), taps.len());
-    let mut col = vec![0.0f32; g.c * nt * n];
+    let len = g.c * nt * n;
     let plane = g.h * g.w;
     if let Some(pairs) = small_plane_pairs(g, taps) {
-        col.par_chunks_mut(n)
-            .with_min_len(min_rows(n))
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (ci, pairs) = (r / nt, &pairs[r % nt]);
-                for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
-                    let src = &x[(bi * g.c + ci) * plane..][..plane];
-                    for &(q, p) in pairs {
-                        dst[q as usize] = src[p as usize];
-                    }
-                }
-            });
-        return col;
-    }
-    col.par_chunks_mut(n)
-        .with_min_len(min_rows(n))
-        .enumerate()
-        .for_each(|(r, row)| {
-            let ci = r / nt;
-            let (i, j) = taps[r % nt];
-            let (y0, y1) = g.valid_rows(i);
-            let (x0, x1) = g.valid_cols(j);
-            if x0 >= x1 {
-                return;
-            }
-            let shifted = g.shifted_span(i, j);
-            for bi in 0..g.b {
+        return rows_filled_by(len, n, |r, row| {
+            let (ci, pairs) = (r / nt, &pairs[r % nt]);
+            for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
                 let src = &x[(bi * g.c + ci) * plane..][..plane];
-                let dst = &mut row[bi * s..][..s];
-                if let Some((off, lo, hi)) = shifted {
-                    let from = (lo as isize + off) as usize;
-                    dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
-                    for oy in y0..y1 {
-                        dst[oy * g.ow..][..x0].fill(0.0);
-                        dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
-                    }
-                    continue;
-                }
-                for oy in y0..y1 {
-                    let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
-                    let src_row = &src[iy * g.w..][..g.w];
-                    let dst_row = &mut dst[oy * g.ow..][..g.ow];
-                    let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
-                    if g.stride[1] == 1 {
-                        dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
-                    } else {
-                        for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
-                            *d = src_row[ix0 + t * g.stride[1]];
-                        }
-                    }
+                for &(q, p) in pairs {
+                    dst[q as usize] = src[p as usize];
                 }
             }
         });
-    col
+    }
+    rows_filled_by(len, n, |r, row| {
+        let ci = r / nt;
+        let (i, j) = taps[r % nt];
+        let (y0, y1) = g.valid_rows(i);
+        let (x0, x1) = g.valid_cols(j);
+        if x0 >= x1 {
+            return;
+        }
+        let shifted = g.shifted_span(i, j);
+        for bi in 0..g.b {
+            let src = &x[(bi * g.c + ci) * plane..][..plane];
+            let dst = &mut row[bi * s..][..s];
+            if let Some((off, lo, hi)) = shifted {
+                let from = (lo as isize + off) as usize;
+                dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
+                for oy in y0..y1 {
+                    dst[oy * g.ow..][..x0].fill(0.0);
+                    dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
+                }
+                continue;
+            }
+            for oy in y0..y1 {
+                let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+                let src_row = &src[iy * g.w..][..g.w];
+                let dst_row = &mut dst[oy * g.ow..][..g.ow];
+                let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                if g.stride[1] == 1 {
+                    dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
+                } else {
+                    for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
+                        *d = src_row[ix0 + t * g.stride[1]];
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// The inverse scatter of [`im2col`]: sums every column entry back into its input pixel,
