@@ -22,17 +22,19 @@ fn a_tiny_resnet_overfits_twenty_images() {
     let dls = DataLoaders::with_transforms(&data, plain, plain, 10, 0);
     let mut learner =
         Learner::from_config(&tiny_model(2).with_ps(0.0), dls, &fastvision::device(), 0).unwrap();
+    // 60 steps: after 40 the BatchNorm running statistics (momentum 0.1) can still lag the
+    // batch statistics enough to miss one image in eval mode, depending on the float order.
     learner
-        .fit(20, Schedule::Constant { lr: 3e-3, mom: 0.9 })
+        .fit(30, Schedule::Constant { lr: 3e-3, mom: 0.9 })
         .unwrap();
     let losses: Vec<f64> = learner.recorder.batches.iter().map(|b| b.loss).collect();
-    assert_eq!(losses.len(), 40);
+    assert_eq!(losses.len(), 60);
     assert!(
-        losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
+        losses[58..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
         "loss falls: {losses:?}"
     );
     let acc = learner.validate().accuracy;
-    assert_eq!(acc, 1.0, "all 20 training images right after 40 steps");
+    assert_eq!(acc, 1.0, "all 20 training images right after 60 steps");
 }
 
 #[test]
