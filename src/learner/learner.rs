@@ -43,9 +43,6 @@ pub struct Learner<M: Trainable = ImageClassifier> {
     /// Where and after which epochs of a fit to keep the weights (SGDR snapshots), if anywhere.
     pub snapshots: Option<SnapshotPlan>,
     pub(crate) optim: ModuleOptimizer,
-    /// The checkpoint being written in the background (joined before the next one, and before
-    /// a fit returns).
-    pending_checkpoint: Option<std::thread::JoinHandle<Result<()>>>,
     pub(crate) handles: AdamHandles,
     pub(crate) groups: Vec<Vec<String>>,
     pub(crate) device: Device,
@@ -68,20 +65,9 @@ impl<M: Trainable> Learner<M> {
             loss_func: LossFunc::default(),
             snapshots: None,
             optim,
-            pending_checkpoint: None,
             handles,
             groups,
             device: device.clone(),
-        }
-    }
-
-    /// Waits for the checkpoint being written in the background, if any, and returns its result.
-    fn wait_for_checkpoint(&mut self) -> Result<()> {
-        match self.pending_checkpoint.take() {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(Error::Config("writing a checkpoint panicked".into()))),
-            None => Ok(()),
         }
     }
 
@@ -235,8 +221,6 @@ impl<M: Trainable> Learner<M> {
             ..FitState::default()
         };
         let result = self.run_epochs(&mut cbs, &mut st, start);
-        let saved = self.wait_for_checkpoint();
-        let result = result.and(saved);
         cbs.iter_mut().for_each(|cb| cb.after_fit(&mut st));
         cbs.remove(0);
         self.callbacks = cbs;
@@ -296,7 +280,7 @@ impl<M: Trainable> Learner<M> {
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;
             cbs.iter_mut().for_each(|cb| cb.after_epoch(st, &m));
-            if let Some(dir) = self.checkpoint_dir.clone() {
+            if let Some(dir) = &self.checkpoint_dir {
                 let state = CheckpointState {
                     epochs_done: self.epochs_done,
                     stage: self.stage,
@@ -305,14 +289,7 @@ impl<M: Trainable> Learner<M> {
                     model_file: String::new(),
                     optim_file: String::new(),
                 };
-                // Written by another thread while the next epoch trains (the model and the
-                // optimizer state are copied on write, so the files hold this epoch's values):
-                // the 140 MB of a ResNet-18 checkpoint took 0.35–0.46 s per demo epoch.
-                self.wait_for_checkpoint()?;
-                let (model, optim) = (self.model.clone(), self.optim.clone());
-                self.pending_checkpoint = Some(std::thread::spawn(move || {
-                    checkpoint::save(&dir, &model, &optim, state)
-                }));
+                checkpoint::save(dir, &self.model, &self.optim, state)?;
             }
             if let Some(plan) = &self.snapshots
                 && let Some(i) = plan.at.iter().position(|&e| e == epoch + 1)
