@@ -300,3 +300,52 @@ fn fused_batchnorm_training_matches_burn() {
         }
     }
 }
+
+#[test]
+fn max_pooling_matches_burn_forward_and_gradient() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::pool::MaxPool2dConfig;
+    let _lock = common::rng_lock();
+    let device = fastvision::device().autodiff();
+    // ResNet's stem pool (3×3, stride 2, padding 1) on even and odd sizes, batch 1; a 2×2 pool
+    // without padding; a 3×3 stride-1 pool; a 1-pixel map.
+    for (xs, k, s, p) in [
+        ([2, 3, 14, 14], 3, 2, 1),
+        ([1, 4, 9, 7], 3, 2, 1),
+        ([2, 2, 8, 7], 2, 2, 0),
+        ([3, 2, 5, 6], 3, 1, 1),
+        ([2, 3, 1, 1], 3, 2, 1),
+    ] {
+        let pool = MaxPool2dConfig::new([k, k])
+            .with_strides([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .init();
+        let x = Tensor::<4>::random(xs, Distribution::Normal(0.0, 1.0), &device);
+        let run = |reference: bool| {
+            fastvision::ops::use_reference_ops(reference);
+            let x = x.clone().require_grad();
+            let y = fastvision::ops::max_pool2d_module(&pool, x.clone());
+            let r = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..y.shape().num_elements())
+                        .map(|i| ((i * 13) % 11) as f32 / 5.0 - 1.0)
+                        .collect(),
+                    y.dims(),
+                ),
+                &device,
+            );
+            let grads = (y.clone() * r).sum().backward();
+            fastvision::ops::use_reference_ops(false);
+            (y.inner(), x.grad(&grads).unwrap())
+        };
+        let (fast, reference) = (run(false), run(true));
+        assert_eq!(fast.0.dims(), reference.0.dims(), "{xs:?} k{k} s{s} p{p}");
+        for (what, a, b) in [("output", fast.0, reference.0), ("dx", fast.1, reference.1)] {
+            let e = rel_err(a, b);
+            assert!(
+                e <= 1e-6,
+                "{xs:?} k{k} s{s} p{p}: {what} relative error {e}"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 
-use crate::ops::{Activation, conv_bn};
+use crate::ops::{Activation, conv_bn, max_pool2d_module};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
@@ -198,9 +198,8 @@ impl ResNetConfig {
 impl ResNet {
     /// Feature map `[n, out_channels, h/32, w/32]` of a `[n, 3, h, w]` batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self
-            .maxpool
-            .forward(conv_bn(&self.conv1, &self.bn1, x, Activation::Relu));
+        let stem = conv_bn(&self.conv1, &self.bn1, x, Activation::Relu);
+        let mut x = max_pool2d_module(&self.maxpool, stem);
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in layer {
                 x = block.forward(x);

@@ -11,6 +11,7 @@ pub mod adam;
 pub mod batchnorm;
 pub mod conv;
 pub mod kernels;
+pub mod pool;
 pub mod profile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
@@ -27,6 +29,7 @@ use batchnorm::FastBatchNorm;
 use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
+use pool::{FastMaxPool, PoolGeom};
 use profile::{Op, timed};
 
 /// A contiguous, offset-free f32 flex tensor (copied only when it is strided or offset), so its
@@ -130,6 +133,41 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         ),
         None => conv.forward(x),
     }
+}
+
+/// `MaxPool2d::forward`, through our kernel on flex (explicit or no padding, dilation 1, floor
+/// mode); burn's op otherwise.
+pub fn max_pool2d_module(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let pad = match pool.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    let pad = match pad {
+        Some(p) if fast_path(&x) && pool.dilation == [1, 1] && !pool.ceil_mode => p,
+        _ => return pool.forward(x),
+    };
+    let [b, c, h, w] = x.dims();
+    let (k, s) = (pool.kernel_size, pool.stride);
+    if h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1] {
+        return pool.forward(x);
+    }
+    let geom = PoolGeom {
+        planes: b * c,
+        h,
+        w,
+        k,
+        stride: s,
+        pad,
+        oh: (h + 2 * pad[0] - k[0]) / s[0] + 1,
+        ow: (w + 2 * pad[1] - k[1]) / s[1] + 1,
+    };
+    Tensor::from_dispatch(<Dispatch as FastMaxPool>::fast_max_pool2d(
+        x.into_dispatch(),
+        geom,
+    ))
 }
 
 fn activate(y: Tensor<4>, act: Activation) -> Tensor<4> {
