@@ -1,4 +1,5 @@
-//! Per-layer timing of the fused BatchNorm kernels on ResNet-18's activation shapes (dev tool).
+//! Per-layer timing of the fused BatchNorm kernels on ResNet-18's activation shapes (dev tool):
+//! `cargo run --example bn_kernels -- [batch 64] [size 28]`.
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::tensor::TensorData;
 use fastvision::ops::batchnorm::FastBatchNorm;

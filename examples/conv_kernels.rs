@@ -1,8 +1,7 @@
-//! Per-layer timing of fastvision's convolution kernels on ResNet-18's geometries (dev tool).
-use fastvision::ops::kernels::{
-    ConvGeom, Mat, col2im, conv2d_backward, conv2d_forward, im2col, matmul, scatter_taps,
-    swap_leading, transpose,
-};
+//! Per-layer timing of fastvision's convolution kernels on ResNet-18's geometries (dev tool):
+//! `cargo run --example conv_kernels -- [batch 64] [size 28] [repeats 5]`. GF/s count every
+//! kernel tap, so layers whose taps over padding are skipped show a dense-equivalent rate.
+use fastvision::ops::kernels::{ConvGeom, conv2d_backward, conv2d_forward};
 use std::time::Instant;
 
 fn main() {
@@ -46,48 +45,6 @@ fn main() {
             std::hint::black_box(conv2d_backward(&x, &w, &dy, &g, name != "stem"));
         }
         let b = t.elapsed().as_secs_f64() / reps as f64;
-        if std::env::var("PARTS").is_ok() {
-            let mut p = [0.0f64; 8];
-            let taps = g.live_taps();
-            let (k, n) = (g.c * taps.len(), g.n());
-            let mut lap = |i: usize, t: &mut Instant| {
-                p[i] += t.elapsed().as_secs_f64();
-                *t = Instant::now();
-            };
-            for _ in 0..reps {
-                let mut t = Instant::now();
-                let dyt = swap_leading(&dy, g.b, g.o, g.s());
-                lap(0, &mut t);
-                let col = im2col(&x, &g, &taps);
-                lap(1, &mut t);
-                let dw = if 16 * n >= k {
-                    let dwt = matmul(k, g.o, n, Mat::rows(&col, n), Mat::transposed(&dyt, n));
-                    lap(2, &mut t);
-                    let r = transpose(&dwt, k, g.o);
-                    lap(3, &mut t);
-                    r
-                } else {
-                    let r = matmul(g.o, k, n, Mat::rows(&dyt, n), Mat::transposed(&col, n));
-                    lap(2, &mut t);
-                    r
-                };
-                drop(col);
-                let wg = w.clone();
-                lap(4, &mut t);
-                let dcol = matmul(k, n, g.o, Mat::transposed(&wg, k), Mat::rows(&dyt, n));
-                lap(5, &mut t);
-                let dx = col2im(dcol, &g, &taps);
-                lap(6, &mut t);
-                let dw = scatter_taps(dw, &g, &taps);
-                lap(7, &mut t);
-                std::hint::black_box((dw, dx));
-            }
-            let p = p.map(|v| v / reps as f64 * 1e3);
-            println!(
-                "      swap {:.2} im2col {:.2} dW {:.2} dWT {:.2} gather {:.2} dcol {:.2} col2im {:.2} scatter {:.2}",
-                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
-            );
-        }
         let flop = 2.0 * (g.o * g.k() * g.n()) as f64;
         println!(
             "{name:5} x{xs:?} w{ws:?} s{s} x{count}: fwd {:7.2} ms ({:5.1} GF/s)  bwd {:7.2} ms ({:5.1} GF/s)",

@@ -576,7 +576,7 @@ pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
 }
 
 /// The transpose `[cols × rows]` of a row-major `rows × cols` matrix, in 8×8 tiles.
-pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     const T: usize = 8;
     assert_eq!(src.len(), rows * cols, "transpose: size");
     let mut dst = vec![0.0f32; src.len()];
@@ -735,7 +735,7 @@ fn tap_rows(col: &[f32], n: usize, nt: usize, t: usize) -> Mat<'_> {
 
 /// A weight gradient over the live taps, `[o × c·taps]`, spread into `[o × c·kh·kw]` with
 /// zeros at the taps that only read padding.
-pub fn scatter_taps(dw: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
+fn scatter_taps(dw: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
     let (kk, nt) = (g.kh * g.kw, taps.len());
     if nt == kk {
         return dw;
@@ -798,6 +798,37 @@ mod tests {
             .collect()
     }
 
+    /// Input shape, weight shape, stride, padding (before, after) per axis, dilation.
+    type Case = (
+        [usize; 4],
+        [usize; 4],
+        [usize; 2],
+        [(usize, usize); 2],
+        [usize; 2],
+    );
+
+    /// Geometries for the kernels' special paths, in both tests: rows of 8 pixels or more take
+    /// the span copies (shifted, then strided), narrower ones the pair tables; taps over padding
+    /// only (one live tap of 9, then four).
+    const PATH_CASES: [Case; 4] = [
+        (
+            [1, 2, 9, 10],
+            [3, 2, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [1, 2, 9, 20],
+            [2, 2, 3, 3],
+            [1, 2],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        ([2, 3, 1, 1], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+        ([2, 5, 2, 2], [3, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
+    ];
+
     #[test]
     fn forward_equals_the_definition() {
         for (xs, ws, st, pad, dil) in [
@@ -812,26 +843,10 @@ mod tests {
                 [1, 1],
             ),
             ([2, 2, 8, 7], [2, 2, 3, 2], [1, 2], [(2, 0), (1, 1)], [2, 1]),
-            // Rows of 8 pixels or more take the span copies (shifted, then strided), narrower
-            // ones the pair tables.
-            (
-                [1, 2, 9, 10],
-                [3, 2, 3, 3],
-                [1, 1],
-                [(1, 1), (1, 1)],
-                [1, 1],
-            ),
-            (
-                [1, 2, 9, 20],
-                [2, 2, 3, 3],
-                [1, 2],
-                [(1, 1), (1, 1)],
-                [1, 1],
-            ),
-            // Taps over padding only: one live tap of 9, then four.
-            ([2, 3, 1, 1], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
-            ([2, 3, 2, 2], [4, 3, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
-        ] {
+        ]
+        .into_iter()
+        .chain(PATH_CASES)
+        {
             let g = ConvGeom::new(xs, ws, st, pad, dil);
             let x = ramp(xs.iter().product(), 0.1);
             let w = ramp(ws.iter().product(), 0.7);
@@ -852,22 +867,10 @@ mod tests {
             ([1, 2, 7, 6], [3, 2, 3, 3], [1, 1], [(0, 2), (2, 2)], [1, 2]),
             // Fewer columns than rows in col(X) (a 1×1 map, as in ResNet's last stage at 28 px).
             ([2, 8, 1, 1], [3, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
-            ([2, 5, 2, 2], [3, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
-            (
-                [1, 2, 9, 10],
-                [3, 2, 3, 3],
-                [1, 1],
-                [(1, 1), (1, 1)],
-                [1, 1],
-            ),
-            (
-                [1, 2, 9, 20],
-                [2, 2, 3, 3],
-                [1, 2],
-                [(1, 1), (1, 1)],
-                [1, 1],
-            ),
-        ] {
+        ]
+        .into_iter()
+        .chain(PATH_CASES)
+        {
             let g = ConvGeom::new(xs, ws, st, pad, dil);
             let x = ramp(xs.iter().product(), 0.2);
             let w = ramp(ws.iter().product(), 0.5);
