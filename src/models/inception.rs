@@ -85,10 +85,8 @@ fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
 }
 
 fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
-    MaxPool2dConfig::new([3, 3])
-        .with_strides([2, 2])
-        .init()
-        .forward(x)
+    let pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
+    crate::ops::max_pool2d_module(&pool, x)
 }
 
 /// 35×35 block: 1×1, 5×5, double 3×3 and pooled branches.

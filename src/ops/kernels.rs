@@ -111,6 +111,19 @@ impl ConvGeom {
         self.b * self.s()
     }
 
+    /// The input row read by output row `oy` at kernel row `i` (inside the image: `oy` in
+    /// [`Self::valid_rows`]`(i)`).
+    #[inline]
+    fn in_row(&self, oy: usize, i: usize) -> usize {
+        oy * self.stride[0] + i * self.dilation[0] - self.pad[0]
+    }
+
+    /// Like [`Self::in_row`] for output column `ox` and kernel column `j`.
+    #[inline]
+    fn in_col(&self, ox: usize, j: usize) -> usize {
+        ox * self.stride[1] + j * self.dilation[1] - self.pad[1]
+    }
+
     /// The output columns `ox` whose input column `ox·stride + j·dilation − pad` lies inside
     /// the image, as a half-open range (empty when none does).
     fn valid_cols(&self, j: usize) -> (usize, usize) {
@@ -185,9 +198,9 @@ fn small_plane_pairs(g: &ConvGeom, taps: &[(usize, usize)]) -> Option<Vec<Vec<(u
         let ((y0, y1), (x0, x1)) = (g.valid_rows(i), g.valid_cols(j));
         let mut v = Vec::with_capacity((y1 - y0) * (x1 - x0));
         for oy in y0..y1 {
-            let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+            let iy = g.in_row(oy, i);
             for ox in x0..x1 {
-                let ix = ox * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                let ix = g.in_col(ox, j);
                 v.push(((oy * g.ow + ox) as u32, (iy * g.w + ix) as u32));
             }
         }
@@ -270,10 +283,10 @@ pub fn im2col(x: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
                 continue;
             }
             for oy in y0..y1 {
-                let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+                let iy = g.in_row(oy, i);
                 let src_row = &src[iy * g.w..][..g.w];
                 let dst_row = &mut dst[oy * g.ow..][..g.ow];
-                let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                let ix0 = g.in_col(x0, j);
                 if g.stride[1] == 1 {
                     dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
                 } else {
@@ -350,10 +363,10 @@ pub fn col2im(mut dcol: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<
                         continue;
                     }
                     for oy in y0..y1 {
-                        let iy = oy * g.stride[0] + i * g.dilation[0] - g.pad[0];
+                        let iy = g.in_row(oy, i);
                         let src_row = &src[oy * g.ow..][..g.ow];
                         let dst_row = &mut dst[iy * g.w..][..g.w];
-                        let ix0 = x0 * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                        let ix0 = g.in_col(x0, j);
                         if g.stride[1] == 1 {
                             for (d, v) in dst_row[ix0..ix0 + (x1 - x0)]
                                 .iter_mut()
