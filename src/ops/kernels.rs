@@ -248,55 +248,63 @@ fn min_rows(row_len: usize) -> usize {
 /// `(ci, t)` for tap `taps[t]`, column `(bi, oy, ox)`); with every tap, `[c·kh·kw × …]`.
 pub fn im2col(x: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
     let (n, s, nt) = (g.n(), g.s(), taps.len());
-    let len = g.c * nt * n;
     let plane = g.h * g.w;
-    if let Some(pairs) = small_plane_pairs(g, taps) {
-        return rows_filled_by(len, n, |r, row| {
-            let (ci, pairs) = (r / nt, &pairs[r % nt]);
-            for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
-                let src = &x[(bi * g.c + ci) * plane..][..plane];
-                for &(q, p) in pairs {
-                    dst[q as usize] = src[p as usize];
-                }
-            }
-        });
-    }
-    rows_filled_by(len, n, |r, row| {
+    let pairs = small_plane_pairs(g, taps);
+    rows_filled_by(g.c * nt * n, n, |r, row| {
         let ci = r / nt;
-        let (i, j) = taps[r % nt];
-        let (y0, y1) = g.valid_rows(i);
-        let (x0, x1) = g.valid_cols(j);
-        if x0 >= x1 {
-            return;
-        }
-        let shifted = g.shifted_span(i, j);
-        for bi in 0..g.b {
+        for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
             let src = &x[(bi * g.c + ci) * plane..][..plane];
-            let dst = &mut row[bi * s..][..s];
-            if let Some((off, lo, hi)) = shifted {
-                let from = (lo as isize + off) as usize;
-                dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
-                for oy in y0..y1 {
-                    dst[oy * g.ow..][..x0].fill(0.0);
-                    dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
-                }
-                continue;
-            }
-            for oy in y0..y1 {
-                let iy = g.in_row(oy, i);
-                let src_row = &src[iy * g.w..][..g.w];
-                let dst_row = &mut dst[oy * g.ow..][..g.ow];
-                let ix0 = g.in_col(x0, j);
-                if g.stride[1] == 1 {
-                    dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
-                } else {
-                    for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
-                        *d = src_row[ix0 + t * g.stride[1]];
-                    }
-                }
-            }
+            fill_col_row(src, g, taps, pairs.as_deref(), r % nt, dst);
         }
     })
+}
+
+/// One image's part of an im2col row: the input plane `src` of one channel as read by tap
+/// `taps[t]` at every output pixel. Writes every value that lies inside the image; padding
+/// positions are written as zeros only on the shifted-span path, so `dst` must start zeroed
+/// (or hold the same geometry's earlier output, whose padding positions are zeros).
+fn fill_col_row(
+    src: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: Option<&[Vec<(u32, u32)>]>,
+    t: usize,
+    dst: &mut [f32],
+) {
+    if let Some(pairs) = pairs {
+        for &(q, p) in &pairs[t] {
+            dst[q as usize] = src[p as usize];
+        }
+        return;
+    }
+    let (i, j) = taps[t];
+    let (y0, y1) = g.valid_rows(i);
+    let (x0, x1) = g.valid_cols(j);
+    if x0 >= x1 {
+        return;
+    }
+    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
+        let from = (lo as isize + off) as usize;
+        dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
+        for oy in y0..y1 {
+            dst[oy * g.ow..][..x0].fill(0.0);
+            dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
+        }
+        return;
+    }
+    for oy in y0..y1 {
+        let iy = g.in_row(oy, i);
+        let src_row = &src[iy * g.w..][..g.w];
+        let dst_row = &mut dst[oy * g.ow..][..g.ow];
+        let ix0 = g.in_col(x0, j);
+        if g.stride[1] == 1 {
+            dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
+        } else {
+            for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
+                *d = src_row[ix0 + t * g.stride[1]];
+            }
+        }
+    }
 }
 
 /// The inverse scatter of [`im2col`]: sums every column entry back into its input pixel,
@@ -492,6 +500,24 @@ pub fn matmul_into(
     };
 }
 
+/// `dst[m × n] (row-major) = a · b` on the calling thread, for products that already run one
+/// per core.
+fn matmul_serial_into(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat) {
+    a.check(m, k);
+    b.check(k, n);
+    assert_eq!(dst.len(), m * n, "matmul: destination size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
+    // borrow, so it overlaps neither input.
+    unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, false, 1) };
+}
+
 /// A raw destination pointer that may cross to another rayon task (the parts it addresses are
 /// disjoint).
 #[derive(Clone, Copy)]
@@ -649,6 +675,9 @@ pub fn conv2d_forward_fused(
     act: Activation,
 ) -> Vec<f32> {
     let taps = g.live_taps();
+    if by_image(g, taps.len()) {
+        return forward_by_image(x, w, g, &taps, scale, shift, act);
+    }
     let col = im2col(x, g, &taps);
     let (n, s) = (g.n(), g.s());
     let yt = if taps.len() == g.kh * g.kw {
@@ -678,6 +707,61 @@ pub fn conv2d_forward_fused(
                 *d = act.apply(v * mul + add);
             }
         });
+    y
+}
+
+/// Output pixels per image from which the forward runs image by image.
+const BY_IMAGE_MIN_PIXELS: usize = 64;
+
+/// Whether [`conv2d_forward_fused`] runs image by image: maps of at least
+/// [`BY_IMAGE_MIN_PIXELS`] pixels with every tap live, and at least two images per core.
+/// Each image's im2col block (`[c·kh·kw × oh·ow]`, e.g. 590 KB on ResNet's first stage at
+/// 64 px) then stays in the core's cache while the GEMM packs it, and the product lands in the
+/// output's `[b, o, oh, ow]` layout directly, with no batch-wide buffers or layout pass.
+fn by_image(g: &ConvGeom, live_taps: usize) -> bool {
+    live_taps == g.kh * g.kw
+        && g.s() >= BY_IMAGE_MIN_PIXELS
+        && g.b >= 2 * rayon::current_num_threads()
+}
+
+/// [`conv2d_forward_fused`] one image at a time (see [`by_image`]): `Y_b = W · col(X_b)`,
+/// one single-threaded GEMM per image, images shared out between the cores.
+fn forward_by_image(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let pairs = small_plane_pairs(g, taps);
+    let per_core = g.b.div_ceil(rayon::current_num_threads());
+    let mut y = vec![0.0f32; g.b * g.o * s];
+    y.par_chunks_mut(g.o * s)
+        .with_min_len(per_core)
+        .enumerate()
+        .for_each_init(
+            // Zeroed once per task; every image rewrites the same positions, so the padding
+            // stays zero.
+            || vec![0.0f32; k * s],
+            |col, (bi, yb)| {
+                for (r, row) in col.chunks_exact_mut(s).enumerate() {
+                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
+                    fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
+                }
+                matmul_serial_into(yb, g.o, s, k, Mat::rows(w, k), Mat::rows(col, s));
+                if scale.is_some() || shift.is_some() || act != Activation::Identity {
+                    for (o, row) in yb.chunks_exact_mut(s).enumerate() {
+                        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
+                        for v in row.iter_mut() {
+                            *v = act.apply(*v * mul + add);
+                        }
+                    }
+                }
+            },
+        );
     y
 }
 
@@ -863,9 +947,27 @@ mod tests {
             let g = ConvGeom::new(xs, ws, st, pad, dil);
             let x = ramp(xs.iter().product(), 0.1);
             let w = ramp(ws.iter().product(), 0.7);
-            let (got, want) = (conv2d_forward(&x, &w, &g), naive(&x, &w, &g));
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            let want = naive(&x, &w, &g);
+            let taps = g.live_taps();
+            let mut paths = vec![conv2d_forward(&x, &w, &g)];
+            if taps.len() == g.kh * g.kw {
+                let id = Activation::Identity;
+                paths.push(forward_by_image(&x, &w, &g, &taps, None, None, id));
+                // With BatchNorm's affine map and ReLU applied in the output pass.
+                let scale: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.25).collect();
+                let shift: Vec<f32> = (0..g.o).map(|o| o as f32 * 0.3 - 0.4).collect();
+                let relu = Activation::Relu;
+                let got = forward_by_image(&x, &w, &g, &taps, Some(&scale), Some(&shift), relu);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let o = (i / g.s()) % g.o;
+                    let b = (b * scale[o] + shift[o]).max(0.0);
+                    assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+                }
+            }
+            for got in paths {
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+                }
             }
         }
     }
