@@ -678,20 +678,14 @@ pub fn conv2d_forward_fused(
     if by_image(g, taps.len()) {
         return forward_by_image(x, w, g, &taps, scale, shift, act);
     }
+    if g.b >= BATCH_INNER_MIN_IMAGES
+        && let Some(pairs) = small_plane_pairs(g, &taps)
+    {
+        return forward_batch_inner(x, w, g, &taps, &pairs, scale, shift, act);
+    }
     let col = im2col(x, g, &taps);
-    let (n, s) = (g.n(), g.s());
-    let yt = if taps.len() == g.kh * g.kw {
-        matmul(g.o, n, g.k(), Mat::rows(w, g.k()), Mat::rows(&col, n))
-    } else {
-        // Some taps only read padding: one product per live tap, `Y += W_t · col_t`, with
-        // `W_t` (`[o × c]`) read in place from the weight.
-        let mut yt = vec![0.0f32; g.o * n];
-        for t in 0..taps.len() {
-            let (w_t, col_t) = (tap_weight(w, g, taps[t]), tap_rows(&col, n, taps.len(), t));
-            matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, t > 0);
-        }
-        yt
-    };
+    let s = g.s();
+    let yt = weight_times_col(w, &col, g, &taps);
     drop(col);
     if scale.is_none() && shift.is_none() && act == Activation::Identity {
         return swap_leading(&yt, g.o, g.b, s);
@@ -708,6 +702,22 @@ pub fn conv2d_forward_fused(
             }
         });
     y
+}
+
+/// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
+/// tap, else one product per live tap, `Y += W_t · col_t`, with `W_t` (`[o × c]`) read in
+/// place from the weight (the other taps only read padding).
+fn weight_times_col(w: &[f32], col: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
+    let (nt, n) = (taps.len(), col.len() / (g.c * taps.len()).max(1));
+    if nt == g.kh * g.kw {
+        return matmul(g.o, n, g.k(), Mat::rows(w, g.k()), Mat::rows(col, n));
+    }
+    let mut yt = vec![0.0f32; g.o * n];
+    for (t, &tap) in taps.iter().enumerate() {
+        let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
+        matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, t > 0);
+    }
+    yt
 }
 
 /// Output pixels per image from which the forward runs image by image.
@@ -762,6 +772,63 @@ fn forward_by_image(
                 }
             },
         );
+    y
+}
+
+/// Images from which the forward on narrow maps runs with the batch as the innermost axis.
+const BATCH_INNER_MIN_IMAGES: usize = 8;
+
+/// [`conv2d_forward_fused`] on maps narrower than 8 pixels (ResNet's later stages at small
+/// sizes), with the batch as the innermost axis of the im2col columns, `(oy, ox, b)`: each
+/// `(output, input)` pixel pair of a tap then moves `b` adjacent values instead of one, after
+/// one pass that lays the input out as `[c, h·w, b]`. The output pass reads the product back
+/// into `[b, o, oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+fn forward_batch_inner(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let (b, s, nt, plane) = (g.b, g.s(), taps.len(), g.h * g.w);
+    let n = s * b;
+    let mut xt = vec![0.0f32; x.len()];
+    xt.par_chunks_mut(plane * b)
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for bi in 0..b {
+                let src = &x[(bi * g.c + ci) * plane..][..plane];
+                for (p, v) in src.iter().enumerate() {
+                    dst[p * b + bi] = *v;
+                }
+            }
+        });
+    let col = rows_filled_by(g.c * nt * n, n, |r, row| {
+        let src = &xt[(r / nt) * plane * b..][..plane * b];
+        for &(q, p) in &pairs[r % nt] {
+            let (q, p) = (q as usize * b, p as usize * b);
+            row[q..q + b].copy_from_slice(&src[p..p + b]);
+        }
+    });
+    drop(xt);
+    let yt = weight_times_col(w, &col, g, taps);
+    drop(col);
+    let mut y = vec![0.0f32; yt.len()];
+    y.par_chunks_mut(s)
+        .with_min_len(min_rows(s))
+        .enumerate()
+        .for_each(|(idx, row)| {
+            let (bi, o) = (idx / g.o, idx % g.o);
+            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
+            let src = &yt[o * n..][..n];
+            for (q, d) in row.iter_mut().enumerate() {
+                *d = act.apply(src[q * b + bi] * mul + add);
+            }
+        });
     y
 }
 
@@ -940,6 +1007,10 @@ mod tests {
                 [1, 1],
             ),
             ([2, 2, 8, 7], [2, 2, 3, 2], [1, 2], [(2, 0), (1, 1)], [2, 1]),
+            // Batches of 8+ on narrow maps: the batch-innermost path (all taps, then dead taps).
+            ([8, 3, 5, 6], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            ([9, 2, 5, 5], [3, 2, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
+            ([8, 4, 1, 1], [3, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         ]
         .into_iter()
         .chain(PATH_CASES)
@@ -950,6 +1021,12 @@ mod tests {
             let want = naive(&x, &w, &g);
             let taps = g.live_taps();
             let mut paths = vec![conv2d_forward(&x, &w, &g)];
+            if let Some(pairs) = small_plane_pairs(&g, &taps) {
+                let id = Activation::Identity;
+                paths.push(forward_batch_inner(
+                    &x, &w, &g, &taps, &pairs, None, None, id,
+                ));
+            }
             if taps.len() == g.kh * g.kw {
                 let id = Activation::Identity;
                 paths.push(forward_by_image(&x, &w, &g, &taps, None, None, id));
