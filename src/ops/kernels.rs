@@ -690,18 +690,7 @@ pub fn conv2d_forward_fused(
     if scale.is_none() && shift.is_none() && act == Activation::Identity {
         return swap_leading(&yt, g.o, g.b, s);
     }
-    let mut y = vec![0.0f32; yt.len()];
-    y.par_chunks_mut(s)
-        .with_min_len(min_rows(s))
-        .enumerate()
-        .for_each(|(idx, row)| {
-            let (bi, o) = (idx / g.o, idx % g.o);
-            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
-            for (d, v) in row.iter_mut().zip(&yt[(o * g.b + bi) * s..][..s]) {
-                *d = act.apply(v * mul + add);
-            }
-        });
-    y
+    output_pass(&yt, g, scale, shift, act, false)
 }
 
 /// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
@@ -718,6 +707,38 @@ fn weight_times_col(w: &[f32], col: &[f32], g: &ConvGeom, taps: &[(usize, usize)
         matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, t > 0);
     }
     yt
+}
+
+/// `[b, o, oh, ow]` from a GEMM's `[o × b·oh·ow]` output, whose columns are `(image, pixel)`
+/// or, when `batch_inner`, `(pixel, image)`, through a per-channel affine map and activation.
+fn output_pass(
+    yt: &[f32],
+    g: &ConvGeom,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+    batch_inner: bool,
+) -> Vec<f32> {
+    let (s, n) = (g.s(), g.n());
+    let mut y = vec![0.0f32; yt.len()];
+    y.par_chunks_mut(s)
+        .with_min_len(min_rows(s))
+        .enumerate()
+        .for_each(|(idx, row)| {
+            let (bi, o) = (idx / g.o, idx % g.o);
+            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
+            let src = &yt[o * n..][..n];
+            if batch_inner {
+                for (q, d) in row.iter_mut().enumerate() {
+                    *d = act.apply(src[q * g.b + bi] * mul + add);
+                }
+            } else {
+                for (d, v) in row.iter_mut().zip(&src[bi * s..][..s]) {
+                    *d = act.apply(v * mul + add);
+                }
+            }
+        });
+    y
 }
 
 /// Output pixels per image from which the forward runs image by image.
@@ -817,19 +838,7 @@ fn forward_batch_inner(
     drop(xt);
     let yt = weight_times_col(w, &col, g, taps);
     drop(col);
-    let mut y = vec![0.0f32; yt.len()];
-    y.par_chunks_mut(s)
-        .with_min_len(min_rows(s))
-        .enumerate()
-        .for_each(|(idx, row)| {
-            let (bi, o) = (idx / g.o, idx % g.o);
-            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
-            let src = &yt[o * n..][..n];
-            for (q, d) in row.iter_mut().enumerate() {
-                *d = act.apply(src[q * b + bi] * mul + add);
-            }
-        });
-    y
+    output_pass(&yt, g, scale, shift, act, true)
 }
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
