@@ -312,86 +312,95 @@ fn fill_col_row(
 /// into the padding are zeroed first, so shifted taps can be added as whole spans).
 pub fn col2im(mut dcol: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
     let (n, s, plane, nt) = (g.n(), g.s(), g.h * g.w, taps.len());
-    if let Some(pairs) = small_plane_pairs(g, taps) {
-        let mut dx = vec![0.0f32; g.b * g.c * plane];
-        dx.par_chunks_mut(plane)
-            .with_min_len(min_rows(plane * nt))
-            .enumerate()
-            .for_each(|(idx, dst)| {
-                let (bi, ci) = (idx / g.c, idx % g.c);
-                for (t, pairs) in pairs.iter().enumerate() {
-                    let src = &dcol[(ci * nt + t) * n + bi * s..][..s];
-                    for &(q, p) in pairs {
-                        dst[p as usize] += src[q as usize];
-                    }
-                }
-            });
-        return dx;
-    }
-    if g.shifts() {
+    let pairs = small_plane_pairs(g, taps);
+    if pairs.is_none() && g.shifts() {
         dcol.par_chunks_mut(n)
             .with_min_len(min_rows(n))
             .enumerate()
             .for_each(|(r, row)| {
-                let (i, j) = taps[r % nt];
-                if g.shifted_span(i, j).is_none() {
-                    return;
-                }
-                let (y0, y1) = g.valid_rows(i);
-                let (x0, x1) = g.valid_cols(j);
                 for seg in row.chunks_mut(s) {
-                    for oy in y0..y1 {
-                        seg[oy * g.ow..][..x0].fill(0.0);
-                        seg[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
-                    }
+                    zero_row_edges(seg, g, taps[r % nt]);
                 }
             });
     }
     let dcol = &dcol;
     let mut dx = vec![0.0f32; g.b * g.c * plane];
     dx.par_chunks_mut(plane)
-        .with_min_len(min_rows(plane))
+        .with_min_len(min_rows(plane * nt))
         .enumerate()
-        .for_each(|(p, dst)| {
-            let (bi, ci) = (p / g.c, p % g.c);
-            for (t, &(i, j)) in taps.iter().enumerate() {
-                {
-                    let (y0, y1) = g.valid_rows(i);
-                    let (x0, x1) = g.valid_cols(j);
-                    if x0 >= x1 {
-                        continue;
-                    }
-                    let r = ci * nt + t;
-                    let src = &dcol[r * n + bi * s..][..s];
-                    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
-                        let to = (lo as isize + off) as usize;
-                        for (d, v) in dst[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-                            *d += v;
-                        }
-                        continue;
-                    }
-                    for oy in y0..y1 {
-                        let iy = g.in_row(oy, i);
-                        let src_row = &src[oy * g.ow..][..g.ow];
-                        let dst_row = &mut dst[iy * g.w..][..g.w];
-                        let ix0 = g.in_col(x0, j);
-                        if g.stride[1] == 1 {
-                            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)]
-                                .iter_mut()
-                                .zip(&src_row[x0..x1])
-                            {
-                                *d += v;
-                            }
-                        } else {
-                            for (t, v) in src_row[x0..x1].iter().enumerate() {
-                                dst_row[ix0 + t * g.stride[1]] += v;
-                            }
-                        }
-                    }
-                }
+        .for_each(|(idx, dst)| {
+            let (bi, ci) = (idx / g.c, idx % g.c);
+            for t in 0..nt {
+                let src = &dcol[(ci * nt + t) * n + bi * s..][..s];
+                add_col_row(dst, g, taps, pairs.as_deref(), t, src);
             }
         });
     dx
+}
+
+/// Zeroes the entries of one image's part of a `dcol` row for tap `(i, j)` that lie over the
+/// left and right padding, when that tap is added as one shifted span (see
+/// [`ConvGeom::shifted_span`]): the span would otherwise carry them into the neighbouring rows.
+fn zero_row_edges(seg: &mut [f32], g: &ConvGeom, (i, j): (usize, usize)) {
+    if g.shifted_span(i, j).is_none() {
+        return;
+    }
+    let (y0, y1) = g.valid_rows(i);
+    let (x0, x1) = g.valid_cols(j);
+    for oy in y0..y1 {
+        seg[oy * g.ow..][..x0].fill(0.0);
+        seg[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
+    }
+}
+
+/// The adjoint of [`fill_col_row`]: adds one image's part of a `dcol` row (tap `taps[t]`, one
+/// channel) into that channel's input-gradient plane `dst`. On the shifted-span path the
+/// entries over the padding must have been zeroed ([`zero_row_edges`]).
+fn add_col_row(
+    dst: &mut [f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: Option<&[Vec<(u32, u32)>]>,
+    t: usize,
+    src: &[f32],
+) {
+    if let Some(pairs) = pairs {
+        for &(q, p) in &pairs[t] {
+            dst[p as usize] += src[q as usize];
+        }
+        return;
+    }
+    let (i, j) = taps[t];
+    let (y0, y1) = g.valid_rows(i);
+    let (x0, x1) = g.valid_cols(j);
+    if x0 >= x1 {
+        return;
+    }
+    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
+        let to = (lo as isize + off) as usize;
+        for (d, v) in dst[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+            *d += v;
+        }
+        return;
+    }
+    for oy in y0..y1 {
+        let iy = g.in_row(oy, i);
+        let src_row = &src[oy * g.ow..][..g.ow];
+        let dst_row = &mut dst[iy * g.w..][..g.w];
+        let ix0 = g.in_col(x0, j);
+        if g.stride[1] == 1 {
+            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)]
+                .iter_mut()
+                .zip(&src_row[x0..x1])
+            {
+                *d += v;
+            }
+        } else {
+            for (t, v) in src_row[x0..x1].iter().enumerate() {
+                dst_row[ix0 + t * g.stride[1]] += v;
+            }
+        }
+    }
 }
 
 /// A matrix operand: its data and its row and column strides (row-major: `(cols, 1)`).
@@ -503,6 +512,12 @@ pub fn matmul_into(
 /// `dst[m × n] (row-major) = a · b` on the calling thread, for products that already run one
 /// per core.
 fn matmul_serial_into(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat) {
+    matmul_serial(dst, m, n, k, a, b, false);
+}
+
+/// `dst = a · b`, or `dst += a · b` when `accumulate`, on the calling thread (`dst` row-major
+/// `m × n`).
+fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat, accumulate: bool) {
     a.check(m, k);
     b.check(k, n);
     assert_eq!(dst.len(), m * n, "matmul: destination size");
@@ -510,12 +525,14 @@ fn matmul_serial_into(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: 
         return;
     }
     if k == 0 {
-        dst.fill(0.0);
+        if !accumulate {
+            dst.fill(0.0);
+        }
         return;
     }
     // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
     // borrow, so it overlaps neither input.
-    unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, false, 1) };
+    unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, accumulate, 1) };
 }
 
 /// A raw destination pointer that may cross to another rayon task (the parts it addresses are
@@ -850,6 +867,9 @@ pub fn conv2d_backward(
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let taps = g.live_taps();
+    if by_image(g, taps.len()) {
+        return backward_by_image(x, w, dy, g, &taps, need_dx);
+    }
     let (k, n) = (g.c * taps.len(), g.n());
     let dyt = swap_leading(dy, g.b, g.o, g.s()); // [o, b·s]
     let col = im2col(x, g, &taps);
@@ -885,6 +905,77 @@ pub fn conv2d_backward(
         col2im(dcol, g, &taps)
     });
     (dx, scatter_taps(dw, g, &taps))
+}
+
+/// [`conv2d_backward`] one image at a time (see [`by_image`]), every tap live: per image,
+/// `dW += dY_b · col(X_b)ᵀ` into a per-core sum and `dX_b = col⁻¹(Wᵀ · dY_b)`, each image's
+/// `col` and `dcol` blocks in cache and `dY_b` read in its `[o, oh·ow]` layout directly.
+fn backward_by_image(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let pairs = small_plane_pairs(g, taps);
+    let per_core = g.b.div_ceil(rayon::current_num_threads());
+    // As in the batch path: wide layers compute dWᵀ = col · dYᵀ, `gemm`'s faster orientation.
+    let transposed = 16 * s >= k;
+    let mut dx = vec![0.0f32; if need_dx { g.b * g.c * plane } else { 0 }];
+    let images: Vec<Option<&mut [f32]>> = if need_dx {
+        dx.chunks_mut(g.c * plane).map(Some).collect()
+    } else {
+        (0..g.b).map(|_| None).collect()
+    };
+    let dw = images
+        .into_par_iter()
+        .enumerate()
+        .with_min_len(per_core)
+        .fold(
+            // Zeroed once per task; every image rewrites the same positions of `col`.
+            || (vec![0.0f32; k * s], Vec::new(), vec![0.0f32; k * g.o], true),
+            |(mut col, mut dcol, mut dw, first), (bi, dxb)| {
+                for (r, row) in col.chunks_exact_mut(s).enumerate() {
+                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
+                    fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
+                }
+                let dyb = &dy[bi * g.o * s..][..g.o * s];
+                if transposed {
+                    let (a, b) = (Mat::rows(&col, s), Mat::transposed(dyb, s));
+                    matmul_serial(&mut dw, k, g.o, s, a, b, !first);
+                } else {
+                    let (a, b) = (Mat::rows(dyb, s), Mat::transposed(&col, s));
+                    matmul_serial(&mut dw, g.o, k, s, a, b, !first);
+                }
+                if let Some(dxb) = dxb {
+                    dcol.resize(k * s, 0.0);
+                    let (a, b) = (Mat::transposed(w, k), Mat::rows(dyb, s));
+                    matmul_serial_into(&mut dcol, k, s, g.o, a, b);
+                    for (r, row) in dcol.chunks_exact_mut(s).enumerate() {
+                        let dst = &mut dxb[(r / nt) * plane..][..plane];
+                        if pairs.is_none() {
+                            zero_row_edges(row, g, taps[r % nt]);
+                        }
+                        add_col_row(dst, g, taps, pairs.as_deref(), r % nt, row);
+                    }
+                }
+                (col, dcol, dw, false)
+            },
+        )
+        .map(|(_, _, dw, _)| dw)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0f32; k * g.o]);
+    let dw = if transposed {
+        transpose(&dw, k, g.o)
+    } else {
+        dw
+    };
+    (need_dx.then_some(dx), dw)
 }
 
 /// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.
@@ -1066,6 +1157,15 @@ mod tests {
             ([2, 3, 6, 5], [4, 3, 3, 3], [2, 1], [(1, 1), (1, 0)], [1, 1]),
             ([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
             ([1, 2, 7, 6], [3, 2, 3, 3], [1, 1], [(0, 2), (2, 2)], [1, 2]),
+            // Maps of 64+ pixels in batches of 4, where the image-by-image path runs.
+            ([4, 3, 9, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            (
+                [4, 3, 17, 16],
+                [2, 3, 7, 7],
+                [2, 2],
+                [(3, 3), (3, 3)],
+                [1, 1],
+            ),
             // Fewer columns than rows in col(X) (a 1×1 map, as in ResNet's last stage at 28 px).
             ([2, 8, 1, 1], [3, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         ]
@@ -1076,8 +1176,6 @@ mod tests {
             let x = ramp(xs.iter().product(), 0.2);
             let w = ramp(ws.iter().product(), 0.5);
             let dy = ramp(g.b * g.o * g.s(), 0.9);
-            let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true);
-            let dx = dx.unwrap();
             let f = |x: &[f32], w: &[f32]| -> f64 {
                 naive(x, w, &g)
                     .iter()
@@ -1085,25 +1183,37 @@ mod tests {
                     .map(|(a, b)| (a * b) as f64)
                     .sum()
             };
-            for idx in (0..x.len()).step_by(7) {
-                let mut xp = x.clone();
-                xp[idx] += 1.0;
-                let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
-                assert!(
-                    (fd - dx[idx] as f64).abs() < 1e-3,
-                    "{g:?} dx[{idx}] {} vs {fd}",
-                    dx[idx]
-                );
+            let taps = g.live_taps();
+            let mut paths = vec![conv2d_backward(&x, &w, &dy, &g, true)];
+            if taps.len() == g.kh * g.kw {
+                paths.push(backward_by_image(&x, &w, &dy, &g, &taps, true));
+                // Without the input gradient, the same weight gradient.
+                let (none, dw) = backward_by_image(&x, &w, &dy, &g, &taps, false);
+                assert!(none.is_none());
+                assert_eq!(dw, paths[1].1, "{g:?}");
             }
-            for idx in (0..w.len()).step_by(5) {
-                let mut wp = w.clone();
-                wp[idx] += 1.0;
-                let fd = f(&x, &wp) - f(&x, &w);
-                assert!(
-                    (fd - dw[idx] as f64).abs() < 1e-3,
-                    "{g:?} dw[{idx}] {} vs {fd}",
-                    dw[idx]
-                );
+            for (dx, dw) in paths {
+                let dx = dx.unwrap();
+                for idx in (0..x.len()).step_by(7) {
+                    let mut xp = x.clone();
+                    xp[idx] += 1.0;
+                    let fd = f(&xp, &w) - f(&x, &w); // exact: f is linear in x
+                    assert!(
+                        (fd - dx[idx] as f64).abs() < 1e-3,
+                        "{g:?} dx[{idx}] {} vs {fd}",
+                        dx[idx]
+                    );
+                }
+                for idx in (0..w.len()).step_by(5) {
+                    let mut wp = w.clone();
+                    wp[idx] += 1.0;
+                    let fd = f(&x, &wp) - f(&x, &w);
+                    assert!(
+                        (fd - dw[idx] as f64).abs() < 1e-3,
+                        "{g:?} dw[{idx}] {} vs {fd}",
+                        dw[idx]
+                    );
+                }
             }
         }
     }
