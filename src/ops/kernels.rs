@@ -511,14 +511,8 @@ pub fn matmul_into(
     };
 }
 
-/// `dst[m × n] (row-major) = a · b` on the calling thread, for products that already run one
-/// per core.
-fn matmul_serial_into(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat) {
-    matmul_serial(dst, m, n, k, a, b, false);
-}
-
 /// `dst = a · b`, or `dst += a · b` when `accumulate`, on the calling thread (`dst` row-major
-/// `m × n`).
+/// `m × n`), for products that already run one per core.
 fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat, accumulate: bool) {
     a.check(m, k);
     b.check(k, n);
@@ -760,10 +754,10 @@ fn output_pass(
     y
 }
 
-/// Output pixels per image from which the forward runs image by image.
+/// Output pixels per image from which a convolution runs image by image.
 const BY_IMAGE_MIN_PIXELS: usize = 64;
 
-/// Whether [`conv2d_forward_fused`] runs image by image: maps of at least
+/// Whether a convolution's forward and backward run image by image: output maps of at least
 /// [`BY_IMAGE_MIN_PIXELS`] pixels with every tap live, and at least two images per core.
 /// Each image's im2col block (`[c·kh·kw × oh·ow]`, e.g. 590 KB on ResNet's first stage at
 /// 64 px) then stays in the core's cache while the GEMM packs it, and the product lands in the
@@ -801,7 +795,7 @@ fn forward_by_image(
                     let src = &x[(bi * g.c + r / nt) * plane..][..plane];
                     fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
                 }
-                matmul_serial_into(yb, g.o, s, k, Mat::rows(w, k), Mat::rows(col, s));
+                matmul_serial(yb, g.o, s, k, Mat::rows(w, k), Mat::rows(col, s), false);
                 if scale.is_some() || shift.is_some() || act != Activation::Identity {
                     for (o, row) in yb.chunks_exact_mut(s).enumerate() {
                         let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
@@ -954,7 +948,7 @@ fn backward_by_image(
                 if let Some(dxb) = dxb {
                     dcol.resize(k * s, 0.0);
                     let (a, b) = (Mat::transposed(w, k), Mat::rows(dyb, s));
-                    matmul_serial_into(&mut dcol, k, s, g.o, a, b);
+                    matmul_serial(&mut dcol, k, s, g.o, a, b, false);
                     for (r, row) in dcol.chunks_exact_mut(s).enumerate() {
                         let dst = &mut dxb[(r / nt) * plane..][..plane];
                         if pairs.is_none() {
