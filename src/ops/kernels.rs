@@ -279,33 +279,40 @@ fn fill_col_row(
         }
         return;
     }
-    let (i, j) = taps[t];
+    tap_spans(g, taps[t], |out, inp, len, step| {
+        if step == 1 {
+            dst[out..out + len].copy_from_slice(&src[inp..inp + len]);
+        } else {
+            for (k, d) in dst[out..out + len].iter_mut().enumerate() {
+                *d = src[inp + k * step];
+            }
+        }
+    });
+    zero_row_edges(dst, g, taps[t]);
+}
+
+/// The runs in which tap `(i, j)` reads the input inside the image, as
+/// `run(first output pixel, first input pixel, length, input step)` (output pixels adjacent):
+/// one shifted span for the whole plane where [`ConvGeom::shifted_span`] applies (its edge
+/// entries then lie over the padding, see [`zero_row_edges`]), else one run per output row.
+fn tap_spans(
+    g: &ConvGeom,
+    (i, j): (usize, usize),
+    mut run: impl FnMut(usize, usize, usize, usize),
+) {
     let (y0, y1) = g.valid_rows(i);
     let (x0, x1) = g.valid_cols(j);
     if x0 >= x1 {
         return;
     }
     if let Some((off, lo, hi)) = g.shifted_span(i, j) {
-        let from = (lo as isize + off) as usize;
-        dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
-        for oy in y0..y1 {
-            dst[oy * g.ow..][..x0].fill(0.0);
-            dst[oy * g.ow + x1..][..g.ow - x1].fill(0.0);
-        }
+        run(lo, (lo as isize + off) as usize, hi - lo, 1);
         return;
     }
+    let ix0 = g.in_col(x0, j);
     for oy in y0..y1 {
         let iy = g.in_row(oy, i);
-        let src_row = &src[iy * g.w..][..g.w];
-        let dst_row = &mut dst[oy * g.ow..][..g.ow];
-        let ix0 = g.in_col(x0, j);
-        if g.stride[1] == 1 {
-            dst_row[x0..x1].copy_from_slice(&src_row[ix0..ix0 + (x1 - x0)]);
-        } else {
-            for (t, d) in dst_row[x0..x1].iter_mut().enumerate() {
-                *d = src_row[ix0 + t * g.stride[1]];
-            }
-        }
+        run(oy * g.ow + x0, iy * g.w + ix0, x1 - x0, g.stride[1]);
     }
 }
 
@@ -372,37 +379,17 @@ fn add_col_row(
         }
         return;
     }
-    let (i, j) = taps[t];
-    let (y0, y1) = g.valid_rows(i);
-    let (x0, x1) = g.valid_cols(j);
-    if x0 >= x1 {
-        return;
-    }
-    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
-        let to = (lo as isize + off) as usize;
-        for (d, v) in dst[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-            *d += v;
-        }
-        return;
-    }
-    for oy in y0..y1 {
-        let iy = g.in_row(oy, i);
-        let src_row = &src[oy * g.ow..][..g.ow];
-        let dst_row = &mut dst[iy * g.w..][..g.w];
-        let ix0 = g.in_col(x0, j);
-        if g.stride[1] == 1 {
-            for (d, v) in dst_row[ix0..ix0 + (x1 - x0)]
-                .iter_mut()
-                .zip(&src_row[x0..x1])
-            {
+    tap_spans(g, taps[t], |out, inp, len, step| {
+        if step == 1 {
+            for (d, v) in dst[inp..inp + len].iter_mut().zip(&src[out..out + len]) {
                 *d += v;
             }
         } else {
-            for (t, v) in src_row[x0..x1].iter().enumerate() {
-                dst_row[ix0 + t * g.stride[1]] += v;
+            for (k, v) in src[out..out + len].iter().enumerate() {
+                dst[inp + k * step] += v;
             }
         }
-    }
+    });
 }
 
 /// A matrix operand: its data and its row and column strides (row-major: `(cols, 1)`).
