@@ -678,9 +678,7 @@ pub fn conv2d_forward_fused(
     if by_image(g, taps.len()) {
         return forward_by_image(x, w, g, &taps, scale, shift, act);
     }
-    if g.b >= BATCH_INNER_MIN_IMAGES
-        && let Some(pairs) = small_plane_pairs(g, &taps)
-    {
+    if let Some(pairs) = batch_inner_pairs(g, &taps) {
         return forward_batch_inner(x, w, g, &taps, &pairs, scale, shift, act);
     }
     let col = im2col(x, g, &taps);
@@ -796,14 +794,24 @@ fn forward_by_image(
     y
 }
 
-/// Images from which the forward on narrow maps runs with the batch as the innermost axis.
+/// Images from which convolutions on narrow maps run with the batch as the innermost axis.
 const BATCH_INNER_MIN_IMAGES: usize = 8;
 
+/// The pair tables of [`small_plane_pairs`] when a convolution runs with the batch innermost
+/// (see [`im2col_batch_inner`]): maps narrower than 8 pixels, at least
+/// [`BATCH_INNER_MIN_IMAGES`] images and more than one live tap. With one tap (1×1
+/// downsampling, 3×3 on 1×1 maps) each input value is read at most once, so the layout passes
+/// cost more than the runs save (1×1 stride-2 backward 0.6–1.0 → 0.8–1.5 ms per layer at
+/// 28 px).
+fn batch_inner_pairs(g: &ConvGeom, taps: &[(usize, usize)]) -> Option<Vec<Vec<(u32, u32)>>> {
+    (g.b >= BATCH_INNER_MIN_IMAGES && taps.len() > 1)
+        .then(|| small_plane_pairs(g, taps))
+        .flatten()
+}
+
 /// [`conv2d_forward_fused`] on maps narrower than 8 pixels (ResNet's later stages at small
-/// sizes), with the batch as the innermost axis of the im2col columns, `(oy, ox, b)`: each
-/// `(output, input)` pixel pair of a tap then moves `b` adjacent values instead of one, after
-/// one pass that lays the input out as `[c, h·w, b]`. The output pass reads the product back
-/// into `[b, o, oh, ow]`.
+/// sizes), with the batch as the innermost axis of the im2col columns (see
+/// [`im2col_batch_inner`]); the output pass reads the product back into `[b, o, oh, ow]`.
 #[allow(clippy::too_many_arguments)]
 fn forward_batch_inner(
     x: &[f32],
@@ -815,30 +823,86 @@ fn forward_batch_inner(
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    let (b, s, nt, plane) = (g.b, g.s(), taps.len(), g.h * g.w);
-    let n = s * b;
+    let col = im2col_batch_inner(x, g, taps, pairs);
+    let yt = weight_times_col(w, &col, g, taps);
+    drop(col);
+    output_pass(&yt, g, scale, shift, act, true)
+}
+
+/// `[b, c, s]` → `[c, s, b]`: an activation with the batch as its innermost axis.
+fn batch_to_inner(x: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
     let mut xt = vec![0.0f32; x.len()];
-    xt.par_chunks_mut(plane * b)
+    xt.par_chunks_mut(s * b).enumerate().for_each(|(ci, dst)| {
+        for bi in 0..b {
+            let src = &x[(bi * c + ci) * s..][..s];
+            for (p, v) in src.iter().enumerate() {
+                dst[p * b + bi] = *v;
+            }
+        }
+    });
+    xt
+}
+
+/// `[c, s, b]` → `[b, c, s]`, the inverse of [`batch_to_inner`].
+fn batch_to_outer(xt: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
+    let mut x = vec![0.0f32; xt.len()];
+    x.par_chunks_mut(s)
+        .with_min_len(min_rows(s))
         .enumerate()
-        .for_each(|(ci, dst)| {
-            for bi in 0..b {
-                let src = &x[(bi * g.c + ci) * plane..][..plane];
-                for (p, v) in src.iter().enumerate() {
-                    dst[p * b + bi] = *v;
-                }
+        .for_each(|(idx, row)| {
+            let src = &xt[(idx % c) * s * b..][..s * b];
+            for (q, d) in row.iter_mut().enumerate() {
+                *d = src[q * b + idx / c];
             }
         });
-    let col = rows_filled_by(g.c * nt * n, n, |r, row| {
+    x
+}
+
+/// The im2col matrix of [`im2col`] with its columns ordered `(oy, ox, image)` instead of
+/// `(image, oy, ox)`, for maps narrower than 8 pixels (`pairs` from [`small_plane_pairs`]):
+/// each `(output, input)` pixel pair of a tap then moves `b` adjacent values instead of one,
+/// after one pass that lays the input out as `[c, h·w, b]`.
+fn im2col_batch_inner(
+    x: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
+    let xt = batch_to_inner(x, b, g.c, plane);
+    rows_filled_by(g.c * nt * n, n, |r, row| {
         let src = &xt[(r / nt) * plane * b..][..plane * b];
         for &(q, p) in &pairs[r % nt] {
             let (q, p) = (q as usize * b, p as usize * b);
             row[q..q + b].copy_from_slice(&src[p..p + b]);
         }
-    });
-    drop(xt);
-    let yt = weight_times_col(w, &col, g, taps);
-    drop(col);
-    output_pass(&yt, g, scale, shift, act, true)
+    })
+}
+
+/// The adjoint of [`im2col_batch_inner`]: `dX` `[b, c, h, w]` from a `dcol` whose columns are
+/// `(oy, ox, image)`, summed as runs of `b` values into a `[c, h·w, b]` gradient first.
+fn col2im_batch_inner(
+    dcol: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
+    let mut dxt = vec![0.0f32; g.c * plane * b];
+    dxt.par_chunks_mut(plane * b)
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for (t, pairs) in pairs.iter().enumerate() {
+                let src = &dcol[(ci * nt + t) * n..][..n];
+                for &(q, p) in pairs {
+                    let (q, p) = (q as usize * b, p as usize * b);
+                    for (d, v) in dst[p..p + b].iter_mut().zip(&src[q..q + b]) {
+                        *d += v;
+                    }
+                }
+            }
+        });
+    batch_to_outer(&dxt, b, g.c, plane)
 }
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
@@ -854,8 +918,16 @@ pub fn conv2d_backward(
         return backward_by_image(x, w, dy, g, &taps, need_dx);
     }
     let (k, n) = (g.c * taps.len(), g.n());
-    let dyt = swap_leading(dy, g.b, g.o, g.s()); // [o, b·s]
-    let col = im2col(x, g, &taps);
+    // dY as `[o × n]` and col(X), both with columns `(image, pixel)`, or on narrow maps
+    // `(pixel, image)` (see `im2col_batch_inner`); the products do not depend on the order.
+    let pairs = batch_inner_pairs(g, &taps);
+    let (dyt, col) = match &pairs {
+        Some(pairs) => (
+            batch_to_inner(dy, g.b, g.o, g.s()),
+            im2col_batch_inner(x, g, &taps, pairs),
+        ),
+        None => (swap_leading(dy, g.b, g.o, g.s()), im2col(x, g, &taps)),
+    };
     let dw = if 16 * n >= k {
         // With many columns per row of `col` (early, wide layers) gemm runs the product far
         // faster with the long axis inside and the small weight gradient transposed after it:
@@ -885,7 +957,10 @@ pub fn conv2d_backward(
             }
             dcol
         };
-        col2im(dcol, g, &taps)
+        match &pairs {
+            Some(pairs) => col2im_batch_inner(&dcol, g, &taps, pairs),
+            None => col2im(dcol, g, &taps),
+        }
     });
     (dx, scatter_taps(dw, g, &taps))
 }
@@ -1093,7 +1168,7 @@ mod tests {
             // Batches of 8+ on narrow maps: the batch-innermost path (all taps, then dead taps).
             ([8, 3, 5, 6], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
             ([9, 2, 5, 5], [3, 2, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
-            ([8, 4, 1, 1], [3, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            ([8, 4, 2, 2], [3, 4, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
         ]
         .into_iter()
         .chain(PATH_CASES)
@@ -1136,6 +1211,7 @@ mod tests {
     fn backward_is_the_adjoint_of_forward() {
         // <dy, conv(x, w)> is bilinear: its derivative in x is dX, in w is dW. The second
         // geometry (stride 1, same width) takes the shifted-span path of im2col and col2im.
+        let mut batch_inner = 0;
         for (xs, ws, st, pad, dil) in [
             ([2, 3, 6, 5], [4, 3, 3, 3], [2, 1], [(1, 1), (1, 0)], [1, 1]),
             ([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
@@ -1151,11 +1227,17 @@ mod tests {
             ),
             // Fewer columns than rows in col(X) (a 1×1 map, as in ResNet's last stage at 28 px).
             ([2, 8, 1, 1], [3, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            // Batches of 8+ on narrow maps: columns `(pixel, image)` (all taps, stride 2, and
+            // dead taps).
+            ([8, 3, 5, 6], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            ([9, 2, 5, 5], [3, 2, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
+            ([8, 4, 2, 2], [3, 4, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
         ]
         .into_iter()
         .chain(PATH_CASES)
         {
             let g = ConvGeom::new(xs, ws, st, pad, dil);
+            batch_inner += batch_inner_pairs(&g, &g.live_taps()).is_some() as usize;
             let x = ramp(xs.iter().product(), 0.2);
             let w = ramp(ws.iter().product(), 0.5);
             let dy = ramp(g.b * g.o * g.s(), 0.9);
@@ -1199,6 +1281,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!(batch_inner, 3, "cases on the batch-innermost path");
     }
 
     #[test]
