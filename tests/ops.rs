@@ -180,17 +180,29 @@ fn fused_adam_equals_the_tensor_formula() {
     let v = Tensor::<2>::random([37, 101], Distribution::Uniform(0.0, 0.01), &device);
     for (t, wd) in [(1, 0.01), (7, 0.0)] {
         let step = AdamStep::new(3e-3, 0.87, 0.99, 1e-5, wd, t);
-        let run = |reference: bool| {
+        // The parameter shared (as when the model still holds it: a new buffer is written) or
+        // owned by the step alone (updated in place).
+        let run = |reference: bool, shared: bool| {
             fastvision::ops::use_reference_ops(reference);
-            let out = fastvision::ops::adam_step(p.clone(), g.clone(), m.clone(), v.clone(), step);
+            let param = if shared {
+                p.clone()
+            } else {
+                p.clone().mul_scalar(1.0)
+            };
+            let out = fastvision::ops::adam_step(param, g.clone(), m.clone(), v.clone(), step);
             fastvision::ops::use_reference_ops(false);
             out
         };
-        let (fp, fm, fv) = run(false);
-        let (rp, rm, rv) = run(true);
-        for (what, a, b) in [("param", fp, rp), ("m", fm, rm), ("v", fv, rv)] {
-            let e = rel_err(a.reshape([1, 1, 37, 101]), b.reshape([1, 1, 37, 101]));
-            assert!(e <= 1e-6, "step {t}: {what} relative error {e}");
+        for shared in [true, false] {
+            let (fp, fm, fv) = run(false, shared);
+            let (rp, rm, rv) = run(true, shared);
+            for (what, a, b) in [("param", fp, rp), ("m", fm, rm), ("v", fv, rv)] {
+                let e = rel_err(a.reshape([1, 1, 37, 101]), b.reshape([1, 1, 37, 101]));
+                assert!(
+                    e <= 1e-6,
+                    "step {t}, shared {shared}: {what} relative error {e}"
+                );
+            }
         }
     }
     // The inputs are not modified in place (they may be shared with the model).

@@ -3,6 +3,7 @@
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
+use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::contiguous;
@@ -66,26 +67,43 @@ impl FastAdam for Flex {
             contiguous(v),
         );
         let g = g.as_slice::<f32>().expect("contiguous");
-        let (ps, ms, vs) = (
-            p.storage_mut::<f32>(),
-            m.storage_mut::<f32>(),
-            v.storage_mut::<f32>(),
-        );
-        const CHUNK: usize = 1 << 14;
-        ps.par_chunks_mut(CHUNK)
-            .zip(ms.par_chunks_mut(CHUNK))
-            .zip(vs.par_chunks_mut(CHUNK))
-            .zip(g.par_chunks(CHUNK))
-            .for_each(|(((p, m), v), g)| {
-                for i in 0..p.len() {
+        let (ms, vs) = (m.storage_mut::<f32>(), v.storage_mut::<f32>());
+        // `out = p·decay − step·m/(√(v/debias2) + ε)` after the moments' update, chunk by chunk
+        // (`out` is `p` itself when the parameter can be updated in place).
+        let update =
+            |p: Option<&[f32]>, out: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+                for i in 0..out.len() {
                     let gi = g[i];
                     let mi = s.mom * m[i] + (1.0 - s.mom) * gi;
                     let vi = s.sqr_mom * v[i] + (1.0 - s.sqr_mom) * gi * gi;
                     m[i] = mi;
                     v[i] = vi;
-                    p[i] = p[i] * s.decay - s.step_size * mi / ((vi / s.debias2).sqrt() + s.eps);
+                    let pi = p.map_or(out[i], |p| p[i]);
+                    out[i] = pi * s.decay - s.step_size * mi / ((vi / s.debias2).sqrt() + s.eps);
                 }
-            });
+            };
+        const CHUNK: usize = 1 << 14;
+        let moments = ms.par_chunks_mut(CHUNK).zip(vs.par_chunks_mut(CHUNK));
+        let grads = g.par_chunks(CHUNK);
+        if let Some(ps) = p.try_storage_mut::<f32>() {
+            ps.par_chunks_mut(CHUNK)
+                .zip(grads)
+                .zip(moments)
+                .for_each(|((p, g), (m, v))| update(None, p, g, m, v));
+        } else {
+            // The module still holds the parameter (the learner steps a clone of the model), so
+            // the update goes into a new buffer: writing through `storage_mut` would first copy
+            // the old values (copy-on-write), an extra single-threaded pass over every weight.
+            let old = p.as_slice::<f32>().expect("contiguous");
+            let mut out = vec![0.0f32; old.len()];
+            out.par_chunks_mut(CHUNK)
+                .zip(old.par_chunks(CHUNK))
+                .zip(grads)
+                .zip(moments)
+                .for_each(|(((out, p), g), (m, v))| update(Some(p), out, g, m, v));
+            let shape = p.layout().shape().clone();
+            p = FlexTensor::from_data(TensorData::new(out, shape));
+        }
         (p, m, v)
     }
 }
