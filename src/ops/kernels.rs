@@ -4,9 +4,9 @@
 //! `dX = col⁻¹(Wᵀ · dY)`, where `col(X)` is `[C·kh·kw × B·OH·OW]`. Small maps build one im2col
 //! matrix for the whole batch, so every product is one large GEMM (with the batch as the
 //! innermost column axis, forward and backward, on maps narrower than 8 pixels); maps of 64
-//! pixels or more run image by image, each image's im2col block in cache. burn's generic backward (a
-//! transposed convolution and a batch/channel-swapped convolution) turns the same work into many
-//! skinny products; see the README's benchmark section.
+//! pixels or more run image by image, each image's im2col block in cache. burn's generic
+//! backward (a transposed convolution and a batch/channel-swapped convolution) turns the same
+//! work into many skinny products; see the README's benchmark section.
 
 use std::mem::MaybeUninit;
 
