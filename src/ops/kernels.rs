@@ -727,6 +727,9 @@ fn output_pass(
     batch_inner: bool,
 ) -> Vec<f32> {
     let (s, n) = (g.s(), g.n());
+    if batch_inner {
+        return batch_to_outer(yt, (g.b, g.o, s), scale, shift, act);
+    }
     let mut y = vec![0.0f32; yt.len()];
     y.par_chunks_mut(s)
         .with_min_len(min_rows(s))
@@ -734,15 +737,8 @@ fn output_pass(
         .for_each(|(idx, row)| {
             let (bi, o) = (idx / g.o, idx % g.o);
             let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
-            let src = &yt[o * n..][..n];
-            if batch_inner {
-                for (q, d) in row.iter_mut().enumerate() {
-                    *d = act.apply(src[q * g.b + bi] * mul + add);
-                }
-            } else {
-                for (d, v) in row.iter_mut().zip(&src[bi * s..][..s]) {
-                    *d = act.apply(v * mul + add);
-                }
+            for (d, v) in row.iter_mut().zip(&yt[o * n + bi * s..][..s]) {
+                *d = act.apply(v * mul + add);
             }
         });
     y
@@ -852,16 +848,25 @@ fn batch_to_inner(x: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
     xt
 }
 
-/// `[c, s, b]` → `[b, c, s]`, the inverse of [`batch_to_inner`].
-fn batch_to_outer(xt: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
+/// `[c, s, b]` → `[b, c, s]`, the inverse of [`batch_to_inner`], through a per-channel affine
+/// map and activation (the convolution's output pass; none for a gradient).
+fn batch_to_outer(
+    xt: &[f32],
+    (b, c, s): (usize, usize, usize),
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
     let mut x = vec![0.0f32; xt.len()];
     x.par_chunks_mut(s)
         .with_min_len(min_rows(s))
         .enumerate()
         .for_each(|(idx, row)| {
-            let src = &xt[(idx % c) * s * b..][..s * b];
+            let (bi, ci) = (idx / c, idx % c);
+            let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
+            let src = &xt[ci * s * b..][..s * b];
             for (q, d) in row.iter_mut().enumerate() {
-                *d = src[q * b + idx / c];
+                *d = act.apply(src[q * b + bi] * mul + add);
             }
         });
     x
@@ -911,7 +916,7 @@ fn col2im_batch_inner(
                 }
             }
         });
-    batch_to_outer(&dxt, b, g.c, plane)
+    batch_to_outer(&dxt, (b, g.c, plane), None, None, Activation::Identity)
 }
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
