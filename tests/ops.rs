@@ -265,8 +265,14 @@ fn fused_batchnorm_training_matches_burn() {
         bn.beta = burn::module::Param::from_tensor(vec5([-0.3, 0.2, 0.0, 0.5, -0.1]));
         bn
     };
-    let x = Tensor::<4>::random([4, 3, 7, 6], Distribution::Normal(0.3, 2.0), &device);
-    for act in [Activation::Relu, Activation::Identity] {
+    // Planes of 42 and 72 pixels (below and above the kernels' small-plane size), 2 pixels over
+    // 70 images (their f32 sums flushed to f64 after 64), 1 pixel.
+    let shapes = [[4, 3, 7, 6], [2, 3, 9, 8], [70, 3, 1, 2], [6, 3, 1, 1]];
+    let cases = shapes
+        .into_iter()
+        .flat_map(|shape| [Activation::Relu, Activation::Identity].map(|act| (shape, act)));
+    for (shape, act) in cases {
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.3, 2.0), &device);
         let run = |reference: bool| {
             fastvision::ops::use_reference_ops(reference);
             let (conv, bn) = (conv.clone(), new_bn());
@@ -308,7 +314,7 @@ fn fused_batchnorm_training_matches_burn() {
         ];
         for (what, a, b) in pairs {
             let e = rel_err(a, b);
-            assert!(e <= 1e-4, "{act:?}: {what} relative error {e}");
+            assert!(e <= 1e-4, "{shape:?} {act:?}: {what} relative error {e}");
         }
     }
 }

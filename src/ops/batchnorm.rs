@@ -12,6 +12,7 @@ use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::kernels::rows_filled_by;
 use super::profile::{Op, timed};
 use super::{contiguous, slice};
 
@@ -49,10 +50,11 @@ fn dims(t: &FlexTensor) -> (usize, usize, usize) {
     (b, c, shape.num_elements() / (b * c).max(1))
 }
 
-/// The `s`-long planes of channel `ci` across the batch.
-fn planes(x: &[f32], b: usize, c: usize, s: usize, ci: usize) -> impl Iterator<Item = &[f32]> {
-    (0..b).map(move |bi| &x[(bi * c + ci) * s..][..s])
-}
+/// Planes (pixels per channel and image) below this size take the image-row kernels: one task
+/// per block of an image's `[c, s]` values instead of one per plane, with per-element f32 sums
+/// across the batch instead of a [`LaneSums`] per plane, whose set-up cost more than its few
+/// values (ResNet's last stages: `[64, 512, 1, 1]` took 0.55 ms forward, 17 ns a value).
+const SMALL_PLANE: usize = 64;
 
 /// Two running sums over many slices: f32 sums in 16 independent lanes (which the compiler
 /// vectorises; a single running sum is bound by the add latency), moved into f64 totals every
@@ -102,27 +104,123 @@ impl LaneSums {
     }
 }
 
-/// Per-channel mean and biased variance: one pass of lane sums of `x − x₀` and `(x − x₀)²`,
-/// shifted by the channel's first value `x₀` so that the difference of squares does not cancel.
+/// Per channel of two `[b, c, s]` arrays, the two sums of `f(a, b, params[channel])` over every
+/// element of the channel: f32 partial sums moved into f64 totals (see [`LaneSums`]).
+fn channel_sums<P: Copy + Send + Sync>(
+    (a, bb): (&[f32], &[f32]),
+    (b, c, s): (usize, usize, usize),
+    params: &[P],
+    f: impl Fn(f32, f32, P) -> (f32, f32) + Sync + Send,
+) -> Vec<(f64, f64)> {
+    if s >= SMALL_PLANE {
+        return (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                let p = params[ci];
+                let mut acc = LaneSums::default();
+                for bi in 0..b {
+                    let o = (bi * c + ci) * s;
+                    acc.add(&a[o..o + s], &bb[o..o + s], |u, v| f(u, v, p));
+                }
+                acc.totals()
+            })
+            .collect();
+    }
+    // Blocks of whole channels, about 2048 values of an image each: per image, the block's
+    // values are added element by element into f32 sums (one per element, flushed to f64 every
+    // 64 images), which are then folded per channel.
+    let per_block = (2048 / s).max(1);
+    (0..c.div_ceil(per_block))
+        .into_par_iter()
+        .flat_map_iter(|blk| {
+            let (c0, c1) = (blk * per_block, ((blk + 1) * per_block).min(c));
+            let (lo, hi) = (c0 * s, c1 * s);
+            let mut part = vec![[0.0f32; 2]; hi - lo];
+            let mut total = vec![[0.0f64; 2]; hi - lo];
+            for bi in 0..b {
+                let o = bi * c * s;
+                let (ra, rb) = (&a[o + lo..o + hi], &bb[o + lo..o + hi]);
+                let planes = part.chunks_exact_mut(s).zip(ra.chunks_exact(s));
+                for ((acc, pa), (pb, &p)) in planes.zip(rb.chunks_exact(s).zip(&params[c0..c1])) {
+                    for (acc, (&u, &v)) in acc.iter_mut().zip(pa.iter().zip(pb)) {
+                        let (x, y) = f(u, v, p);
+                        acc[0] += x;
+                        acc[1] += y;
+                    }
+                }
+                if bi % 64 == 63 || bi + 1 == b {
+                    for (t, acc) in total.iter_mut().zip(part.iter_mut()) {
+                        t[0] += acc[0] as f64;
+                        t[1] += acc[1] as f64;
+                        *acc = [0.0; 2];
+                    }
+                }
+            }
+            total
+                .chunks_exact(s)
+                .map(|ch| ch.iter().fold((0.0, 0.0), |(x, y), t| (x + t[0], y + t[1])))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `out[i] = f(a[i], b[i], params[channel of i])` over two `[b, c, s]` arrays, in parallel.
+fn map_channels<P: Copy + Send + Sync>(
+    (a, bb): (&[f32], &[f32]),
+    (c, s): (usize, usize),
+    params: &[P],
+    f: impl Fn(f32, f32, P) -> f32 + Sync + Send,
+) -> Vec<f32> {
+    if s >= SMALL_PLANE {
+        return rows_filled_by(a.len(), s, |row, out| {
+            let p = params[row % c];
+            let src = a[row * s..][..s].iter().zip(&bb[row * s..][..s]);
+            for (o, (&u, &v)) in out.iter_mut().zip(src) {
+                *o = f(u, v, p);
+            }
+        });
+    }
+    rows_filled_by(a.len(), c * s, |bi, out| {
+        let o = bi * c * s;
+        let planes = a[o..o + c * s].chunks_exact(s).zip(bb[o..].chunks_exact(s));
+        for ((d, (pa, pb)), &p) in out.chunks_exact_mut(s).zip(planes).zip(params) {
+            for (d, (&u, &v)) in d.iter_mut().zip(pa.iter().zip(pb)) {
+                *d = f(u, v, p);
+            }
+        }
+    })
+}
+
+/// Per-channel mean and biased variance: one pass of sums of `x − x₀` and `(x − x₀)²`, shifted
+/// by the channel's first value `x₀` so that the difference of squares does not cancel.
 pub fn batch_stats(x: &[f32], b: usize, c: usize, s: usize) -> (Vec<f32>, Vec<f32>) {
     let n = (b * s) as f64;
-    (0..c)
-        .into_par_iter()
-        .map(|ci| {
-            let x0 = x[ci * s];
-            let mut acc = LaneSums::default();
-            for p in planes(x, b, c, s, ci) {
-                acc.add(p, p, |v, _| {
-                    let d = v - x0;
-                    (d, d * d)
-                });
-            }
-            let (sum, sq) = acc.totals();
+    let x0: Vec<f32> = (0..c).map(|ci| x[ci * s]).collect();
+    let sums = channel_sums((x, x), (b, c, s), &x0, |v, _, x0| {
+        let d = v - x0;
+        (d, d * d)
+    });
+    sums.iter()
+        .zip(&x0)
+        .map(|(&(sum, sq), &x0)| {
             let mean = sum / n;
             let var = (sq / n - mean * mean).max(0.0);
             ((mean + x0 as f64) as f32, var as f32)
         })
         .unzip()
+}
+
+/// One channel's values in the backward pass: the forward's affine map (`scale`, `shift`), the
+/// batch mean and `1/σ`, and (for `dx`) the `γ/(σ·n)` factor and the sums `dβ`, `dγ`.
+#[derive(Clone, Copy)]
+struct ChannelGrad {
+    scale: f32,
+    shift: f32,
+    mean: f32,
+    invstd: f32,
+    k: f32,
+    dbeta: f32,
+    dgamma: f32,
 }
 
 impl FastBatchNorm for Flex {
@@ -138,19 +236,16 @@ impl FastBatchNorm for Flex {
             let (b, c, s) = dims(&x);
             let (xs, gs, bs) = (slice(&x), slice(&gamma), slice(&beta));
             let (mean, var) = batch_stats(xs, b, c, s);
-            let mut y = vec![0.0f32; xs.len()];
-            y.par_chunks_mut(s)
-                .with_min_len((4096 / s).max(1))
-                .enumerate()
-                .for_each(|(p, out)| {
-                    let ci = p % c;
+            let affine: Vec<(f32, f32)> = (0..c)
+                .map(|ci| {
                     let scale = gs[ci] / (var[ci] + eps).sqrt();
-                    let shift = bs[ci] - mean[ci] * scale;
-                    for (o, &v) in out.iter_mut().zip(&xs[p * s..][..s]) {
-                        let z = v * scale + shift;
-                        *o = if relu { z.max(0.0) } else { z };
-                    }
-                });
+                    (scale, bs[ci] - mean[ci] * scale)
+                })
+                .collect();
+            let y = map_channels((xs, xs), (c, s), &affine, |v, _, (scale, shift)| {
+                let z = v * scale + shift;
+                if relu { z.max(0.0) } else { z }
+            });
             let shape = x.layout().shape().clone();
             (
                 FlexTensor::from_data(TensorData::new(y, shape)),
@@ -189,58 +284,47 @@ impl FastBatchNorm for Flex {
                 slice(&dy),
             );
             let n = (b * s) as f32;
-            let invstd: Vec<f32> = vs.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-            // The forward's affine map; dy through the ReLU is zero where its output was ≤ 0.
-            let affine = |ci: usize| {
-                let scale = gs[ci] / (vs[ci] + eps).sqrt();
-                (scale, bs[ci] - ms[ci] * scale)
-            };
-            let dz = |v: f32, g: f32, (scale, shift): (f32, f32)| {
-                if relu && v * scale + shift <= 0.0 {
+            let mut params: Vec<ChannelGrad> = (0..c)
+                .map(|ci| {
+                    let invstd = 1.0 / (vs[ci] + eps).sqrt();
+                    // As in the forward, so that the ReLU's mask is the same.
+                    let scale = gs[ci] / (vs[ci] + eps).sqrt();
+                    ChannelGrad {
+                        scale,
+                        shift: bs[ci] - ms[ci] * scale,
+                        mean: ms[ci],
+                        invstd,
+                        k: gs[ci] * invstd / n,
+                        dbeta: 0.0,
+                        dgamma: 0.0,
+                    }
+                })
+                .collect();
+            // dy through the ReLU: zero where the forward's output was ≤ 0.
+            let dz = move |v: f32, g: f32, p: ChannelGrad| {
+                if relu && v * p.scale + p.shift <= 0.0 {
                     0.0
                 } else {
                     g
                 }
             };
-            let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = (0..c)
-                .into_par_iter()
-                .map(|ci| {
-                    let (m, inv, aff) = (ms[ci], invstd[ci], affine(ci));
-                    let mut acc = LaneSums::default();
-                    for bi in 0..b {
-                        let o = (bi * c + ci) * s;
-                        acc.add(&xs[o..o + s], &dys[o..o + s], |v, g| {
-                            let g = dz(v, g, aff);
-                            (g * ((v - m) * inv), g)
-                        });
-                    }
-                    let (dg, db) = acc.totals();
-                    (dg as f32, db as f32)
-                })
-                .unzip();
-            let mut dx = vec![0.0f32; xs.len()];
-            dx.par_chunks_mut(s)
-                .with_min_len((4096 / s).max(1))
-                .enumerate()
-                .for_each(|(p, out)| {
-                    let ci = p % c;
-                    let (m, inv, aff) = (ms[ci], invstd[ci], affine(ci));
-                    let k = gs[ci] * inv / n;
-                    let (db, dg) = (dbeta[ci], dgamma[ci]);
-                    for ((o, &v), &g) in out
-                        .iter_mut()
-                        .zip(&xs[p * s..][..s])
-                        .zip(&dys[p * s..][..s])
-                    {
-                        let xhat = (v - m) * inv;
-                        *o = k * (n * dz(v, g, aff) - db - xhat * dg);
-                    }
-                });
+            let sums = channel_sums((xs, dys), (b, c, s), &params, |v, g, p| {
+                let g = dz(v, g, p);
+                (g * ((v - p.mean) * p.invstd), g)
+            });
+            for (p, &(dg, db)) in params.iter_mut().zip(&sums) {
+                (p.dgamma, p.dbeta) = (dg as f32, db as f32);
+            }
+            let dx = map_channels((xs, dys), (c, s), &params, |v, g, p| {
+                let xhat = (v - p.mean) * p.invstd;
+                p.k * (n * dz(v, g, p) - p.dbeta - xhat * p.dgamma)
+            });
+            let (dgamma, dbeta) = params.iter().map(|p| (p.dgamma, p.dbeta)).unzip();
             let shape = x.layout().shape().clone();
             (
                 FlexTensor::from_data(TensorData::new(dx, shape)),
-                FlexTensor::from_data(TensorData::new(dgamma, [c])),
-                FlexTensor::from_data(TensorData::new(dbeta, [c])),
+                FlexTensor::from_data(TensorData::new::<f32, _>(dgamma, [c])),
+                FlexTensor::from_data(TensorData::new::<f32, _>(dbeta, [c])),
             )
         })
     }

@@ -215,7 +215,7 @@ fn small_plane_pairs(g: &ConvGeom, taps: &[(usize, usize)]) -> Option<Vec<Vec<(u
 /// zeroed just before `fill` writes into it: the zeros go to a row that is about to be written
 /// anyway (in cache), instead of a separate pass over the whole buffer (`vec![0.0; len]`
 /// zeroed im2col buffers of up to 19 MB per convolution).
-fn rows_filled_by(
+pub(crate) fn rows_filled_by(
     len: usize,
     row_len: usize,
     fill: impl Fn(usize, &mut [f32]) + Sync + Send,
