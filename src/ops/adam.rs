@@ -7,6 +7,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::contiguous;
+use super::kernels::{assume_init, uninit, zeroed};
 
 /// The scalars of one Adam step, already combined (see [`AdamStep::new`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,12 +96,14 @@ impl FastAdam for Flex {
             // the update goes into a new buffer: writing through `storage_mut` would first copy
             // the old values (copy-on-write), an extra single-threaded pass over every weight.
             let old = p.as_slice::<f32>().expect("contiguous");
-            let mut out = vec![0.0f32; old.len()];
+            let mut out = uninit(old.len());
             out.par_chunks_mut(CHUNK)
                 .zip(old.par_chunks(CHUNK))
                 .zip(grads)
                 .zip(moments)
-                .for_each(|(((out, p), g), (m, v))| update(Some(p), out, g, m, v));
+                .for_each(|(((out, p), g), (m, v))| update(Some(p), zeroed(out), g, m, v));
+            // SAFETY: every chunk of `out` went through `zeroed`.
+            let out = unsafe { assume_init(out) };
             let shape = p.layout().shape().clone();
             p = FlexTensor::from_data(TensorData::new(out, shape));
         }

@@ -211,34 +211,62 @@ fn small_plane_pairs(g: &ConvGeom, taps: &[(usize, usize)]) -> Option<Vec<Vec<(u
     Some(pairs.collect())
 }
 
-/// A row-major matrix of `len / row_len` rows made in parallel by `fill(r, row)`, each row
-/// zeroed just before `fill` writes into it: the zeros go to a row that is about to be written
-/// anyway (in cache), instead of a separate pass over the whole buffer (`vec![0.0; len]`
-/// zeroed im2col buffers of up to 19 MB per convolution).
+/// A fresh buffer of `len` values, not yet written: its chunks go through [`zeroed`] in parallel
+/// tasks, then [`assume_init`] makes it values. Each chunk is zeroed just before it is written
+/// (in cache) instead of the whole buffer in one serial pass first (`vec![0.0; len]` on the
+/// calling thread while the other cores wait: up to 19 MB per convolution).
+pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut buf = Vec::with_capacity(len);
+    // SAFETY: MaybeUninit needs no initialisation.
+    unsafe { buf.set_len(len) };
+    buf
+}
+
+/// A chunk of an [`uninit`] buffer, zeroed, as values to write.
+pub(crate) fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    for v in chunk.iter_mut() {
+        v.write(0.0);
+    }
+    // SAFETY: every element was just initialised, and MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// The values of an [`uninit`] buffer.
+///
+/// # Safety
+/// Every element must have been initialised (every chunk passed through [`zeroed`]).
+pub(crate) unsafe fn assume_init(buf: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut buf = std::mem::ManuallyDrop::new(buf);
+    // SAFETY: the allocation came from a Vec of the same length and capacity, MaybeUninit<f32>
+    // is layout-identical to f32, and the caller promises every element is initialised.
+    unsafe { Vec::from_raw_parts(buf.as_mut_ptr() as *mut f32, buf.len(), buf.capacity()) }
+}
+
+/// A `len`-long buffer made in parallel by `fill(index, chunk)` over its `chunk`-long chunks
+/// (at least `min_chunks` per task), each zeroed just before (see [`uninit`]).
+pub(crate) fn chunks_filled_by(
+    len: usize,
+    chunk: usize,
+    min_chunks: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut buf = uninit(len);
+    buf.par_chunks_mut(chunk.max(1))
+        .with_min_len(min_chunks)
+        .enumerate()
+        .for_each(|(r, c)| fill(r, zeroed(c)));
+    // SAFETY: the chunks cover the buffer, and each went through `zeroed`.
+    unsafe { assume_init(buf) }
+}
+
+/// A row-major matrix of `len / row_len` rows made in parallel by `fill(r, row)` (see
+/// [`chunks_filled_by`]).
 pub(crate) fn rows_filled_by(
     len: usize,
     row_len: usize,
     fill: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    let mut buf: Vec<MaybeUninit<f32>> = Vec::with_capacity(len);
-    // SAFETY: MaybeUninit needs no initialisation; every element is written below before the
-    // buffer is read as f32.
-    unsafe { buf.set_len(len) };
-    buf.par_chunks_mut(row_len.max(1))
-        .with_min_len(min_rows(row_len))
-        .enumerate()
-        .for_each(|(r, row)| {
-            for v in row.iter_mut() {
-                v.write(0.0);
-            }
-            // SAFETY: every element of `row` was just initialised.
-            let row = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            fill(r, row);
-        });
-    let mut buf = std::mem::ManuallyDrop::new(buf);
-    // SAFETY: the allocation came from a Vec of the same size and alignment (MaybeUninit<f32>
-    // is layout-identical to f32), and every element is initialised.
-    unsafe { Vec::from_raw_parts(buf.as_mut_ptr() as *mut f32, buf.len(), buf.capacity()) }
+    chunks_filled_by(len, row_len, min_rows(row_len), fill)
 }
 
 /// Rows per rayon task when a matrix is filled row by row: enough work to pay for the task.
@@ -342,18 +370,14 @@ pub fn col2im(mut dcol: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<
             });
     }
     let dcol = &dcol;
-    let mut dx = vec![0.0f32; g.b * g.c * plane];
-    dx.par_chunks_mut(plane)
-        .with_min_len(min_rows(plane * nt))
-        .enumerate()
-        .for_each(|(idx, dst)| {
-            let (bi, ci) = (idx / g.c, idx % g.c);
-            for t in 0..nt {
-                let src = &dcol[(ci * nt + t) * n + bi * s..][..s];
-                add_col_row(dst, g, taps, pairs.as_deref(), t, src);
-            }
-        });
-    dx
+    let len = g.b * g.c * plane;
+    chunks_filled_by(len, plane, min_rows(plane * nt), |idx, dst| {
+        let (bi, ci) = (idx / g.c, idx % g.c);
+        for t in 0..nt {
+            let src = &dcol[(ci * nt + t) * n + bi * s..][..s];
+            add_col_row(dst, g, taps, pairs.as_deref(), t, src);
+        }
+    })
 }
 
 /// Zeroes the entries of one image's part of a `dcol` row for tap `(i, j)` that lie over the
@@ -612,36 +636,27 @@ unsafe fn split_gemm(
 
 /// `[d0, d1, s]` → `[d1, d0, s]`: swaps the two leading axes of a 3-D row-major array.
 pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
-    let mut dst = vec![0.0f32; src.len()];
-    dst.par_chunks_mut(s)
-        .with_min_len(min_rows(s))
-        .enumerate()
-        .for_each(|(idx, row)| {
-            let (i1, i0) = (idx / d0, idx % d0);
-            row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
-        });
-    dst
+    rows_filled_by(src.len(), s, |idx, row| {
+        let (i1, i0) = (idx / d0, idx % d0);
+        row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
+    })
 }
 
 /// The transpose `[cols × rows]` of a row-major `rows × cols` matrix, in 8×8 tiles.
 fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     const T: usize = 8;
     assert_eq!(src.len(), rows * cols, "transpose: size");
-    let mut dst = vec![0.0f32; src.len()];
     // Each task owns T destination rows (T source columns) and walks down the source rows.
-    dst.par_chunks_mut(T * rows)
-        .with_min_len((16384 / (T * rows).max(1)).max(1))
-        .enumerate()
-        .for_each(|(tc, block)| {
-            let c0 = tc * T;
-            let width = block.len() / rows;
-            for (r, src_row) in src.chunks_exact(cols).enumerate() {
-                for (dc, v) in src_row[c0..c0 + width].iter().enumerate() {
-                    block[dc * rows + r] = *v;
-                }
+    let min_blocks = (16384 / (T * rows).max(1)).max(1);
+    chunks_filled_by(src.len(), T * rows, min_blocks, |tc, block| {
+        let c0 = tc * T;
+        let width = block.len() / rows;
+        for (r, src_row) in src.chunks_exact(cols).enumerate() {
+            for (dc, v) in src_row[c0..c0 + width].iter().enumerate() {
+                block[dc * rows + r] = *v;
             }
-        });
-    dst
+        }
+    })
 }
 
 /// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
@@ -708,10 +723,16 @@ fn weight_times_col(w: &[f32], col: &[f32], g: &ConvGeom, taps: &[(usize, usize)
     if nt == g.kh * g.kw {
         return matmul(g.o, n, g.k(), Mat::rows(w, g.k()), Mat::rows(col, n));
     }
-    let mut yt = vec![0.0f32; g.o * n];
-    for (t, &tap) in taps.iter().enumerate() {
+    let mut yt = matmul(
+        g.o,
+        n,
+        g.c,
+        tap_weight(w, g, taps[0]),
+        tap_rows(col, n, nt, 0),
+    );
+    for (t, &tap) in taps.iter().enumerate().skip(1) {
         let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
-        matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, t > 0);
+        matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, true);
     }
     yt
 }
@@ -730,18 +751,13 @@ fn output_pass(
     if batch_inner {
         return batch_to_outer(yt, (g.b, g.o, s), scale, shift, act);
     }
-    let mut y = vec![0.0f32; yt.len()];
-    y.par_chunks_mut(s)
-        .with_min_len(min_rows(s))
-        .enumerate()
-        .for_each(|(idx, row)| {
-            let (bi, o) = (idx / g.o, idx % g.o);
-            let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
-            for (d, v) in row.iter_mut().zip(&yt[o * n + bi * s..][..s]) {
-                *d = act.apply(v * mul + add);
-            }
-        });
-    y
+    rows_filled_by(yt.len(), s, |idx, row| {
+        let (bi, o) = (idx / g.o, idx % g.o);
+        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
+        for (d, v) in row.iter_mut().zip(&yt[o * n + bi * s..][..s]) {
+            *d = act.apply(v * mul + add);
+        }
+    })
 }
 
 /// Output pixels per image from which a convolution runs image by image.
@@ -772,7 +788,7 @@ fn forward_by_image(
     let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
     let pairs = small_plane_pairs(g, taps);
     let per_core = g.b.div_ceil(rayon::current_num_threads());
-    let mut y = vec![0.0f32; g.b * g.o * s];
+    let mut y = uninit(g.b * g.o * s);
     y.par_chunks_mut(g.o * s)
         .with_min_len(per_core)
         .enumerate()
@@ -781,6 +797,7 @@ fn forward_by_image(
             // stays zero.
             || vec![0.0f32; k * s],
             |col, (bi, yb)| {
+                let yb = zeroed(yb);
                 for (r, row) in col.chunks_exact_mut(s).enumerate() {
                     let src = &x[(bi * g.c + r / nt) * plane..][..plane];
                     fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
@@ -796,7 +813,8 @@ fn forward_by_image(
                 }
             },
         );
-    y
+    // SAFETY: every image's chunk went through `zeroed`.
+    unsafe { assume_init(y) }
 }
 
 /// Images from which convolutions on narrow maps run with the batch as the innermost axis.
@@ -836,16 +854,14 @@ fn forward_batch_inner(
 
 /// `[b, c, s]` → `[c, s, b]`: an activation with the batch as its innermost axis.
 fn batch_to_inner(x: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
-    let mut xt = vec![0.0f32; x.len()];
-    xt.par_chunks_mut(s * b).enumerate().for_each(|(ci, dst)| {
+    chunks_filled_by(x.len(), s * b, 1, |ci, dst| {
         for bi in 0..b {
             let src = &x[(bi * c + ci) * s..][..s];
             for (p, v) in src.iter().enumerate() {
                 dst[p * b + bi] = *v;
             }
         }
-    });
-    xt
+    })
 }
 
 /// `[c, s, b]` → `[b, c, s]`, the inverse of [`batch_to_inner`], through a per-channel affine
@@ -857,19 +873,14 @@ fn batch_to_outer(
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    let mut x = vec![0.0f32; xt.len()];
-    x.par_chunks_mut(s)
-        .with_min_len(min_rows(s))
-        .enumerate()
-        .for_each(|(idx, row)| {
-            let (bi, ci) = (idx / c, idx % c);
-            let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
-            let src = &xt[ci * s * b..][..s * b];
-            for (q, d) in row.iter_mut().enumerate() {
-                *d = act.apply(src[q * b + bi] * mul + add);
-            }
-        });
-    x
+    rows_filled_by(xt.len(), s, |idx, row| {
+        let (bi, ci) = (idx / c, idx % c);
+        let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
+        let src = &xt[ci * s * b..][..s * b];
+        for (q, d) in row.iter_mut().enumerate() {
+            *d = act.apply(src[q * b + bi] * mul + add);
+        }
+    })
 }
 
 /// The im2col matrix of [`im2col`] with its columns ordered `(oy, ox, image)` instead of
@@ -902,20 +913,17 @@ fn col2im_batch_inner(
     pairs: &[Vec<(u32, u32)>],
 ) -> Vec<f32> {
     let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
-    let mut dxt = vec![0.0f32; g.c * plane * b];
-    dxt.par_chunks_mut(plane * b)
-        .enumerate()
-        .for_each(|(ci, dst)| {
-            for (t, pairs) in pairs.iter().enumerate() {
-                let src = &dcol[(ci * nt + t) * n..][..n];
-                for &(q, p) in pairs {
-                    let (q, p) = (q as usize * b, p as usize * b);
-                    for (d, v) in dst[p..p + b].iter_mut().zip(&src[q..q + b]) {
-                        *d += v;
-                    }
+    let dxt = chunks_filled_by(g.c * plane * b, plane * b, 1, |ci, dst| {
+        for (t, pairs) in pairs.iter().enumerate() {
+            let src = &dcol[(ci * nt + t) * n..][..n];
+            for &(q, p) in pairs {
+                let (q, p) = (q as usize * b, p as usize * b);
+                for (d, v) in dst[p..p + b].iter_mut().zip(&src[q..q + b]) {
+                    *d += v;
                 }
             }
-        });
+        }
+    });
     batch_to_outer(&dxt, (b, g.c, plane), None, None, Activation::Identity)
 }
 
@@ -946,20 +954,16 @@ fn col2im_batch_inner_t(
             by_out[q as usize].push((t, p as usize));
         }
     }
-    let mut dx = vec![0.0f32; b * g.c * plane];
-    dx.par_chunks_mut(g.c * plane)
-        .enumerate()
-        .for_each(|(bi, dxb)| {
-            for (q, list) in by_out.iter().enumerate() {
-                let row = &dcolt[(q * b + bi) * k..][..k];
-                for (d, vals) in dxb.chunks_exact_mut(plane).zip(row.chunks_exact(nt)) {
-                    for &(t, p) in list {
-                        d[p] += vals[t];
-                    }
+    chunks_filled_by(b * g.c * plane, g.c * plane, 1, |bi, dxb| {
+        for (q, list) in by_out.iter().enumerate() {
+            let row = &dcolt[(q * b + bi) * k..][..k];
+            for (d, vals) in dxb.chunks_exact_mut(plane).zip(row.chunks_exact(nt)) {
+                for &(t, p) in list {
+                    d[p] += vals[t];
                 }
             }
-        });
-    dx
+        }
+    })
 }
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
@@ -1042,8 +1046,8 @@ fn backward_by_image(
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // As in the batch path: wide layers compute dWᵀ = col · dYᵀ, `gemm`'s faster orientation.
     let transposed = 16 * s >= k;
-    let mut dx = vec![0.0f32; if need_dx { g.b * g.c * plane } else { 0 }];
-    let images: Vec<Option<&mut [f32]>> = if need_dx {
+    let mut dx = uninit(if need_dx { g.b * g.c * plane } else { 0 });
+    let images: Vec<Option<&mut [MaybeUninit<f32>]>> = if need_dx {
         dx.chunks_mut(g.c * plane).map(Some).collect()
     } else {
         (0..g.b).map(|_| None).collect()
@@ -1069,6 +1073,7 @@ fn backward_by_image(
                     matmul_serial(&mut dw, g.o, k, s, a, b, !first);
                 }
                 if let Some(dxb) = dxb {
+                    let dxb = zeroed(dxb);
                     dcol.resize(k * s, 0.0);
                     let (a, b) = (Mat::transposed(w, k), Mat::rows(dyb, s));
                     matmul_serial(&mut dcol, k, s, g.o, a, b, false);
@@ -1094,6 +1099,8 @@ fn backward_by_image(
     } else {
         dw
     };
+    // SAFETY: with `need_dx`, every image's chunk went through `zeroed`; otherwise it is empty.
+    let dx = unsafe { assume_init(dx) };
     (need_dx.then_some(dx), dw)
 }
 

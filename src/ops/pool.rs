@@ -10,8 +10,8 @@ use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::tensor::TensorData;
-use rayon::prelude::*;
 
+use super::kernels::chunks_filled_by;
 use super::{contiguous, slice};
 
 /// Geometry of a 2-D max pooling (dilation 1, floor mode): input `[b, c, h, w]`, output
@@ -66,30 +66,24 @@ impl PoolGeom {
 /// Forward: the maximum of each window (−∞ for a window in the padding only).
 pub fn max_pool2d_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (plane, out) = (g.h * g.w, g.oh * g.ow);
-    let mut y = vec![0.0f32; g.planes * out];
-    y.par_chunks_mut(out)
-        .with_min_len((1024 / out.max(1)).max(1))
-        .enumerate()
-        .for_each(|(p, dst)| {
-            let src = &x[p * plane..][..plane];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    dst[oy * g.ow + ox] =
-                        g.argmax(src, oy, ox).map_or(f32::NEG_INFINITY, |i| src[i]);
-                }
+    chunks_filled_by(g.planes * out, out, (1024 / out.max(1)).max(1), |p, dst| {
+        let src = &x[p * plane..][..plane];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                dst[oy * g.ow + ox] = g.argmax(src, oy, ox).map_or(f32::NEG_INFINITY, |i| src[i]);
             }
-        });
-    y
+        }
+    })
 }
 
 /// Backward: each output's gradient added to the input position that was its maximum.
 pub fn max_pool2d_backward(x: &[f32], dy: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (plane, out) = (g.h * g.w, g.oh * g.ow);
-    let mut dx = vec![0.0f32; g.planes * plane];
-    dx.par_chunks_mut(plane)
-        .with_min_len((1024 / plane.max(1)).max(1))
-        .enumerate()
-        .for_each(|(p, dst)| {
+    chunks_filled_by(
+        g.planes * plane,
+        plane,
+        (1024 / plane.max(1)).max(1),
+        |p, dst| {
             let (src, grad) = (&x[p * plane..][..plane], &dy[p * out..][..out]);
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
@@ -98,8 +92,8 @@ pub fn max_pool2d_backward(x: &[f32], dy: &[f32], g: &PoolGeom) -> Vec<f32> {
                     }
                 }
             }
-        });
-    dx
+        },
+    )
 }
 
 /// Max pooling with its own backward.
