@@ -63,14 +63,28 @@ impl PoolGeom {
     }
 }
 
-/// Forward: the maximum of each window (−∞ for a window in the padding only).
+/// Forward: the maximum of each window (−∞ for a window in the padding only). Per output row,
+/// the elementwise maximum of its window's input rows first (vectorised), then each output's
+/// columns of that: a tenth of the instructions of one window at a time (whose bookkeeping made
+/// the stem's pooling 3.5–4.3 ms at 64 px), and no argmax, which only the backward needs.
 pub fn max_pool2d_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (plane, out) = (g.h * g.w, g.oh * g.ow);
+    let cols: Vec<(usize, usize)> = (0..g.ow).map(|ox| g.window(1, ox)).collect();
     chunks_filled_by(g.planes * out, out, (1024 / out.max(1)).max(1), |p, dst| {
         let src = &x[p * plane..][..plane];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                dst[oy * g.ow + ox] = g.argmax(src, oy, ox).map_or(f32::NEG_INFINITY, |i| src[i]);
+        let mut rows_max = vec![f32::NEG_INFINITY; g.w];
+        for (oy, dst) in dst.chunks_exact_mut(g.ow).enumerate() {
+            let (y0, y1) = g.window(0, oy);
+            rows_max.fill(f32::NEG_INFINITY);
+            for row in src[y0 * g.w..y1 * g.w].chunks_exact(g.w) {
+                for (m, &v) in rows_max.iter_mut().zip(row) {
+                    *m = m.max(v);
+                }
+            }
+            for (d, &(x0, x1)) in dst.iter_mut().zip(&cols) {
+                *d = rows_max[x0..x1]
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
             }
         }
     })
