@@ -5,9 +5,9 @@ Same recipe: the bundled demo (data/demo, train/ + valid/), ResNet-18 from scrat
 head, 28 px (resize, no crop), horizontal flip only, ImageNet normalisation, batch 64,
 fit_one_cycle(5, 1e-3) with fastai's Adam defaults. Never run by the tests.
 Install: python3 -m venv ~/.venvs/ref && ~/.venvs/ref/bin/pip install fastai 'pandas<3'
-Run:     ~/.venvs/ref/bin/python bench/fastai_demo.py
+Run:     ~/.venvs/ref/bin/python bench/fastai_demo.py [--seed N]   (default 42, as `train`)
 """
-import os, time
+import argparse, os, time
 
 import torch
 from fastai.vision.all import (ImageDataLoaders, Resize, Flip, Normalize, imagenet_stats, accuracy,
@@ -16,8 +16,11 @@ import fastai
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=42, help="seed for fastai's set_seed")
+    seed = ap.parse_args().seed
     torch.set_num_threads(os.cpu_count())
-    set_seed(42)
+    set_seed(seed)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "demo")
     t0 = time.time()
     dls = ImageDataLoaders.from_folder(path, train="train", valid="valid", item_tfms=Resize(28),
@@ -26,7 +29,8 @@ def main():
     learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
     learn.fit_one_cycle(5, 1e-3)
     acc = float(learn.validate()[1])
-    print(f"fastai {fastai.__version__}, torch {torch.__version__}: accuracy {acc:.4f} in {time.time() - t0:.1f}s")
+    print(f"fastai {fastai.__version__}, torch {torch.__version__}, seed {seed}: accuracy {acc:.4f} "
+          f"in {time.time() - t0:.1f}s")
 
 
 if __name__ == "__main__":
