@@ -50,12 +50,16 @@ fn efficientnet_lite0_overfits_twenty_images_and_eval_mode_agrees() {
         .with_ps(0.0)
         .with_hidden(32);
     let mut learner = Learner::from_config(&config, dls, &fastvision::device(), 0).unwrap();
+    // 60 steps, as for the ResNet above: after 40 the training loss is still ~0.1 on some seeds
+    // and eval mode can miss one image depending on the float order (seeds 0-2 at 60 steps:
+    // valid loss 0.003-0.014, all 20 right).
     learner
-        .fit(20, Schedule::Constant { lr: 3e-3, mom: 0.9 })
+        .fit(30, Schedule::Constant { lr: 3e-3, mom: 0.9 })
         .unwrap();
     let losses: Vec<f64> = learner.recorder.batches.iter().map(|b| b.loss).collect();
+    assert_eq!(losses.len(), 60);
     assert!(
-        losses[38..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
+        losses[58..].iter().sum::<f64>() < 0.1 * losses[..2].iter().sum::<f64>(),
         "loss falls: {losses:?}"
     );
     let acc = learner.validate().accuracy;

@@ -399,3 +399,42 @@ impl<B: Backend + FastBatchNorm, C: CheckpointStrategy> FastBatchNorm for Autodi
         unreachable!("the BatchNorm backward runs on the inner backend, never under autodiff")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-channel statistics and the mapped output equal a direct f64 computation on planes
+    /// below and above [`SMALL_PLANE`], with channels spread over several blocks (the last one
+    /// partial) and the per-element sums flushed across more than 64 images.
+    #[test]
+    fn stats_and_map_match_the_definition_on_every_path() {
+        for (b, c, s) in [(3, 300, 16), (2, 5000, 1), (70, 130, 4), (2, 7, 100)] {
+            let x: Vec<f32> = (0..b * c * s)
+                .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / 1e6 + 3.0)
+                .collect();
+            let (mean, var) = batch_stats(&x, b, c, s);
+            for ci in 0..c {
+                let vals: Vec<f64> = (0..b)
+                    .flat_map(|bi| x[(bi * c + ci) * s..][..s].iter().map(|&v| v as f64))
+                    .collect();
+                let m = vals.iter().sum::<f64>() / vals.len() as f64;
+                let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / vals.len() as f64;
+                assert!(
+                    (mean[ci] as f64 - m).abs() < 1e-4 * m.abs(),
+                    "{b} {c} {s} mean {ci}"
+                );
+                assert!(
+                    (var[ci] as f64 - v).abs() < 1e-3 * v + 1e-6,
+                    "{b} {c} {s} var {ci}"
+                );
+            }
+            let params: Vec<f32> = (0..c).map(|ci| ci as f32 * 0.5).collect();
+            let y = map_channels((&x, &x), (c, s), &params, |u, v, p| u * p + v);
+            for (i, (&yi, &xi)) in y.iter().zip(&x).enumerate() {
+                let p = params[(i / s) % c];
+                assert_eq!(yi, xi * p + xi, "{b} {c} {s} map {i}");
+            }
+        }
+    }
+}
