@@ -470,23 +470,39 @@ impl<'a> Mat<'a> {
 
 /// `dst[m × n] (row-major) = a[m × k] · b[k × n]`, one multithreaded GEMM (the `gemm` crate).
 pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
-    if m == 0 || n == 0 || k == 0 {
-        return vec![0.0f32; m * n];
-    }
+    let mut dst = uninit(m * n);
+    product_into_unwritten(&mut dst, m, n, k, a, b, rayon::current_num_threads());
+    // SAFETY: `product_into_unwritten` initialised every element.
+    unsafe { assume_init(dst) }
+}
+
+/// `dst = a · b` into a fresh (unwritten) `m × n` buffer in `parts` per-core blocks (see
+/// [`split_gemm`]), returned as values: gemm writes every element without reading it, so the
+/// buffer needs no zeroing pass (a memset of every GEMM output was 5 % of a training step).
+fn product_into_unwritten<'d>(
+    dst: &'d mut [MaybeUninit<f32>],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    parts: usize,
+) -> &'d mut [f32] {
     a.check(m, k);
     b.check(k, n);
-    // The product overwrites every element without reading it, so the buffer is not zeroed
-    // first (a memset of every GEMM output was 5 % of a training step's profile).
-    let mut dst = Vec::<f32>::with_capacity(m * n);
-    let threads = rayon::current_num_threads();
-    // SAFETY: both operands' bounds were checked; `dst` has room for m×n values, is fresh (so
-    // it overlaps neither operand), and with `accumulate` false gemm writes every element of the
-    // m×n block before anything reads it, so `set_len` exposes only initialised values.
-    unsafe {
-        split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, false, threads);
-        dst.set_len(m * n);
+    assert_eq!(dst.len(), m * n, "matmul: destination size");
+    if m == 0 || n == 0 || k == 0 {
+        return zeroed(dst);
     }
-    dst
+    let ptr = Ptr(dst.as_mut_ptr() as *mut f32);
+    // SAFETY: the operands' bounds were checked and `dst` (a distinct mutable borrow, m×n)
+    // overlaps neither; without `accumulate` gemm writes every element of the block before
+    // anything reads it, so afterwards all of `dst` is initialised (MaybeUninit<f32> has f32's
+    // layout).
+    unsafe {
+        split_gemm(m, n, k, ptr, n, a, b, false, parts);
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
 }
 
 /// `dst = a · b` (or `dst += a · b` when `accumulate`) for an `m × n` destination whose rows
@@ -552,32 +568,6 @@ fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, a: Mat, b: Mat, 
     // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
     // borrow, so it overlaps neither input.
     unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, accumulate, 1) };
-}
-
-/// `dst = a · b` on the calling thread into a fresh (unwritten) `m × n` buffer, which it returns
-/// as values: gemm writes every element without reading it, so no zeroing pass is needed.
-fn matmul_serial_uninit<'d>(
-    dst: &'d mut [MaybeUninit<f32>],
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Mat,
-    b: Mat,
-) -> &'d mut [f32] {
-    a.check(m, k);
-    b.check(k, n);
-    assert_eq!(dst.len(), m * n, "matmul: destination size");
-    if k == 0 {
-        return zeroed(dst);
-    }
-    let ptr = Ptr(dst.as_mut_ptr() as *mut f32);
-    // SAFETY: the operands' bounds were checked and `dst` (a distinct mutable borrow, m×n) overlaps
-    // neither; without `accumulate` gemm writes every element of the block before anything
-    // reads it, so afterwards all of `dst` is initialised (MaybeUninit<f32> has f32's layout).
-    unsafe {
-        split_gemm(m, n, k, ptr, n, a, b, false, 1);
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
 }
 
 /// A raw destination pointer that may cross to another rayon task (the parts it addresses are
@@ -830,7 +820,8 @@ fn forward_by_image(
                     let src = &x[(bi * g.c + r / nt) * plane..][..plane];
                     fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
                 }
-                let yb = matmul_serial_uninit(yb, g.o, s, k, Mat::rows(w, k), Mat::rows(col, s));
+                let yb =
+                    product_into_unwritten(yb, g.o, s, k, Mat::rows(w, k), Mat::rows(col, s), 1);
                 if scale.is_some() || shift.is_some() || act != Activation::Identity {
                     for (o, row) in yb.chunks_exact_mut(s).enumerate() {
                         let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
@@ -841,7 +832,7 @@ fn forward_by_image(
                 }
             },
         );
-    // SAFETY: every image's chunk was written by `matmul_serial_uninit`.
+    // SAFETY: every image's chunk was written by `product_into_unwritten`.
     unsafe { assume_init(y) }
 }
 
