@@ -58,8 +58,8 @@ pub struct BenchReport {
 }
 
 /// Runs the benchmark and prints a table.
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let r = measure(args)?;
+pub fn run(args: &BenchArgs, device: &burn::tensor::Device) -> Result<()> {
+    let r = measure(args, device)?;
     println!(
         "fastvision bench: {} bs {} size {} ({} cores)",
         args.arch,
@@ -92,7 +92,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// Measures the figures of [`BenchReport`].
-pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
+pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchReport> {
     let root = match &args.data {
         Some(p) => p.clone(),
         None => demo_path()?,
@@ -111,7 +111,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let n: usize = loader.iter(0).map(|b| b.len()).sum();
     let loader_img_s = n as f64 / t.elapsed().as_secs_f64();
 
-    let device = crate::device().autodiff();
+    let device = device.clone().autodiff();
     device.seed(0);
     let model = ClassifierConfig::new(args.arch, 10).init(&device)?;
     let dls = crate::data::DataLoaders::from_folder(&data, args.size, args.bs, 0);
@@ -159,7 +159,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     }
     let infer_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
     Ok(BenchReport {
-        backend: crate::backend::backend_name().into(),
+        backend: crate::backend::backend_of(&plain).into(),
         loader_img_s,
         train_img_s,
         infer_img_s,

@@ -55,6 +55,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The requested compute device cannot be used.
+    #[error("{0}")]
+    Device(String),
     /// A setting is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),

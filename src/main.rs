@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fastvision::burn::tensor::Device;
 use fastvision::clean::items_in_vocab;
 use fastvision::clean::report::interpret_folder;
 use fastvision::clean::{
@@ -36,6 +37,10 @@ struct Cli {
     /// (also FASTVISION_OFFLINE=1).
     #[arg(long, global = true)]
     offline: bool,
+    /// Where to compute: auto (a GPU when the build has GPU support and finds one, else the
+    /// CPU), cpu, or gpu [default: $FASTVISION_DEVICE, else auto].
+    #[arg(long, global = true)]
+    device: Option<fastvision::backend::DeviceChoice>,
     #[command(subcommand)]
     command: Command,
 }
@@ -342,19 +347,31 @@ struct TrainArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     fastvision::weights::hub::set_offline(cli.offline);
+    let choice = match cli.device {
+        Some(c) => c,
+        None => fastvision::backend::DeviceChoice::from_env()?,
+    };
+    // The device is found only by commands that compute, and named on their first line.
+    let device = || -> Result<Device> {
+        let s = fastvision::backend::select(choice)?;
+        println!("device: {}", s.description);
+        Ok(s.device)
+    };
     match cli.command {
-        Command::Train(args) => train(args),
-        Command::Tabular(cmd) => cli::tabular::run(cmd),
-        Command::Gan(cmd) => cli::gan::run(cmd),
-        Command::Ensemble(cmd) => cli::ensemble::run(cmd),
+        Command::Train(args) => train(args, &device()?),
+        Command::Tabular(cmd) => cli::tabular::run(cmd, &device()?),
+        Command::Gan(cmd) => cli::gan::run(cmd, &device()?),
+        Command::Ensemble(cmd) => cli::ensemble::run(cmd, &device()?),
         Command::Predict {
             run,
             images,
             top,
             json,
             how,
-        } => predict(run, images, top, json, how.inference()),
-        Command::Evaluate { run, dir, bs, how } => evaluate_cmd(run, dir, bs, how.inference()),
+        } => predict(run, images, top, json, how.inference(), &device()?),
+        Command::Evaluate { run, dir, bs, how } => {
+            evaluate_cmd(run, dir, bs, how.inference(), &device()?)
+        }
         Command::ShowBatch { data, n } => show_batch(data, n),
         Command::Interpret {
             run,
@@ -374,13 +391,14 @@ fn main() -> Result<()> {
                 min,
                 bs,
             },
+            &device()?,
         ),
-        Command::Clean(args) => clean(args),
-        Command::LrFind(args) => lr_find(args),
-        Command::Bench(args) => fastvision::bench::run(&args).map_err(Into::into),
+        Command::Clean(args) => clean(args, device),
+        Command::LrFind(args) => lr_find(args, &device()?),
+        Command::Bench(args) => fastvision::bench::run(&args, &device()?).map_err(Into::into),
         Command::Weights(cmd) => weights_cmd(cmd),
         Command::Export { run, out, format } => {
-            let device = fastvision::device();
+            let device = device()?;
             let out = match format {
                 ExportFormat::Safetensors => {
                     let out = out.unwrap_or_else(|| "model.safetensors".into());
@@ -512,16 +530,14 @@ fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
     Ok((config, dir))
 }
 
-fn train(args: TrainArgs) -> Result<()> {
-    let device = fastvision::device();
+fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let callbacks: Vec<Box<dyn Callback>> = vec![Box::new(Progress::default())];
-    println!("backend: {}", fastvision::backend::backend_name());
     let summary = if let Some(dir) = args.resume {
         if !run::has_checkpoint(&dir) {
             bail!("{}: no checkpoint to resume from", dir.display());
         }
         println!("resuming {}", dir.display());
-        run::resume(&dir, &device, callbacks)?
+        run::resume(&dir, device, callbacks)?
     } else {
         let (config, dir) = train_config(&args)?;
         config.validate()?;
@@ -536,7 +552,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 stage.size.map(|s| format!(", {s} px")).unwrap_or_default()
             );
         }
-        run::train(&config, &dir, &device, callbacks)?
+        run::train(&config, &dir, device, callbacks)?
     };
     if summary.skipped > 0 {
         println!(
@@ -566,8 +582,9 @@ fn predict(
     top: usize,
     json: bool,
     how: Inference,
+    device: &Device,
 ) -> Result<()> {
-    let predictor = Predictor::load(&run, &fastvision::device())?;
+    let predictor = Predictor::load(&run, device)?;
     let preds = predictor.predict(&images, top, how)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
@@ -584,8 +601,14 @@ fn predict(
     Ok(())
 }
 
-fn evaluate_cmd(run: PathBuf, dir: PathBuf, bs: usize, how: Inference) -> Result<()> {
-    let predictor = Predictor::load(&run, &fastvision::device())?;
+fn evaluate_cmd(
+    run: PathBuf,
+    dir: PathBuf,
+    bs: usize,
+    how: Inference,
+    device: &Device,
+) -> Result<()> {
+    let predictor = Predictor::load(&run, device)?;
     let dir = if dir.join("valid").is_dir() {
         dir.join("valid")
     } else {
@@ -663,9 +686,9 @@ fn show_batch(args: DataArgs, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn lr_find(args: DataArgs) -> Result<()> {
+fn lr_find(args: DataArgs, device: &Device) -> Result<()> {
     let dir = args.run_dir();
-    let found = run::lr_find(&args.config(), &dir, &fastvision::device())?;
+    let found = run::lr_find(&args.config(), &dir, device)?;
     let s = found.suggestions;
     println!(
         "LR finder over {} iterations{}",
@@ -684,14 +707,14 @@ fn lr_find(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn interpret_cmd(run: &std::path::Path, opts: &InterpretOptions) -> Result<()> {
+fn interpret_cmd(run: &std::path::Path, opts: &InterpretOptions, device: &Device) -> Result<()> {
     if run.is_file() {
         bail!(
             "{}: interpret needs a run folder (the run's split and its outputs live there); an exported file works with predict and evaluate",
             run.display()
         );
     }
-    let r = interpret_run(run, opts, &fastvision::device())?;
+    let r = interpret_run(run, opts, device)?;
     println!("{} {:?} images, accuracy {:.4}", r.n, r.split, r.accuracy);
     println!(
         "{:<20} {:>9} {:>7} {:>7} {:>8}",
@@ -721,7 +744,7 @@ fn interpret_cmd(run: &std::path::Path, opts: &InterpretOptions) -> Result<()> {
     Ok(())
 }
 
-fn clean(args: CleanArgs) -> Result<()> {
+fn clean(args: CleanArgs, device: impl FnOnce() -> Result<Device>) -> Result<()> {
     if let Some(dir) = &args.undo {
         let undone = Journal::new(dir)?.undo_all()?;
         for e in &undone {
@@ -731,11 +754,11 @@ fn clean(args: CleanArgs) -> Result<()> {
         return Ok(());
     }
     let run = args.run.clone().context("a run folder is needed")?;
-    let device = fastvision::device();
+    let device = device()?;
     let config = run::load_config(&run)?;
     let data = run_dataset(&config, args.dir.as_deref())?;
     if args.serve {
-        return serve(&run, &data, &args);
+        return serve(&run, &data, &args, &device);
     }
     let (interp, how) = match args.folds {
         Some(k) => {
@@ -793,9 +816,9 @@ fn serve(
     run: &std::path::Path,
     data: &fastvision::data::ImageFolder,
     args: &CleanArgs,
+    device: &Device,
 ) -> Result<()> {
-    let device = fastvision::device();
-    let interp = interpret_folder(&Predictor::load(run, &device)?, data, Split::All, 64)?;
+    let interp = interpret_folder(&Predictor::load(run, device)?, data, Split::All, 64)?;
     let train: std::collections::HashSet<&std::path::Path> =
         data.train.iter().map(|i| i.path.as_path()).collect();
     let journal = Journal::new(&data.root)?;

@@ -65,8 +65,7 @@ pub enum EnsembleCommand {
 }
 
 /// Runs an ensemble subcommand.
-pub fn run(cmd: EnsembleCommand) -> Result<()> {
-    let device = fastvision::device();
+pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
     let mut progress = || -> Vec<Box<dyn Callback>> { vec![Box::new(Progress::default())] };
     match cmd {
         EnsembleCommand::Train {
@@ -105,13 +104,13 @@ pub fn run(cmd: EnsembleCommand) -> Result<()> {
                     (Some(planned), dir)
                 }
             };
-            let file = ens_train::train(planned, &dir, &device, &mut progress)?;
+            let file = ens_train::train(planned, &dir, device, &mut progress)?;
             println!(
                 "ensemble of {} members trained in {:.1}s",
                 file.members.len(),
                 t0.elapsed().as_secs_f64()
             );
-            let r = report::report(&dir, &device)?;
+            let r = report::report(&dir, device)?;
             print!("{}", report::to_text(&r));
             report::write(&dir, &r)?;
             println!("run folder: {}", dir.display());
@@ -119,15 +118,15 @@ pub fn run(cmd: EnsembleCommand) -> Result<()> {
         }
         EnsembleCommand::From { runs, name } => {
             let dir = PathBuf::from("runs").join(name);
-            let file = fastvision::ensemble::folder::create(&dir, &runs, &device)?;
+            let file = fastvision::ensemble::folder::create(&dir, &runs, device)?;
             println!("ensemble of {} runs: {}", file.members.len(), dir.display());
-            let r = report::report(&dir, &device)?;
+            let r = report::report(&dir, device)?;
             print!("{}", report::to_text(&r));
             report::write(&dir, &r)?;
             Ok(())
         }
         EnsembleCommand::Report { run } => {
-            let r = report::report(&run, &device)?;
+            let r = report::report(&run, device)?;
             print!("{}", report::to_text(&r));
             for f in report::write(&run, &r)? {
                 println!("wrote {}", f.display());
@@ -135,7 +134,7 @@ pub fn run(cmd: EnsembleCommand) -> Result<()> {
             Ok(())
         }
         EnsembleCommand::FitWeights { run, seed } => {
-            let f = weights::fit_weights(&run, seed, &device)?;
+            let f = weights::fit_weights(&run, seed, device)?;
             println!(
                 "weights fitted on {} validation images: {}",
                 f.n_fit,

@@ -91,8 +91,7 @@ pub struct TrainArgs {
 }
 
 /// Runs a GAN subcommand.
-pub fn run(cmd: GanCommand) -> Result<()> {
-    let device = fastvision::device();
+pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
     match cmd {
         GanCommand::Train(a) => {
             let (config, dir, resume) = match a.resume {

@@ -127,10 +127,9 @@ pub struct TrainArgs {
 }
 
 /// Runs a tabular subcommand.
-pub fn run(cmd: TabularCommand) -> Result<()> {
-    let device = fastvision::device();
+pub fn run(cmd: TabularCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
     match cmd {
-        TabularCommand::Train(args) => train(args, &device),
+        TabularCommand::Train(args) => train(args, device),
         TabularCommand::Predict {
             run,
             csv,
@@ -148,9 +147,9 @@ pub fn run(cmd: TabularCommand) -> Result<()> {
                             format!("{}: cannot create (it must not exist)", path.display())
                         })?;
                     let mut w = std::io::BufWriter::new(file);
-                    predict::predict_csv(&run, &csv, delim, &mut w, &device)?
+                    predict::predict_csv(&run, &csv, delim, &mut w, device)?
                 }
-                None => predict::predict_csv(&run, &csv, delim, &mut std::io::stdout(), &device)?,
+                None => predict::predict_csv(&run, &csv, delim, &mut std::io::stdout(), device)?,
             };
             eprintln!("predicted {} rows", summary.n);
             for (col, n) in &summary.unseen {
@@ -166,7 +165,7 @@ pub fn run(cmd: TabularCommand) -> Result<()> {
             csv,
             delimiter,
         } => {
-            let e = predict::evaluate_csv(&run, &csv, ascii(delimiter)?, &device)?;
+            let e = predict::evaluate_csv(&run, &csv, ascii(delimiter)?, device)?;
             for (col, n) in &e.unseen {
                 println!("{col}: {n} values unseen in training, read as #na#");
             }
@@ -179,13 +178,13 @@ pub fn run(cmd: TabularCommand) -> Result<()> {
         }
         TabularCommand::Embeddings { run, out } => {
             let out = out.unwrap_or_else(|| run.join("embeddings"));
-            for f in embeddings::export(&run, &out, &device)? {
+            for f in embeddings::export(&run, &out, device)? {
                 println!("wrote {}", f.display());
             }
             Ok(())
         }
         TabularCommand::Importance { run, csv, repeats } => {
-            let (model, bundle) = tab::load_bundle(&run, &device)?;
+            let (model, bundle) = tab::load_bundle(&run, device)?;
             let config: TabularConfig = tab::read_json(&run.join("train.json"))?;
             let table = match csv {
                 Some(path) => {
@@ -204,7 +203,7 @@ pub fn run(cmd: TabularCommand) -> Result<()> {
                 &table,
                 repeats,
                 config.seed,
-                &device,
+                device,
             )?;
             let regression = bundle.processor.target.is_regression();
             let what = if regression { "rmse" } else { "accuracy" };
@@ -228,7 +227,6 @@ fn ascii(c: char) -> Result<u8> {
 }
 
 fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<()> {
-    println!("backend: {}", fastvision::backend::backend_name());
     let summary = if let Some(dir) = args.resume {
         if !tab::has_checkpoint(&dir) {
             bail!("{}: no checkpoint to resume from", dir.display());

@@ -1,0 +1,113 @@
+//! The GPU backend (wgpu on Vulkan; in CI Mesa's software driver, lavapipe): a tiny ResNet's
+//! training steps on the GPU equal the CPU's from the same weights, its loss falls, and the
+//! GPU's predictions equal the CPU's for the same trained weights.
+//!
+//! Runs only in a build with GPU support (`cargo test --features gpu`), and needs a Vulkan
+//! driver: `apt-get install mesa-vulkan-drivers libvulkan1` gives a software one anywhere.
+
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use fastvision::backend::{DeviceChoice, select};
+use fastvision::burn;
+use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
+use fastvision::learner::Learner;
+
+fn gpu() -> Device {
+    let s = select(DeviceChoice::Gpu).unwrap_or_else(|e| {
+        panic!("{e}\n(the GPU tests need a Vulkan driver: apt-get install mesa-vulkan-drivers)")
+    });
+    eprintln!("device: {}", s.description);
+    s.device
+}
+
+/// The largest absolute difference between two equally long slices, and the largest magnitude.
+fn worst(a: &[f32], b: &[f32]) -> (f32, f32) {
+    assert_eq!(a.len(), b.len());
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    (diff, scale)
+}
+
+#[test]
+fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
+    let _rng = common::rng_lock();
+    let gpu = gpu();
+    let cpu = Device::flex();
+
+    // 16 real demo images of 2 classes, one batch, no augmentation.
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 2, 8, 1);
+    let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+    let plain = ItemTransform::valid(32);
+    let dls = DataLoaders::with_transforms(&data, plain, plain, 16, 0);
+    let batch = dls.train.iter(0).next().expect("one batch");
+    let (n, side) = (batch.len(), 32usize);
+    let pixels: Vec<f32> = batch
+        .images(&cpu)
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32 images");
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+    let images =
+        |d: &Device| Tensor::<4>::from_data(TensorData::new(pixels.clone(), [n, 3, side, side]), d);
+    let targets = |d: &Device| Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), d);
+
+    // The same initial weights on both devices (dropout off: its masks come from each device's RNG).
+    let cpu_ad = cpu.clone().autodiff();
+    cpu_ad.seed(0);
+    let model = common::tiny_model(2).with_ps(0.0).init(&cpu_ad).unwrap();
+    let gpu_ad = gpu.clone().autodiff();
+    let on_gpu = model.clone().fork(&gpu_ad);
+    let mut lc = Learner::new(model, dls.clone(), Default::default(), &cpu_ad, 0);
+    let mut lg = Learner::new(on_gpu, dls, Default::default(), &gpu_ad, 0);
+
+    let steps = 8;
+    let (mut on_cpu, mut on_gpu) = (Vec::new(), Vec::new());
+    for _ in 0..steps {
+        on_cpu.push(lc.step_tensors(images(&cpu_ad), targets(&cpu_ad), 1e-2, 0.9));
+        on_gpu.push(lg.step_tensors(images(&gpu_ad), targets(&gpu_ad), 1e-2, 0.9));
+    }
+    eprintln!("losses, cpu: {on_cpu:?}\nlosses, gpu: {on_gpu:?}");
+    assert!(
+        (on_cpu[0] - on_gpu[0]).abs() < 1e-4 * on_cpu[0].abs().max(1.0),
+        "the first loss (same weights, same batch) agrees: cpu {} gpu {}",
+        on_cpu[0],
+        on_gpu[0]
+    );
+    // Later steps drift apart as float rounding differs (training at a high rate is chaotic);
+    // the first three agree closely.
+    for (c, g) in on_cpu.iter().zip(&on_gpu).take(3) {
+        assert!(
+            (c - g).abs() < 1e-2 * c.abs().max(0.1),
+            "the first steps' losses agree within 1 %: cpu {on_cpu:?} gpu {on_gpu:?}"
+        );
+    }
+    assert!(
+        on_gpu[steps - 1] < 0.5 * on_gpu[0],
+        "the loss falls on the GPU: {on_gpu:?}"
+    );
+
+    // Predictions in eval mode, from the GPU-trained weights on both devices.
+    let trained = lg.model.valid();
+    let copy = trained.clone().to_device(&cpu);
+    let logits = |m: &fastvision::models::ImageClassifier, d: &Device| {
+        m.forward(images(d))
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 logits")
+    };
+    let (g, c) = (logits(&trained, &gpu), logits(&copy, &cpu));
+    let (diff, scale) = worst(&g, &c);
+    assert!(
+        diff <= 1e-4 * scale.max(1.0),
+        "GPU and CPU logits agree for the same weights: max difference {diff} (scale {scale})"
+    );
+}
