@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
     #[arg(long)]
     pub reference_ops: bool,
+    /// Float precision of training and inference: fp32, or mixed fp16/bf16 on a GPU.
+    #[arg(long, default_value = "fp32")]
+    pub precision: crate::learner::Precision,
 }
 
 /// Figures measured by [`run`].
@@ -53,6 +56,9 @@ pub struct BenchReport {
     pub infer_img_s: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_mib: f64,
+    /// Seconds of the two warm-up steps (on a GPU: kernel compilation and autotuning, unless
+    /// cached from an earlier run).
+    pub warmup_s: f64,
     /// Milliseconds per training step spent in each kind of op, then "other" (the rest).
     pub step_ms: Vec<(String, f64)>,
 }
@@ -61,15 +67,17 @@ pub struct BenchReport {
 pub fn run(args: &BenchArgs, device: &burn::tensor::Device) -> Result<()> {
     let r = measure(args, device)?;
     println!(
-        "fastvision bench: {} bs {} size {} ({} cores)",
+        "fastvision bench: {} bs {} size {} {} ({} cores; warm-up {:.1} s)",
         args.arch,
         args.bs,
         args.size,
-        rayon::current_num_threads()
+        args.precision,
+        rayon::current_num_threads(),
+        r.warmup_s
     );
     println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
     println!("|---|---|---|---|---|");
-    let ops = if args.reference_ops {
+    let ops = if args.reference_ops || r.backend != "flex" {
         "burn's ops"
     } else {
         "fastvision kernels"
@@ -116,6 +124,7 @@ pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchR
     let model = ClassifierConfig::new(args.arch, 10).init(&device)?;
     let dls = crate::data::DataLoaders::from_folder(&data, args.size, args.bs, 0);
     let mut learner = Learner::new(model, dls, Default::default(), &device, 0);
+    learner.set_precision(args.precision)?;
     let s = args.size as usize;
     let x = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(
@@ -126,9 +135,11 @@ pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchR
         &device,
     );
     crate::ops::use_reference_ops(args.reference_ops);
+    let t = Instant::now();
     for _ in 0..2 {
         learner.step_tensors(x.clone(), y.clone(), 1e-3, 0.9);
     }
+    let warmup_s = t.elapsed().as_secs_f64();
     profile::reset();
     let t = Instant::now();
     for _ in 0..args.steps {
@@ -152,10 +163,12 @@ pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchR
     let model = learner.model.valid();
     let plain = device.clone().without_autodiff();
     let xi = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &plain);
-    let _ = model.forward(xi.clone()).into_data();
+    let half = args.precision.half();
+    let forward = || crate::ops::autocast::with_autocast(half, || model.forward(xi.clone()));
+    let _ = forward().into_data();
     let t = Instant::now();
     for _ in 0..args.steps {
-        let _ = model.forward(xi.clone()).into_data();
+        let _ = forward().into_data();
     }
     let infer_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
     Ok(BenchReport {
@@ -164,6 +177,7 @@ pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchR
         train_img_s,
         infer_img_s,
         peak_mib: peak_rss_mib(),
+        warmup_s,
         step_ms,
     })
 }

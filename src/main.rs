@@ -342,6 +342,10 @@ struct TrainArgs {
     /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
     #[arg(long)]
     snapshots: bool,
+    /// Float precision: fp32, or mixed precision on a GPU (fastai's to_fp16): fp16 (with loss
+    /// scaling) or bf16 (libtorch on CUDA) convolutions over f32 weights.
+    #[arg(long, default_value = "fp32")]
+    precision: fastvision::learner::Precision,
 }
 
 fn main() -> Result<()> {
@@ -354,7 +358,7 @@ fn main() -> Result<()> {
     // The device is found only by commands that compute, and named on their first line.
     let device = || -> Result<Device> {
         let s = fastvision::backend::select(choice)?;
-        println!("device: {}", s.description);
+        eprintln!("device: {}", s.description);
         Ok(s.device)
     };
     match cli.command {
@@ -516,6 +520,7 @@ fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         fine_tune: args.fine_tune || args.data.pretrained.is_some(),
         extra_data: args.extra_data.clone(),
         snapshots: args.snapshots,
+        precision: args.precision,
         extra_fraction: args.extra_fraction,
         ..args.data.config()
     };

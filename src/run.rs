@@ -17,7 +17,7 @@ use crate::learner::learner::{Stage, fine_tune_stages};
 use crate::learner::lr_find::{LrFind, LrFindConfig};
 use crate::learner::schedule::Sgdr;
 use crate::learner::{
-    Callback, CutMix, EpochMetrics, Learner, LossFunc, Lrs, MixUp, OneCycle, Schedule,
+    Callback, CutMix, EpochMetrics, Learner, LossFunc, Lrs, MixUp, OneCycle, Precision, Schedule,
 };
 use crate::models::{Arch, ClassifierConfig};
 use crate::report::grid::{Tile, batch_images, image_grid};
@@ -111,6 +111,9 @@ pub struct TrainConfig {
     /// (`snapshots/`, Huang et al. 2017).
     #[serde(default)]
     pub snapshots: bool,
+    /// Float precision of the convolutions: fp32, or mixed fp16/bf16 on a GPU.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
@@ -207,6 +210,7 @@ impl Default for TrainConfig {
             split_seed: None,
             sampling: None,
             snapshots: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -551,6 +555,7 @@ fn build_learner(
     load_pretrained: bool,
 ) -> Result<Learner> {
     let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
+    learner.set_precision(config.precision)?;
     learner.loss_func = LossFunc::label_smoothing(config.label_smoothing.unwrap_or(0.0));
     if let (Some(spec), true) = (&config.pretrained, load_pretrained) {
         let path = resolve_pretrained(spec)?;

@@ -18,6 +18,15 @@ fn fastvision(cwd: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The JSON value stdout starts with (stderr, with the device line, follows it in `out`).
+fn leading_json(out: &str) -> serde_json::Value {
+    serde_json::Deserializer::from_str(out)
+        .into_iter()
+        .next()
+        .expect("JSON on stdout")
+        .expect("valid JSON")
+}
+
 #[test]
 fn train_predict_evaluate_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +81,7 @@ fn train_predict_evaluate_from_the_command_line() {
         ],
     );
     assert!(ok, "{out}");
-    let preds: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let preds: serde_json::Value = leading_json(&out);
     let top = preds[0]["top"].as_array().unwrap();
     assert_eq!(top.len(), 2);
     let total: f64 = top.iter().map(|c| c["prob"].as_f64().unwrap()).sum();
@@ -443,7 +452,7 @@ fn an_exported_file_predicts_like_its_run_folder() {
         args.extend(images.iter().map(String::as_str));
         let (ok, out) = fastvision(dir.path(), &args);
         assert!(ok, "{out}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v: serde_json::Value = leading_json(&out);
         v.as_array()
             .unwrap()
             .iter()

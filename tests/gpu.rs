@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use fastvision::backend::{DeviceChoice, select};
 use fastvision::burn;
 use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
-use fastvision::learner::Learner;
+use fastvision::learner::{Learner, Precision};
 
 fn gpu() -> Device {
     let s = select(DeviceChoice::Gpu).unwrap_or_else(|e| {
@@ -36,29 +36,57 @@ fn worst(a: &[f32], b: &[f32]) -> (f32, f32) {
     (diff, scale)
 }
 
+/// One batch of 16 real demo images (2 classes, 32 px, no augmentation), its loaders, and a
+/// way to put its images and labels on any device.
+struct OneBatch {
+    dls: DataLoaders,
+    pixels: Vec<f32>,
+    labels: Vec<i64>,
+    _dir: tempfile::TempDir,
+}
+
+impl OneBatch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        common::tiny_dataset(dir.path(), 2, 8, 1);
+        let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+        let plain = ItemTransform::valid(32);
+        let dls = DataLoaders::with_transforms(&data, plain, plain, 16, 0);
+        let batch = dls.train.iter(0).next().expect("one batch");
+        let pixels = batch
+            .images(&Device::flex())
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let labels = batch.labels.clone();
+        Self {
+            dls,
+            pixels,
+            labels,
+            _dir: dir,
+        }
+    }
+
+    fn images(&self, d: &Device) -> Tensor<4> {
+        let n = self.labels.len();
+        Tensor::<4>::from_data(TensorData::new(self.pixels.clone(), [n, 3, 32, 32]), d)
+    }
+
+    fn targets(&self, d: &Device) -> Tensor<1, Int> {
+        let n = self.labels.len();
+        Tensor::<1, Int>::from_data(TensorData::new(self.labels.clone(), [n]), d)
+    }
+}
+
 #[test]
 fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
     let _rng = common::rng_lock();
     let gpu = gpu();
     let cpu = Device::flex();
-
-    // 16 real demo images of 2 classes, one batch, no augmentation.
-    let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 2, 8, 1);
-    let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
-    let plain = ItemTransform::valid(32);
-    let dls = DataLoaders::with_transforms(&data, plain, plain, 16, 0);
-    let batch = dls.train.iter(0).next().expect("one batch");
-    let (n, side) = (batch.len(), 32usize);
-    let pixels: Vec<f32> = batch
-        .images(&cpu)
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32 images");
-    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-    let images =
-        |d: &Device| Tensor::<4>::from_data(TensorData::new(pixels.clone(), [n, 3, side, side]), d);
-    let targets = |d: &Device| Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), d);
+    let b = OneBatch::new();
+    let dls = b.dls.clone();
+    let images = |d: &Device| b.images(d);
+    let targets = |d: &Device| b.targets(d);
 
     // The same initial weights on both devices (dropout off: its masks come from each device's RNG).
     let cpu_ad = cpu.clone().autodiff();
@@ -101,7 +129,7 @@ fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
     let logits = |m: &fastvision::models::ImageClassifier, d: &Device| {
         m.forward(images(d))
             .into_data()
-            .to_vec::<f32>()
+            .try_into_vec::<f32>()
             .expect("f32 logits")
     };
     let (g, c) = (logits(&trained, &gpu), logits(&copy, &cpu));
@@ -110,4 +138,52 @@ fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
         diff <= 1e-4 * scale.max(1.0),
         "GPU and CPU logits agree for the same weights: max difference {diff} (scale {scale})"
     );
+}
+
+#[test]
+fn mixed_precision_fp16_trains_with_loss_scaling() {
+    let _rng = common::rng_lock();
+    let gpu = gpu().autodiff();
+    let b = OneBatch::new();
+    gpu.seed(0);
+    let model = common::tiny_model(2).with_ps(0.0).init(&gpu).unwrap();
+    let mut fp32 = Learner::new(model.clone(), b.dls.clone(), Default::default(), &gpu, 0);
+    let mut fp16 = Learner::new(model.fork(&gpu), b.dls.clone(), Default::default(), &gpu, 0);
+    fp16.set_precision(Precision::Fp16).unwrap();
+    assert!(
+        Learner::new(
+            common::tiny_model(2).init(&gpu).unwrap(),
+            b.dls.clone(),
+            Default::default(),
+            &gpu,
+            0
+        )
+        .set_precision(Precision::Bf16)
+        .is_err(),
+        "bf16 is refused on Vulkan, which has no bf16 arithmetic"
+    );
+    let (mut l32, mut l16) = (Vec::new(), Vec::new());
+    for _ in 0..12 {
+        l32.push(fp32.step_tensors(b.images(&gpu), b.targets(&gpu), 1e-2, 0.9));
+        l16.push(fp16.step_tensors(b.images(&gpu), b.targets(&gpu), 1e-2, 0.9));
+    }
+    eprintln!("losses, fp32: {l32:?}\nlosses, fp16: {l16:?}");
+    assert!(
+        (l32[0] - l16[0]).abs() < 5e-2 * l32[0],
+        "half-precision convolutions give the same first loss within 5 %: {} vs {}",
+        l32[0],
+        l16[0]
+    );
+    let scaler = fp16.scaler().expect("fp16 scales its loss");
+    // As PyTorch's GradScaler, the first steps at scale 2^16 overflow and are skipped until
+    // the scale has halved enough.
+    assert!(
+        (1..=5).contains(&scaler.skipped) && scaler.scale < 65536.0,
+        "a few overflowing steps skipped, the scale lowered: {scaler:?}"
+    );
+    assert_eq!(
+        l16[0], l16[1],
+        "a skipped step leaves the weights as they were"
+    );
+    assert!(l16[11] < 0.5 * l16[0], "the fp16 loss falls: {l16:?}");
 }

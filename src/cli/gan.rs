@@ -120,7 +120,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                 }
             };
             let t0 = std::time::Instant::now();
-            let nets = gan_run::train(&config, &dir, resume, &device)?;
+            let nets = gan_run::train(&config, &dir, resume, device)?;
             println!(
                 "trained {} generator{} in {:.1}s",
                 nets.len(),
@@ -131,7 +131,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
             Ok(())
         }
         GanCommand::Sample { run, n, out, seed } => {
-            let m = sample::sample(&run, n, seed, &out, &device)?;
+            let m = sample::sample(&run, n, seed, &out, device)?;
             let total: usize = m.classes.iter().map(|c| c.1).sum();
             println!(
                 "wrote {total} synthetic images ({} classes, {} px) to {}",
@@ -152,7 +152,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                 bail!("--n must be at least 1");
             }
             let cbs: Vec<Box<dyn Callback>> = vec![Box::new(Progress::default())];
-            let s = score::score(&run, &classifier, n, seed, !no_gan_train, &device, cbs)?;
+            let s = score::score(&run, &classifier, n, seed, !no_gan_train, device, cbs)?;
             println!("{:<20} {:>9}", "class", "GAN-test");
             for (c, a) in &s.gan_test {
                 println!("{c:<20} {a:>9.4}");

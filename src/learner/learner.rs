@@ -12,12 +12,14 @@ use super::loss::LossFunc;
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
 use super::param_groups::{Lrs, freeze_to};
+use super::precision::{GradScaler, Precision};
 use super::schedule::{OneCycle, Schedule, Sgdr};
 use super::task::{BatchOf, TrainData, Trainable, Validation};
 use crate::data::DataLoaders;
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
+use crate::ops::autocast::with_autocast;
 
 /// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`])
 /// with fastai's Adam and callbacks.
@@ -42,6 +44,10 @@ pub struct Learner<M: Trainable = ImageClassifier> {
     pub loss_func: LossFunc,
     /// Where and after which epochs of a fit to keep the weights (SGDR snapshots), if anywhere.
     pub snapshots: Option<SnapshotPlan>,
+    /// Float precision of the convolutions (set with [`Learner::set_precision`]).
+    precision: Precision,
+    /// Loss scaling, in fp16 training.
+    scaler: Option<GradScaler>,
     pub(crate) optim: ModuleOptimizer,
     pub(crate) handles: AdamHandles,
     pub(crate) groups: Vec<Vec<String>>,
@@ -64,11 +70,31 @@ impl<M: Trainable> Learner<M> {
             checkpoint_dir: None,
             loss_func: LossFunc::default(),
             snapshots: None,
+            precision: Precision::Fp32,
+            scaler: None,
             optim,
             handles,
             groups,
             device: device.clone(),
         }
+    }
+
+    /// Trains and validates in `precision` from now on (refused where the device cannot).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        precision.check(&self.device)?;
+        self.precision = precision;
+        self.scaler = (precision == Precision::Fp16).then(GradScaler::default);
+        Ok(())
+    }
+
+    /// The float precision of training.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The loss scaler of fp16 training (its scale and skipped steps), if any.
+    pub fn scaler(&self) -> Option<&GradScaler> {
+        self.scaler.as_ref()
     }
 
     /// The optimizer (its state is part of every checkpoint).
@@ -220,7 +246,8 @@ impl<M: Trainable> Learner<M> {
             mom: schedule.mom(0.0),
             ..FitState::default()
         };
-        let result = self.run_epochs(&mut cbs, &mut st, start);
+        let half = self.precision.half();
+        let result = with_autocast(half, || self.run_epochs(&mut cbs, &mut st, start));
         cbs.iter_mut().for_each(|cb| cb.after_fit(&mut st));
         cbs.remove(0);
         self.callbacks = cbs;
@@ -312,10 +339,25 @@ impl<M: Trainable> Learner<M> {
         self.step_loss(loss, lr, mom)
     }
 
-    /// Back-propagates `loss` and steps the optimizer; returns the loss value.
+    /// Back-propagates `loss` (scaled, in fp16) and steps the optimizer; returns the loss value.
+    /// An fp16 step whose gradients overflow is skipped, as PyTorch's `GradScaler` does.
     fn step_loss(&mut self, loss: Tensor<1>, lr: f64, mom: f64) -> f64 {
         let value = f64::from(loss.clone().into_scalar::<f32>());
+        let scale = self.scaler.as_ref().map_or(1.0, |s| s.scale);
+        let loss = if scale == 1.0 {
+            loss
+        } else {
+            loss.mul_scalar(scale)
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        if let Some(scaler) = &mut self.scaler {
+            let finite = super::precision::grads_finite(&self.model, &grads);
+            scaler.update(finite);
+            if !finite {
+                return value;
+            }
+        }
+        self.handles.grad_scale.set(1.0 / scale);
         self.handles.mom.set(mom);
         self.model = crate::ops::profile::timed(crate::ops::profile::Op::OptimizerStep, || {
             self.optim.step(lr, self.model.clone(), grads)
@@ -326,7 +368,9 @@ impl<M: Trainable> Learner<M> {
     /// Loss and metrics on the validation set, in eval mode.
     pub fn validate(&self) -> Validation {
         let device = self.device.clone().without_autodiff();
-        self.model.valid().validate(&self.dls, &device)
+        with_autocast(self.precision.half(), || {
+            self.model.valid().validate(&self.dls, &device)
+        })
     }
 
     /// Restores the state of a checkpoint folder into this learner; returns it.
@@ -363,8 +407,10 @@ impl Learner<ImageClassifier> {
         lr: f64,
         mom: f64,
     ) -> f64 {
-        let logits = self.model.forward(images);
-        let loss = self.loss_func.hard(logits, targets, &self.device);
+        let loss = with_autocast(self.precision.half(), || {
+            let logits = self.model.forward(images);
+            self.loss_func.hard(logits, targets, &self.device)
+        });
         self.step_loss(loss, lr, mom)
     }
 }

@@ -64,6 +64,7 @@ pub struct Adam {
     config: AdamConfig,
     lr_mult: Arc<Hyper>,
     mom: Arc<Hyper>,
+    grad_scale: Arc<Hyper>,
 }
 
 /// The handles a learner keeps to steer its optimizer: the momentum and each group's LR multiplier.
@@ -73,15 +74,28 @@ pub struct AdamHandles {
     pub mom: Arc<Hyper>,
     /// Learning-rate multiplier of each group, first (body stem) to last (head).
     pub lr_mults: Vec<Arc<Hyper>>,
+    /// The factor every gradient is multiplied by first (1 / the loss scale in fp16 training).
+    pub grad_scale: Arc<Hyper>,
 }
 
 impl Adam {
     /// Adam for a group whose learning rate is `lr_mult` × the scheduled one.
     pub fn new(config: AdamConfig, lr_mult: Arc<Hyper>, mom: Arc<Hyper>) -> Self {
+        Self::scaled(config, lr_mult, mom, Hyper::new(1.0))
+    }
+
+    /// Adam whose gradients are first multiplied by the shared `grad_scale` (loss scaling).
+    pub fn scaled(
+        config: AdamConfig,
+        lr_mult: Arc<Hyper>,
+        mom: Arc<Hyper>,
+        grad_scale: Arc<Hyper>,
+    ) -> Self {
         Self {
             config,
             lr_mult,
             mom,
+            grad_scale,
         }
     }
 
@@ -92,13 +106,21 @@ impl Adam {
         groups: &[Vec<String>],
     ) -> (ModuleOptimizer, AdamHandles) {
         let mom = Hyper::new(config.mom);
+        let grad_scale = Hyper::new(1.0);
         let lr_mults: Vec<Arc<Hyper>> = (0..groups.len().max(1)).map(|_| Hyper::new(1.0)).collect();
-        let mut optim = ModuleOptimizer::from(Adam::new(config, lr_mults[0].clone(), mom.clone()));
+        let adam =
+            |mult: &Arc<Hyper>| Adam::scaled(config, mult.clone(), mom.clone(), grad_scale.clone());
+        let mut optim = ModuleOptimizer::from(adam(&lr_mults[0]));
         for (prefixes, mult) in groups.iter().zip(&lr_mults).skip(1) {
             let group = super::param_groups::prefix_group(prefixes);
-            optim = optim.with_group(group, Adam::new(config, mult.clone(), mom.clone()), None);
+            optim = optim.with_group(group, adam(mult), None);
         }
-        (optim, AdamHandles { mom, lr_mults })
+        let handles = AdamHandles {
+            mom,
+            lr_mults,
+            grad_scale,
+        };
+        (optim, handles)
     }
 }
 
@@ -114,6 +136,12 @@ impl Optimizer for Adam {
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let c = &self.config;
         let lr = lr * self.lr_mult.get();
+        let scale = self.grad_scale.get();
+        let grad = if scale == 1.0 {
+            grad
+        } else {
+            grad.mul_scalar(scale)
+        };
         let wd = if D > 1 { c.wd } else { 0.0 };
         let (time, m, v) = match state {
             Some(s) => (s.time + 1, s.moment_1, s.moment_2),

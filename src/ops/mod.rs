@@ -8,6 +8,7 @@
 //! compare against.
 
 pub mod adam;
+pub mod autocast;
 pub mod batchnorm;
 pub mod conv;
 pub mod kernels;
@@ -22,7 +23,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use adam::{AdamStep, FastAdam};
 use batchnorm::FastBatchNorm;
@@ -86,6 +87,18 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    if let Some(half) = autocast::half() {
+        // Mixed precision: compute in half precision, hand back f32 (burn's op on every backend).
+        let y = timed(Op::ConvForward, || {
+            burn::tensor::module::conv2d(
+                x.cast(half),
+                weight.cast(half),
+                bias.map(|b| b.cast(half)),
+                options,
+            )
+        });
+        return y.cast(FloatDType::F32);
+    }
     if options.groups != 1 || !fast_path(&x) {
         // burn's forward is timed too; its backward runs inside autodiff, out of our sight.
         return timed(Op::ConvForward, || {

@@ -1,0 +1,170 @@
+//! Training precision (`--precision`): f32, or mixed precision as fastai's `to_fp16` — half-
+//! precision convolutions over f32 master weights ([`crate::ops::autocast`]), with dynamic loss
+//! scaling for fp16 so small gradients do not flush to zero.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{DType, Device, FloatDType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The float precision of training's convolutions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32 (fastai's default).
+    #[default]
+    Fp32,
+    /// Convolutions in f16, dynamic loss scaling (fastai's `to_fp16`).
+    Fp16,
+    /// Convolutions in bf16 (no loss scaling needed: bf16 has f32's range).
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" => Ok(Self::Fp32),
+            "fp16" | "f16" => Ok(Self::Fp16),
+            "bf16" => Ok(Self::Bf16),
+            _ => Err("expected fp32, fp16 or bf16".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Precision {
+    /// The half-precision dtype of the convolutions, `None` for f32.
+    pub fn half(self) -> Option<FloatDType> {
+        match self {
+            Self::Fp32 => None,
+            Self::Fp16 => Some(FloatDType::F16),
+            Self::Bf16 => Some(FloatDType::BF16),
+        }
+    }
+
+    /// Refuses a half precision that `device` cannot compute in (the CPU backends, or a GPU
+    /// without the dtype's arithmetic).
+    pub fn check(self, device: &Device) -> Result<()> {
+        let Some(half) = self.half() else {
+            return Ok(());
+        };
+        let backend = crate::backend::backend_of(device);
+        if backend == "flex" {
+            return Err(Error::Config(format!(
+                "--precision {self}: mixed precision is for GPUs; the CPU backend trains in fp32"
+            )));
+        }
+        if !device.supports_dtype(DType::from(half)) {
+            return Err(Error::Config(format!(
+                "--precision {self}: this device ({backend}) has no {self} arithmetic{}",
+                if self == Self::Bf16 {
+                    "; use fp16 (Vulkan has no bf16), or libtorch on CUDA"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Dynamic loss scaling as PyTorch's `GradScaler` (its defaults): the loss is multiplied by
+/// `scale` before the backward pass; a step whose gradients overflow is skipped and halves the
+/// scale, and 2000 clean steps in a row double it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradScaler {
+    /// The current factor.
+    pub scale: f64,
+    /// Clean steps since the last overflow or growth.
+    pub clean: usize,
+    /// Steps skipped so far because their gradients were not finite.
+    pub skipped: usize,
+}
+
+impl Default for GradScaler {
+    fn default() -> Self {
+        Self {
+            scale: 65536.0,
+            clean: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl GradScaler {
+    /// Records one step: `finite` says whether its scaled gradients were all finite.
+    pub fn update(&mut self, finite: bool) {
+        if finite {
+            self.clean += 1;
+            if self.clean >= 2000 {
+                self.scale *= 2.0;
+                self.clean = 0;
+            }
+        } else {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.clean = 0;
+            self.skipped += 1;
+        }
+    }
+}
+
+/// Whether every gradient `grads` holds for `model`'s parameters is finite (one sum, one sync).
+pub fn grads_finite<M: Module>(model: &M, grads: &GradientsParams) -> bool {
+    struct Sum<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Sum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let s = g.cast(FloatDType::F32).abs().sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut sum = Sum { grads, total: None };
+    model.visit(&mut sum);
+    sum.total.is_none_or(|t| t.into_scalar::<f32>().is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scaler_backs_off_on_overflow_and_grows_after_2000_clean_steps() {
+        let mut s = GradScaler::default();
+        s.update(false);
+        assert_eq!((s.scale, s.skipped), (32768.0, 1));
+        for _ in 0..1999 {
+            s.update(true);
+        }
+        assert_eq!(s.scale, 32768.0);
+        s.update(true);
+        assert_eq!(s.scale, 65536.0);
+    }
+
+    #[test]
+    fn precisions_parse_and_the_cpu_refuses_half() {
+        assert_eq!("FP16".parse::<Precision>(), Ok(Precision::Fp16));
+        assert!("fp8".parse::<Precision>().is_err());
+        assert!(Precision::Fp16.check(&Device::flex()).is_err());
+        assert!(Precision::Fp32.check(&Device::flex()).is_ok());
+    }
+}
