@@ -12,6 +12,7 @@ pub mod ensemble;
 pub mod error;
 pub mod gan;
 pub mod infer;
+pub mod io;
 pub mod learner;
 pub mod models;
 pub mod ops;

@@ -789,7 +789,7 @@ fn clean(args: CleanArgs, device: impl FnOnce() -> Result<Device>) -> Result<()>
     let flagged = flags(&interp, args.confident_wrong);
     let csv = fastvision::clean::confusing::to_csv(&flagged)?;
     let out = run.join("confusing.csv");
-    fastvision::learner::checkpoint::write_atomic(&out, csv.as_bytes())?;
+    fastvision::io::write_atomic(&out, csv.as_bytes())?;
     print!("{csv}");
     eprintln!(
         "{} of {} training images predicted wrongly with probability > {} ({how}); list in {}",

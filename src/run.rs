@@ -12,7 +12,8 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, save_bundle};
-use crate::learner::checkpoint::{self, write_atomic};
+use crate::io::write_atomic;
+use crate::learner::checkpoint;
 use crate::learner::learner::{Stage, fine_tune_stages};
 use crate::learner::lr_find::{LrFind, LrFindConfig};
 use crate::learner::schedule::Sgdr;

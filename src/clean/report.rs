@@ -10,7 +10,7 @@ use super::interpret::{ClassReport, Confusion, ImageLoss, Interpretation, interp
 use crate::data::{ImageFolder, Skipped};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
-use crate::learner::checkpoint::write_atomic;
+use crate::io::write_atomic;
 use crate::report::grid::{Tile, image_grid};
 use crate::report::plot::{plot_confusion, plot_confusion_normalized};
 

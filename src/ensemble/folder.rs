@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::combine::Combination;
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
-use crate::learner::checkpoint::{read_json, write_json};
+use crate::io::{read_json, write_json};
 
 /// The file that makes a folder an ensemble.
 pub const ENSEMBLE_FILE: &str = "ensemble.json";

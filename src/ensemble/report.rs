@@ -13,7 +13,7 @@ use super::folder::EnsembleFile;
 use crate::data::Item;
 use crate::error::{Error, Result};
 use crate::infer::{Inference, Predictor};
-use crate::learner::checkpoint::write_json;
+use crate::io::write_json;
 use crate::report::plot::plot_heatmap;
 
 /// Accuracy and mean cross-entropy of one model or combination.

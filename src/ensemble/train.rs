@@ -12,7 +12,7 @@ use super::folder::{EnsembleFile, Member, Sampling};
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
 use crate::learner::Callback;
-use crate::learner::checkpoint::{read_json, write_json};
+use crate::io::{read_json, write_json};
 use crate::models::Arch;
 use crate::run::{self, TrainConfig};
 

@@ -13,7 +13,7 @@ use super::train::{GanConfig, WganTrainer, net_configs};
 use crate::data::{ImageFolder, SplitConfig};
 use crate::error::{Error, Result};
 use crate::infer::bundle::{WEIGHTS_FILE, load_weights, save_weights};
-use crate::learner::checkpoint::{read_json, write_json};
+use crate::io::{read_json, write_json};
 use crate::models::gan::Generator;
 
 /// The settings of a whole GAN run (`gan.json`).

@@ -124,7 +124,7 @@ pub fn sample(
     }
     // Several seeds may share a folder: each writes manifest-<seed>.json; the first also
     // manifest.json (an existing one is never replaced).
-    let write_json = crate::learner::checkpoint::write_json::<Manifest>;
+    let write_json = crate::io::write_json::<Manifest>;
     write_json(&out.join(format!("manifest-{seed}.json")), &manifest)?;
     if !manifest_path.exists() {
         write_json(&manifest_path, &manifest)?;

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::data::{GanData, to_rgb};
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
-use crate::learner::checkpoint::{self, CheckpointState, write_atomic};
+use crate::io::write_atomic;
+use crate::learner::checkpoint::{self, CheckpointState};
 use crate::learner::{Adam, AdamConfig, Recorder};
 use crate::models::gan::{Critic, CriticConfig, Generator, GeneratorConfig};
 use crate::report::grid::{Tile, image_grid};
@@ -408,7 +409,7 @@ impl WganTrainer {
             self.g_opt.clone(),
         )?;
         let run_dir = dir.parent().unwrap_or(dir);
-        let mut log: GanLog = checkpoint::read_json(&run_dir.join("log.json"))?;
+        let mut log: GanLog = crate::io::read_json(&run_dir.join("log.json"))?;
         log.epochs.truncate(state.epochs_done);
         log.steps.retain(|s| s.epoch < state.epochs_done);
         (

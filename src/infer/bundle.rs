@@ -45,7 +45,7 @@ pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -
 /// Writes `config.json` beside weights already in `dir` (e.g. an SGDR snapshot's).
 pub fn write_bundle_config(dir: &Path, config: &BundleConfig) -> Result<()> {
     let json = serde_json::to_vec_pretty(config).map_err(|e| Error::model(dir, e.to_string()))?;
-    crate::learner::checkpoint::write_atomic(&dir.join(CONFIG_FILE), &json)
+    crate::io::write_atomic(&dir.join(CONFIG_FILE), &json)
 }
 
 /// Writes any model's weights as `model.safetensors` in `dir` (created if needed).

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 
 use super::bundle::{BundleConfig, load_bundle};
 use crate::error::{Error, Result};
-use crate::learner::checkpoint::write_atomic;
+use crate::io::write_new;
 use crate::models::ImageClassifier;
 
 /// Metadata key under which an exported single-file model keeps its [`BundleConfig`] (JSON).
@@ -43,13 +43,13 @@ pub fn export_bundle(dir: &Path, out: &Path, device: &Device) -> Result<()> {
     let bytes = store
         .get_bytes()
         .map_err(|e| Error::model(out, e.to_string()))?;
-    write_atomic(out, &bytes)
+    write_new(out, &bytes)
 }
 
 /// Writes the run in `dir` as an ONNX file `out` (see [`super::onnx`]); never replaces a file.
 pub fn export_onnx(dir: &Path, out: &Path, device: &Device) -> Result<()> {
     let (model, config) = load_for_export(dir, out, device)?;
-    write_atomic(out, &super::onnx::onnx_model(&model, &config)?)
+    write_new(out, &super::onnx::onnx_model(&model, &config)?)
 }
 
 /// The string metadata in the header of the safetensors file `path` (its `__metadata__`).

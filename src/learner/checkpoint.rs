@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::Recorder;
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// File that commits a checkpoint: it names the weight and optimizer files of the epoch.
 pub const STATE_FILE: &str = "checkpoint.json";
@@ -86,23 +87,4 @@ pub fn load<M: Module>(
         .load(&optim_path)
         .map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
     Ok((model, optim, state))
-}
-
-/// Writes `value` as pretty JSON to `path`, atomically (see [`write_atomic`]).
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::model(path, e.to_string()))?;
-    write_atomic(path, &json)
-}
-
-/// Reads a JSON file of a run; a missing file or wrong content is an error naming it.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(path, e.to_string()))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

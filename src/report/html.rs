@@ -173,6 +173,6 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     }
     h.push_str("</body></html>\n");
     let path = run_dir.join("report.html");
-    crate::learner::checkpoint::write_atomic(&path, h.as_bytes())?;
+    crate::io::write_atomic(&path, h.as_bytes())?;
     Ok(path)
 }

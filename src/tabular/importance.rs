@@ -69,7 +69,7 @@ pub fn permutation_importance(
 
 /// Writes `importance.json` and `importance.png` into `dir`.
 pub fn write(dir: &Path, regression: bool, imps: &[Importance]) -> Result<()> {
-    crate::learner::checkpoint::write_json(&dir.join("importance.json"), &imps)?;
+    crate::io::write_json(&dir.join("importance.json"), &imps)?;
     let names: Vec<String> = imps.iter().map(|i| i.column.clone()).collect();
     let values: Vec<f64> = imps.iter().map(|i| i.importance).collect();
     let title = if regression {

@@ -15,7 +15,7 @@ use crate::clean::interpret::{Interpretation, image_losses};
 use crate::clean::report::InterpretReport;
 use crate::data::Item;
 use crate::error::Result;
-use crate::learner::checkpoint::write_json;
+use crate::io::write_json;
 use crate::report::plot::{plot_confusion, plot_scatter};
 
 /// Writes `interpret.json` + `confusion.png` or `residuals.png`, then `report.html`, in `run_dir`.
