@@ -731,7 +731,7 @@ fn finish_snapshots(run_dir: &Path, config: &TrainConfig, bundle: &BundleConfig)
     let mut members = Vec::new();
     for cycle in 0..config.snapshot_epochs().len() {
         let cdir = dir.join(format!("cycle_{cycle}"));
-        if !cdir.join(crate::infer::bundle::WEIGHTS_FILE).is_file() {
+        if !cdir.join(crate::weights::WEIGHTS_FILE).is_file() {
             continue;
         }
         crate::infer::bundle::write_bundle_config(&cdir, bundle)?;

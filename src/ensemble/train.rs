@@ -11,8 +11,8 @@ use super::combine::Combination;
 use super::folder::{EnsembleFile, Member, Sampling};
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
-use crate::learner::Callback;
 use crate::io::{read_json, write_json};
+use crate::learner::Callback;
 use crate::models::Arch;
 use crate::run::{self, TrainConfig};
 
@@ -133,7 +133,7 @@ fn arch_has_pretrained(base: &TrainConfig, arch: Arch) -> bool {
 
 /// Whether a member folder holds a finished model.
 pub fn member_done(dir: &Path) -> bool {
-    dir.join(crate::infer::bundle::WEIGHTS_FILE).is_file()
+    dir.join(crate::weights::WEIGHTS_FILE).is_file()
         && dir.join(crate::infer::bundle::CONFIG_FILE).is_file()
 }
 

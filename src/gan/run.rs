@@ -12,9 +12,9 @@ use super::data::GanData;
 use super::train::{GanConfig, WganTrainer, net_configs};
 use crate::data::{ImageFolder, SplitConfig};
 use crate::error::{Error, Result};
-use crate::infer::bundle::{WEIGHTS_FILE, load_weights, save_weights};
 use crate::io::{read_json, write_json};
 use crate::models::gan::Generator;
+use crate::weights::{WEIGHTS_FILE, load_weights, save_weights};
 
 /// The settings of a whole GAN run (`gan.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,16 +4,18 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{AugTransforms, ItemTransform, Normalize};
 use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
+use crate::weights::{load_weights, save_weights};
 
-/// Weight file of a bundle.
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Metadata key under which an exported single-file model keeps its [`BundleConfig`] (JSON).
+pub const EXPORT_CONFIG_KEY: &str = "fastvision.bundle";
+
+pub use crate::weights::WEIGHTS_FILE;
 /// Configuration file of a bundle.
 pub const CONFIG_FILE: &str = "config.json";
 
@@ -48,40 +50,12 @@ pub fn write_bundle_config(dir: &Path, config: &BundleConfig) -> Result<()> {
     crate::io::write_atomic(&dir.join(CONFIG_FILE), &json)
 }
 
-/// Writes any model's weights as `model.safetensors` in `dir` (created if needed).
-pub fn save_weights<M: Module>(dir: &Path, model: &M) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let weights = dir.join(WEIGHTS_FILE);
-    let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| Error::model(&weights, e.to_string()))
-}
-
-/// Loads `weights` (a safetensors file) strictly into `model`: every tensor present and matching.
-pub fn load_weights<M: Module>(mut model: M, weights: &Path, what: &str) -> Result<M> {
-    if !weights.is_file() {
-        return Err(Error::model(weights, "weight file missing"));
-    }
-    let mut store = SafetensorsStore::from_file(weights);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| Error::model(weights, e.to_string()))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() {
-        return Err(Error::model(
-            weights,
-            format!("does not match {what}: {result}"),
-        ));
-    }
-    Ok(model)
-}
-
 /// Reads the configuration of the bundle at `path`: a run folder (its `config.json`) or a
 /// single file written by [`export_bundle`].
 pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
     if path.is_file() {
-        let meta = super::export::safetensors_metadata(path)?;
-        let json = meta.get(super::export::EXPORT_CONFIG_KEY).ok_or_else(|| {
+        let meta = crate::weights::safetensors_metadata(path)?;
+        let json = meta.get(EXPORT_CONFIG_KEY).ok_or_else(|| {
             Error::model(path, "a safetensors file without a fastvision configuration (make one with `fastvision export RUN`)")
         })?;
         return serde_json::from_str(json).map_err(|e| {

@@ -3,12 +3,11 @@
 pub mod bundle;
 pub mod evaluate;
 pub mod export;
-pub mod onnx;
 pub mod predict;
 pub mod tta;
 
 pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use evaluate::{Evaluation, evaluate};
-pub use export::{export_bundle, export_onnx};
+pub use export::{export_bundle, export_onnx, onnx};
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};

@@ -321,10 +321,7 @@ impl<M: Trainable> Learner<M> {
             if let Some(plan) = &self.snapshots
                 && let Some(i) = plan.at.iter().position(|&e| e == epoch + 1)
             {
-                crate::infer::bundle::save_weights(
-                    &plan.dir.join(format!("cycle_{i}")),
-                    &self.model,
-                )?;
+                crate::weights::save_weights(&plan.dir.join(format!("cycle_{i}")), &self.model)?;
             }
             if st.stop {
                 break;

@@ -16,7 +16,6 @@ use super::model::{TabularModel, TabularModelConfig};
 use super::process::{Processor, TargetSpec};
 use super::table::{ColumnKind, Table, cont_cat_split};
 use crate::error::{Error, Result};
-use crate::infer::bundle::{WEIGHTS_FILE, load_weights, save_weights};
 pub use crate::io::read_json;
 use crate::io::write_json;
 use crate::learner::checkpoint;
@@ -24,6 +23,7 @@ use crate::learner::progress::Progress;
 use crate::learner::schedule::{OneCycle, Schedule};
 use crate::learner::{AdamConfig, Callback, Learner, Recorder};
 use crate::report::plot::{plot_losses, plot_lr_find, plot_schedule};
+use crate::weights::{WEIGHTS_FILE, load_weights, save_weights};
 
 /// File of a tabular bundle holding the model settings and the fitted processing.
 pub const TABULAR_FILE: &str = "tabular.json";

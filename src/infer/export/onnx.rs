@@ -8,7 +8,7 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 use prost::Message;
 
-use super::bundle::BundleConfig;
+use crate::infer::bundle::BundleConfig;
 use crate::error::{Error, Result};
 use crate::models::efficientnet_lite::EfficientNetLite;
 use crate::models::resnet::ResNet;
@@ -438,7 +438,7 @@ pub fn onnx_model(model: &ImageClassifier, config: &BundleConfig) -> Result<Vec<
             version: 13,
         }],
         metadata_props: vec![StringStringEntryProto {
-            key: super::export::EXPORT_CONFIG_KEY.into(),
+            key: crate::infer::bundle::EXPORT_CONFIG_KEY.into(),
             value: serde_json::to_string(config).unwrap_or_default(),
         }],
     };
