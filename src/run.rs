@@ -107,7 +107,7 @@ pub struct TrainConfig {
     pub split_seed: Option<u64>,
     /// Train on a bootstrap sample or on K−1 of K folds of the training split (ensembles).
     #[serde(default)]
-    pub sampling: Option<crate::ensemble::Sampling>,
+    pub sampling: Option<crate::data::sample::Sampling>,
     /// With `--schedule sgdr`: keep the weights at the end of every cycle as an ensemble
     /// (`snapshots/`, Huang et al. 2017).
     #[serde(default)]
@@ -398,10 +398,10 @@ pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
 pub fn training_data(config: &TrainConfig) -> Result<ImageFolder> {
     let mut data = load_data(config)?;
     if let Some(s) = config.sampling {
-        data.train = crate::ensemble::sample::sample_train(&data.train, s, config.seed);
+        data.train = crate::data::sample::sample_train(&data.train, s, config.seed);
     }
     if let Some(dir) = &config.extra_data {
-        crate::gan::extra::add_synthetic(&mut data, dir, config.extra_fraction, config.seed)?;
+        crate::data::extra::add_synthetic(&mut data, dir, config.extra_fraction, config.seed)?;
     }
     Ok(data)
 }

@@ -3,7 +3,9 @@
 pub mod augment;
 pub mod decode;
 pub mod demo;
+pub mod extra;
 pub mod loader;
+pub mod sample;
 pub mod source;
 pub mod split;
 pub mod transform;

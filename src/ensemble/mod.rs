@@ -2,12 +2,11 @@
 //! seeds, bootstrap samples or folds, or the snapshots of one SGDR run), combined into one
 //! predictor, with a report of how each member, the ensemble and every pair compare.
 
-pub mod combine;
 pub mod folder;
 pub mod report;
-pub mod sample;
 pub mod train;
 pub mod weights;
 
-pub use combine::Combination;
-pub use folder::{EnsembleFile, Member, Sampling, is_ensemble};
+pub use crate::data::sample::{self, Sampling};
+pub use crate::infer::combine::{self, Combination};
+pub use crate::infer::ensemble::{EnsembleFile, Member, is_ensemble};

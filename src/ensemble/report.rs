@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::combine::Combination;
-use super::folder::EnsembleFile;
 use crate::data::Item;
 use crate::error::{Error, Result};
+use crate::infer::combine::Combination;
+use crate::infer::ensemble::EnsembleFile;
 use crate::infer::{Inference, Predictor};
 use crate::io::write_json;
 use crate::report::plot::plot_heatmap;

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::combine::Combination;
-use super::folder::{EnsembleFile, Member, Sampling};
 use crate::data::loader::mix;
+use crate::data::sample::Sampling;
 use crate::error::{Error, Result};
+use crate::infer::combine::Combination;
+use crate::infer::ensemble::{EnsembleFile, Member};
 use crate::io::{read_json, write_json};
 use crate::learner::Callback;
 use crate::models::Arch;

@@ -8,11 +8,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::combine::Combination;
-use super::folder::EnsembleFile;
 use super::report::{Score, combine_rows, member_rows, score_rows, validation_items};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
+use crate::infer::combine::Combination;
+use crate::infer::ensemble::EnsembleFile;
 
 /// Weights on the simplex minimising the mean cross-entropy of the weighted mean of `probs`
 /// (`[member][image][class]`), by exponentiated gradient descent.

@@ -3,11 +3,11 @@
 //! and `train --extra-data` to use them.
 
 pub mod data;
-pub mod extra;
 pub mod run;
 pub mod sample;
 pub mod score;
 pub mod train;
 
+pub use crate::data::extra;
 pub use run::{GanRunConfig, NetInfo};
 pub use train::{GanConfig, WganTrainer};

@@ -8,9 +8,8 @@ use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleConfig, load_bundle};
-use super::tta::{Inference, unlabelled};
 use crate::data::DataLoader;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::ImageClassifier;
 
 /// One class and its probability.
@@ -41,19 +40,16 @@ pub struct Predictor {
     /// An ensemble's other members (empty for a single run).
     pub others: Vec<Predictor>,
     /// How an ensemble's members' probabilities combine.
-    pub combination: crate::ensemble::Combination,
+    pub combination: super::combine::Combination,
     /// Images an ensemble's weights were fitted on: left out whenever it is scored.
     pub fit_items: Vec<PathBuf>,
 }
 
 impl Predictor {
-    /// Loads the bundle in `dir` (a run folder, an exported file, or an ensemble folder) onto `device`.
-    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        if crate::ensemble::is_ensemble(dir) {
-            return crate::ensemble::folder::load(dir, device);
-        }
+    /// Loads the single bundle at `path` (a run folder or an exported file) onto `device`.
+    pub fn open_bundle(path: &Path, device: &Device) -> Result<Self> {
         let device = device.clone().without_autodiff();
-        let (model, config) = load_bundle(dir, &device)?;
+        let (model, config) = load_bundle(path, &device)?;
         Ok(Self::new(model, config, &device))
     }
 
@@ -86,7 +82,7 @@ impl Predictor {
             config,
             device,
             others: Vec::new(),
-            combination: crate::ensemble::Combination::Mean,
+            combination: super::combine::Combination::Mean,
             fit_items: Vec::new(),
         }
     }
@@ -110,26 +106,6 @@ impl Predictor {
             targets.extend(batch.labels.iter().map(|&l| l as usize));
         }
         (probs, targets)
-    }
-
-    /// The `k` most probable classes for each image file; an unreadable file is an error naming it.
-    pub fn predict(&self, paths: &[PathBuf], k: usize, how: Inference) -> Result<Vec<Prediction>> {
-        let out = self.infer(&unlabelled(paths), 64, how);
-        if let Some(bad) = out.skipped.first() {
-            return Err(Error::Image {
-                path: bad.path.clone(),
-                message: bad.reason.clone(),
-            });
-        }
-        let probs: Vec<Vec<f32>> = out.probs.into_iter().flatten().collect();
-        Ok(paths
-            .iter()
-            .zip(probs)
-            .map(|(path, p)| Prediction {
-                path: path.clone(),
-                top: top_k(&p, &self.config.vocab, k),
-            })
-            .collect())
     }
 }
 

@@ -6,10 +6,11 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::predict::Predictor;
+use super::predict::{Prediction, Predictor, top_k};
 use crate::data::decode::decode_rgb;
 use crate::data::transform::crop_resize;
 use crate::data::{Batch, DataLoader, Item, ItemTransform, Skipped};
+use crate::error::{Error, Result};
 
 /// fastai's `tta` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -96,6 +97,25 @@ pub fn ten_crop_views(img: &RgbImage, size: u32) -> Vec<RgbImage> {
 }
 
 impl Predictor {
+    /// The `k` most probable classes for each image file; an unreadable file is an error naming it.
+    pub fn predict(&self, paths: &[PathBuf], k: usize, how: Inference) -> Result<Vec<Prediction>> {
+        let out = self.infer(&unlabelled(paths), 64, how);
+        if let Some(bad) = out.skipped.first() {
+            return Err(Error::Image {
+                path: bad.path.clone(),
+                message: bad.reason.clone(),
+            });
+        }
+        let probs: Vec<Vec<f32>> = out.probs.into_iter().flatten().collect();
+        Ok(paths
+            .iter()
+            .zip(probs)
+            .map(|(path, p)| Prediction {
+                path: path.clone(),
+                top: top_k(&p, &self.config.vocab, k),
+            })
+            .collect())
+    }
     /// Probabilities of every item in `items` by `how`, `batch_size` images per forward pass;
     /// an ensemble runs every member (each at its own size and normalisation, TTA per member)
     /// and combines their probabilities.

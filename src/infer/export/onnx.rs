@@ -8,8 +8,8 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 use prost::Message;
 
-use crate::infer::bundle::BundleConfig;
 use crate::error::{Error, Result};
+use crate::infer::bundle::BundleConfig;
 use crate::models::efficientnet_lite::EfficientNetLite;
 use crate::models::resnet::ResNet;
 use crate::models::{Body, ImageClassifier};

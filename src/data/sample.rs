@@ -1,12 +1,37 @@
-//! "Vary the training set": a member's training items as a bootstrap sample or K−1 of K folds
-//! of the training split. The validation split is never touched.
+//! "Vary the training set" (ensembles, out-of-fold judgements): the training items as a
+//! bootstrap sample or K−1 of K folds of the training split. The validation split is never
+//! touched.
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
 
-use super::folder::Sampling;
-use crate::data::Item;
+use super::Item;
+
+/// How a member's training data was drawn from the training split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Sampling {
+    /// The whole training split.
+    All,
+    /// A bootstrap sample (n draws with replacement) seeded by `seed`.
+    Bootstrap {
+        /// Seed of the draws.
+        seed: u64,
+    },
+    /// Every fold but `fold` of `k` (seeded by the run's seed).
+    Fold {
+        /// Folds.
+        k: usize,
+        /// The fold left out.
+        fold: usize,
+    },
+    /// The weights at the end of SGDR cycle `cycle` of one training run.
+    Snapshot {
+        /// Cycle (0-based).
+        cycle: usize,
+    },
+}
 
 /// The fold (0..k) of each of `n` training items: a seeded shuffle dealt round-robin.
 pub fn folds(n: usize, k: usize, seed: u64) -> Vec<usize> {

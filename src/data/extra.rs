@@ -8,8 +8,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::data::decode::has_image_extension;
-use crate::data::{ImageFolder, Item};
+use super::decode::has_image_extension;
+use super::{ImageFolder, Item};
 use crate::error::{Error, Result};
 
 /// Adds the images of `dir`'s class folders to `data.train` (all of them, or with `fraction`
