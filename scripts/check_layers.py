@@ -23,9 +23,9 @@ FLOORS = [
     ["report", "bench"],
     ["run_dir"],
     ["infer"],
+    ["vision"],
     ["interpret"],
-    ["vision", "tabular"],
-    ["clean", "ensemble", "gan"],
+    ["tabular", "clean", "ensemble", "gan"],
 ]
 FLOOR = {m: i for i, names in enumerate(FLOORS) for m in names}
 TOP = {"lib", "main", "cli"}  # may use anything; nothing may use them

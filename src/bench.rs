@@ -1,4 +1,5 @@
-//! `fastvision bench`: loader, training and inference throughput and peak memory, as a table.
+//! `fastvision bench`: loader, training and inference throughput, the time per kind of op in a
+//! training step, and peak memory.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,36 +15,43 @@ use crate::learner::Learner;
 use crate::models::{Arch, ClassifierConfig};
 use crate::ops::profile::{self, Op};
 
-/// Benchmark settings.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+/// Benchmark settings (`fastvision bench`'s flags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
     /// Architecture to time.
-    #[arg(long, default_value = "resnet18")]
     pub arch: Arch,
     /// Batch size.
-    #[arg(long, default_value_t = 32)]
     pub bs: usize,
     /// Image side.
-    #[arg(long, default_value_t = 64)]
     pub size: u32,
-    /// Timed training steps (after 2 warm-up steps).
-    #[arg(long, default_value_t = 10)]
+    /// Timed training and inference steps (after 2 warm-up steps).
     pub steps: usize,
     /// Images to decode for the loader figure (default: the demo's training set).
-    #[arg(long)]
     pub data: Option<PathBuf>,
     /// Augmentation in the loader figure (default: none, crop + flip only).
-    #[arg(long, value_enum)]
     pub aug: Option<crate::data::AugLevel>,
     /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
-    #[arg(long)]
     pub reference_ops: bool,
     /// Float precision of training and inference: fp32, or mixed fp16/bf16 on a GPU.
-    #[arg(long, default_value = "fp32")]
     pub precision: crate::learner::Precision,
 }
 
-/// Figures measured by [`run`].
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Resnet18,
+            bs: 32,
+            size: 64,
+            steps: 10,
+            data: None,
+            aug: None,
+            reference_ops: false,
+            precision: crate::learner::Precision::Fp32,
+        }
+    }
+}
+
+/// Figures measured by [`measure`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
     /// Backend name.
@@ -63,44 +71,8 @@ pub struct BenchReport {
     pub step_ms: Vec<(String, f64)>,
 }
 
-/// Runs the benchmark and prints a table.
-pub fn run(args: &BenchArgs, device: &burn::tensor::Device) -> Result<()> {
-    let r = measure(args, device)?;
-    println!(
-        "fastvision bench: {} bs {} size {} {} ({} cores; warm-up {:.1} s)",
-        args.arch,
-        args.bs,
-        args.size,
-        args.precision,
-        rayon::current_num_threads(),
-        r.warmup_s
-    );
-    println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
-    println!("|---|---|---|---|---|");
-    let ops = if args.reference_ops || r.backend != "flex" {
-        "burn's ops"
-    } else {
-        "fastvision kernels"
-    };
-    println!(
-        "| {} ({ops}) | {:.0} | {:.1} | {:.1} | {:.0} |",
-        r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib
-    );
-    let step: f64 = r.step_ms.iter().map(|(_, ms)| ms).sum();
-    println!("\n| one training step | ms | share |");
-    println!("|---|---|---|");
-    for (label, ms) in &r.step_ms {
-        println!(
-            "| {label} | {ms:.1} | {:.0} % |",
-            100.0 * ms / step.max(1e-9)
-        );
-    }
-    println!("{}", serde_json::to_string(&r).unwrap_or_default());
-    Ok(())
-}
-
 /// Measures the figures of [`BenchReport`].
-pub fn measure(args: &BenchArgs, device: &burn::tensor::Device) -> Result<BenchReport> {
+pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<BenchReport> {
     let root = match &args.data {
         Some(p) => p.clone(),
         None => demo_path()?,

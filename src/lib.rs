@@ -12,13 +12,16 @@ pub mod ensemble;
 pub mod error;
 pub mod gan;
 pub mod infer;
+pub mod interpret;
 pub mod io;
 pub mod learner;
 pub mod models;
 pub mod ops;
 pub mod report;
-pub mod run;
+
+pub mod run_dir;
 pub mod tabular;
+pub mod vision;
 pub mod weights;
 
 pub use backend::device;

@@ -10,7 +10,7 @@ use fastvision::burn;
 use fastvision::data::{AugLevel, DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Inference, Predictor, Tta};
 use fastvision::learner::{Learner, MixUp, Schedule};
-use fastvision::run::{self, TrainConfig};
+use fastvision::vision::{self, TrainConfig};
 
 #[test]
 fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
@@ -32,10 +32,10 @@ fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
     );
     let device = fastvision::device();
     let run_dir = dir.path().join("prog");
-    run::train(&config, &run_dir, &device, vec![common::StopAfter::new(2)]).unwrap();
+    vision::train(&config, &run_dir, &device, vec![common::StopAfter::new(2)]).unwrap();
     let state = fastvision::learner::checkpoint::load_state(&run_dir.join("checkpoint")).unwrap();
     assert_eq!((state.stage, state.stage_epochs_done), (1, 1));
-    let done = run::resume(&run_dir, &device, vec![]).unwrap();
+    let done = vision::resume(&run_dir, &device, vec![]).unwrap();
     let log: fastvision::learner::Recorder =
         serde_json::from_slice(&std::fs::read(done.dir.join("log.json")).unwrap()).unwrap();
     let seen: Vec<(usize, u32)> = log.epochs.iter().map(|e| (e.stage, e.size)).collect();

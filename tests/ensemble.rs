@@ -11,7 +11,7 @@ use fastvision::ensemble::{EnsembleFile, Sampling};
 use fastvision::infer::{Inference, Predictor};
 use fastvision::learner::Callback;
 use fastvision::models::Arch;
-use fastvision::run::{self, TrainConfig};
+use fastvision::vision::{self, TrainConfig};
 
 fn base(data: &Path) -> TrainConfig {
     TrainConfig {
@@ -106,7 +106,7 @@ fn bootstrap_and_fold_members_never_train_on_validation_images() {
         let mut valids = Vec::new();
         let mut trains = Vec::new();
         for m in &plan {
-            let data = run::training_data(&m.config).unwrap();
+            let data = vision::training_data(&m.config).unwrap();
             let valid: HashSet<PathBuf> = data.valid.iter().map(|i| i.path.clone()).collect();
             assert!(data.train.iter().all(|i| !valid.contains(&i.path)));
             valids.push(valid);
@@ -145,7 +145,7 @@ fn bootstrap_and_fold_members_never_train_on_validation_images() {
     let splits: Vec<Vec<PathBuf>> = plan
         .iter()
         .map(|m| {
-            run::training_data(&m.config)
+            vision::training_data(&m.config)
                 .unwrap()
                 .valid
                 .into_iter()
@@ -222,7 +222,7 @@ fn snapshots_make_one_member_per_sgdr_cycle() {
     let data = tmp.path().join("photos");
     common::tiny_dataset(&data, 3, 12, 4);
     let config = TrainConfig {
-        schedule: fastvision::run::ScheduleKind::Sgdr,
+        schedule: fastvision::vision::ScheduleKind::Sgdr,
         cycles: 3,
         cycle_len: 1,
         cycle_mult: 2,
@@ -230,7 +230,7 @@ fn snapshots_make_one_member_per_sgdr_cycle() {
         ..base(&data)
     };
     let dir = tmp.path().join("run");
-    run::train(&config, &dir, &fastvision::device(), quiet()).unwrap();
+    vision::train(&config, &dir, &fastvision::device(), quiet()).unwrap();
     let file = EnsembleFile::read(&dir.join("snapshots")).unwrap();
     assert_eq!(
         file.members.len(),
@@ -254,7 +254,7 @@ fn snapshots_make_one_member_per_sgdr_cycle() {
     );
     assert!(a == b, "the last snapshot predicts as the final model");
     let bad = TrainConfig {
-        schedule: fastvision::run::ScheduleKind::OneCycle,
+        schedule: fastvision::vision::ScheduleKind::OneCycle,
         ..config
     };
     assert!(
@@ -328,7 +328,7 @@ fn inception_members_are_upscaled_and_a_small_size_is_refused() {
         size: Some(32),
         ..base(&data)
     };
-    let err = run::train(
+    let err = vision::train(
         &config,
         &tmp.path().join("r"),
         &fastvision::device(),

@@ -119,7 +119,7 @@ fn a_short_run_moves_samples_toward_the_data() {
             / mean.len() as f32
     };
     let before = dist(&t);
-    t.fit(None, false).unwrap();
+    t.fit(None, &mut []).unwrap();
     let after = dist(&t);
     eprintln!("mean |sample − data| per pixel: {before} → {after}");
     assert!(
@@ -143,7 +143,7 @@ fn tiny_gan_run(root: &std::path::Path, conditional: bool) -> std::path::PathBuf
             ..GanConfig::default()
         },
     };
-    gan_run::train(&config, &run, false, &fastvision::device()).unwrap();
+    gan_run::train(&config, &run, false, &fastvision::device(), &mut []).unwrap();
     run
 }
 
@@ -187,12 +187,12 @@ fn synthetic_images_train_but_never_validate() {
     let run = tiny_gan_run(tmp.path(), false);
     let synth = tmp.path().join("synth");
     fastvision::gan::sample::sample(&run, 6, 0, &synth, &fastvision::device()).unwrap();
-    let config = fastvision::run::TrainConfig {
+    let config = fastvision::vision::TrainConfig {
         data: Some(tmp.path().join("photos")),
         extra_data: Some(synth.clone()),
         ..Default::default()
     };
-    let data = fastvision::run::training_data(&config).unwrap();
+    let data = fastvision::vision::training_data(&config).unwrap();
     assert_eq!(data.synthetic, 12);
     assert_eq!(data.train.len(), 32 + 12);
     let dls = DataLoaders::with_transforms(
@@ -219,16 +219,18 @@ fn synthetic_images_train_but_never_validate() {
         12
     );
     // --extra-fraction 0.25: a quarter as many synthetic images as real ones.
-    let config = fastvision::run::TrainConfig {
+    let config = fastvision::vision::TrainConfig {
         extra_fraction: Some(0.25),
         ..config
     };
     assert_eq!(
-        fastvision::run::training_data(&config).unwrap().synthetic,
+        fastvision::vision::training_data(&config)
+            .unwrap()
+            .synthetic,
         8
     );
     // Interpretation and cleaning judge the real data only.
-    let real = fastvision::run::load_data(&config).unwrap();
+    let real = fastvision::vision::load_data(&config).unwrap();
     assert_eq!((real.train.len(), real.synthetic), (32, 0));
 }
 
@@ -247,9 +249,15 @@ fn bad_input_names_the_class_or_both_class_lists() {
             ..GanConfig::default()
         },
     };
-    let err = gan_run::train(&config, &tmp.path().join("g"), false, &fastvision::device())
-        .unwrap_err()
-        .to_string();
+    let err = gan_run::train(
+        &config,
+        &tmp.path().join("g"),
+        false,
+        &fastvision::device(),
+        &mut [],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("class \"bag\" has 5 training images, fewer than one batch (8)"),
         "{err}"
@@ -287,7 +295,7 @@ fn an_interrupted_gan_run_resumes_where_it_stopped() {
     let mut config = gan_run::load_config(&run).unwrap();
     config.gan.epochs = 3;
     std::fs::write(run.join("gan.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    gan_run::train(&config, &run, true, &device).unwrap();
+    gan_run::train(&config, &run, true, &device, &mut []).unwrap();
     assert_eq!(
         std::fs::read(&first).unwrap(),
         before,

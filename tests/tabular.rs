@@ -161,7 +161,13 @@ fn learns_a_categorical_by_continuous_interaction() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = interaction_csv(tmp.path(), 1200, 1);
     let run = tmp.path().join("run");
-    let summary = tab::train(&quiet_config(&csv, "label"), &run, &fastvision::device()).unwrap();
+    let summary = tab::train(
+        &quiet_config(&csv, "label"),
+        &run,
+        &fastvision::device(),
+        Vec::new(),
+    )
+    .unwrap();
     let last = summary.recorder.last().unwrap();
     assert!(
         last.accuracy > 0.9,
@@ -202,7 +208,7 @@ fn regression_output_stays_inside_y_range() {
         ..TabularConfig::new(&csv, "y")
     };
     let run = tmp.path().join("run");
-    let summary = tab::train(&config, &run, &fastvision::device()).unwrap();
+    let summary = tab::train(&config, &run, &fastvision::device(), Vec::new()).unwrap();
     let rmse = summary
         .recorder
         .last()
@@ -237,7 +243,7 @@ fn predicts_unseen_levels_and_missing_cells_and_round_trips_the_bundle() {
         ..TabularConfig::new(penguins(), "species")
     };
     let run = tmp.path().join("run");
-    let summary = tab::train(&config, &run, &fastvision::device()).unwrap();
+    let summary = tab::train(&config, &run, &fastvision::device(), Vec::new()).unwrap();
     let rows = tmp.path().join("rows.csv");
     std::fs::write(
         &rows,
@@ -314,7 +320,7 @@ fn a_new_run_starts_from_an_earlier_runs_embeddings() {
         epochs: 2,
         ..TabularConfig::new(penguins(), "species")
     };
-    tab::train(&config, &first, &fastvision::device()).unwrap();
+    tab::train(&config, &first, &fastvision::device(), Vec::new()).unwrap();
     let (old, old_bundle) = tab::load_bundle(&first, &fastvision::device()).unwrap();
     // Same columns, another target: the embeddings of island, sex, year carry over.
     let second = TabularConfig {
@@ -406,7 +412,7 @@ fn an_interrupted_tabular_run_resumes_from_its_checkpoint() {
         epochs: 2,
         ..TabularConfig::new(penguins(), "species")
     };
-    tab::train(&config, &run, &fastvision::device()).unwrap();
+    tab::train(&config, &run, &fastvision::device(), Vec::new()).unwrap();
     assert!(tab::has_checkpoint(&run));
     // As if the run had been asked for 4 epochs and stopped after 2: resume trains 2 more.
     let json = std::fs::read_to_string(run.join("train.json")).unwrap();
@@ -417,7 +423,7 @@ fn an_interrupted_tabular_run_resumes_from_its_checkpoint() {
     .unwrap();
     let before: fastvision::learner::Recorder =
         serde_json::from_slice(&std::fs::read(run.join("log.json")).unwrap()).unwrap();
-    let summary = tab::resume(&run, &fastvision::device()).unwrap();
+    let summary = tab::resume(&run, &fastvision::device(), Vec::new()).unwrap();
     let epochs: Vec<usize> = summary.recorder.epochs.iter().map(|e| e.epoch).collect();
     assert_eq!(epochs, [0, 1, 2, 3]);
     assert_eq!(

@@ -8,7 +8,7 @@ use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Predictor, save_bundle};
 use fastvision::learner::{Learner, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
-use fastvision::run::{self, TrainConfig};
+use fastvision::vision::{self, TrainConfig};
 
 #[test]
 fn a_tiny_resnet_overfits_twenty_images() {
@@ -117,9 +117,9 @@ fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_on
     };
     let device = fastvision::device();
 
-    let full = run::train(&config, &dir.path().join("full"), &device, vec![]).unwrap();
+    let full = vision::train(&config, &dir.path().join("full"), &device, vec![]).unwrap();
     let interrupted = dir.path().join("interrupted");
-    run::train(
+    vision::train(
         &config,
         &interrupted,
         &device,
@@ -129,7 +129,7 @@ fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_on
     let state =
         fastvision::learner::checkpoint::load_state(&interrupted.join("checkpoint")).unwrap();
     assert_eq!(state.epochs_done, 1);
-    let resumed = run::resume(&interrupted, &device, vec![]).unwrap();
+    let resumed = vision::resume(&interrupted, &device, vec![]).unwrap();
 
     let log = |p: &std::path::Path| -> fastvision::learner::Recorder {
         serde_json::from_slice(&std::fs::read(p.join("log.json")).unwrap()).unwrap()
@@ -166,7 +166,7 @@ fn a_run_folder_is_never_overwritten() {
     let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("taken")).unwrap();
-    let err = run::train(
+    let err = vision::train(
         &TrainConfig::default(),
         &dir.path().join("taken"),
         &fastvision::device(),

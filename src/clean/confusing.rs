@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
-use super::interpret::{Interpretation, image_losses};
 use crate::data::{ImageFolder, Item};
 use crate::error::{Error, Result};
 use crate::infer::Inference;
+use crate::interpret::interpretation::{Interpretation, image_losses};
 use crate::learner::Callback;
-use crate::run::{TrainConfig, train_in_memory};
+use crate::vision::{TrainConfig, train_in_memory};
+
+/// The list of confusing images `clean` writes into the run folder.
+pub const CONFUSING_FILE: &str = "confusing.csv";
 
 /// One image flagged as probably mislabelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,10 +15,10 @@ use axum::{Json, Router};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::interpret::Interpretation;
 use super::journal::{Action, Entry, Journal};
 use super::safe_path::resolve_inside;
 use crate::error::{Error, Result};
+use crate::interpret::interpretation::Interpretation;
 
 /// One image on the page.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,7 +7,8 @@ use clap::Subcommand;
 use fastvision::ensemble::train::{self as ens_train, Variation};
 use fastvision::ensemble::{Combination, EnsembleFile, report, weights};
 use fastvision::learner::Callback;
-use fastvision::learner::progress::Progress;
+
+use super::progress;
 
 /// The ensemble subcommands.
 /// (Parsed once; the size difference between variants does not matter.)
@@ -31,7 +32,7 @@ pub enum EnsembleCommand {
         folds: Option<usize>,
         /// Every `train` flag: data, epochs, lr, schedule, size, …
         #[command(flatten)]
-        train: crate::TrainArgs,
+        train: super::train::TrainArgs,
     },
     /// Make an ensemble of runs already trained (same data and validation split).
     From {
@@ -66,7 +67,7 @@ pub enum EnsembleCommand {
 
 /// Runs an ensemble subcommand.
 pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
-    let mut progress = || -> Vec<Box<dyn Callback>> { vec![Box::new(Progress::default())] };
+    let mut progress = || -> Vec<Box<dyn Callback>> { progress::on_stdout() };
     match cmd {
         EnsembleCommand::Train {
             members,
@@ -79,7 +80,7 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
             let (planned, dir) = match &train.resume {
                 Some(dir) => (None, dir.clone()),
                 None => {
-                    let (base, dir) = crate::train_config(&train)?;
+                    let (base, dir) = super::train::train_config(&train)?;
                     base.validate()?;
                     let archs = members
                         .iter()
@@ -117,7 +118,7 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
             Ok(())
         }
         EnsembleCommand::From { runs, name } => {
-            let dir = PathBuf::from("runs").join(name);
+            let dir = fastvision::run_dir::run_path(Some(&name))?;
             let file = fastvision::ensemble::folder::create(&dir, &runs, device)?;
             println!("ensemble of {} runs: {}", file.members.len(), dir.display());
             let r = report::report(&dir, device)?;

@@ -7,7 +7,8 @@ use clap::Subcommand;
 use fastvision::gan::run::{self as gan_run, GanRunConfig};
 use fastvision::gan::{GanConfig, sample, score};
 use fastvision::learner::Callback;
-use fastvision::learner::progress::Progress;
+
+use super::progress;
 
 /// The GAN subcommands.
 #[derive(Subcommand)]
@@ -115,12 +116,12 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                             ..GanConfig::default()
                         },
                     };
-                    let name = a.name.unwrap_or_else(fastvision::run::timestamp_name);
-                    (config, PathBuf::from("runs").join(name), false)
+                    let dir = fastvision::run_dir::run_path(a.name.as_deref())?;
+                    (config, dir, false)
                 }
             };
             let t0 = std::time::Instant::now();
-            let nets = gan_run::train(&config, &dir, resume, device)?;
+            let nets = gan_run::train(&config, &dir, resume, device, &mut progress::on_stdout())?;
             println!(
                 "trained {} generator{} in {:.1}s",
                 nets.len(),
@@ -151,7 +152,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
             if n == 0 {
                 bail!("--n must be at least 1");
             }
-            let cbs: Vec<Box<dyn Callback>> = vec![Box::new(Progress::default())];
+            let cbs: Vec<Box<dyn Callback>> = progress::on_stdout();
             let s = score::score(&run, &classifier, n, seed, !no_gan_train, device, cbs)?;
             println!("{:<20} {:>9}", "class", "GAN-test");
             for (c, a) in &s.gan_test {
@@ -170,8 +171,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                 "the classifier's own accuracy on those real validation images: {:.4}",
                 s.real_accuracy
             );
-            let json = serde_json::to_vec_pretty(&s)?;
-            std::fs::write(run.join(format!("score-{seed}.json")), json)?;
+            fastvision::io::write_json(&run.join(format!("score-{seed}.json")), &s)?;
             Ok(())
         }
     }

@@ -185,7 +185,8 @@ pub fn run(cmd: TabularCommand, device: &fastvision::burn::tensor::Device) -> Re
         }
         TabularCommand::Importance { run, csv, repeats } => {
             let (model, bundle) = tab::load_bundle(&run, device)?;
-            let config: TabularConfig = tab::read_json(&run.join("train.json"))?;
+            let config: TabularConfig =
+                fastvision::io::read_json(&run.join(fastvision::run_dir::SETTINGS))?;
             let table = match csv {
                 Some(path) => {
                     let t = fastvision::tabular::Table::read(&path, ascii(config.delimiter)?)?;
@@ -232,7 +233,7 @@ fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<(
             bail!("{}: no checkpoint to resume from", dir.display());
         }
         println!("resuming {}", dir.display());
-        tab::resume(&dir, device)?
+        tab::resume(&dir, device, super::progress::on_stdout())?
     } else {
         let (Some(csv), Some(target)) = (args.csv, args.target) else {
             bail!("tabular train needs a CSV file and --target COLUMN");
@@ -272,10 +273,9 @@ fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<(
             init_embeddings: args.init_embeddings,
             ..TabularConfig::new(csv, target)
         };
-        let dir =
-            PathBuf::from("runs").join(args.name.unwrap_or_else(fastvision::run::timestamp_name));
+        let dir = fastvision::run_dir::run_path(args.name.as_deref())?;
         println!("data: {}", config.csv.display());
-        tab::train(&config, &dir, device)?
+        tab::train(&config, &dir, device, super::progress::on_stdout())?
     };
     println!(
         "{} in {:.1}s ({} train rows, {} valid rows)",

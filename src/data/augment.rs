@@ -47,7 +47,7 @@ impl Default for AugTransforms {
 }
 
 /// The `--aug` presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AugLevel {
     /// No augmentation beyond the random-resized crop.

@@ -27,9 +27,9 @@ pub fn create(dir: &Path, runs: &[PathBuf], device: &Device) -> Result<EnsembleF
         ));
     }
     let mut members = Vec::new();
-    let mut first: Option<(PathBuf, crate::run::TrainConfig)> = None;
+    let mut first: Option<(PathBuf, crate::vision::TrainConfig)> = None;
     for run in runs {
-        let config = crate::run::load_config(run)?;
+        let config = crate::vision::load_config(run)?;
         if let Some((r0, c0)) = &first {
             let has_valid = c0
                 .data

@@ -9,11 +9,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Item;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::infer::combine::Combination;
 use crate::infer::ensemble::EnsembleFile;
 use crate::infer::{Inference, Predictor};
 use crate::io::write_json;
+use crate::report::html::{self, Section};
 use crate::report::plot::plot_heatmap;
 
 /// Accuracy and mean cross-entropy of one model or combination.
@@ -96,29 +97,11 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
-/// The training configuration that says where an ensemble's data is: its first member's (for
-/// snapshots, the run's, one folder up).
-pub fn data_config(dir: &Path) -> Result<crate::run::TrainConfig> {
-    let file = EnsembleFile::read(dir)?;
-    let first = dir.join(
-        file.members
-            .first()
-            .map(|m| m.dir.clone())
-            .unwrap_or_default(),
-    );
-    crate::run::load_config(&first)
-        .or_else(|_| crate::run::load_config(dir.parent().unwrap_or(dir)))
-        .map_err(|e| {
-            Error::model(
-                &first,
-                format!("cannot find the data the members trained on: {e}"),
-            )
-        })
-}
+pub use crate::vision::data_config;
 
 /// The labelled validation images of an ensemble (the split every member shares).
 pub fn validation_items(dir: &Path, _file: &EnsembleFile) -> Result<Vec<Item>> {
-    Ok(crate::run::load_data(&data_config(dir)?)?.valid)
+    Ok(crate::vision::load_data(&data_config(dir)?)?.valid)
 }
 
 /// Every member's probabilities (`[member][image][class]`, plain inference) on the images of
@@ -273,8 +256,47 @@ pub fn write(dir: &Path, r: &EnsembleReport) -> Result<Vec<PathBuf>> {
         "share of images two members label differently",
         &dis,
     )?;
-    let html = crate::report::html::write_report(dir)?;
+    let html = crate::run_dir::RunDir::open(dir)?.add_section(section(r))?;
     Ok(vec![out, corr, dis, html])
+}
+
+/// The report page's ensemble section: each member and the ensemble, greedy selection, and the
+/// correlation and disagreement plots `write` puts beside it.
+pub fn section(r: &EnsembleReport) -> Section {
+    let row = |name: String, accuracy: f64, loss: f64| {
+        vec![name, format!("{accuracy:.4}"), format!("{loss:.4}")]
+    };
+    let mut h = format!("<h2>Ensemble ({} validation images)</h2>", r.n);
+    let rows = r
+        .members
+        .iter()
+        .map(|m| row(m.name.clone(), m.accuracy, m.loss))
+        .chain(r.ensemble.iter().map(|m| {
+            row(
+                format!("<b>ensemble ({})</b>", html::esc(&m.name)),
+                m.accuracy,
+                m.loss,
+            )
+        }));
+    h.push_str(&html::table(&["model", "accuracy", "loss"], rows));
+    h.push_str("<h3>Greedy selection</h3>");
+    h.push_str(&html::table(
+        &["members", "accuracy", "loss"],
+        r.greedy
+            .iter()
+            .map(|g| row(g.members.join(" + "), g.accuracy, g.loss)),
+    ));
+    h.push_str(&html::image(
+        "correlation.png",
+        "Correlation of the members' errors",
+        3,
+    ));
+    h.push_str(&html::image(
+        "disagreement.png",
+        "Disagreement between members",
+        3,
+    ));
+    Section::new(50, "ensemble", h)
 }
 
 /// The report as text tables.

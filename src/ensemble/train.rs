@@ -15,7 +15,7 @@ use crate::infer::ensemble::{EnsembleFile, Member};
 use crate::io::{read_json, write_json};
 use crate::learner::Callback;
 use crate::models::Arch;
-use crate::run::{self, TrainConfig};
+use crate::vision::{self as run, TrainConfig};
 
 /// The plan file: each member's full training configuration.
 pub const PLAN_FILE: &str = "ensemble_train.json";
@@ -149,14 +149,8 @@ pub fn train(
     let resume = planned.is_none();
     let planned = match planned {
         Some(p) => {
-            if dir.exists() {
-                return Err(Error::Config(format!(
-                    "run folder {} already exists: choose another --name, or --resume it",
-                    dir.display()
-                )));
-            }
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            write_json(&dir.join(PLAN_FILE), &p)?;
+            let run = crate::run_dir::RunDir::create(dir)?;
+            write_json(&run.file(PLAN_FILE), &p)?;
             p
         }
         None => read_json(&dir.join(PLAN_FILE))?,
@@ -178,30 +172,42 @@ pub fn train(
     let n = planned.len();
     for (i, m) in planned.iter().enumerate() {
         let mdir = dir.join(&m.dir);
+        let mut callbacks = progress();
+        let mut note = |text: String| callbacks.iter_mut().for_each(|cb| cb.note(&text));
         if member_done(&mdir) {
             if resume {
-                println!("member {}/{n} {}: already trained", i + 1, m.dir.display());
+                note(format!(
+                    "member {}/{n} {}: already trained",
+                    i + 1,
+                    m.dir.display()
+                ));
             }
             continue;
         }
-        println!(
+        note(format!(
             "member {}/{n} {}: {}, seed {}, {:?}",
             i + 1,
             m.dir.display(),
             m.config.arch,
             m.config.seed,
             m.sampling
-        );
+        ));
         if run::has_checkpoint(&mdir) {
-            run::resume(&mdir, device, progress())?;
+            run::resume(&mdir, device, callbacks)?;
         } else {
             if mdir.exists() {
                 // Interrupted before its first epoch: nothing worth keeping in our own folder.
                 std::fs::remove_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
             }
-            let s = run::train(&m.config, &mdir, device, progress())?;
+            let s = run::train(&m.config, &mdir, device, callbacks)?;
             if let Some(last) = s.last {
-                println!("  accuracy {:.4} in {:.1}s", last.accuracy, s.seconds);
+                let mut callbacks = progress();
+                callbacks.iter_mut().for_each(|cb| {
+                    cb.note(&format!(
+                        "  accuracy {:.4} in {:.1}s",
+                        last.accuracy, s.seconds
+                    ))
+                });
             }
         }
     }

@@ -13,8 +13,15 @@ use super::train::{GanConfig, WganTrainer, net_configs};
 use crate::data::{ImageFolder, SplitConfig};
 use crate::error::{Error, Result};
 use crate::io::{read_json, write_json};
+use crate::learner::Callback;
 use crate::models::gan::Generator;
+use crate::run_dir::RunDir;
 use crate::weights::{WEIGHTS_FILE, load_weights, save_weights};
+
+/// Hands `text` to every callback as a note.
+fn note(callbacks: &mut [Box<dyn Callback>], text: String) {
+    callbacks.iter_mut().for_each(|cb| cb.note(&text));
+}
 
 /// The settings of a whole GAN run (`gan.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,18 +93,17 @@ pub fn folder_name(class: &str) -> String {
         .collect()
 }
 
-/// Trains (or, with `resume`, finishes) every net of the run in `run_dir`; returns the net folders.
+/// Trains (or, with `resume`, finishes) every net of the run in `run_dir`; returns the net
+/// folders. `callbacks` see every epoch and step (progress) and get the run's notes.
 pub fn train(
     config: &GanRunConfig,
     run_dir: &Path,
     resume: bool,
     device: &Device,
+    callbacks: &mut [Box<dyn Callback>],
 ) -> Result<Vec<PathBuf>> {
     if run_dir.exists() && !resume {
-        return Err(Error::Config(format!(
-            "run folder {} already exists: choose another --name, or --resume it",
-            run_dir.display()
-        )));
+        RunDir::create(run_dir)?;
     }
     crate::models::gan::check_size(config.gan.size)?;
     let data = dataset(config)?;
@@ -129,40 +135,53 @@ pub fn train(
             }
         }
     }
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    let run = if resume {
+        RunDir::open(run_dir)?
+    } else {
+        RunDir::create(run_dir)?
+    };
     if !resume {
-        write_json(&run_dir.join(RUN_FILE), config)?;
+        write_json(&run.file(RUN_FILE), config)?;
     }
     let mut done = Vec::new();
     for (folder, classes) in plan {
-        let dir = run_dir.join(folder_name(&folder));
+        let dir = run.file(&folder_name(&folder));
         if dir.join(WEIGHTS_FILE).is_file() && dir.join(NET_FILE).is_file() {
-            println!("{}: already trained", dir.display());
+            note(callbacks, format!("{}: already trained", dir.display()));
             done.push(dir);
             continue;
         }
         let t0 = Instant::now();
         let real = GanData::load(&data, &classes, config.gan.size, config.gan.bs)?;
-        println!(
-            "{}: {} real images of {}, {} px, {} channel{}",
-            dir.display(),
-            real.n,
-            classes.join(", "),
-            real.size,
-            real.channels,
-            if real.channels == 1 { "" } else { "s" }
+        note(
+            callbacks,
+            format!(
+                "{}: {} real images of {}, {} px, {} channel{}",
+                dir.display(),
+                real.n,
+                classes.join(", "),
+                real.size,
+                real.channels,
+                if real.channels == 1 { "" } else { "s" }
+            ),
         );
         let mut trainer = WganTrainer::new(config.gan.clone(), real, config.conditional, device)?;
-        let ckpt = dir.join("checkpoint");
+        let ckpt = dir.join(crate::run_dir::CHECKPOINT);
         if crate::learner::checkpoint::load_state(&ckpt.join("generator")).is_ok() {
             trainer.load_checkpoint(&ckpt)?;
-            println!("  resuming after epoch {}", trainer.epochs_done());
+            note(
+                callbacks,
+                format!("  resuming after epoch {}", trainer.epochs_done()),
+            );
         }
-        println!(
-            "{:>5}  {:>12}  {:>10}  {:>5}",
-            "epoch", "wasserstein", "gen_loss", "time"
+        note(
+            callbacks,
+            format!(
+                "{:>5}  {:>12}  {:>10}  {:>5}",
+                "epoch", "wasserstein", "gen_loss", "time"
+            ),
         );
-        trainer.fit(Some(&dir), true)?;
+        trainer.fit(Some(&dir), callbacks)?;
         save_weights(&dir, &trainer.generator)?;
         save_weights(&dir.join(CRITIC_DIR), &trainer.critic)?;
         let info = NetInfo {

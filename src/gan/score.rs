@@ -105,8 +105,8 @@ pub fn score(
     }
     let gan_test_mean = gan_test.iter().map(|c| c.1).sum::<f64>() / gan_test.len().max(1) as f64;
     // The real validation images of the GAN's classes, from the classifier's own data.
-    let config = crate::run::load_config(classifier)?;
-    let data = crate::run::load_data(&config)?;
+    let config = crate::vision::load_config(classifier)?;
+    let data = crate::vision::load_data(&config)?;
     let classes: Vec<String> = generated.iter().map(|g| g.class.clone()).collect();
     let valid: Vec<Item> = data
         .valid
@@ -168,7 +168,7 @@ fn accuracy(probs: &[Vec<f32>], targets: &[usize]) -> f64 {
 #[allow(clippy::too_many_arguments)]
 fn train_on_generated(
     run_dir: &Path,
-    config: &crate::run::TrainConfig,
+    config: &crate::vision::TrainConfig,
     generated: &[Generated],
     classes: &[String],
     valid: Vec<Item>,
@@ -203,7 +203,7 @@ fn train_on_generated(
         min_side: size,
         synthetic: 0,
     };
-    let pred = crate::run::train_in_memory(config, data, device, callbacks)?;
+    let pred = crate::vision::train_in_memory(config, data, device, callbacks)?;
     let loader = DataLoader::new(
         valid,
         ItemTransform::valid(pred.config.size),

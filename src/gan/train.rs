@@ -9,7 +9,6 @@ use std::time::Instant;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -21,7 +20,7 @@ use crate::data::loader::mix;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::learner::checkpoint::{self, CheckpointState};
-use crate::learner::{Adam, AdamConfig, Recorder};
+use crate::learner::{Adam, AdamConfig, Callback, FitState, Recorder};
 use crate::models::gan::{Critic, CriticConfig, Generator, GeneratorConfig};
 use crate::report::grid::{Tile, image_grid};
 use crate::report::plot::plot_lines;
@@ -255,8 +254,9 @@ impl WganTrainer {
     }
 
     /// Trains up to `config.epochs`, writing a checkpoint, the log, `losses.png` and a sample
-    /// grid after every epoch into `dir` (when given); shows a progress bar when `bar`.
-    pub fn fit(&mut self, dir: Option<&Path>, bar: bool) -> Result<()> {
+    /// grid after every epoch into `dir` (when given). `callbacks` see each epoch begin and each
+    /// step end (the loss of the step), and get each epoch's line as a note.
+    pub fn fit(&mut self, dir: Option<&Path>, callbacks: &mut [Box<dyn Callback>]) -> Result<()> {
         let bs = self.config.bs;
         let n_batches = self.data.n / bs;
         if n_batches == 0 {
@@ -274,18 +274,16 @@ impl WganTrainer {
                 epoch as u64,
                 7,
             )));
-            let pb = bar.then(|| {
-                let pb = ProgressBar::new(n_batches as u64);
-                pb.set_style(
-                    ProgressStyle::with_template(
-                        "epoch {prefix} [{bar:30}] {pos}/{len} eta {eta} {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                pb.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
-                pb
-            });
+            let mut st = FitState {
+                epoch,
+                n_epochs: self.config.epochs,
+                iters_per_epoch: n_batches,
+                n_iter: n_batches * self.config.epochs,
+                iter: epoch * n_batches,
+                lr: self.config.lr,
+                ..FitState::default()
+            };
+            callbacks.iter_mut().for_each(|cb| cb.before_epoch(&mut st));
             let (mut wass, mut nw, mut gl, mut ng) = (0.0, 0usize, 0.0, 0usize);
             for b in 0..n_batches {
                 let (x, y) = self.batch(&order[b * bs..(b + 1) * bs]);
@@ -309,13 +307,9 @@ impl WganTrainer {
                     generator,
                     loss,
                 });
-                if let Some(pb) = &pb {
-                    pb.inc(1);
-                    pb.set_message(format!("W {:.4}", -loss));
-                }
-            }
-            if let Some(pb) = pb {
-                pb.finish_and_clear();
+                st.loss = loss;
+                st.iter += 1;
+                callbacks.iter_mut().for_each(|cb| cb.after_batch(&mut st));
             }
             let e = GanEpoch {
                 epoch,
@@ -323,16 +317,15 @@ impl WganTrainer {
                 gen_loss: (ng > 0).then(|| gl / ng as f64),
                 seconds: t0.elapsed().as_secs_f64(),
             };
-            if bar {
-                println!(
-                    "{:>5}  {:>12.6}  {:>10}  {:02}:{:02}",
-                    e.epoch,
-                    e.wasserstein,
-                    e.gen_loss.map_or("-".into(), |g| format!("{g:.6}")),
-                    e.seconds as u64 / 60,
-                    e.seconds as u64 % 60
-                );
-            }
+            let line = format!(
+                "{:>5}  {:>12.6}  {:>10}  {:02}:{:02}",
+                e.epoch,
+                e.wasserstein,
+                e.gen_loss.map_or("-".into(), |g| format!("{g:.6}")),
+                e.seconds as u64 / 60,
+                e.seconds as u64 % 60
+            );
+            callbacks.iter_mut().for_each(|cb| cb.note(&line));
             self.log.epochs.push(e);
             if let Some(dir) = dir {
                 self.save_epoch(dir)?;

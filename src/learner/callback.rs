@@ -55,6 +55,9 @@ pub trait Callback<B = Batch> {
     fn after_epoch(&mut self, _state: &mut FitState, _metrics: &EpochMetrics) {}
     /// After the last epoch (or a stop).
     fn after_fit(&mut self, _state: &mut FitState) {}
+    /// Something the user should know, from the code that runs the training (a plan, a choice
+    /// made for them, a suggestion found); the library never prints it itself.
+    fn note(&mut self, _text: &str) {}
 }
 
 /// Sets the learning rate and momentum from a [`Schedule`](super::schedule::Schedule) before each

@@ -11,7 +11,6 @@ pub mod mixup;
 pub mod optimizer;
 pub mod param_groups;
 pub mod precision;
-pub mod progress;
 pub mod schedule;
 pub mod task;
 

@@ -72,6 +72,5 @@ pub fn image_grid(tiles: &[Tile], cols: usize, cell: u32, path: &Path) -> Result
             .map_err(|e| Error::model(path, e.to_string()))?;
     }
     let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::model(path, "bad grid buffer"))?;
-    img.save(path)
-        .map_err(|e| Error::model(path, e.to_string()))
+    super::write_png(&img, path)
 }

@@ -1,5 +1,18 @@
-//! Reports: PNG plots and image grids of a run.
+//! Reports: PNG plots and image grids of a run, and its HTML page joined from sections.
 
 pub mod grid;
 pub mod html;
 pub mod plot;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `img` as a PNG file at `path` through [`crate::io::write_atomic`] (reports and plots
+/// belong to the run folder that holds them).
+pub fn write_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::model(path, e.to_string()))?;
+    crate::io::write_atomic(path, bytes.get_ref())
+}

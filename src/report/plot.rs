@@ -41,8 +41,7 @@ pub fn render_png(
     }
     let img = image::RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| Error::model(path, "bad plot buffer"))?;
-    img.save(path)
-        .map_err(|e| Error::model(path, e.to_string()))
+    super::write_png(&img, path)
 }
 
 /// One value of every recorded batch against the batch number.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::config::load_bundle;
 use super::model::TabularModel;
 use super::process::Processor;
-use super::run::load_bundle;
 use crate::error::{Error, Result};
 use crate::report::plot::plot_scatter;
 

@@ -14,7 +14,9 @@ use super::predict::score;
 use super::process::Processor;
 use super::table::Table;
 use crate::error::Result;
+use crate::report::html::{self, Section};
 use crate::report::plot::plot_bars;
+use crate::run_dir::RunDir;
 
 /// The importance of one input column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,5 +80,10 @@ pub fn write(dir: &Path, regression: bool, imps: &[Importance]) -> Result<()> {
         "permutation importance (accuracy drop)"
     };
     plot_bars(&names, &values, title, &dir.join("importance.png"))?;
-    crate::report::html::write_report(dir).map(|_| ())
+    let section = Section::new(
+        60,
+        "importance",
+        html::image("importance.png", "Permutation feature importance", 2),
+    );
+    RunDir::open(dir)?.add_section(section).map(drop)
 }

@@ -3,6 +3,7 @@
 //! [`Learner`](crate::learner::Learner), with prediction, evaluation, learned-embedding export
 //! and permutation importance.
 
+pub mod config;
 pub mod data;
 pub mod embeddings;
 pub mod importance;

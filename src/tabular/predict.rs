@@ -6,10 +6,10 @@ use std::path::Path;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 
+use super::config::load_bundle;
 use super::data::gather;
 use super::model::TabularModel;
 use super::process::{Processor, Target};
-use super::run::load_bundle;
 use super::table::Table;
 use crate::error::{Error, Result};
 

@@ -10,15 +10,21 @@ use super::model::TabularModel;
 use super::predict::predict_table;
 use super::process::Processor;
 use super::table::Table;
-use crate::clean::dataset::Split;
-use crate::clean::interpret::{Interpretation, image_losses};
-use crate::clean::report::InterpretReport;
 use crate::data::Item;
 use crate::error::Result;
+use crate::interpret::dataset::Split;
+use crate::interpret::interpretation::{Interpretation, image_losses};
+use crate::interpret::report::{CONFUSION_PLOT, INTERPRET_FILE, InterpretReport};
 use crate::io::write_json;
+use crate::report::html::{self, Section};
 use crate::report::plot::{plot_confusion, plot_scatter};
+use crate::run_dir::RunDir;
 
-/// Writes `interpret.json` + `confusion.png` or `residuals.png`, then `report.html`, in `run_dir`.
+/// Predicted against actual, for regression.
+pub const RESIDUALS_PLOT: &str = "residuals.png";
+
+/// Writes `interpret.json` + `confusion.png` or `residuals.png`, and their report section, in
+/// `run_dir`; returns the report's path.
 pub fn write(
     run_dir: &Path,
     model: &TabularModel,
@@ -26,6 +32,7 @@ pub fn write(
     valid: &Table,
     device: &Device,
 ) -> Result<PathBuf> {
+    let mut section = None;
     if !valid.is_empty() {
         let (preds, p) = predict_table(model, processor, valid, true, device)?;
         if processor.target.is_regression() {
@@ -44,8 +51,17 @@ pub fn write(
                 None,
                 (&title, "actual", "predicted"),
                 true,
-                &run_dir.join("residuals.png"),
+                &run_dir.join(RESIDUALS_PLOT),
             )?;
+            section = Some(Section::new(
+                40,
+                "residuals",
+                html::image(
+                    RESIDUALS_PLOT,
+                    "Predicted against actual (validation rows)",
+                    2,
+                ),
+            ));
         } else {
             let items: Vec<Item> = valid
                 .lines
@@ -66,13 +82,18 @@ pub fn write(
                 skipped: Vec::new(),
             };
             let report = InterpretReport::new(&interp, Split::Valid, 10, 1);
-            write_json(&run_dir.join("interpret.json"), &report)?;
+            write_json(&run_dir.join(INTERPRET_FILE), &report)?;
             plot_confusion(
                 &report.confusion,
                 &report.vocab,
-                &run_dir.join("confusion.png"),
+                &run_dir.join(CONFUSION_PLOT),
             )?;
+            section = Some(report.section(false));
         }
     }
-    crate::report::html::write_report(run_dir)
+    let run = RunDir::open(run_dir)?;
+    match section {
+        Some(s) => run.add_section(s),
+        None => run.render(),
+    }
 }

@@ -9,111 +9,22 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
-use super::data::TabularDataLoaders;
-use super::model::{TabularModel, TabularModelConfig};
+pub use super::config::{
+    TABULAR_FILE, TabularBundle, TabularConfig, ValidSpec, load_bundle, model_config,
+};
+use super::data::{TabBatch, TabularDataLoaders};
+use super::model::TabularModel;
 use super::process::{Processor, TargetSpec};
 use super::table::{ColumnKind, Table, cont_cat_split};
 use crate::error::{Error, Result};
-pub use crate::io::read_json;
 use crate::io::write_json;
 use crate::learner::checkpoint;
-use crate::learner::progress::Progress;
 use crate::learner::schedule::{OneCycle, Schedule};
 use crate::learner::{AdamConfig, Callback, Learner, Recorder};
-use crate::report::plot::{plot_losses, plot_lr_find, plot_schedule};
-use crate::weights::{WEIGHTS_FILE, load_weights, save_weights};
-
-/// File of a tabular bundle holding the model settings and the fitted processing.
-pub const TABULAR_FILE: &str = "tabular.json";
-
-/// How the validation rows are chosen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ValidSpec {
-    /// A random `pct` of the rows (seeded, fastai's `RandomSplitter`).
-    Pct(f64),
-    /// Rows whose column (`True`/`1`/`yes`) marks them as validation.
-    Column(String),
-    /// Another CSV file with the same columns.
-    File(PathBuf),
-}
-
-/// Everything a tabular run is made from; saved as its `train.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TabularConfig {
-    /// The training CSV.
-    pub csv: PathBuf,
-    /// Field delimiter.
-    pub delimiter: char,
-    /// The target column.
-    pub target: String,
-    /// Columns the user named categorical.
-    pub cat: Vec<String>,
-    /// Columns the user named continuous.
-    pub cont: Vec<String>,
-    /// Force regression (`Some(true)`) or classification (`Some(false)`); inferred otherwise.
-    pub regression: Option<bool>,
-    /// Regression output range; 1.2× the training range when absent.
-    pub y_range: Option<(f64, f64)>,
-    /// The validation rows.
-    pub valid: ValidSpec,
-    /// Seed of the split, the initialisation and the shuffle.
-    pub seed: u64,
-    /// Epochs of one-cycle training.
-    pub epochs: usize,
-    /// Peak learning rate (fastai's default for tables: 1e-2).
-    pub lr: f64,
-    /// Run the LR finder first and use its valley suggestion.
-    pub lr_auto: bool,
-    /// Batch size (fastai: 64).
-    pub bs: usize,
-    /// Hidden layer widths (fastai: 200, 100).
-    pub layers: Vec<usize>,
-    /// Dropout after each hidden block.
-    pub ps: f64,
-    /// Dropout on the embeddings.
-    pub embed_p: f64,
-    /// Integer columns with at most this many values are categorical (fastai: 20).
-    pub max_card: usize,
-    /// Start the embeddings from this earlier run's, for the columns and levels they share.
-    pub init_embeddings: Option<PathBuf>,
-}
-
-impl TabularConfig {
-    /// fastai's defaults for `csv` and `target`: 20 % seeded validation, 5 epochs at 1e-2, bs 64.
-    pub fn new(csv: impl Into<PathBuf>, target: impl Into<String>) -> Self {
-        Self {
-            csv: csv.into(),
-            delimiter: ',',
-            target: target.into(),
-            cat: Vec::new(),
-            cont: Vec::new(),
-            regression: None,
-            y_range: None,
-            valid: ValidSpec::Pct(0.2),
-            seed: 0,
-            epochs: 5,
-            lr: 1e-2,
-            lr_auto: false,
-            bs: 64,
-            layers: vec![200, 100],
-            ps: 0.0,
-            embed_p: 0.0,
-            max_card: 20,
-            init_embeddings: None,
-        }
-    }
-}
-
-/// What a tabular bundle holds besides the weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TabularBundle {
-    /// The model's settings.
-    pub model: TabularModelConfig,
-    /// The fitted processing (column roles, vocabularies, fill values, means and stds, target).
-    pub processor: Processor,
-}
+use crate::report::plot::plot_lr_find;
+use crate::run_dir::{self, RunDir};
+use crate::weights::save_weights;
 
 /// The data of a run: both splits as tables, the fitted processing and the loaders.
 pub struct Prepared {
@@ -129,7 +40,7 @@ pub struct Prepared {
     pub dropped: usize,
 }
 
-/// Reads the data and fits the processing as `config` says; prints the column roles.
+/// Reads the data and fits the processing as `config` says.
 pub fn prepare(config: &TabularConfig) -> Result<Prepared> {
     let delim = u8::try_from(config.delimiter)
         .map_err(|_| Error::Config("--delimiter must be one ASCII character".into()))?;
@@ -272,23 +183,6 @@ fn split(
     }
 }
 
-/// The model settings of `config` for data processed by `processor`.
-pub fn model_config(config: &TabularConfig, processor: &Processor) -> TabularModelConfig {
-    let y_range = match &processor.target {
-        super::process::Target::Regression { y_range, .. } => Some(*y_range),
-        _ => None,
-    };
-    TabularModelConfig::new(
-        processor.emb_szs(),
-        processor.cont_names.len(),
-        processor.target.out_size(),
-    )
-    .with_layers(config.layers.clone())
-    .with_ps(config.ps)
-    .with_embed_p(config.embed_p)
-    .with_y_range(y_range)
-}
-
 /// What a finished tabular run reports.
 #[derive(Debug, Clone)]
 pub struct TabularSummary {
@@ -324,113 +218,134 @@ fn build_learner(
     p: &Prepared,
     config: &TabularConfig,
     device: &Device,
+    callbacks: &mut Callbacks,
 ) -> Result<Learner<TabularModel>> {
     let device = device.clone().autodiff();
     device.seed(config.seed);
     let mut model = model_config(config, &p.processor).init(&device);
     if let Some(from) = &config.init_embeddings {
         let shared = super::embeddings::init_from(&mut model, &p.processor, from, &device)?;
-        println!("embeddings: {shared} rows started from {}", from.display());
+        note(
+            callbacks,
+            &format!("embeddings: {shared} rows started from {}", from.display()),
+        );
     }
-    let mut learner = Learner::new(
+    Ok(Learner::new(
         model,
         p.dls.clone(),
         AdamConfig::default(),
         &device,
         config.seed,
-    );
-    learner.callbacks = vec![Box::new(Progress::default()) as Box<dyn Callback<_>>];
-    Ok(learner)
+    ))
 }
 
-/// Prints the column roles and split sizes, as fastai users see them in `TabularPandas`.
-fn describe(p: &Prepared, config: &TabularConfig) {
+/// The callbacks of a tabular run.
+type Callbacks = Vec<Box<dyn Callback<TabBatch>>>;
+
+/// Hands `text` to every callback as a note.
+fn note(callbacks: &mut Callbacks, text: &str) {
+    callbacks.iter_mut().for_each(|cb| cb.note(text));
+}
+
+/// The column roles and split sizes, as fastai users see them in `TabularPandas`.
+fn describe(p: &Prepared, config: &TabularConfig) -> Vec<String> {
     let pr = &p.processor;
-    println!(
-        "target: {} ({})",
-        config.target,
-        match &pr.target {
-            super::process::Target::Classification { vocab, .. } =>
-                format!("classification, {} classes", vocab.len()),
-            super::process::Target::Regression { y_range, .. } =>
-                format!("regression, y_range {:.4}..{:.4}", y_range.0, y_range.1),
-        }
-    );
-    println!("categorical: {}", pr.cat_inputs().join(", "));
-    println!("continuous:  {}", pr.cont_names.join(", "));
-    print!("rows: {} train, {} valid", p.dls.train.n, p.dls.valid.n);
+    let mut rows = format!("rows: {} train, {} valid", p.dls.train.n, p.dls.valid.n);
     if p.dropped > 0 {
-        print!(" ({} rows without a target left out)", p.dropped);
+        rows.push_str(&format!(" ({} rows without a target left out)", p.dropped));
     }
-    println!();
+    vec![
+        format!(
+            "target: {} ({})",
+            config.target,
+            match &pr.target {
+                super::process::Target::Classification { vocab, .. } =>
+                    format!("classification, {} classes", vocab.len()),
+                super::process::Target::Regression { y_range, .. } =>
+                    format!("regression, y_range {:.4}..{:.4}", y_range.0, y_range.1),
+            }
+        ),
+        format!("categorical: {}", pr.cat_inputs().join(", ")),
+        format!("continuous:  {}", pr.cont_names.join(", ")),
+        rows,
+    ]
 }
 
-/// Trains a tabular model as `config` says into the new folder `run_dir`.
-pub fn train(config: &TabularConfig, run_dir: &Path, device: &Device) -> Result<TabularSummary> {
+/// Trains a tabular model as `config` says into the new folder `run_dir`; `callbacks` (e.g.
+/// progress) are added to the learner and receive the column roles and other notes.
+pub fn train(
+    config: &TabularConfig,
+    run_dir: &Path,
+    device: &Device,
+    mut callbacks: Callbacks,
+) -> Result<TabularSummary> {
     if run_dir.exists() {
-        return Err(Error::Config(format!(
-            "run folder {} already exists: choose another --name, or --resume it",
-            run_dir.display()
-        )));
+        RunDir::create(run_dir)?;
     }
     let t0 = Instant::now();
     let p = prepare(config)?;
-    describe(&p, config);
-    let mut learner = build_learner(&p, config, device)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    for n in describe(&p, config) {
+        note(&mut callbacks, &n);
+    }
+    let mut learner = build_learner(&p, config, device, &mut callbacks)?;
+    let run = RunDir::create(run_dir)?;
     let mut config = config.clone();
     if config.lr_auto {
         let found = learner.lr_find(Default::default())?;
-        plot_lr_find(&found, &run_dir.join("lr_find.png"))?;
+        plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
         config.lr = found.suggestions.valley;
         config.lr_auto = false;
-        println!(
-            "--lr auto: the LR finder suggests {:.2e} (valley)",
-            config.lr
+        note(
+            &mut callbacks,
+            &format!(
+                "--lr auto: the LR finder suggests {:.2e} (valley)",
+                config.lr
+            ),
         );
     }
-    write_json(&run_dir.join("train.json"), &config)?;
-    learner.checkpoint_dir = Some(run_dir.join("checkpoint"));
+    run.write_settings(&config)?;
+    learner.checkpoint_dir = Some(run.checkpoint_dir());
+    learner.callbacks = callbacks;
     learner.fit_one_cycle(config.epochs, config.lr)?;
-    finish(run_dir, &learner, &p, &config, t0)
+    finish(&run, &learner, &p, &config, t0)
 }
 
 /// Resumes the tabular run in `run_dir` from its last checkpoint and finishes it.
-pub fn resume(run_dir: &Path, device: &Device) -> Result<TabularSummary> {
+pub fn resume(run_dir: &Path, device: &Device, mut callbacks: Callbacks) -> Result<TabularSummary> {
     let t0 = Instant::now();
-    let config: TabularConfig = read_json(&run_dir.join("train.json"))?;
+    let run = RunDir::open(run_dir)?;
+    let config: TabularConfig = run.read_settings()?;
     let p = prepare(&config)?;
-    let mut learner = build_learner(&p, &config, device)?;
-    let ckpt = run_dir.join("checkpoint");
+    let mut learner = build_learner(&p, &config, device, &mut callbacks)?;
+    let ckpt = run.checkpoint_dir();
     let state = learner.load_checkpoint(&ckpt)?;
     learner.checkpoint_dir = Some(ckpt);
+    learner.callbacks = callbacks;
     let schedule = Schedule::OneCycle(OneCycle::new(config.lr));
     learner.set_lrs(config.lr.into());
     learner.fit_from(config.epochs, schedule, state.stage_epochs_done)?;
-    finish(run_dir, &learner, &p, &config, t0)
+    finish(&run, &learner, &p, &config, t0)
 }
 
 fn finish(
-    run_dir: &Path,
+    run: &RunDir,
     learner: &Learner<TabularModel>,
     p: &Prepared,
     config: &TabularConfig,
     t0: Instant,
 ) -> Result<TabularSummary> {
-    save_weights(run_dir, &learner.model)?;
+    save_weights(run.path(), &learner.model)?;
     let bundle = TabularBundle {
         model: model_config(config, &p.processor),
         processor: p.processor.clone(),
     };
-    write_json(&run_dir.join(TABULAR_FILE), &bundle)?;
-    write_json(&run_dir.join("log.json"), &learner.recorder)?;
-    plot_losses(&learner.recorder, &run_dir.join("loss.png"))?;
-    plot_schedule(&learner.recorder, &run_dir.join("lr.png"))?;
+    write_json(&run.file(TABULAR_FILE), &bundle)?;
+    run.finish(&learner.recorder, config)?;
     let device = learner.device().clone().without_autodiff();
-    let (model, _) = load_bundle(run_dir, &device)?;
-    super::report::write(run_dir, &model, &p.processor, &p.valid, &device)?;
+    let (model, _) = load_bundle(run.path(), &device)?;
+    super::report::write(run.path(), &model, &p.processor, &p.valid, &device)?;
     Ok(TabularSummary {
-        dir: run_dir.into(),
+        dir: run.path().into(),
         recorder: learner.recorder.clone(),
         n_train: p.dls.train.n,
         n_valid: p.dls.valid.n,
@@ -438,15 +353,7 @@ fn finish(
     })
 }
 
-/// Rebuilds the model of the tabular run `dir` on `device`, in eval mode, with its processing.
-pub fn load_bundle(dir: &Path, device: &Device) -> Result<(TabularModel, TabularBundle)> {
-    let bundle: TabularBundle = read_json(&dir.join(TABULAR_FILE))?;
-    let model = bundle.model.init(device);
-    let model = load_weights(model, &dir.join(WEIGHTS_FILE), TABULAR_FILE)?;
-    Ok((burn::module::Module::valid(&model), bundle))
-}
-
 /// Has `checkpoint.json`: an interrupted run that `--resume` continues.
 pub fn has_checkpoint(dir: &Path) -> bool {
-    checkpoint::load_state(&dir.join("checkpoint")).is_ok()
+    checkpoint::load_state(&dir.join(run_dir::CHECKPOINT)).is_ok()
 }

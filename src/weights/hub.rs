@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
@@ -102,6 +103,44 @@ pub const CATALOG: &[Checkpoint] = &[
 /// The catalog entry called `name`.
 pub fn find(name: &str) -> Option<&'static Checkpoint> {
     CATALOG.iter().find(|c| c.name == name)
+}
+
+/// What a download reports while it runs; a program shows it through [`set_reporter`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DownloadEvent {
+    /// A download of `file` begins (or resumes at `from` bytes), `total` bytes long if known.
+    Started {
+        /// The file's name.
+        file: String,
+        /// Its full length, if the server says.
+        total: Option<u64>,
+        /// Bytes already there from an interrupted download.
+        from: u64,
+    },
+    /// `bytes` more have arrived.
+    Received {
+        /// Bytes in this piece.
+        bytes: u64,
+    },
+    /// The transfer ended (complete or not).
+    Ended,
+    /// Something the user should know (e.g. a file with no published checksum).
+    Note(String),
+}
+
+type Reporter = Box<dyn Fn(DownloadEvent) + Send + Sync>;
+
+static REPORTER: OnceLock<Reporter> = OnceLock::new();
+
+/// Registers how downloads report their progress (once per process; the library never prints).
+pub fn set_reporter(report: impl Fn(DownloadEvent) + Send + Sync + 'static) {
+    let _ = REPORTER.set(Box::new(report));
+}
+
+fn report(event: DownloadEvent) {
+    if let Some(r) = REPORTER.get() {
+        r(event);
+    }
 }
 
 static OFFLINE: AtomicBool = AtomicBool::new(false);
@@ -260,22 +299,11 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
         .truncate(!resumed)
         .open(&part)
         .map_err(|e| Error::io(&part, e))?;
-    let bar = match total {
-        Some(t) => indicatif::ProgressBar::new(t),
-        None => indicatif::ProgressBar::no_length(),
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!(
-        "{}{}",
-        checkpoint.file,
-        if resumed { " (resumed)" } else { "" }
-    ));
-    bar.set_position(start);
+    report(DownloadEvent::Started {
+        file: checkpoint.file.into(),
+        total,
+        from: start,
+    });
     let mut reader = response.into_body().into_reader();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -283,7 +311,7 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                bar.abandon();
+                report(DownloadEvent::Ended);
                 let _ = file.flush();
                 return Err(download_error(
                     url,
@@ -295,10 +323,10 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
             }
         };
         file.write_all(&buf[..n]).map_err(|e| Error::io(&part, e))?;
-        bar.inc(n as u64);
+        report(DownloadEvent::Received { bytes: n as u64 });
     }
     file.sync_all().map_err(|e| Error::io(&part, e))?;
-    bar.finish_and_clear();
+    report(DownloadEvent::Ended);
     drop(file);
     if let Some(t) = total {
         let got = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
@@ -330,10 +358,10 @@ fn finish(url: &str, part: &Path, dest: &Path, checkpoint: &Checkpoint) -> Resul
         ));
     }
     if checkpoint.sha256.is_none() {
-        println!(
+        report(DownloadEvent::Note(format!(
             "{}: no published checksum to verify; its SHA-256 is {actual}",
             checkpoint.file
-        );
+        )));
     }
     fs::rename(part, dest).map_err(|e| Error::io(dest, e))
 }

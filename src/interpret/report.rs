@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{Split, items_in_vocab, run_dataset};
-use super::interpret::{ClassReport, Confusion, ImageLoss, Interpretation, interpret};
+use super::interpretation::{ClassReport, Confusion, ImageLoss, Interpretation, interpret};
 use crate::data::{ImageFolder, Skipped};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
 use crate::io::write_atomic;
 use crate::report::grid::{Tile, image_grid};
+use crate::report::html::{self, Section};
 use crate::report::plot::{plot_confusion, plot_confusion_normalized};
 
 /// What `interpret.json` holds.
@@ -87,6 +88,53 @@ impl InterpretReport {
     }
 }
 
+impl InterpretReport {
+    /// The report page's interpretation section (per-class table, most confused pairs, and the
+    /// confusion plot and, with `top_losses_plot`, the top-losses grid written beside it).
+    pub fn section(&self, top_losses_plot: bool) -> Section {
+        let mut h = format!(
+            "<h2>Interpretation ({:?} split, {} items, accuracy {:.4})</h2>",
+            self.split, self.n, self.accuracy
+        );
+        h.push_str(&html::table(
+            &["class", "precision", "recall", "F1", "support"],
+            self.classes.iter().map(|c| {
+                vec![
+                    c.class.clone(),
+                    format!("{:.3}", c.precision),
+                    format!("{:.3}", c.recall),
+                    format!("{:.3}", c.f1),
+                    c.support.to_string(),
+                ]
+            }),
+        ));
+        h.push_str("<h3>Most confused (actual → predicted)</h3>");
+        h.push_str(&html::table(
+            &["actual", "predicted", "count"],
+            self.most_confused
+                .iter()
+                .take(20)
+                .map(|c| vec![c.actual.clone(), c.predicted.clone(), c.count.to_string()]),
+        ));
+        h.push_str(&html::image(CONFUSION_PLOT, "Confusion matrix", 3));
+        if top_losses_plot {
+            h.push_str(&html::image(
+                TOP_LOSSES_PLOT,
+                "Top losses (predicted / actual, loss / probability)",
+                3,
+            ));
+        }
+        Section::new(40, "interpretation", h)
+    }
+}
+
+/// The interpretation's record in the run folder.
+pub const INTERPRET_FILE: &str = "interpret.json";
+/// The confusion matrix plot.
+pub const CONFUSION_PLOT: &str = "confusion.png";
+/// The top losses' image grid.
+pub const TOP_LOSSES_PLOT: &str = "top_losses.png";
+
 /// The images of `split` of the run's data, predicted by the run's model.
 pub fn interpret_split(
     run_dir: &Path,
@@ -95,11 +143,7 @@ pub fn interpret_split(
     bs: usize,
     device: &burn::tensor::Device,
 ) -> Result<Interpretation> {
-    let config = if crate::ensemble::is_ensemble(run_dir) {
-        crate::ensemble::report::data_config(run_dir)?
-    } else {
-        crate::run::load_config(run_dir)?
-    };
+    let config = crate::vision::data_config(run_dir)?;
     let predictor = Predictor::load(run_dir, device)?;
     let data = run_dataset(&config, dir)?;
     interpret_folder(&predictor, &data, split, bs)
@@ -127,7 +171,7 @@ pub fn interpret_run(
     let interp = interpret_split(run_dir, opts.dir.as_deref(), opts.split, opts.bs, device)?;
     let report = InterpretReport::new(&interp, opts.split, opts.k, opts.min);
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Config(e.to_string()))?;
-    write_atomic(&run_dir.join("interpret.json"), &json)?;
+    write_atomic(&run_dir.join(INTERPRET_FILE), &json)?;
     let tiles = report
         .top_losses
         .iter()
@@ -149,15 +193,16 @@ pub fn interpret_run(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if !tiles.is_empty() {
-        image_grid(&tiles, 4, 120, &run_dir.join("top_losses.png"))?;
+    let grid = !tiles.is_empty();
+    if grid {
+        image_grid(&tiles, 4, 120, &run_dir.join(TOP_LOSSES_PLOT))?;
     }
-    let png = run_dir.join("confusion.png");
+    let png = run_dir.join(CONFUSION_PLOT);
     if opts.normalize {
         plot_confusion_normalized(&interp.confusion_normalized(), &report.vocab, &png)?;
     } else {
         plot_confusion(&report.confusion, &report.vocab, &png)?;
     }
-    crate::report::html::write_report(run_dir)?;
+    crate::run_dir::RunDir::open(run_dir)?.add_section(report.section(grid))?;
     Ok(report)
 }

@@ -4,20 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{ImageFolder, Item, Skipped, SplitConfig};
 use crate::error::{Error, Result};
-use crate::run::TrainConfig;
+use crate::vision::TrainConfig;
 
 /// Which part of the dataset to look at.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Split {
     /// The training images.

@@ -1,0 +1,87 @@
+//! `fastvision bench`: the throughput table; the measuring is `fastvision::bench`'s.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use fastvision::bench::{BenchConfig, measure};
+use fastvision::burn::tensor::Device;
+use fastvision::data::AugLevel;
+use fastvision::learner::Precision;
+use fastvision::models::Arch;
+
+use super::parse::{arch, named};
+
+/// `fastvision bench`'s flags.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Architecture to time.
+    #[arg(long, default_value = "resnet18", value_parser = arch())]
+    arch: Arch,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    bs: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Timed training steps (after 2 warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Images to decode for the loader figure (default: the demo's training set).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Augmentation in the loader figure (default: none, crop + flip only).
+    #[arg(long, value_parser = named::<AugLevel>(&["none", "light", "default", "heavy"]))]
+    aug: Option<AugLevel>,
+    /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
+    #[arg(long)]
+    reference_ops: bool,
+    /// Float precision of training and inference: fp32, or mixed fp16/bf16 on a GPU.
+    #[arg(long, default_value = "fp32", value_parser = named::<Precision>(&["fp32", "fp16", "bf16"]))]
+    precision: Precision,
+}
+
+/// `fastvision bench`: measures and prints the table, then the figures as one JSON line.
+pub fn bench(args: BenchArgs, device: &Device) -> Result<()> {
+    let config = BenchConfig {
+        arch: args.arch,
+        bs: args.bs,
+        size: args.size,
+        steps: args.steps,
+        data: args.data,
+        aug: args.aug,
+        reference_ops: args.reference_ops,
+        precision: args.precision,
+    };
+    let r = measure(&config, device)?;
+    println!(
+        "fastvision bench: {} bs {} size {} {} ({} cores; warm-up {:.1} s)",
+        config.arch,
+        config.bs,
+        config.size,
+        config.precision,
+        rayon::current_num_threads(),
+        r.warmup_s
+    );
+    println!("| backend | loader img/s | train img/s | infer img/s | peak MiB |");
+    println!("|---|---|---|---|---|");
+    let ops = if config.reference_ops || r.backend != "flex" {
+        "burn's ops"
+    } else {
+        "fastvision kernels"
+    };
+    println!(
+        "| {} ({ops}) | {:.0} | {:.1} | {:.1} | {:.0} |",
+        r.backend, r.loader_img_s, r.train_img_s, r.infer_img_s, r.peak_mib
+    );
+    let step: f64 = r.step_ms.iter().map(|(_, ms)| ms).sum();
+    println!("\n| one training step | ms | share |");
+    println!("|---|---|---|");
+    for (label, ms) in &r.step_ms {
+        println!(
+            "| {label} | {ms:.1} | {:.0} % |",
+            100.0 * ms / step.max(1e-9)
+        );
+    }
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The command line: every subcommand's arguments and printing, one file per command or group;
+//! here the top-level `Cli`, the dispatch and the exit code. The library does the work.
+
+mod bench;
+mod clean;
+mod ensemble;
+mod gan;
+mod infer;
+mod interpret;
+mod parse;
+mod progress;
+mod tabular;
+mod train;
+mod weights;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use fastvision::backend::{DeviceChoice, select};
+use fastvision::burn::tensor::Device;
+
+#[derive(Parser)]
+#[command(
+    name = "fastvision",
+    version,
+    about = "Train image classifiers with the fastai playbook"
+)]
+struct Cli {
+    /// Never touch the network: named pretrained weights must already be in the cache
+    /// (also FASTVISION_OFFLINE=1).
+    #[arg(long, global = true)]
+    offline: bool,
+    /// Where to compute: auto (a GPU when the build has GPU support and finds one, else the
+    /// CPU), cpu, or gpu [default: $FASTVISION_DEVICE, else auto].
+    #[arg(long, global = true)]
+    device: Option<DeviceChoice>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    /// Train a classifier on a folder of class folders (default: the bundled demo dataset).
+    Train(train::TrainArgs),
+    /// LR range test: suggestions printed, plot in the run folder.
+    LrFind(train::DataArgs),
+    /// Write a PNG grid of augmented training images, to see what the model will see.
+    ShowBatch(train::ShowBatchArgs),
+    /// Predict the top classes of images with a trained run.
+    Predict(infer::PredictArgs),
+    /// Evaluate a trained run on labelled images (class folders, or a dataset root with valid/).
+    Evaluate(infer::EvaluateArgs),
+    /// Interpret a run: per-image losses, top losses, confusion matrix, per-class report.
+    Interpret(interpret::InterpretArgs),
+    /// Find training images that are probably mislabelled, quarantine them, or review a dataset
+    /// on a local web page; `clean --undo DIR` moves every file back.
+    Clean(clean::CleanArgs),
+    /// Write a run's model as one self-contained file (weights + configuration) to deploy;
+    /// predict and evaluate accept it in place of a run folder.
+    Export(infer::ExportArgs),
+    /// Ensembles of diverse models: train members, report, combination weights.
+    #[command(subcommand)]
+    Ensemble(ensemble::EnsembleCommand),
+    /// Wasserstein GANs that learn each class and write synthetic training images.
+    #[command(subcommand)]
+    Gan(gan::GanCommand),
+    /// Structured data: train, predict, evaluate and inspect a tabular model from CSV files.
+    #[command(subcommand)]
+    Tabular(tabular::TabularCommand),
+    /// Measure loader, training and inference throughput and peak memory.
+    Bench(bench::BenchArgs),
+    /// Named pretrained checkpoints: list them, or download them into the cache.
+    #[command(subcommand)]
+    Weights(weights::WeightsCommand),
+}
+
+/// Parses the command line, runs the command, and turns any error into one line on stderr and
+/// exit code 1 (a bad flag too; `--help` and `--version` exit 0).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    fastvision::weights::hub::set_offline(cli.offline);
+    progress::report_downloads();
+    let choice = match cli.device {
+        Some(c) => c,
+        None => DeviceChoice::from_env()?,
+    };
+    // Found only by the commands that compute, and named on their first line (on stderr, so
+    // stdout stays the command's data).
+    let device = || -> Result<Device> {
+        let s = select(choice)?;
+        eprintln!("device: {}", s.description);
+        Ok(s.device)
+    };
+    match cli.command {
+        Command::Train(args) => train::train(args, &device()?),
+        Command::LrFind(args) => train::lr_find(args, &device()?),
+        Command::ShowBatch(args) => train::show_batch(args),
+        Command::Predict(args) => infer::predict(args, &device()?),
+        Command::Evaluate(args) => infer::evaluate(args, &device()?),
+        Command::Interpret(args) => interpret::interpret(args, &device()?),
+        Command::Clean(args) => clean::clean(args, device),
+        Command::Export(args) => infer::export(args, &device()?),
+        Command::Ensemble(cmd) => ensemble::run(cmd, &device()?),
+        Command::Gan(cmd) => gan::run(cmd, &device()?),
+        Command::Tabular(cmd) => tabular::run(cmd, &device()?),
+        Command::Bench(args) => bench::bench(args, &device()?),
+        Command::Weights(cmd) => weights::run(cmd),
+    }
+}

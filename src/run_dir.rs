@@ -1,0 +1,268 @@
+//! `RunDir`: the one type that owns a run folder — making it (or refusing an existing one),
+//! the names of the files every run shares, its settings file, and the shared finish: the log,
+//! the loss and learning-rate plots, and the report page joined from the sections that features
+//! hand in. Image, tabular, GAN and ensemble runs all use it.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::data::{Skipped, skipped_report};
+use crate::error::{Error, Result};
+use crate::io::{read_json, write_atomic, write_json};
+use crate::learner::Recorder;
+use crate::report::html::{self, Section};
+use crate::report::plot::{plot_losses, plot_schedule};
+
+/// The folder every run folder is made in, relative to the working directory.
+pub const RUNS: &str = "runs";
+/// The run's settings (what `--resume` replays).
+pub const SETTINGS: &str = "train.json";
+/// Per-epoch metrics and per-batch loss, learning rate and momentum.
+pub const LOG: &str = "log.json";
+/// Loss curves.
+pub const LOSS_PLOT: &str = "loss.png";
+/// Learning rate and momentum at every batch.
+pub const LR_PLOT: &str = "lr.png";
+/// The LR range test's record and plot.
+pub const LR_FIND: &str = "lr_find.json";
+/// The LR range test's plot.
+pub const LR_FIND_PLOT: &str = "lr_find.png";
+/// Every file that was not used, and why.
+pub const SKIPPED: &str = "skipped.txt";
+/// The last epoch's weights and optimizer state.
+pub const CHECKPOINT: &str = "checkpoint";
+/// The report page.
+pub const REPORT: &str = "report.html";
+/// The report's sections, one HTML fragment each (`NN-id.html`).
+pub const SECTIONS: &str = "report";
+
+/// A run folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+/// Refuses a run name that is not one plain path component (`a/b`, `..`, `/abs`, empty).
+pub fn check_name(name: &str) -> Result<()> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(_)), None) if !name.contains(['/', '\\']) => Ok(()),
+        _ => Err(Error::Config(format!(
+            "--name {name:?}: a run name is one folder name under {RUNS}/ (no '/', '..' or absolute path)"
+        ))),
+    }
+}
+
+/// A run folder name from the current time, `YYYYMMDD-HHMMSS`.
+pub fn timestamp_name() -> String {
+    let s = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    s.trim_end_matches('Z')
+        .replace(['-', ':'], "")
+        .replace('T', "-")
+}
+
+/// The path of the run named `name` (or a timestamp) under `runs/`, the name checked.
+pub fn run_path(name: Option<&str>) -> Result<PathBuf> {
+    let name = match name {
+        Some(n) => {
+            check_name(n)?;
+            n.to_string()
+        }
+        None => timestamp_name(),
+    };
+    Ok(Path::new(RUNS).join(name))
+}
+
+impl RunDir {
+    /// Makes the new run folder `path`; an existing one is refused (it may hold another run).
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        if path.exists() {
+            return Err(Error::Config(format!(
+                "run folder {} already exists: choose another --name, or --resume it",
+                path.display()
+            )));
+        }
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self { path })
+    }
+
+    /// The existing run folder `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        if !path.is_dir() {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such run folder (it does not exist)",
+                ),
+            ));
+        }
+        Ok(Self { path })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of the run's file `name`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Where the checkpoint lives.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.file(CHECKPOINT)
+    }
+
+    /// Writes the run's settings (`train.json`).
+    pub fn write_settings<T: Serialize>(&self, settings: &T) -> Result<()> {
+        write_json(&self.file(SETTINGS), settings)
+    }
+
+    /// Reads the run's settings (`train.json`).
+    pub fn read_settings<T: DeserializeOwned>(&self) -> Result<T> {
+        read_json(&self.file(SETTINGS))
+    }
+
+    /// Writes `skipped.txt`: every file that was not used, and why.
+    pub fn write_skipped(&self, skipped: &[Skipped]) -> Result<()> {
+        write_atomic(&self.file(SKIPPED), skipped_report(skipped).as_bytes())
+    }
+
+    /// The shared end of a training run: `log.json`, `loss.png`, `lr.png`, and the settings and
+    /// training sections of the report (`settings` as saved). Returns the report's path.
+    pub fn finish<T: Serialize>(&self, recorder: &Recorder, settings: &T) -> Result<PathBuf> {
+        write_json(&self.file(LOG), recorder)?;
+        plot_losses(recorder, &self.file(LOSS_PLOT))?;
+        plot_schedule(recorder, &self.file(LR_PLOT))?;
+        let json = serde_json::to_string_pretty(settings)
+            .map_err(|e| Error::model(self.file(SETTINGS), e.to_string()))?;
+        self.write_section(&html::settings_section(&json))?;
+        self.write_section(&html::training_section(recorder))?;
+        self.add_section(plots_section(
+            self,
+            &[
+                (LOSS_PLOT, "Losses"),
+                (LR_PLOT, "Learning rate and momentum"),
+                (LR_FIND_PLOT, "LR finder"),
+            ],
+        ))
+    }
+
+    /// Adds (or replaces) a section of the report and writes the page again; returns its path.
+    pub fn add_section(&self, section: Section) -> Result<PathBuf> {
+        self.write_section(&section)?;
+        self.render()
+    }
+
+    fn write_section(&self, s: &Section) -> Result<()> {
+        let dir = self.file(SECTIONS);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write_atomic(
+            &dir.join(format!("{:03}-{}.html", s.order, s.id)),
+            s.html.as_bytes(),
+        )
+    }
+
+    /// The sections stored in the run folder. A folder written before sections existed gets its
+    /// settings, training and plot sections from its own files.
+    fn sections(&self) -> Result<Vec<Section>> {
+        let dir = self.file(SECTIONS);
+        if !dir.is_dir() {
+            let mut out = Vec::new();
+            if let Ok(json) = std::fs::read_to_string(self.file(SETTINGS)) {
+                out.push(html::settings_section(&json));
+            }
+            if let Ok(rec) = read_json::<Recorder>(&self.file(LOG)) {
+                out.push(html::training_section(&rec));
+            }
+            for (f, t) in [
+                (LOSS_PLOT, "Losses"),
+                (LR_PLOT, "Learning rate and momentum"),
+            ] {
+                if self.file(f).is_file() {
+                    out.push(Section::new(30, f, html::image(f, t, 2)));
+                }
+            }
+            return Ok(out);
+        }
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let Some((order, id)) = stem.split_once('-') else {
+                continue;
+            };
+            let (Ok(order), Some("html")) = (
+                order.parse::<u16>(),
+                path.extension().and_then(|e| e.to_str()),
+            ) else {
+                continue;
+            };
+            let body = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            out.push(Section::new(order, id, body));
+        }
+        Ok(out)
+    }
+
+    /// Writes `report.html` from the stored sections; returns its path.
+    pub fn render(&self) -> Result<PathBuf> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let page = html::page(&format!("Run {name}"), &self.sections()?);
+        let path = self.file(REPORT);
+        write_atomic(&path, page.as_bytes())?;
+        Ok(path)
+    }
+}
+
+/// A section of the plots among `files` that the run folder holds.
+pub fn plots_section(run: &RunDir, files: &[(&str, &str)]) -> Section {
+    let body: String = files
+        .iter()
+        .filter(|(f, _)| run.file(f).is_file())
+        .map(|(f, t)| html::image(f, t, 2))
+        .collect();
+    Section::new(30, "plots", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_are_one_folder_name() {
+        for bad in ["../x", "a/b", "/abs/path", "..", "", ".", "a\\b"] {
+            assert!(check_name(bad).is_err(), "{bad:?} refused");
+        }
+        for good in ["demo", "demo-1", "20261130-101500", "my.run"] {
+            assert!(check_name(good).is_ok(), "{good:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_existing_folder_is_refused_and_sections_make_one_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let run = RunDir::create(&path).unwrap();
+        assert!(RunDir::create(&path).is_err());
+        run.add_section(Section::new(40, "b", "<p>second</p>".into()))
+            .unwrap();
+        let page = run
+            .add_section(Section::new(10, "a", "<p>first</p>".into()))
+            .unwrap();
+        let text = std::fs::read_to_string(page).unwrap();
+        let (a, b) = (text.find("first").unwrap(), text.find("second").unwrap());
+        assert!(a < b, "sections in order: {text}");
+    }
+}

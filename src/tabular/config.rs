@@ -1,0 +1,128 @@
+//! A tabular run's settings (`TabularConfig`, saved as `train.json`) and its bundle: the model
+//! settings and the fitted processing (`tabular.json`) beside `model.safetensors`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::model::{TabularModel, TabularModelConfig};
+use super::process::Processor;
+use crate::error::Result;
+use crate::io::read_json;
+use crate::weights::{WEIGHTS_FILE, load_weights};
+
+/// File of a tabular bundle holding the model settings and the fitted processing.
+pub const TABULAR_FILE: &str = "tabular.json";
+
+/// How the validation rows are chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ValidSpec {
+    /// A random `pct` of the rows (seeded, fastai's `RandomSplitter`).
+    Pct(f64),
+    /// Rows whose column (`True`/`1`/`yes`) marks them as validation.
+    Column(String),
+    /// Another CSV file with the same columns.
+    File(PathBuf),
+}
+
+/// Everything a tabular run is made from; saved as its `train.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularConfig {
+    /// The training CSV.
+    pub csv: PathBuf,
+    /// Field delimiter.
+    pub delimiter: char,
+    /// The target column.
+    pub target: String,
+    /// Columns the user named categorical.
+    pub cat: Vec<String>,
+    /// Columns the user named continuous.
+    pub cont: Vec<String>,
+    /// Force regression (`Some(true)`) or classification (`Some(false)`); inferred otherwise.
+    pub regression: Option<bool>,
+    /// Regression output range; 1.2× the training range when absent.
+    pub y_range: Option<(f64, f64)>,
+    /// The validation rows.
+    pub valid: ValidSpec,
+    /// Seed of the split, the initialisation and the shuffle.
+    pub seed: u64,
+    /// Epochs of one-cycle training.
+    pub epochs: usize,
+    /// Peak learning rate (fastai's default for tables: 1e-2).
+    pub lr: f64,
+    /// Run the LR finder first and use its valley suggestion.
+    pub lr_auto: bool,
+    /// Batch size (fastai: 64).
+    pub bs: usize,
+    /// Hidden layer widths (fastai: 200, 100).
+    pub layers: Vec<usize>,
+    /// Dropout after each hidden block.
+    pub ps: f64,
+    /// Dropout on the embeddings.
+    pub embed_p: f64,
+    /// Integer columns with at most this many values are categorical (fastai: 20).
+    pub max_card: usize,
+    /// Start the embeddings from this earlier run's, for the columns and levels they share.
+    pub init_embeddings: Option<PathBuf>,
+}
+
+impl TabularConfig {
+    /// fastai's defaults for `csv` and `target`: 20 % seeded validation, 5 epochs at 1e-2, bs 64.
+    pub fn new(csv: impl Into<PathBuf>, target: impl Into<String>) -> Self {
+        Self {
+            csv: csv.into(),
+            delimiter: ',',
+            target: target.into(),
+            cat: Vec::new(),
+            cont: Vec::new(),
+            regression: None,
+            y_range: None,
+            valid: ValidSpec::Pct(0.2),
+            seed: 0,
+            epochs: 5,
+            lr: 1e-2,
+            lr_auto: false,
+            bs: 64,
+            layers: vec![200, 100],
+            ps: 0.0,
+            embed_p: 0.0,
+            max_card: 20,
+            init_embeddings: None,
+        }
+    }
+}
+
+/// What a tabular bundle holds besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularBundle {
+    /// The model's settings.
+    pub model: TabularModelConfig,
+    /// The fitted processing (column roles, vocabularies, fill values, means and stds, target).
+    pub processor: Processor,
+}
+
+/// The model settings of `config` for data processed by `processor`.
+pub fn model_config(config: &TabularConfig, processor: &Processor) -> TabularModelConfig {
+    let y_range = match &processor.target {
+        super::process::Target::Regression { y_range, .. } => Some(*y_range),
+        _ => None,
+    };
+    TabularModelConfig::new(
+        processor.emb_szs(),
+        processor.cont_names.len(),
+        processor.target.out_size(),
+    )
+    .with_layers(config.layers.clone())
+    .with_ps(config.ps)
+    .with_embed_p(config.embed_p)
+    .with_y_range(y_range)
+}
+
+/// Rebuilds the model of the tabular run `dir` on `device`, in eval mode, with its processing.
+pub fn load_bundle(dir: &Path, device: &Device) -> Result<(TabularModel, TabularBundle)> {
+    let bundle: TabularBundle = read_json(&dir.join(TABULAR_FILE))?;
+    let model = bundle.model.init(device);
+    let model = load_weights(model, &dir.join(WEIGHTS_FILE), TABULAR_FILE)?;
+    Ok((burn::module::Module::valid(&model), bundle))
+}

@@ -1,0 +1,49 @@
+//! SGDR snapshots (`--snapshots`, Huang et al. 2017): the weights at the end of every cycle kept
+//! in `RUN/snapshots/cycle_<i>/`, then made an ensemble folder that inference loads like any
+//! other.
+
+use super::config::TrainConfig;
+use crate::data::sample::Sampling;
+use crate::error::Result;
+use crate::infer::bundle::{BundleConfig, write_bundle_config};
+use crate::infer::{Combination, EnsembleFile, Member};
+use crate::learner::learner::SnapshotPlan;
+use crate::run_dir::RunDir;
+use crate::weights::WEIGHTS_FILE;
+
+/// The folder of a run's snapshots.
+pub const SNAPSHOTS: &str = "snapshots";
+
+/// Where `--snapshots` keeps the weights of each SGDR cycle, if the run keeps them.
+pub fn plan(config: &TrainConfig, run: &RunDir) -> Option<SnapshotPlan> {
+    config.snapshots.then(|| SnapshotPlan {
+        at: config.snapshot_epochs(),
+        dir: run.file(SNAPSHOTS),
+    })
+}
+
+/// Makes `RUN/snapshots/` an ensemble of the cycles' weights: a bundle per cycle + ensemble.json.
+pub fn finish(run: &RunDir, config: &TrainConfig, bundle: &BundleConfig) -> Result<()> {
+    let dir = run.file(SNAPSHOTS);
+    let mut members = Vec::new();
+    for cycle in 0..config.snapshot_epochs().len() {
+        let cdir = dir.join(format!("cycle_{cycle}"));
+        if !cdir.join(WEIGHTS_FILE).is_file() {
+            continue;
+        }
+        write_bundle_config(&cdir, bundle)?;
+        members.push(Member {
+            dir: format!("cycle_{cycle}").into(),
+            arch: config.arch,
+            seed: config.seed,
+            size: bundle.size,
+            sampling: Sampling::Snapshot { cycle },
+        });
+    }
+    EnsembleFile {
+        members,
+        combination: Combination::Mean,
+        fit_items: Vec::new(),
+    }
+    .write(&dir)
+}
