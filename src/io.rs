@@ -24,11 +24,12 @@ fn temporary_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "folder does not exist"),
         ));
     }
-    tempfile::Builder::new()
-        .prefix(".fastvision-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".fastvision-").suffix(".tmp");
+    // The finished file is an ordinary one (0644 less the umask), not a private temporary.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// A temporary file beside `path` holding `bytes`.
@@ -45,6 +46,17 @@ fn staged(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     staged(path, bytes)?
         .persist(path)
+        .map(drop)
+        .map_err(|e| Error::io(path, e.error))
+}
+
+/// Like [`write_atomic`] for a writer that wants a file name (a library that streams a large
+/// file itself): `write` fills the temporary file at the path it is given, which then replaces
+/// `path`.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = temporary_beside(path)?;
+    write(tmp.path())?;
+    tmp.persist(path)
         .map(drop)
         .map_err(|e| Error::io(path, e.error))
 }

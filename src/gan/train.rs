@@ -366,11 +366,11 @@ impl WganTrainer {
         )?;
         // Written before the checkpoint: a checkpoint of epoch N always finds the log of epoch N.
         write_atomic(
-            &dir.join("log.json"),
+            &dir.join(crate::run_dir::LOG),
             &serde_json::to_vec(&self.log).map_err(|e| Error::model(dir, e.to_string()))?,
         )?;
         plot_gan_losses(&self.log, &dir.join("losses.png"))?;
-        self.save_checkpoint(&dir.join("checkpoint"))
+        self.save_checkpoint(&dir.join(crate::run_dir::CHECKPOINT))
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
@@ -402,7 +402,7 @@ impl WganTrainer {
             self.g_opt.clone(),
         )?;
         let run_dir = dir.parent().unwrap_or(dir);
-        let mut log: GanLog = crate::io::read_json(&run_dir.join("log.json"))?;
+        let mut log: GanLog = crate::io::read_json(&run_dir.join(crate::run_dir::LOG))?;
         log.epochs.truncate(state.epochs_done);
         log.steps.retain(|s| s.epoch < state.epochs_done);
         (

@@ -6,7 +6,12 @@
 //! innermost column axis, forward and backward, on maps narrower than 8 pixels); maps of 64
 //! pixels or more run image by image, each image's im2col block in cache. burn's generic
 //! backward (a transposed convolution and a batch/channel-swapped convolution) turns the same
-//! work into many skinny products; see the README's benchmark section.
+//! work into many skinny products; see docs/kernels.md.
+//!
+//! One file, though long: the forward, both backward products and their layout passes share
+//! the tap and span geometry and the uninitialised-buffer helpers below, and each path is
+//! tuned against the others (docs/kernels.md); split apart, they would need those internals
+//! public across files.
 
 use std::mem::MaybeUninit;
 

@@ -31,11 +31,16 @@ pub fn weights_bytes<M: Module>(
 }
 
 /// Writes any model's weights as `model.safetensors` in `dir` (created if needed), replacing
-/// the folder's previous weights atomically.
+/// the folder's previous weights atomically; streamed to disk, never whole in memory.
 pub fn save_weights<M: Module>(dir: &Path, model: &M) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(WEIGHTS_FILE);
-    crate::io::write_atomic(&path, &weights_bytes(model, &[], &path)?)
+    crate::io::write_atomic_with(&path, |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp).overwrite(true);
+        model
+            .save_into(&mut store)
+            .map_err(|e| Error::model(&path, e.to_string()))
+    })
 }
 
 /// Loads `weights` (a safetensors file) strictly into `model`: every tensor present and matching
