@@ -55,6 +55,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A run failed after its first checkpoint: its folder is kept.
+    #[error("{source} (the run folder {} keeps its finished epochs: continue with `{resume}`, or remove it)", run.display())]
+    RunKept {
+        /// The run folder.
+        run: PathBuf,
+        /// The command that continues it.
+        resume: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
     /// The requested compute device cannot be used.
     #[error("{0}")]
     Device(String),

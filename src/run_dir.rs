@@ -42,6 +42,8 @@ pub const SECTIONS: &str = "report";
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunDir {
     path: PathBuf,
+    /// Made by this value (so [`RunDir::fail`] may remove it).
+    created: bool,
 }
 
 /// Refuses a run name that is not one plain path component (`a/b`, `..`, `/abs`, empty).
@@ -86,7 +88,10 @@ impl RunDir {
             )));
         }
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(Self { path })
+        Ok(Self {
+            path,
+            created: true,
+        })
     }
 
     /// The existing run folder `path`.
@@ -101,7 +106,25 @@ impl RunDir {
                 ),
             ));
         }
-        Ok(Self { path })
+        Ok(Self {
+            path,
+            created: false,
+        })
+    }
+
+    /// What a failed run leaves: a folder this value made, with no finished epoch (`kept` false),
+    /// is removed so it does not block the name; otherwise the folder stays and the error says
+    /// how to continue it (`resume`, the command) or remove it.
+    pub fn fail(&self, error: Error, kept: bool, resume: &str) -> Error {
+        if self.created && !kept {
+            let _ = std::fs::remove_dir_all(&self.path);
+            return error;
+        }
+        Error::RunKept {
+            run: self.path.clone(),
+            resume: resume.into(),
+            source: Box::new(error),
+        }
     }
 
     /// The folder.
@@ -248,6 +271,31 @@ mod tests {
         for good in ["demo", "demo-1", "20261130-101500", "my.run"] {
             assert!(check_name(good).is_ok(), "{good:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_run_failing_before_its_first_epoch_leaves_no_folder_and_a_later_one_says_how_to_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let early = RunDir::create(dir.path().join("early")).unwrap();
+        let err = early.fail(Error::Config("boom".into()), false, "resume me");
+        assert_eq!(err.to_string(), "invalid setting: boom");
+        assert!(!dir.path().join("early").exists(), "the name is free again");
+        let late = RunDir::create(dir.path().join("late")).unwrap();
+        let err = late
+            .fail(
+                Error::Config("boom".into()),
+                true,
+                "fastvision train --resume late",
+            )
+            .to_string();
+        assert!(dir.path().join("late").is_dir(), "kept");
+        assert!(err.contains("boom") && err.contains("--resume"), "{err}");
+        let opened = RunDir::open(dir.path().join("late")).unwrap();
+        opened.fail(Error::Config("boom".into()), false, "x");
+        assert!(
+            dir.path().join("late").is_dir(),
+            "a folder it did not make is never removed"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use fastvision::data::AugLevel;
 use fastvision::learner::Precision;
 use fastvision::models::Arch;
 
-use super::parse::{arch, named};
+use super::parse::{arch, at_least, between, named};
 
 /// `fastvision bench`'s flags.
 #[derive(clap::Args)]
@@ -17,14 +17,14 @@ pub struct BenchArgs {
     /// Architecture to time.
     #[arg(long, default_value = "resnet18", value_parser = arch())]
     arch: Arch,
-    /// Batch size.
-    #[arg(long, default_value_t = 32)]
+    /// Batch size, at least 2.
+    #[arg(long, default_value_t = 32, value_parser = at_least(2))]
     bs: usize,
-    /// Image side.
-    #[arg(long, default_value_t = 64)]
+    /// Image side, 16 to 2048.
+    #[arg(long, default_value_t = 64, value_parser = between(16, 2048))]
     size: u32,
     /// Timed training steps (after 2 warm-up steps).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least(1))]
     steps: usize,
     /// Images to decode for the loader figure (default: the demo's training set).
     #[arg(long)]

@@ -24,10 +24,10 @@ pub struct CleanArgs {
     /// Dataset folder [default: the one the run trained on].
     dir: Option<PathBuf>,
     /// Flag training images predicted wrongly with a probability above this.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = confidence)]
     confident_wrong: f32,
     /// Judge each image out-of-fold: train K models on K−1 folds each (K times the training).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = super::parse::at_least(2))]
     folds: Option<usize>,
     /// Move the flagged files into DIR/.fastvision-quarantine/ (journaled, undoable).
     #[arg(long, conflicts_with = "serve")]
@@ -44,6 +44,11 @@ pub struct CleanArgs {
     /// Move back every file the journal of DIR records as moved, newest first.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["run", "apply", "serve"])]
     undo: Option<PathBuf>,
+}
+
+/// A probability threshold in [0, 1).
+fn confidence(s: &str) -> Result<f32, String> {
+    super::parse::probability(s).map(|p| p as f32)
 }
 
 /// `fastvision clean`; `device` is found only when a model has to run (not for `--undo`).

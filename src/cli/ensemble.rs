@@ -22,13 +22,13 @@ pub enum EnsembleCommand {
         #[arg(long, value_delimiter = ',', required_unless_present = "resume")]
         members: Vec<String>,
         /// Seeds per architecture.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = super::parse::at_least(1))]
         seeds: usize,
         /// Train each member on a bootstrap sample of the training split.
         #[arg(long, conflicts_with = "folds")]
         bagging: bool,
         /// Train member i on every fold but i mod K of the training split.
-        #[arg(long)]
+        #[arg(long, value_parser = super::parse::at_least(2))]
         folds: Option<usize>,
         /// Every `train` flag: data, epochs, lr, schedule, size, …
         #[command(flatten)]

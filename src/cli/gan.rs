@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use fastvision::gan::run::{self as gan_run, GanRunConfig};
 use fastvision::gan::{GanConfig, sample, score};
 use fastvision::learner::Callback;
 
+use super::parse::{at_least, positive};
 use super::progress;
 
 /// The GAN subcommands.
@@ -20,7 +21,7 @@ pub enum GanCommand {
         /// GAN run folder.
         run: PathBuf,
         /// Images per class.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = at_least(1))]
         n: usize,
         /// Output folder (a folder of class folders, usable with `train --extra-data`).
         #[arg(long)]
@@ -37,7 +38,7 @@ pub enum GanCommand {
         #[arg(long)]
         classifier: PathBuf,
         /// Generated images per class.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = at_least(1))]
         n: usize,
         /// Seed of the noise.
         #[arg(long, default_value_t = 0)]
@@ -63,22 +64,22 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32)]
     size: usize,
     /// Epochs (passes over each class's real images).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least(1))]
     epochs: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    /// Batch size, at least 2.
+    #[arg(long, default_value_t = 64, value_parser = at_least(2))]
     bs: usize,
     /// Learning rate (constant, fastai: 2e-4).
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 2e-4, value_parser = positive)]
     lr: f64,
     /// Critic weight clipping.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = positive)]
     clip: f64,
     /// Critic batches per generator batch.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least(1))]
     n_crit: usize,
     /// Feature width of both networks.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least(1))]
     n_features: usize,
     /// Seed.
     #[arg(long, default_value_t = 0)]
@@ -149,9 +150,6 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
             seed,
             no_gan_train,
         } => {
-            if n == 0 {
-                bail!("--n must be at least 1");
-            }
             let cbs: Vec<Box<dyn Callback>> = progress::on_stdout();
             let s = score::score(&run, &classifier, n, seed, !no_gan_train, device, cbs)?;
             println!("{:<20} {:>9}", "class", "GAN-test");

@@ -20,7 +20,7 @@ pub struct InferArgs {
     #[arg(long, requires = "tta")]
     tta_max: bool,
     /// With --tta: number of augmented passes.
-    #[arg(long, default_value_t = 4, requires = "tta")]
+    #[arg(long, default_value_t = 4, requires = "tta", value_parser = super::parse::at_least(1))]
     tta_n: usize,
     /// 10-crop: four corners and the centre, and their mirrors, averaged.
     #[arg(long, conflicts_with = "tta")]
@@ -52,7 +52,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// How many classes to show per image.
-    #[arg(short = 'k', long, default_value_t = 3)]
+    #[arg(short = 'k', long, default_value_t = 3, value_parser = super::parse::at_least(1))]
     top: usize,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -69,7 +69,7 @@ pub struct EvaluateArgs {
     /// Folder of class folders, or a dataset root whose valid/ is used.
     dir: PathBuf,
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::parse::at_least(1))]
     bs: usize,
     #[command(flatten)]
     how: InferArgs,
@@ -166,14 +166,21 @@ pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
     for (class, acc, n) in &eval.per_class {
         println!("  {class:<20} {acc:.4}  ({n} images)");
     }
-    // Beside an exported model file, its own name; in a run folder, confusion.png.
+    // Beside an exported model file, its own name (a free one: a file there is never
+    // replaced); in a run folder, its confusion.png.
     let png = if args.run.is_file() {
         let stem = args
             .run
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        args.run.with_file_name(format!("{stem}.confusion.png"))
+        (0..)
+            .map(|i| match i {
+                0 => args.run.with_file_name(format!("{stem}.confusion.png")),
+                i => args.run.with_file_name(format!("{stem}.confusion-{i}.png")),
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_default()
     } else {
         args.run.join(fastvision::interpret::report::CONFUSION_PLOT)
     };

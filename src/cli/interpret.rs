@@ -7,7 +7,7 @@ use fastvision::burn::tensor::Device;
 use fastvision::interpret::report::{CONFUSION_PLOT, INTERPRET_FILE, TOP_LOSSES_PLOT};
 use fastvision::interpret::{InterpretOptions, Split, interpret_run};
 
-use super::parse::named;
+use super::parse::{at_least, named};
 
 /// `fastvision interpret`'s flags.
 #[derive(clap::Args)]
@@ -20,16 +20,16 @@ pub struct InterpretArgs {
     #[arg(long, default_value = "valid", value_parser = named::<Split>(&["valid", "train", "all"]))]
     split: Split,
     /// Images in top_losses.png.
-    #[arg(short = 'k', long, default_value_t = 16)]
+    #[arg(short = 'k', long, default_value_t = 16, value_parser = at_least(1))]
     top: usize,
     /// Plot the confusion matrix with rows normalised to 1.
     #[arg(long)]
     normalize: bool,
     /// Smallest count of a most-confused pair.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least(1))]
     min: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least(1))]
     bs: usize,
 }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+
+use super::parse::{at_least, open_fraction, probability};
 use fastvision::tabular::run::{self as tab, TabularConfig, ValidSpec};
 use fastvision::tabular::{embeddings, importance, predict};
 
@@ -54,7 +56,7 @@ pub enum TabularCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
         /// Shuffles per column.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = at_least(1))]
         repeats: usize,
     },
 }
@@ -79,29 +81,29 @@ pub struct TrainArgs {
     /// A True/False column marking validation rows.
     #[arg(long, conflicts_with = "valid_pct")]
     valid_col: Option<String>,
-    /// Share of rows for validation, chosen with --seed.
-    #[arg(long, default_value_t = 0.2)]
+    /// Share of rows for validation, chosen with --seed (strictly between 0 and 1).
+    #[arg(long, default_value_t = 0.2, value_parser = open_fraction)]
     valid_pct: f64,
     /// Seed of the split, initialisation and shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Epochs of one-cycle training.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least(1))]
     epochs: usize,
     /// Peak learning rate, or `auto` for the LR finder's suggestion.
     #[arg(long, default_value = "1e-2")]
     lr: String,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    /// Batch size, at least 2.
+    #[arg(long, default_value_t = 64, value_parser = at_least(2))]
     bs: usize,
-    /// Hidden layer widths.
-    #[arg(long, value_delimiter = ',', default_value = "200,100")]
+    /// Hidden layer widths, each at least 1.
+    #[arg(long, value_delimiter = ',', default_value = "200,100", value_parser = at_least(1))]
     layers: Vec<usize>,
-    /// Dropout after each hidden layer.
-    #[arg(long, default_value_t = 0.0)]
+    /// Dropout after each hidden layer, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
     ps: f64,
-    /// Dropout on the embeddings.
-    #[arg(long, default_value_t = 0.0)]
+    /// Dropout on the embeddings, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
     embed_p: f64,
     /// Treat the target as a number.
     #[arg(long, conflicts_with = "classification")]
@@ -139,19 +141,21 @@ pub fn run(cmd: TabularCommand, device: &fastvision::burn::tensor::Device) -> Re
             let delim = ascii(delimiter)?;
             let summary = match &out {
                 Some(path) => {
-                    let file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(path)
-                        .with_context(|| {
-                            format!("{}: cannot create (it must not exist)", path.display())
-                        })?;
-                    let mut w = std::io::BufWriter::new(file);
-                    predict::predict_csv(&run, &csv, delim, &mut w, device)?
+                    // Written only once every row is predicted, and never over an existing file.
+                    let mut bytes = Vec::new();
+                    let s = predict::predict_csv(&run, &csv, delim, &mut bytes, device)?;
+                    fastvision::io::write_new(path, &bytes)?;
+                    s
                 }
                 None => predict::predict_csv(&run, &csv, delim, &mut std::io::stdout(), device)?,
             };
             eprintln!("predicted {} rows", summary.n);
+            for line in &summary.failed {
+                eprintln!(
+                    "  {}:{line}: the model gave no finite output for this row; its prediction is left empty",
+                    csv.display()
+                );
+            }
             for (col, n) in &summary.unseen {
                 eprintln!("  {col}: {n} values unseen in training, read as #na#");
             }
@@ -229,9 +233,10 @@ fn ascii(c: char) -> Result<u8> {
 
 fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
-        if !tab::has_checkpoint(&dir) {
-            bail!("{}: no checkpoint to resume from", dir.display());
-        }
+        fastvision::learner::checkpoint::to_resume(
+            &dir,
+            &dir.join(fastvision::run_dir::CHECKPOINT),
+        )?;
         println!("resuming {}", dir.display());
         tab::resume(&dir, device, super::progress::on_stdout())?
     } else {

@@ -11,7 +11,7 @@ use fastvision::models::Arch;
 use fastvision::run_dir::run_path;
 use fastvision::vision::{self, ScheduleKind, TrainConfig};
 
-use super::parse::{arch, named};
+use super::parse::{arch, at_least, between, fraction_upto_one, named, open_fraction, positive};
 use super::progress;
 
 /// What to train on and how big: shared by `train`, `lr-find` and `show-batch`.
@@ -22,21 +22,22 @@ pub struct DataArgs {
     /// Architecture.
     #[arg(long, default_value = "resnet18", value_parser = arch())]
     pub arch: Arch,
-    /// Image side in pixels [default: 64, or the data's own size if smaller].
-    #[arg(long)]
+    /// Image side in pixels, 16 to 2048 [default: 64, or the data's own size if smaller].
+    #[arg(long, value_parser = between(16, 2048))]
     pub size: Option<u32>,
-    /// Batch size [default: 64, or smaller to fit a dataset of fewer than 64 training images].
-    #[arg(long)]
+    /// Batch size, at least 2 [default: 64, or smaller to fit a dataset of fewer than 64
+    /// training images].
+    #[arg(long, value_parser = at_least(2))]
     pub bs: Option<usize>,
     /// Seed for the split, shuffling, augmentation and initialisation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Validation fraction when DIR has no valid/ folder.
-    #[arg(long, default_value_t = 0.2)]
+    /// Validation fraction when DIR has no valid/ folder, strictly between 0 and 1.
+    #[arg(long, default_value_t = 0.2, value_parser = open_fraction)]
     pub valid_pct: f64,
     /// Smallest area fraction of the random-resized crop [default: fastai's 0.08 from 64 px up,
     /// 1.0 (no crop) below 64 px].
-    #[arg(long)]
+    #[arg(long, value_parser = fraction_upto_one)]
     pub min_scale: Option<f64>,
     /// Run folder name under ./runs [default: a timestamp].
     #[arg(long)]
@@ -46,7 +47,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub pretrained: Option<String>,
     /// Width of the ResNet stem (64 = torchvision; smaller trains faster, for experiments).
-    #[arg(long, default_value_t = 64, hide = true)]
+    #[arg(long, default_value_t = 64, hide = true, value_parser = at_least(1))]
     pub width: usize,
     /// Training augmentation: none (crop only), light (flip), default (fastai's aug_transforms:
     /// flip, rotate 10°, zoom 1.1, warp 0.2, lighting 0.2), heavy (twice as strong)
@@ -90,7 +91,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "5")]
     pub epochs: String,
     /// Progressive resizing: train the same weights at each of these sizes in turn (32,64,128).
-    #[arg(long, value_delimiter = ',', conflicts_with = "progressive")]
+    #[arg(long, value_delimiter = ',', conflicts_with = "progressive", value_parser = between(16, 2048))]
     pub sizes: Vec<u32>,
     /// Progressive resizing planned from --size: start at a quarter, double each stage.
     #[arg(long)]
@@ -113,13 +114,13 @@ pub struct TrainArgs {
           value_parser = named::<ScheduleKind>(&["one-cycle", "sgdr", "flat-cos", "cosine", "constant"]))]
     pub schedule: ScheduleKind,
     /// SGDR: number of cycles.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least(1))]
     pub cycles: usize,
     /// SGDR: epochs of the first cycle.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least(1))]
     pub cycle_len: usize,
     /// SGDR: length multiplier of each next cycle.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least(1))]
     pub cycle_mult: usize,
     /// fastai's fine_tune: one frozen epoch, then all layers at discriminative LRs.
     #[arg(long)]
@@ -132,7 +133,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub extra_data: Option<PathBuf>,
     /// Use F × (real training images) of the synthetic ones, chosen with --seed [default: all].
-    #[arg(long, requires = "extra_data")]
+    #[arg(long, requires = "extra_data", value_parser = positive)]
     pub extra_fraction: Option<f64>,
     /// With --schedule sgdr: keep the weights at the end of every cycle; RUN/snapshots/ is then
     /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
@@ -150,7 +151,7 @@ pub struct ShowBatchArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Images in the grid.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least(1))]
     pub n: usize,
 }
 
@@ -160,9 +161,14 @@ pub fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
     let epochs: Vec<usize> = args
         .epochs
         .split(',')
-        .map(|e| e.trim().parse())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("--epochs {:?}: expected N or N,N,…", args.epochs))?;
+        .map(|e| e.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .with_context(|| {
+            format!(
+                "--epochs {:?}: expected a whole number of at least 1, or one per size (2,2,1)",
+                args.epochs
+            )
+        })?;
     let total: usize = epochs.iter().sum();
     let (sizes, size_epochs) = if args.progressive {
         let target = args
@@ -229,9 +235,10 @@ pub fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
 /// `fastvision train`.
 pub fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
-        if !vision::has_checkpoint(&dir) {
-            bail!("{}: no checkpoint to resume from", dir.display());
-        }
+        fastvision::learner::checkpoint::to_resume(
+            &dir,
+            &dir.join(fastvision::run_dir::CHECKPOINT),
+        )?;
         println!("resuming {}", dir.display());
         vision::resume(&dir, device, progress::on_stdout())?
     } else {

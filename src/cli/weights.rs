@@ -46,13 +46,23 @@ pub fn run(cmd: WeightsCommand) -> Result<()> {
             }
         }
         WeightsCommand::Fetch { names } => {
-            for name in names {
-                let Some(c) = hub::find(&name) else {
-                    let known: Vec<&str> = hub::CATALOG.iter().map(|c| c.name).collect();
-                    bail!("{name}: not a known checkpoint ({})", known.join(", "));
-                };
+            // Every name is checked before anything is downloaded.
+            let unknown: Vec<&str> = names
+                .iter()
+                .filter(|n| hub::find(n).is_none())
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                let known: Vec<&str> = hub::CATALOG.iter().map(|c| c.name).collect();
+                bail!(
+                    "not a known checkpoint: {} (known: {})",
+                    unknown.join(", "),
+                    known.join(", ")
+                );
+            }
+            for c in names.iter().filter_map(|n| hub::find(n)) {
                 let path = c.fetch(&dir)?;
-                println!("{name}: {}", path.display());
+                println!("{}: {}", c.name, path.display());
             }
         }
     }

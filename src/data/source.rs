@@ -48,6 +48,8 @@ pub struct ImageFolder {
     pub min_side: u32,
     /// How many of the training items are synthetic (added by `--extra-data`, at the end).
     pub synthetic: usize,
+    /// Folders found inside class folders: their images were given the class's label.
+    pub nested: Vec<PathBuf>,
 }
 
 impl ImageFolder {
@@ -58,7 +60,11 @@ impl ImageFolder {
         if !root.is_dir() {
             return Err(Error::Dataset {
                 path: root.into(),
-                message: "not a folder".into(),
+                message: if root.exists() {
+                    "not a folder".into()
+                } else {
+                    "does not exist".into()
+                },
             });
         }
         let train_dir = root.join("train");
@@ -66,28 +72,33 @@ impl ImageFolder {
             .iter()
             .map(|n| root.join(n))
             .find(|p| p.is_dir());
+        let mut nested = Vec::new();
         let (vocab, train_files, valid_files, mut skipped) = if train_dir.is_dir() {
             let valid_dir = valid_dir.ok_or_else(|| Error::Dataset {
                 path: root.into(),
                 message: "has train/ but no valid/ folder".into(),
             })?;
-            let vocab = class_names(&train_dir)?;
-            let (train, mut skipped) = list_classes(&train_dir, &vocab)?;
-            let (valid, s) = list_classes(&valid_dir, &vocab)?;
+            let (vocab, mut skipped) = class_names(&train_dir)?;
+            let (train, s) = list_classes(&train_dir, &vocab, &mut nested)?;
+            skipped.extend(s);
+            let (valid, s) = list_classes(&valid_dir, &vocab, &mut nested)?;
             skipped.extend(s);
             (vocab, train, Some(valid), skipped)
         } else {
-            let vocab = class_names(root)?;
-            let (all, skipped) = list_classes(root, &vocab)?;
+            let (vocab, mut skipped) = class_names(root)?;
+            let (all, s) = list_classes(root, &vocab, &mut nested)?;
+            skipped.extend(s);
             (vocab, all, None, skipped)
         };
 
         let (train, valid, min_side) = {
-            let mut all = train_files;
+            let all = once_each(train_files, &mut skipped);
             let n_train = all.len();
+            let mut all = all;
             if let Some(v) = valid_files {
                 all.extend(v);
             }
+            let all = once_each(all, &mut skipped);
             let (good, bad, min_side) = verify(all);
             skipped.extend(bad.iter().map(|(_, s)| s.clone()));
             let mut train = Vec::new();
@@ -128,18 +139,36 @@ impl ImageFolder {
             skipped,
             min_side,
             synthetic: 0,
+            nested,
         })
     }
 }
 
-/// The sorted names of the visible sub-folders of `dir`.
-pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+/// Whether a directory entry's name starts with a dot.
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// The sorted names of the visible sub-folders of `dir` (links to folders are not classes: a
+/// link can point back up and loop), and the links left out.
+pub fn class_names(dir: &Path) -> Result<(Vec<String>, Vec<Skipped>)> {
     let mut names = Vec::new();
+    let mut skipped = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && entry.path().is_dir() {
-            names.push(name);
+        let path = entry.path();
+        if hidden(&path) {
+            continue;
+        }
+        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if kind.is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        } else if kind.is_symlink() && path.is_dir() {
+            skipped.push(Skipped::new(
+                &path,
+                "a link to a folder: not followed (a class folder must be a real folder)",
+            ));
         }
     }
     names.sort();
@@ -149,12 +178,19 @@ pub fn class_names(dir: &Path) -> Result<Vec<String>> {
             message: "no class folders found".into(),
         });
     }
-    Ok(names)
+    Ok((names, skipped))
 }
 
-/// Lists the candidate image files under `dir/<class>/` for each class in `vocab`, recursively,
-/// skipping hidden entries and non-image extensions (reported).
-fn list_classes(dir: &Path, vocab: &[String]) -> Result<(Vec<Item>, Vec<Skipped>)> {
+/// Lists the candidate image files under `dir/<class>/` for each class in `vocab`, walking
+/// folders inside a class folder too (their images take the class's label, and each such folder
+/// is reported in `nested`). Links to folders are never followed (so a link back up cannot loop
+/// or relabel images); links to files are. Hidden entries are ignored; non-image extensions and
+/// files outside any class folder are reported.
+fn list_classes(
+    dir: &Path,
+    vocab: &[String],
+    nested: &mut Vec<PathBuf>,
+) -> Result<(Vec<Item>, Vec<Skipped>)> {
     let mut items = Vec::new();
     let mut skipped = Vec::new();
     for (label, name) in vocab.iter().enumerate() {
@@ -162,50 +198,57 @@ fn list_classes(dir: &Path, vocab: &[String]) -> Result<(Vec<Item>, Vec<Skipped>
         if !class_dir.is_dir() {
             continue;
         }
-        walk(&class_dir, &mut |path| {
-            if has_image_extension(path) {
-                items.push(Item {
-                    path: path.to_path_buf(),
-                    label,
-                });
+        let walk = walkdir::WalkDir::new(&class_dir)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !hidden(e.path()));
+        for entry in walk {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&class_dir).to_path_buf();
+                Error::io(&path, e.into())
+            })?;
+            let path = entry.path().to_path_buf();
+            if entry.file_type().is_dir() {
+                nested.push(path);
+            } else if entry.path_is_symlink() && path.is_dir() {
+                skipped.push(Skipped::new(&path, "a link to a folder: not followed"));
+            } else if has_image_extension(&path) {
+                items.push(Item { path, label });
             } else {
-                skipped.push(Skipped::new(path, "not an image extension"));
+                skipped.push(Skipped::new(&path, "not an image extension"));
             }
-        })?;
+        }
     }
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if path.is_file() && !hidden {
+        if path.is_file() && !hidden(&path) {
             skipped.push(Skipped::new(&path, "file outside any class folder"));
         }
     }
     Ok((items, skipped))
 }
 
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, f)?;
-        } else {
-            f(&path);
+/// `items` with each file kept once, by its real path (links resolved): a second way to the
+/// same file is reported, so one image is never in two classes or in both splits.
+fn once_each(items: Vec<Item>, skipped: &mut Vec<Skipped>) -> Vec<Item> {
+    let mut seen: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let real = std::fs::canonicalize(&item.path).unwrap_or_else(|_| item.path.clone());
+        match seen.get(&real) {
+            Some(first) => skipped.push(Skipped::new(
+                &item.path,
+                &format!("the same file as {} (a link)", first.display()),
+            )),
+            None => {
+                seen.insert(real, item.path.clone());
+                out.push(item);
+            }
         }
     }
-    Ok(())
+    out
 }
 
 /// Good items and bad files, each with its position in the input, and the smallest side seen.

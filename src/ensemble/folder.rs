@@ -28,8 +28,17 @@ pub fn create(dir: &Path, runs: &[PathBuf], device: &Device) -> Result<EnsembleF
     }
     let mut members = Vec::new();
     let mut first: Option<(PathBuf, crate::vision::TrainConfig)> = None;
+    let mut seen: Vec<PathBuf> = Vec::new();
     for run in runs {
-        let config = crate::vision::load_config(run)?;
+        let real = run.canonicalize().map_err(|e| Error::io(run, e))?;
+        if seen.contains(&real) {
+            return Err(Error::Config(format!(
+                "{} is named twice: an ensemble's members are different runs",
+                run.display()
+            )));
+        }
+        seen.push(real);
+        let config = crate::vision::load_config(run)?.with_absolute_paths();
         if let Some((r0, c0)) = &first {
             let has_valid = c0
                 .data

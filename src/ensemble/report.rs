@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Item;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::infer::combine::Combination;
 use crate::infer::ensemble::EnsembleFile;
 use crate::infer::{Inference, Predictor};
@@ -142,6 +142,12 @@ pub fn combine_rows(probs: &[Vec<Vec<f32>>], rule: &Combination, which: &[usize]
 
 /// Builds the report of the ensemble in `dir` on its validation split.
 pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
+    if !crate::infer::is_ensemble(dir) {
+        return Err(Error::model(
+            dir,
+            "not an ensemble (it has no ensemble.json): make one with `fastvision ensemble train` or `fastvision ensemble from RUN RUN…`",
+        ));
+    }
     let file = EnsembleFile::read(dir)?;
     let pred = Predictor::load(dir, device)?;
     let (items, fit_excluded) = pred.scorable(validation_items(dir, &file)?);

@@ -105,7 +105,7 @@ pub fn train(
     if run_dir.exists() && !resume {
         RunDir::create(run_dir)?;
     }
-    crate::models::gan::check_size(config.gan.size)?;
+    config.gan.validate()?;
     let data = dataset(config)?;
     if let Some(classes) = &config.classes {
         for c in classes {

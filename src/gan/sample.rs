@@ -79,14 +79,19 @@ pub fn sample(
 ) -> Result<Manifest> {
     let images = generate_all(run_dir, n, seed, device)?;
     let manifest_path = out.join("manifest.json");
+    let seed_manifest = out.join(format!("manifest-{seed}.json"));
+    // Every file this call would write is checked first: nothing of the user's is replaced,
+    // and a refused call writes nothing.
+    let mut targets = vec![seed_manifest.clone()];
     for Generated { class, .. } in &images {
-        let first = out.join(folder_name(class)).join(file_name(class, seed, 0));
-        if first.exists() {
-            return Err(Error::Config(format!(
-                "{} exists: these images were already written (use another --seed or --out)",
-                first.display()
-            )));
-        }
+        let dir = out.join(folder_name(class));
+        targets.extend((0..n).map(|i| dir.join(file_name(class, seed, i))));
+    }
+    if let Some(existing) = targets.iter().find(|p| p.exists()) {
+        return Err(Error::Config(format!(
+            "{} exists (fastvision never replaces a file): use another --seed or --out",
+            existing.display()
+        )));
     }
     let mut manifest = Manifest {
         run: run_dir.into(),
@@ -108,26 +113,22 @@ pub fn sample(
         let len = channels * size * size;
         for (i, p) in px.chunks(len).enumerate() {
             let path = dir.join(file_name(&class, seed, i));
-            let rgb = to_rgb(p, channels, size);
-            let result = if channels == 1 {
-                image::DynamicImage::ImageRgb8(rgb).into_luma8().save(&path)
+            let rgb = image::DynamicImage::ImageRgb8(to_rgb(p, channels, size));
+            let img = if channels == 1 {
+                image::DynamicImage::ImageLuma8(rgb.into_luma8())
             } else {
-                rgb.save(&path)
+                rgb
             };
-            result.map_err(|e| Error::Image {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            crate::io::write_new(&path, &crate::report::png_bytes(&img, &path)?)?;
         }
         manifest.classes.push((class, n));
         (manifest.size, manifest.channels) = (size, channels);
     }
     // Several seeds may share a folder: each writes manifest-<seed>.json; the first also
     // manifest.json (an existing one is never replaced).
-    let write_json = crate::io::write_json::<Manifest>;
-    write_json(&out.join(format!("manifest-{seed}.json")), &manifest)?;
+    crate::io::write_json_new(&seed_manifest, &manifest)?;
     if !manifest_path.exists() {
-        write_json(&manifest_path, &manifest)?;
+        crate::io::write_json_new(&manifest_path, &manifest)?;
     }
     Ok(manifest)
 }

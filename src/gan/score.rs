@@ -202,6 +202,7 @@ fn train_on_generated(
         skipped: Vec::new(),
         min_side: size,
         synthetic: 0,
+        nested: Vec::new(),
     };
     let pred = crate::vision::train_in_memory(config, data, device, callbacks)?;
     let loader = DataLoader::new(

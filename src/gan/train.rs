@@ -67,6 +67,36 @@ impl Default for GanConfig {
     }
 }
 
+impl GanConfig {
+    /// Checks every setting; each message names the flag and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        crate::models::gan::check_size(self.size)?;
+        if self.bs < 2 {
+            return bad(format!(
+                "--bs {}: at least 2 (the critic's BatchNorm needs two images per batch)",
+                self.bs
+            ));
+        }
+        if self.epochs == 0 {
+            return bad("--epochs 0: train at least one epoch".into());
+        }
+        if self.n_crit == 0 {
+            return bad("--n-crit 0: at least one critic step per generator step".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("--lr {}: a positive learning rate", self.lr));
+        }
+        if !(self.clip > 0.0 && self.clip.is_finite()) {
+            return bad(format!("--clip {}: a positive clipping bound", self.clip));
+        }
+        if self.n_features == 0 || self.noise == 0 {
+            return bad("--n-features and the noise length: at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// One step of the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GanStep {
@@ -178,6 +208,7 @@ impl WganTrainer {
         conditional: bool,
         device: &Device,
     ) -> Result<Self> {
+        config.validate()?;
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let n_classes = if conditional { data.classes.len() } else { 0 };

@@ -38,6 +38,48 @@ pub struct BundleConfig {
     pub aug: Option<AugTransforms>,
 }
 
+impl BundleConfig {
+    /// Refuses a configuration no model can be built from (a hand-edited `config.json`, say):
+    /// the error names `path`, the file it came from.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| Err(Error::model(path, m));
+        if !(16..=2048).contains(&self.size) {
+            return bad(format!(
+                "\"size\": {} is not an image side between 16 and 2048",
+                self.size
+            ));
+        }
+        if self.model.n_classes < 2 {
+            return bad(format!(
+                "\"n_classes\": {} (at least 2)",
+                self.model.n_classes
+            ));
+        }
+        if self.vocab.len() != self.model.n_classes {
+            return bad(format!(
+                "{} class names (\"vocab\") for a head of {} classes (\"n_classes\")",
+                self.vocab.len(),
+                self.model.n_classes
+            ));
+        }
+        if self.model.width == 0 || self.model.hidden == 0 {
+            return bad("\"width\" and \"hidden\" must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.model.ps) {
+            return bad(format!(
+                "\"ps\": {} is not a dropout probability",
+                self.model.ps
+            ));
+        }
+        let norm_ok = self.normalize.std.iter().all(|s| *s > 0.0 && s.is_finite())
+            && self.normalize.mean.iter().all(|m| m.is_finite());
+        if !norm_ok {
+            return bad("\"normalize\": std must be positive and every value finite".into());
+        }
+        Ok(())
+    }
+}
+
 /// Writes `model` and `config` into `dir` (created if needed).
 pub fn save_bundle(dir: &Path, model: &ImageClassifier, config: &BundleConfig) -> Result<()> {
     save_weights(dir, model)?;
@@ -58,18 +100,22 @@ pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
         let json = meta.get(EXPORT_CONFIG_KEY).ok_or_else(|| {
             Error::model(path, "a safetensors file without a fastvision configuration (make one with `fastvision export RUN`)")
         })?;
-        return serde_json::from_str(json).map_err(|e| {
+        let config: BundleConfig = serde_json::from_str(json).map_err(|e| {
             Error::model(
                 path,
                 format!("its fastvision configuration is unreadable: {e}"),
             )
-        });
+        })?;
+        config.validate(path)?;
+        return Ok(config);
     }
     let dir = path;
     let path = dir.join(CONFIG_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))
+    let config: BundleConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))?;
+    config.validate(&path)?;
+    Ok(config)
 }
 
 /// Rebuilds the model of the bundle at `path` (a run folder or an exported file) on `device`,

@@ -64,11 +64,14 @@ impl Predictor {
         if self.fit_items.is_empty() {
             return (items, 0);
         }
-        let fit: std::collections::HashSet<&PathBuf> = self.fit_items.iter().collect();
+        // Compared as real paths: the same image read as `photos/…` or `/abs/photos/…`.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let fit: std::collections::HashSet<PathBuf> =
+            self.fit_items.iter().map(|p| real(p)).collect();
         let n = items.len();
         let kept: Vec<_> = items
             .into_iter()
-            .filter(|i| !fit.contains(&i.path))
+            .filter(|i| !fit.contains(&real(&i.path)))
             .collect();
         let left = n - kept.len();
         (kept, left)

@@ -63,6 +63,28 @@ pub fn save<M: Module>(
     Ok(())
 }
 
+/// The checkpoint a run folder's `--resume` continues from, or an error that says what is wrong:
+/// the folder does not exist, it has no checkpoint (the run finished before checkpoints, or
+/// never reached its first epoch), or the checkpoint is corrupt.
+pub fn to_resume(run_dir: &Path, dir: &Path) -> Result<CheckpointState> {
+    if !run_dir.is_dir() {
+        return Err(Error::io(
+            run_dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "does not exist"),
+        ));
+    }
+    if !dir.join(STATE_FILE).is_file() {
+        return Err(Error::model(
+            run_dir,
+            format!(
+                "no checkpoint to resume from ({} is missing)",
+                dir.join(STATE_FILE).display()
+            ),
+        ));
+    }
+    load_state(dir)
+}
+
 /// Reads the committed checkpoint state of `dir`.
 pub fn load_state(dir: &Path) -> Result<CheckpointState> {
     let path = dir.join(STATE_FILE);

@@ -26,9 +26,29 @@ pub fn embedding_rows(model: &TabularModel, i: usize) -> (Vec<f32>, usize) {
 }
 
 /// Writes `<column>.csv` (level, e0, e1, …) and `<column>.png` (PCA projection) for every
-/// categorical input of the run into `out`; returns the files written.
+/// categorical input of the run into `out`; returns the files written. Existing files are
+/// replaced only inside the run folder (`RUN/embeddings`, the project's own); elsewhere an
+/// existing file is an error and nothing is written.
 pub fn export(run_dir: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf>> {
     let (model, bundle) = load_bundle(run_dir, device)?;
+    let own = out.starts_with(run_dir);
+    if !own {
+        // Checked before anything is written: a refused export writes nothing.
+        for name in bundle.processor.cat_inputs() {
+            for ext in ["csv", "png"] {
+                let path = out.join(format!("{}.{ext}", safe_name(&name)));
+                if path.exists() {
+                    return Err(Error::io(
+                        &path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            "already exists (fastvision never overwrites a file it did not make)",
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut written = Vec::new();
     for (i, (name, levels)) in bundle
@@ -39,19 +59,9 @@ pub fn export(run_dir: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf
         .enumerate()
     {
         let (rows, d) = embedding_rows(&model, i);
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = safe_name(name);
         let csv_path = out.join(format!("{safe}.csv"));
-        let mut w = csv::Writer::from_path(&csv_path)
-            .map_err(|e| Error::model(&csv_path, e.to_string()))?;
+        let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["level".to_string()];
         header.extend((0..d).map(|j| format!("e{j}")));
         let err = |e: csv::Error| Error::model(&csv_path, e.to_string());
@@ -61,8 +71,11 @@ pub fn export(run_dir: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf
             rec.extend(v.iter().map(|x| format!("{x:.6}")));
             w.write_record(&rec).map_err(err)?;
         }
-        w.flush().map_err(|e| Error::io(&csv_path, e))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| Error::model(&csv_path, e.to_string()))?;
         let png = out.join(format!("{safe}.png"));
+        crate::io::write_atomic(&csv_path, &bytes)?;
         let points = pca_2d(&rows, d);
         plot_scatter(
             &points,
@@ -74,6 +87,19 @@ pub fn export(run_dir: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf
         written.extend([csv_path, png]);
     }
     Ok(written)
+}
+
+/// A column name as a file name: letters, digits, `_` and `-` kept, the rest `_`.
+fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Projects the rows of a `[n, d]` matrix on its first two principal components (power

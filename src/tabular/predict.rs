@@ -59,6 +59,8 @@ pub struct PredictSummary {
     pub n: usize,
     /// Cells whose level was not seen in training, per categorical column (non-zero only).
     pub unseen: Vec<(String, usize)>,
+    /// Lines of rows the model gave no finite output for (their prediction cells are empty).
+    pub failed: Vec<u64>,
 }
 
 /// Predicts every row of `csv` with the run `run_dir` and writes the input columns plus the
@@ -83,8 +85,16 @@ pub fn predict_csv(
     }
     w.write_record(&header).map_err(io)?;
     let raw = super::table::raw_rows(csv, delimiter)?;
-    for (probs, record) in preds.iter().zip(&raw) {
+    let mut failed = Vec::new();
+    for ((probs, record), &line) in preds.iter().zip(&raw).zip(&table.lines) {
         let mut row: Vec<String> = record.iter().map(str::to_string).collect();
+        if !probs.iter().all(|p| p.is_finite()) {
+            // No class from a non-finite output: the row keeps its place, its cells stay empty.
+            failed.push(line);
+            row.resize(header.len(), String::new());
+            w.write_record(&row).map_err(io)?;
+            continue;
+        }
         match &pr.target {
             Target::Classification { vocab, .. } => {
                 let best = argmax(probs);
@@ -100,6 +110,7 @@ pub fn predict_csv(
     Ok(PredictSummary {
         n: p.n,
         unseen: unseen_counts(pr, &p),
+        failed,
     })
 }
 

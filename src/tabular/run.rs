@@ -42,6 +42,7 @@ pub struct Prepared {
 
 /// Reads the data and fits the processing as `config` says.
 pub fn prepare(config: &TabularConfig) -> Result<Prepared> {
+    config.validate()?;
     let delim = u8::try_from(config.delimiter)
         .map_err(|_| Error::Config("--delimiter must be one ASCII character".into()))?;
     let table = Table::read(&config.csv, delim)?;
@@ -289,24 +290,30 @@ pub fn train(
     }
     let mut learner = build_learner(&p, config, device, &mut callbacks)?;
     let run = RunDir::create(run_dir)?;
-    let mut config = config.clone();
-    if config.lr_auto {
-        let found = learner.lr_find(Default::default())?;
-        plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
-        config.lr = found.suggestions.valley;
-        config.lr_auto = false;
-        note(
-            &mut callbacks,
-            &format!(
-                "--lr auto: the LR finder suggests {:.2e} (valley)",
-                config.lr
-            ),
-        );
+    let mut config = config.with_absolute_paths();
+    let trained = (|| {
+        if config.lr_auto {
+            let found = learner.lr_find(Default::default())?;
+            plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
+            config.lr = found.suggestions.valley;
+            config.lr_auto = false;
+            note(
+                &mut callbacks,
+                &format!(
+                    "--lr auto: the LR finder suggests {:.2e} (valley)",
+                    config.lr
+                ),
+            );
+        }
+        run.write_settings(&config)?;
+        learner.checkpoint_dir = Some(run.checkpoint_dir());
+        learner.callbacks = std::mem::take(&mut callbacks);
+        learner.fit_one_cycle(config.epochs, config.lr)
+    })();
+    if let Err(e) = trained {
+        let resume = format!("fastvision tabular train --resume {}", run.path().display());
+        return Err(run.fail(e, learner.epochs_done > 0, &resume));
     }
-    run.write_settings(&config)?;
-    learner.checkpoint_dir = Some(run.checkpoint_dir());
-    learner.callbacks = callbacks;
-    learner.fit_one_cycle(config.epochs, config.lr)?;
     finish(&run, &learner, &p, &config, t0)
 }
 

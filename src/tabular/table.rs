@@ -160,22 +160,26 @@ impl Table {
             .len()
     }
 
-    /// Column `c` parsed as numbers (missing → `None`); a cell that is not a number is an error
-    /// naming its line and the column, used as `role`.
+    /// Column `c` parsed as numbers (missing → `None`; so are `inf` and `-inf`, as pandas'
+    /// `use_inf_as_na` reads them, so they are filled and flagged like any missing value and no
+    /// infinity reaches the model); a cell that is not a number is an error naming its line and
+    /// the column, used as `role`.
     pub fn numbers(&self, c: usize, role: &str) -> Result<Vec<Option<f64>>> {
         self.columns[c]
             .iter()
             .zip(&self.lines)
             .map(|(cell, &line)| match cell {
                 None => Ok(None),
-                Some(s) => parse_number(s).map(Some).ok_or_else(|| {
-                    Error::table(
-                        &self.path,
-                        Some(line),
-                        Some(&self.headers[c]),
-                        format!("\"{s}\" is not a number (the column is used as {role})"),
-                    )
-                }),
+                Some(s) => parse_number(s)
+                    .map(|v| v.is_finite().then_some(v))
+                    .ok_or_else(|| {
+                        Error::table(
+                            &self.path,
+                            Some(line),
+                            Some(&self.headers[c]),
+                            format!("\"{s}\" is not a number (the column is used as {role})"),
+                        )
+                    }),
             })
             .collect()
     }

@@ -105,6 +105,25 @@ pub struct TrainConfig {
     pub precision: Precision,
 }
 
+/// The smallest image side a run trains at.
+pub const MIN_SIZE: u32 = 16;
+/// The largest image side a run trains at (a 2048 px batch of one already needs gigabytes).
+pub const MAX_SIZE: u32 = 2048;
+
+/// A rough upper bound of the memory training takes on the CPU, in bytes: activations and their
+/// gradients grow with the batch and the image area (ResNet-18 at 224 px, batch 32: about 3 GB
+/// measured; wider bodies more), plus the weights and Adam's state.
+pub fn training_memory_estimate(arch: Arch, width: usize, bs: usize, size: u32) -> f64 {
+    let per_pixel = match arch {
+        Arch::Resnet18 | Arch::Resnet34 => 2_000.0,
+        Arch::Resnet50 => 6_000.0,
+        Arch::EfficientnetLite0 => 4_000.0,
+        Arch::InceptionV3 => 5_000.0,
+    } * (width as f64 / 64.0);
+    let weights = 4.0 * 4.0 * 25e6;
+    bs as f64 * f64::from(size) * f64::from(size) * per_pixel + weights
+}
+
 /// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
 /// (at least 16 px), double each stage; earlier stages get the remainder epochs (they are cheaper).
 pub fn progressive_plan(target: u32, epochs: usize) -> (Vec<u32>, Vec<usize>) {
@@ -245,18 +264,74 @@ impl TrainConfig {
         cbs
     }
 
-    /// Checks the settings that clap cannot: progressive sizes and the augmentation parameters.
+    /// The same settings with the data folders as absolute paths, so the run folder's
+    /// `train.json` means the same folder from any working directory (`--resume`, ensembles).
+    pub fn with_absolute_paths(&self) -> Self {
+        let abs = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        };
+        Self {
+            data: abs(&self.data),
+            extra_data: abs(&self.extra_data),
+            ..self.clone()
+        }
+    }
+
+    /// Checks every setting (the library refuses what the CLI's parsers refuse, and what a
+    /// hand-edited `train.json` may hold): each message names the flag and its allowed range.
     pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.epochs == 0 && self.schedule != ScheduleKind::Sgdr {
+            return bad("--epochs 0: train at least one epoch".into());
+        }
+        if self.bs < 2 && !self.auto_bs {
+            return bad(format!(
+                "--bs {}: at least 2 (BatchNorm needs two images per batch)",
+                self.bs
+            ));
+        }
+        if !(self.valid_pct > 0.0 && self.valid_pct < 1.0) {
+            return bad(format!(
+                "--valid-pct {}: a fraction strictly between 0 and 1",
+                self.valid_pct
+            ));
+        }
+        for s in self.size.iter().chain(&self.sizes) {
+            if !(MIN_SIZE..=MAX_SIZE).contains(s) {
+                return bad(format!(
+                    "--size {s}: between {MIN_SIZE} and {MAX_SIZE} pixels"
+                ));
+            }
+        }
+        if self.min_scale.is_some_and(|m| !(m > 0.0 && m <= 1.0)) {
+            return bad(format!(
+                "--min-scale {}: a fraction in (0, 1]",
+                self.min_scale.unwrap_or_default()
+            ));
+        }
+        if self
+            .extra_fraction
+            .is_some_and(|f| !(f > 0.0 && f.is_finite()))
+        {
+            return bad("--extra-fraction: a positive number".into());
+        }
+        if self.width == 0 {
+            return bad("--width 0: at least 1".into());
+        }
+        if self.schedule == ScheduleKind::Sgdr
+            && (self.cycles == 0 || self.cycle_len == 0 || self.cycle_mult == 0)
+        {
+            return bad("--cycles, --cycle-len and --cycle-mult: each at least 1".into());
+        }
+        if self.lr.max().is_nan() || self.lr.max() <= 0.0 {
+            return bad("--lr: a positive learning rate".into());
+        }
         if self.sizes.len() != self.size_epochs.len() {
             return Err(Error::Config(format!(
                 "{} sizes but {} epoch counts: give one epoch count per size (--sizes 32,64 --epochs 2,1)",
                 self.sizes.len(),
                 self.size_epochs.len()
-            )));
-        }
-        if let Some(&s) = self.sizes.iter().find(|&&s| s < 16) {
-            return Err(Error::Config(format!(
-                "image size {s} is too small (at least 16)"
             )));
         }
         for (name, v) in [("--mixup", self.mixup), ("--cutmix", self.cutmix)] {

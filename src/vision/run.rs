@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::config::{TrainConfig, default_aug, default_min_scale};
+use super::config::{TrainConfig, default_aug, default_min_scale, training_memory_estimate};
 use super::snapshots;
 use crate::data::{
     DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
@@ -113,7 +113,31 @@ fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
             data.valid.len()
         ));
     }
+    if !data.nested.is_empty() {
+        let shown: Vec<String> = data
+            .nested
+            .iter()
+            .take(5)
+            .map(|p| p.display().to_string())
+            .collect();
+        notes.push(format!(
+            "{} folder{} inside class folders: their images take the class's label ({}{})",
+            data.nested.len(),
+            if data.nested.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if data.nested.len() > 5 { ", …" } else { "" }
+        ));
+    }
     let root = data.root.clone();
+    if data.vocab.len() < 2 {
+        return Err(Error::Dataset {
+            path: root,
+            message: format!(
+                "one class folder ({}): a classifier needs at least two",
+                data.vocab.join(", ")
+            ),
+        });
+    }
     let size = config.final_size().unwrap_or_else(|| data.min_side.min(64));
     if size < 16 {
         return Err(Error::Config(format!(
@@ -180,6 +204,42 @@ fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
     })
 }
 
+/// Memory the system can still give this process, in bytes (Linux's `MemAvailable`; `None`
+/// elsewhere).
+fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Refuses, before anything is written, a batch and image size whose training would not fit in
+/// the memory the CPU backend has left (a GPU's own memory is not known here).
+fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Result<()> {
+    if crate::backend::backend_of(device) != "flex" {
+        return Ok(());
+    }
+    let largest = config
+        .sizes
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(p.size)
+        .max(p.size);
+    let need =
+        training_memory_estimate(config.arch, config.width, p.dls.train.batch_size(), largest);
+    match available_memory() {
+        Some(have) if need > have => Err(Error::Config(format!(
+            "--size {largest} with --bs {} needs about {:.1} GB to train {}, but {:.1} GB of memory is free: lower --size or --bs",
+            p.dls.train.batch_size(),
+            need / 1e9,
+            config.arch,
+            have / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// One line per fit of the plan, for the user before training starts.
 fn plan_notes(config: &TrainConfig) -> Vec<String> {
     config
@@ -214,32 +274,39 @@ pub fn train(
     }
     let t0 = Instant::now();
     let p = prepare(config, training_data(config)?)?;
+    check_memory(config, &p, device)?;
     let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
     let run = RunDir::create(run_dir)?;
-    run.write_settings(config)?;
-    run.write_skipped(&p.data.skipped)?;
-    let mut config = config.clone();
-    if config.lr_auto {
-        let found = lr_find_into(&mut learner, &run)?;
-        config.lr = Lrs::Single(found.suggestions.valley);
-        config.lr_auto = false;
-        note(
-            &mut callbacks,
-            &format!(
-                "--lr auto: the LR finder suggests {:.2e} (valley); training with it",
-                found.suggestions.valley
-            ),
-        );
+    let mut config = config.with_absolute_paths();
+    let trained = (|| {
         run.write_settings(&config)?;
+        run.write_skipped(&p.data.skipped)?;
+        if config.lr_auto {
+            let found = lr_find_into(&mut learner, &run)?;
+            config.lr = Lrs::Single(found.suggestions.valley);
+            config.lr_auto = false;
+            note(
+                &mut callbacks,
+                &format!(
+                    "--lr auto: the LR finder suggests {:.2e} (valley); training with it",
+                    found.suggestions.valley
+                ),
+            );
+            run.write_settings(&config)?;
+        }
+        for n in plan_notes(&config).iter().chain(&p.notes) {
+            note(&mut callbacks, n);
+        }
+        learner.checkpoint_dir = Some(run.checkpoint_dir());
+        learner.snapshots = snapshots::plan(&config, &run);
+        learner.callbacks = config.callbacks();
+        learner.callbacks.extend(std::mem::take(&mut callbacks));
+        execute(&mut learner, &config.plan(), 0, 0)
+    })();
+    if let Err(e) = trained {
+        let resume = format!("fastvision train --resume {}", run.path().display());
+        return Err(run.fail(e, learner.epochs_done > 0, &resume));
     }
-    for n in plan_notes(&config).iter().chain(&p.notes) {
-        note(&mut callbacks, n);
-    }
-    learner.checkpoint_dir = Some(run.checkpoint_dir());
-    learner.snapshots = snapshots::plan(&config, &run);
-    learner.callbacks = config.callbacks();
-    learner.callbacks.extend(callbacks);
-    execute(&mut learner, &config.plan(), 0, 0)?;
     finish(&run, &config, &learner, &p, t0)
 }
 
@@ -307,6 +374,7 @@ pub fn lr_find(
         RunDir::create(run_dir)?;
     }
     let p = prepare(config, training_data(config)?)?;
+    check_memory(config, &p, device)?;
     for n in &p.notes {
         note(&mut callbacks, n);
     }
@@ -330,6 +398,7 @@ pub fn train_in_memory(
     mut callbacks: Callbacks,
 ) -> Result<Predictor> {
     let p = prepare(config, data)?;
+    check_memory(config, &p, device)?;
     let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
     learner.callbacks = config.callbacks();
     learner.callbacks.extend(callbacks);
@@ -428,7 +497,11 @@ pub fn resume(run_dir: &Path, device: &Device, mut callbacks: Callbacks) -> Resu
         &config.plan(),
         state.stage,
         state.stage_epochs_done,
-    )?;
+    )
+    .map_err(|e| {
+        let resume = format!("fastvision train --resume {}", run.path().display());
+        run.fail(e, true, &resume)
+    })?;
     finish(&run, &config, &learner, &p, t0)
 }
 

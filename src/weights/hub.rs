@@ -202,6 +202,17 @@ impl Checkpoint {
     }
 }
 
+/// A ureq error in words; a timeout says which limit it hit and how to change it.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!(
+            "no answer within {:.0?} ({e}); set FASTVISION_NET_TIMEOUT=SECONDS to wait longer",
+            timeout()
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn download_error(url: &str, message: impl Into<String>) -> Error {
     Error::Download {
         url: url.to_string(),
@@ -226,9 +237,34 @@ fn bypasses_proxy(host: &str) -> bool {
         })
 }
 
+/// The network timeout set by [`set_timeout`], in milliseconds (0: not set).
+static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sets how long a download may wait to connect, for an answer, or between two pieces of data
+/// before it is an error (default 30 s, or `FASTVISION_NET_TIMEOUT` seconds).
+pub fn set_timeout(t: std::time::Duration) {
+    TIMEOUT_MS.store(t.as_millis().max(1) as u64, Ordering::Relaxed);
+}
+
+/// The network timeout in force.
+pub fn timeout() -> std::time::Duration {
+    match TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => std::env::var("FASTVISION_NET_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .map_or(
+                std::time::Duration::from_secs(30),
+                std::time::Duration::from_secs_f64,
+            ),
+        ms => std::time::Duration::from_millis(ms),
+    }
+}
+
 /// An HTTP agent for `url`, through the proxy of `ALL_PROXY` / `HTTPS_PROXY` / `HTTP_PROXY`
-/// unless the host bypasses it.
-fn agent(url: &str) -> ureq::Agent {
+/// unless the host bypasses it, that gives up after [`timeout`] of silence at any stage; and
+/// the proxy it uses, if any (named in errors).
+fn agent(url: &str) -> (ureq::Agent, Option<String>) {
     let host = url
         .split("://")
         .nth(1)
@@ -241,7 +277,18 @@ fn agent(url: &str) -> ureq::Agent {
     } else {
         ureq::Proxy::try_from_env()
     };
-    ureq::Agent::config_builder().proxy(proxy).build().into()
+    let named = proxy.as_ref().map(|p| p.uri().to_string());
+    let t = Some(timeout());
+    let agent = ureq::Agent::config_builder()
+        .proxy(proxy)
+        .timeout_resolve(t)
+        .timeout_connect(t)
+        .timeout_send_request(t)
+        .timeout_recv_response(t)
+        .timeout_per_read(t)
+        .build()
+        .into();
+    (agent, named)
 }
 
 /// The hex SHA-256 of a file.
@@ -270,7 +317,12 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let part = dest.with_file_name(format!("{}.part", checkpoint.file));
     let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let mut request = agent(url).get(url);
+    let (agent, proxy) = agent(url);
+    let via = |m: String| match &proxy {
+        Some(p) => format!("{m} (through the proxy {p})"),
+        None => m,
+    };
+    let mut request = agent.get(url);
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
@@ -281,9 +333,9 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
             return finish(url, &part, dest, checkpoint);
         }
         Err(ureq::Error::StatusCode(code)) => {
-            return Err(download_error(url, format!("HTTP status {code}")));
+            return Err(download_error(url, via(format!("HTTP status {code}"))));
         }
-        Err(e) => return Err(download_error(url, e.to_string())),
+        Err(e) => return Err(download_error(url, via(describe(&e)))),
     };
     let resumed = have > 0 && response.status() == 206;
     let start = if resumed { have } else { 0 };
@@ -315,10 +367,10 @@ pub fn download(url: &str, dest: &Path, checkpoint: &Checkpoint) -> Result<()> {
                 let _ = file.flush();
                 return Err(download_error(
                     url,
-                    format!(
+                    via(format!(
                         "interrupted ({e}); {} kept, run again to resume",
                         part.display()
-                    ),
+                    )),
                 ));
             }
         };
