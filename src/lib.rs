@@ -4,6 +4,10 @@
 //! burn [`Device`](burn::tensor::Device): the backend (flex on the CPU by default, libtorch with
 //! the `tch` feature, Vulkan with `vulkan`) is chosen by the device, in one place, [`device`].
 
+// Outside tests, the library neither unwraps nor expects: an error is returned, or the site says
+// why the value cannot be missing (`allow` with a reason).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod backend;
 pub mod bench;
 pub mod clean;

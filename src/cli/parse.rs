@@ -41,7 +41,9 @@ pub fn between(lo: u32, hi: u32) -> impl Fn(&str) -> Result<u32, String> + Clone
         Ok(v) if v < lo => Err(format!("image size {v} is too small (at least {lo})")),
         Ok(v) if v > hi => Err(format!("image size {v} is too large (at most {hi})")),
         Ok(v) => Ok(v),
-        Err(_) => Err(format!("expected a whole number of pixels from {lo} to {hi}")),
+        Err(_) => Err(format!(
+            "expected a whole number of pixels from {lo} to {hi}"
+        )),
     }
 }
 

@@ -226,6 +226,10 @@ pub fn crop_resize(
     let options = ResizeOptions::new()
         .crop(left, top, cw, ch)
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    #[allow(
+        clippy::expect_used,
+        reason = "the box lies inside the image (random_crop_box / centre_crop_box), and an RGB8 to RGB8 resize of such a box has no failure case"
+    )]
     Resizer::new()
         .resize(img, &mut dst, &options)
         .expect("RGB8 to RGB8 resize with a valid crop box cannot fail");

@@ -125,7 +125,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<Predictor> {
         ));
     }
     let mut members = load_members(dir, &file, device)?.into_iter();
-    let mut first = members.next().expect("checked non-empty");
+    let mut first = members
+        .next()
+        .ok_or_else(|| Error::model(dir.join(ENSEMBLE_FILE), "an ensemble without members"))?;
     first.others = members.collect();
     first.combination = file.combination.clone();
     first.fit_items = file.fit_items.clone();

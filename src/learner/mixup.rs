@@ -44,6 +44,7 @@ impl CutMix {
 
 /// A beta sampler; α ≤ 0 is refused by the CLI, so fall back to 1 (uniform) defensively.
 fn beta(alpha: f64) -> Beta<f64> {
+    #[allow(clippy::expect_used, reason = "Beta(1, 1) has valid parameters")]
     Beta::new(alpha, alpha).unwrap_or_else(|_| Beta::new(1.0, 1.0).expect("Beta(1, 1) is valid"))
 }
 

@@ -101,6 +101,10 @@ impl FromStr for Lrs {
 /// so `head.` does not catch `body.….conv_head.`).
 pub fn prefix_group(prefixes: &[String]) -> ParamGroup {
     let alternatives: Vec<String> = prefixes.iter().map(|p| p.replace('.', "\\.")).collect();
+    #[allow(
+        clippy::expect_used,
+        reason = "the prefixes are the model's own parameter paths with every dot escaped"
+    )]
     ParamGroup::from_regex(format!("^({})", alternatives.join("|")))
         .expect("escaped prefixes form a valid regex")
 }

@@ -67,6 +67,7 @@ impl FastAdam for Flex {
             contiguous(m),
             contiguous(v),
         );
+        #[allow(clippy::expect_used, reason = "made contiguous f32 just above")]
         let g = g.as_slice::<f32>().expect("contiguous");
         let (ms, vs) = (m.storage_mut::<f32>(), v.storage_mut::<f32>());
         // `out = p·decay − step·m/(√(v/debias2) + ε)` after the moments' update, chunk by chunk
@@ -95,6 +96,7 @@ impl FastAdam for Flex {
             // The module still holds the parameter (the learner steps a clone of the model), so
             // the update goes into a new buffer: writing through `storage_mut` would first copy
             // the old values (copy-on-write), an extra single-threaded pass over every weight.
+            #[allow(clippy::expect_used, reason = "made contiguous f32 just above")]
             let old = p.as_slice::<f32>().expect("contiguous");
             let mut out = uninit(old.len());
             out.par_chunks_mut(CHUNK)

@@ -45,6 +45,10 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 }
 
 /// The elements of a tensor made by [`contiguous`].
+#[allow(
+    clippy::expect_used,
+    reason = "callers pass tensors made by `contiguous`"
+)]
 fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
@@ -221,14 +225,16 @@ pub fn fold_bn(conv: &Conv2d, bn: &BatchNorm) -> (Tensor<4>, Tensor<1>) {
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
     let autodiff = x.device().is_autodiff();
     let options = conv_options(conv);
-    if (autodiff && bn.training.is_enabled()) || reference_ops() || options.is_none() {
-        let y = conv2d_module(conv, x);
-        if autodiff && bn.training.is_enabled() && fast_path(&y) {
-            return batch_norm_train(bn, y, act);
+    let options = match options {
+        Some(o) if !(reference_ops() || autodiff && bn.training.is_enabled()) => o,
+        _ => {
+            let y = conv2d_module(conv, x);
+            if autodiff && bn.training.is_enabled() && fast_path(&y) {
+                return batch_norm_train(bn, y, act);
+            }
+            return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
         }
-        return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
-    }
-    let options = options.expect("checked");
+    };
     if !autodiff && options.groups == 1 && fast_path(&x) {
         // On flex the BatchNorm's scale and shift are applied in the convolution's output pass
         // (the same arithmetic as folding, without rewriting the weights on every call).

@@ -198,7 +198,7 @@ impl Checkpoint {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.expect("at least one address"))
+        Err(last.unwrap_or_else(|| self.missing(dir, "it has no download address")))
     }
 }
 
