@@ -184,12 +184,8 @@ fn train_on_generated(
         std::fs::create_dir_all(&cdir).map_err(|e| Error::io(&cdir, e))?;
         for (i, p) in px.chunks(channels * size * size).enumerate() {
             let path = cdir.join(file_name(class, seed, i));
-            to_rgb(p, *channels, *size)
-                .save(&path)
-                .map_err(|e| Error::Image {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+            let img = image::DynamicImage::ImageRgb8(to_rgb(p, *channels, *size));
+            crate::io::write_atomic(&path, &crate::report::png_bytes(&img, &path)?)?;
             train.push(Item { path, label: k });
         }
     }
