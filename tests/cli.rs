@@ -680,6 +680,8 @@ fn ensembles_from_the_command_line() {
             "8",
             "--name",
             "e",
+            "--combine",
+            "mean",
         ],
     );
     assert!(ok, "{out}");

@@ -342,3 +342,44 @@ fn inception_members_are_upscaled_and_a_small_size_is_refused() {
     );
     assert!(!tmp.path().join("r").exists());
 }
+
+#[test]
+fn the_selected_ensemble_is_never_below_its_best_member_on_the_scoring_half() {
+    let _g = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, plan) = two_members(tmp.path(), Variation::Bagging);
+    let dir = tmp.path().join("ens");
+    let device = fastvision::device();
+    ens::train(Some(plan), &dir, &device, &mut quiet).unwrap();
+    // A third member that has barely trained: a mean that includes it may lose to the best.
+    let weak = TrainConfig {
+        epochs: 1,
+        lr: fastvision::learner::Lrs::Single(1e-6),
+        ..base(&data)
+    };
+    vision::train(&weak, &dir.join("members/02-weak"), &device, quiet()).unwrap();
+    let mut file = EnsembleFile::read(&dir).unwrap();
+    let mut third = file.members[0].clone();
+    third.dir = "members/02-weak".into();
+    file.members.push(third);
+    file.write(&dir).unwrap();
+    for seed in 0..4 {
+        let s = fastvision::ensemble::select::select(&dir, seed, false, &device).unwrap();
+        let members = &s.held_out[..3];
+        let best = members
+            .iter()
+            .map(|m| m.accuracy)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let chosen_accuracy = s.score.accuracy;
+        assert!(
+            chosen_accuracy >= best,
+            "seed {seed}: chose {} at {chosen_accuracy} below the best member's {best}: {:?}",
+            s.chosen_name,
+            s.held_out
+        );
+        // What was written is what was chosen, and it is used from now on.
+        let file = EnsembleFile::read(&dir).unwrap();
+        assert_eq!(file.combination, s.chosen);
+        assert_eq!(file.fit_items.is_empty(), s.chosen_name == "mean");
+    }
+}

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use fastvision::burn::tensor::Device;
 use fastvision::ensemble::train::{self as ens_train, Variation};
-use fastvision::ensemble::{Combination, EnsembleFile, report, weights};
+use fastvision::ensemble::{Combination, EnsembleFile, report, select, weights};
 use fastvision::learner::Callback;
 
 use super::progress;
@@ -30,6 +31,9 @@ pub enum EnsembleCommand {
         /// Train member i on every fold but i mod K of the training split.
         #[arg(long, value_parser = super::parse::at_least(2))]
         folds: Option<usize>,
+        /// How the members combine.
+        #[command(flatten)]
+        combine: CombineArgs,
         /// Every `train` flag: data, epochs, lr, schedule, size, …
         #[command(flatten)]
         train: super::train::TrainArgs,
@@ -42,6 +46,9 @@ pub enum EnsembleCommand {
         /// Ensemble folder name under ./runs.
         #[arg(long)]
         name: String,
+        /// How the members combine.
+        #[command(flatten)]
+        combine: CombineArgs,
     },
     /// Each member vs the ensemble, error correlations, greedy selection (and report.html).
     Report {
@@ -65,6 +72,80 @@ pub enum EnsembleCommand {
     },
 }
 
+/// How `ensemble train` and `ensemble from` combine their members.
+#[derive(clap::Args)]
+pub struct CombineArgs {
+    /// auto: greedy selection with replacement (Caruana) fitted on half of the validation
+    /// images, kept when it beats the plain mean on the other half (never below the best member
+    /// there); or always mean, geometric, weighted (fitted weights) or selected.
+    #[arg(long, value_enum, default_value = "auto")]
+    combine: CombineRule,
+    /// Seed of the validation halves (auto, weighted, selected).
+    #[arg(long, default_value_t = 0)]
+    combine_seed: u64,
+}
+
+/// The `--combine` rules.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CombineRule {
+    Auto,
+    Mean,
+    Geometric,
+    Weighted,
+    Selected,
+}
+
+/// Sets how the members of the ensemble in `dir` combine, and prints what was measured.
+fn combine(dir: &std::path::Path, how: &CombineArgs, device: &Device) -> Result<()> {
+    let seed = how.combine_seed;
+    match how.combine {
+        CombineRule::Mean | CombineRule::Geometric => {
+            let mut file = EnsembleFile::read(dir)?;
+            file.combination = if how.combine == CombineRule::Mean {
+                Combination::Mean
+            } else {
+                Combination::Geometric
+            };
+            file.fit_items.clear();
+            file.write(dir)?;
+        }
+        CombineRule::Weighted => {
+            let f = weights::fit_weights(dir, seed, device)?;
+            println!("weights fitted on {} validation images", f.n_fit);
+        }
+        CombineRule::Auto | CombineRule::Selected => {
+            let s = select::select(dir, seed, how.combine == CombineRule::Selected, device)?;
+            println!(
+                "selection fitted on {} validation images; on the other {}:",
+                s.n_fit, s.n_held
+            );
+            for h in &s.held_out {
+                println!(
+                    "  {:<40} accuracy {:.4}  loss {:.4}",
+                    h.name, h.accuracy, h.loss
+                );
+            }
+            let w: Vec<String> = s
+                .chosen
+                .weights()
+                .unwrap_or(&[])
+                .iter()
+                .map(|w| format!("{w:.2}"))
+                .collect();
+            println!(
+                "combination: {}{}",
+                s.chosen_name,
+                if w.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (weights {})", w.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs an ensemble subcommand.
 pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
     let mut progress = || -> Vec<Box<dyn Callback>> { progress::on_stdout() };
@@ -74,6 +155,7 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
             seeds,
             bagging,
             folds,
+            combine: how,
             train,
         } => {
             let t0 = std::time::Instant::now();
@@ -111,16 +193,22 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
                 file.members.len(),
                 t0.elapsed().as_secs_f64()
             );
+            combine(&dir, &how, device)?;
             let r = report::report(&dir, device)?;
             print!("{}", report::to_text(&r));
             report::write(&dir, &r)?;
             println!("run folder: {}", dir.display());
             Ok(())
         }
-        EnsembleCommand::From { runs, name } => {
+        EnsembleCommand::From {
+            runs,
+            name,
+            combine: how,
+        } => {
             let dir = fastvision::run_dir::run_path(Some(&name))?;
             let file = fastvision::ensemble::folder::create(&dir, &runs, device)?;
             println!("ensemble of {} runs: {}", file.members.len(), dir.display());
+            combine(&dir, &how, device)?;
             let r = report::report(&dir, device)?;
             print!("{}", report::to_text(&r));
             report::write(&dir, &r)?;

@@ -4,6 +4,7 @@
 
 pub mod folder;
 pub mod report;
+pub mod select;
 pub mod train;
 pub mod weights;
 

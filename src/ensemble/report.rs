@@ -165,7 +165,7 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
     let combine = |rule: &Combination, which: &[usize]| combine_rows(&probs, rule, which);
     let all: Vec<usize> = (0..probs.len()).collect();
     let mut rules = vec![Combination::Mean, Combination::Geometric];
-    if let Combination::Weighted(_) = &file.combination {
+    if file.combination.weights().is_some() {
         rules.push(file.combination.clone());
     }
     let ensemble = rules

@@ -15,6 +15,9 @@ pub enum Combination {
     Geometric,
     /// Weighted mean of probabilities (weights sum to 1, one per member).
     Weighted(Vec<f64>),
+    /// Greedy selection with replacement (Caruana et al., 2004): the mean of the chosen
+    /// members, each weighted by how often it was chosen (weights sum to 1, one per member).
+    Selected(Vec<f64>),
 }
 
 impl std::str::FromStr for Combination {
@@ -39,7 +42,7 @@ impl Combination {
             Combination::Mean => (0..k)
                 .map(|c| (rows.iter().map(|r| f64::from(r[c])).sum::<f64>() / m) as f32)
                 .collect(),
-            Combination::Weighted(w) => (0..k)
+            Combination::Weighted(w) | Combination::Selected(w) => (0..k)
                 .map(|c| {
                     rows.iter()
                         .zip(w)
@@ -70,6 +73,15 @@ impl Combination {
             Combination::Mean => "mean",
             Combination::Geometric => "geometric",
             Combination::Weighted(_) => "weighted",
+            Combination::Selected(_) => "selected",
+        }
+    }
+
+    /// The per-member weights of a weighted or selected combination.
+    pub fn weights(&self) -> Option<&[f64]> {
+        match self {
+            Combination::Weighted(w) | Combination::Selected(w) => Some(w),
+            _ => None,
         }
     }
 }

@@ -116,7 +116,7 @@ pub fn load_members(dir: &Path, file: &EnsembleFile, device: &Device) -> Result<
 /// The ensemble in `dir` as one predictor: its first member, with the others and the rule.
 pub fn load(dir: &Path, device: &Device) -> Result<Predictor> {
     let file = EnsembleFile::read(dir)?;
-    if let Combination::Weighted(w) = &file.combination
+    if let Some(w) = file.combination.weights()
         && w.len() != file.members.len()
     {
         return Err(Error::model(
