@@ -26,6 +26,7 @@ FLOORS = [
     ["vision"],
     ["interpret"],
     ["tabular", "clean", "ensemble", "gan"],
+    ["playbook"],
 ]
 FLOOR = {m: i for i, names in enumerate(FLOORS) for m in names}
 TOP = {"lib", "main", "cli"}  # may use anything; nothing may use them

@@ -21,6 +21,7 @@ pub mod io;
 pub mod learner;
 pub mod models;
 pub mod ops;
+pub mod playbook;
 pub mod report;
 
 pub mod run_dir;

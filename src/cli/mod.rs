@@ -8,6 +8,7 @@ mod gan;
 mod infer;
 mod interpret;
 mod parse;
+mod playbook;
 mod progress;
 mod tabular;
 mod train;
@@ -69,6 +70,9 @@ enum Command {
     /// Structured data: train, predict, evaluate and inspect a tabular model from CSV files.
     #[command(subcommand)]
     Tabular(tabular::TabularCommand),
+    /// The whole playbook within a time budget: plan, train, confusing images, TTA, ensemble,
+    /// and a table of what each step bought.
+    Playbook(playbook::PlaybookArgs),
     /// Measure loader, training and inference throughput and peak memory.
     Bench(bench::BenchArgs),
     /// Named pretrained checkpoints: list them, or download them into the cache.
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ensemble(cmd) => ensemble::run(cmd, &device()?),
         Command::Gan(cmd) => gan::run(cmd, &device()?),
         Command::Tabular(cmd) => tabular::run(cmd, &device()?),
+        Command::Playbook(args) => playbook::playbook(args, &device()?),
         Command::Bench(args) => bench::bench(args, &device()?),
         Command::Weights(cmd) => weights::run(cmd),
     }

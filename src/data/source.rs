@@ -53,9 +53,11 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
-    /// Reads `root`: `root/train/<class>/…` with `root/valid/<class>/…` when `train/` exists,
-    /// else `root/<class>/…` split by `split`. Every image is decoded once to check it; files that
-    /// fail are listed in `skipped`, never fatal. A class folder with no usable image is an error.
+    /// Reads `root`: `root/train/<class>/…` with `root/valid/<class>/…` when both exist,
+    /// `root/train/<class>/…` split by `split` when there is no `valid/` (a `test/` beside it
+    /// is not read), else `root/<class>/…` split by `split`. Every image is decoded once to
+    /// check it; files that fail are listed in `skipped`, never fatal. A class folder with no
+    /// usable image is an error.
     pub fn from_folder(root: &Path, split: SplitConfig) -> Result<Self> {
         if !root.is_dir() {
             return Err(Error::Dataset {
@@ -73,23 +75,28 @@ impl ImageFolder {
             .map(|n| root.join(n))
             .find(|p| p.is_dir());
         let mut nested = Vec::new();
-        let (vocab, train_files, valid_files, mut skipped) = if train_dir.is_dir() {
-            let valid_dir = valid_dir.ok_or_else(|| Error::Dataset {
-                path: root.into(),
-                message: "has train/ but no valid/ folder".into(),
-            })?;
-            let (vocab, mut skipped) = class_names(&train_dir)?;
-            let (train, s) = list_classes(&train_dir, &vocab, &mut nested)?;
-            skipped.extend(s);
-            let (valid, s) = list_classes(&valid_dir, &vocab, &mut nested)?;
-            skipped.extend(s);
-            (vocab, train, Some(valid), skipped)
+        // `train/` with `valid/`: the folders are the split. `train/` alone (a Kaggle-style
+        // `train/` + unlabelled `test/`): its class folders are split as a flat dataset's.
+        let split_train = train_dir.is_dir() && valid_dir.is_none();
+        let class_root = if split_train {
+            train_dir.as_path()
         } else {
-            let (vocab, mut skipped) = class_names(root)?;
-            let (all, s) = list_classes(root, &vocab, &mut nested)?;
-            skipped.extend(s);
-            (vocab, all, None, skipped)
+            root
         };
+        let (vocab, train_files, valid_files, mut skipped) =
+            if let (true, Some(valid_dir)) = (train_dir.is_dir(), valid_dir.as_ref()) {
+                let (vocab, mut skipped) = class_names(&train_dir)?;
+                let (train, s) = list_classes(&train_dir, &vocab, &mut nested)?;
+                skipped.extend(s);
+                let (valid, s) = list_classes(&valid_dir, &vocab, &mut nested)?;
+                skipped.extend(s);
+                (vocab, train, Some(valid), skipped)
+            } else {
+                let (vocab, mut skipped) = class_names(class_root)?;
+                let (all, s) = list_classes(class_root, &vocab, &mut nested)?;
+                skipped.extend(s);
+                (vocab, all, None, skipped)
+            };
 
         let (train, valid, min_side) = {
             let all = once_each(train_files, &mut skipped);
@@ -112,7 +119,7 @@ impl ImageFolder {
             }
             (train, valid, min_side)
         };
-        let (train, valid) = if train_dir.is_dir() {
+        let (train, valid) = if train_dir.is_dir() && !split_train {
             (train, valid)
         } else {
             stratified_split(train, split.valid_pct, split.seed)

@@ -389,6 +389,66 @@ pub fn lr_find(
     Ok(found)
 }
 
+/// What [`measure`] found: the LR range test's suggestion and this machine's speed on the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The range test (its valley is the suggestion).
+    pub lr_find: LrFind,
+    /// Seconds to train on one image at the final size.
+    pub train_s_per_image: f64,
+    /// Seconds to predict one image at the final size.
+    pub infer_s_per_image: f64,
+    /// The final image side.
+    pub size: u32,
+    /// Training and validation images.
+    pub n_train: usize,
+    /// Validation images.
+    pub n_valid: usize,
+    /// What the user should know (a batch size chosen for them, pretrained weights loaded).
+    pub notes: Vec<String>,
+}
+
+/// A callback that keeps the notes it is handed.
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Callback for Collect {
+    fn note(&mut self, text: &str) {
+        if let Ok(mut n) = self.0.lock() {
+            n.push(text.into());
+        }
+    }
+}
+
+/// Runs the LR range test on `config`'s data and model in memory (nothing written) and times it
+/// and one pass over (up to 256) validation images: what a plan needs to fit a time budget.
+pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
+    let p = prepare(config, training_data(config)?)?;
+    check_memory(config, &p, device)?;
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(p.notes.clone()));
+    let mut cbs: Callbacks = vec![Box::new(Collect(collected.clone()))];
+    let mut learner = build_learner(&p, config, device, true, &mut cbs)?;
+    learner.resize(p.size);
+    let bs = learner.dls.train.batch_size();
+    let t = Instant::now();
+    let found = learner.lr_find(LrFindConfig::default())?;
+    let train_s_per_image = t.elapsed().as_secs_f64() / (found.lrs.len().max(1) * bs) as f64;
+    let predictor = Predictor::new(learner.model.clone(), bundle_config(&learner, &p), device);
+    let sample: Vec<_> = p.data.valid.iter().take(256).cloned().collect();
+    let t = Instant::now();
+    predictor.infer(&sample, 64, crate::infer::Inference::Plain);
+    let infer_s_per_image = t.elapsed().as_secs_f64() / sample.len().max(1) as f64;
+    let notes = collected.lock().map(|n| n.clone()).unwrap_or_default();
+    Ok(Measured {
+        lr_find: found,
+        train_s_per_image,
+        infer_s_per_image,
+        size: p.size,
+        n_train: p.data.train.len(),
+        n_valid: p.data.valid.len(),
+        notes,
+    })
+}
+
 /// Trains `config`'s plan on `data` in memory (no run folder, no checkpoints) and returns the
 /// trained model as a predictor — for out-of-fold predictions.
 pub fn train_in_memory(

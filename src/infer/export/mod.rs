@@ -25,7 +25,41 @@ fn load_for_export(
             "already exists: choose another --out (it is never overwritten)",
         ));
     }
-    load_bundle(dir, device)
+    load_bundle(&single_model(dir)?, device)
+}
+
+/// The one model folder an export of `dir` writes: `dir` itself, or for an ensemble folder
+/// (a playbook's, say) whose combination uses a single member, that member. An ensemble that
+/// combines several models is refused, naming them: export writes one model.
+fn single_model(dir: &Path) -> Result<std::path::PathBuf> {
+    if !crate::infer::is_ensemble(dir) {
+        return Ok(dir.into());
+    }
+    let file = crate::infer::EnsembleFile::read(dir)?;
+    let used: Vec<&std::path::Path> = match file.combination.weights() {
+        Some(w) => file
+            .members
+            .iter()
+            .zip(w)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(m, _)| m.dir.as_path())
+            .collect(),
+        None => file.members.iter().map(|m| m.dir.as_path()).collect(),
+    };
+    match used.as_slice() {
+        [one] => Ok(dir.join(one)),
+        many => Err(Error::model(
+            dir,
+            format!(
+                "an ensemble of {} models ({}): export writes one model, so export a member folder",
+                many.len(),
+                many.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 /// Writes the bundle of the run in `dir` as one self-contained safetensors file `out`: the

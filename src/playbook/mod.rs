@@ -1,0 +1,12 @@
+//! `fastvision playbook`: the whole recipe on the user's data within a time budget — measure,
+//! plan, train with progressive resizing and one-cycle, judge confusing images, test-time
+//! augmentation, diverse members and a selected ensemble — each step an ordinary run folder,
+//! and a table of what each step bought.
+
+pub mod plan;
+pub mod run;
+
+pub use plan::{Plan, Step};
+pub use run::{
+    PlaybookConfig, PlaybookState, StepResult, make_plan, plan_text, resume, run, table,
+};

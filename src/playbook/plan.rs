@@ -1,0 +1,409 @@
+//! The playbook's plan: from the budget and the speeds measured on this machine, how many
+//! epochs the main model gets, whether confusing images are judged out of fold, how many
+//! ensemble members fit — each step with its time estimate, so the whole fits the budget.
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::Arch;
+
+/// What this machine was measured to do on this data, for planning.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Speeds {
+    /// Seconds to train on one image at the final size (forward, backward, step).
+    pub train_s_per_image: f64,
+    /// Seconds to predict one image at the final size.
+    pub infer_s_per_image: f64,
+    /// Fixed seconds per epoch (loader start, checkpoint).
+    pub epoch_overhead_s: f64,
+    /// Fixed seconds per training run (building the model, the run folder's outputs).
+    pub run_overhead_s: f64,
+}
+
+/// The data the plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DataSize {
+    /// Training images.
+    pub train: usize,
+    /// Validation images.
+    pub valid: usize,
+    /// Final image side.
+    pub size: u32,
+}
+
+/// What the user asked for beyond the data.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Wishes {
+    /// The whole budget, seconds.
+    pub budget_s: f64,
+    /// Seconds already spent measuring (bench and LR range test).
+    pub spent_s: f64,
+    /// Retrain without the confusing images (journaled, undoable).
+    pub drop_confusing: bool,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// The main model: progressive resizing with one-cycle over `epochs` (`sizes` from small to
+    /// final), MixUp when `mixup`.
+    Train {
+        /// Image sides, smallest first.
+        sizes: Vec<u32>,
+        /// Epochs in all.
+        epochs: usize,
+        /// MixUp on.
+        mixup: bool,
+    },
+    /// Confusing training images: out of fold with `folds` models of `epochs` each, or judged by
+    /// the main model itself (`folds` 0).
+    Confusing {
+        /// Folds (0: in-sample).
+        folds: usize,
+        /// Epochs of each fold's model.
+        epochs: usize,
+    },
+    /// The main recipe again without the confusing images.
+    Retrain {
+        /// Epochs.
+        epochs: usize,
+    },
+    /// Test-time augmentation on the validation images.
+    Tta,
+    /// An ensemble member: another architecture, seed or size.
+    Member {
+        /// Architecture.
+        arch: Arch,
+        /// Seed.
+        seed: u64,
+        /// Image side.
+        size: u32,
+        /// Epochs.
+        epochs: usize,
+    },
+    /// Greedy selection of the ensemble and the final model.
+    Ensemble,
+}
+
+impl Step {
+    /// A short name for tables and folder names.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Train { .. } => "train".into(),
+            Step::Confusing { .. } => "confusing".into(),
+            Step::Retrain { .. } => "retrain".into(),
+            Step::Tta => "tta".into(),
+            Step::Member {
+                arch, seed, size, ..
+            } => format!("member-{arch}-s{seed}-{size}px"),
+            Step::Ensemble => "ensemble".into(),
+        }
+    }
+
+    /// What the step does, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Train {
+                sizes,
+                epochs,
+                mixup,
+            } => format!(
+                "{epochs} epochs of one-cycle at {} px{}",
+                sizes
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                if *mixup { ", MixUp" } else { "" }
+            ),
+            Step::Confusing { folds: 0, .. } => {
+                "confusing images judged by the main model (in-sample)".into()
+            }
+            Step::Confusing { folds, epochs } => {
+                format!("confusing images out of fold: {folds} models of {epochs} epochs")
+            }
+            Step::Retrain { epochs } => {
+                format!("{epochs} epochs again without the confusing images")
+            }
+            Step::Tta => "test-time augmentation on the validation images".into(),
+            Step::Member {
+                arch,
+                seed,
+                size,
+                epochs,
+            } => format!("{arch}, seed {seed}, {size} px, {epochs} epochs"),
+            Step::Ensemble => "greedy selection of the ensemble (Caruana)".into(),
+        }
+    }
+}
+
+/// A step with its estimated time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// The step.
+    pub step: Step,
+    /// Estimated seconds.
+    pub estimate_s: f64,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The data planned for.
+    pub data: DataSize,
+    /// The speeds planned with.
+    pub speeds: Speeds,
+    /// The budget and what measuring cost.
+    pub wishes: Wishes,
+    /// The main architecture.
+    pub arch: Arch,
+    /// Learning rate found by the range test.
+    pub lr: f64,
+    /// Whether the main model starts from pretrained weights.
+    pub pretrained: Option<String>,
+    /// The steps, in order.
+    pub steps: Vec<PlannedStep>,
+}
+
+impl Plan {
+    /// The estimated seconds of the steps plus what measuring cost.
+    pub fn estimate_s(&self) -> f64 {
+        self.wishes.spent_s + self.steps.iter().map(|s| s.estimate_s).sum::<f64>()
+    }
+}
+
+/// Epochs from which MixUp pays (fastai's advice: it needs longer training).
+pub const MIXUP_FROM_EPOCHS: usize = 10;
+/// Most epochs the main model is given, however large the budget.
+pub const MAX_EPOCHS: usize = 40;
+/// Most ensemble members besides the main model.
+pub const MAX_MEMBERS: usize = 4;
+
+/// Seconds of one training run of `epochs` over `sizes` (the progressive stages share the
+/// epochs; a stage at side s costs (s/size)² of one at the final size).
+pub fn train_estimate(d: &DataSize, sp: &Speeds, sizes: &[u32], epochs: usize) -> f64 {
+    let stages = sizes.len().max(1);
+    let per_stage: Vec<usize> = (0..stages)
+        .map(|i| epochs / stages + usize::from(i < epochs % stages))
+        .collect();
+    let one = |s: u32| {
+        let a = (f64::from(s) / f64::from(d.size.max(1))).powi(2);
+        d.train as f64 * sp.train_s_per_image * a
+            + d.valid as f64 * sp.infer_s_per_image * a
+            + sp.epoch_overhead_s
+    };
+    let sizes: Vec<u32> = if sizes.is_empty() {
+        vec![d.size]
+    } else {
+        sizes.to_vec()
+    };
+    sp.run_overhead_s
+        + sizes
+            .iter()
+            .zip(per_stage)
+            .map(|(&s, e)| e as f64 * one(s))
+            .sum::<f64>()
+}
+
+/// The progressive sizes toward `size`: a quarter of it (at least 16 px), doubling.
+pub fn sizes_for(size: u32) -> Vec<u32> {
+    crate::vision::progressive_plan(size, 3).0
+}
+
+/// Plans the playbook so that its estimate fits `wishes.budget_s`: the main model gets about
+/// 40 % of what is left (30 % when it is retrained without the confusing images), confusing
+/// images are judged out of fold (3 folds, half the epochs) when that costs under a fifth of
+/// what is left, and ensemble members of the main recipe with other seeds (and a second size)
+/// fill the rest, at most [`MAX_MEMBERS`].
+pub fn plan(
+    d: DataSize,
+    sp: Speeds,
+    wishes: Wishes,
+    arch: Arch,
+    lr: f64,
+    pretrained: Option<String>,
+) -> Plan {
+    let sizes = sizes_for(d.size);
+    let left = (wishes.budget_s - wishes.spent_s).max(0.0);
+    let epoch_s = (train_estimate(&d, &sp, &sizes, 10) - sp.run_overhead_s) / 10.0;
+    let tta_s = 5.0 * d.valid as f64 * sp.infer_s_per_image + 2.0;
+    let ensemble_s = 2.0 * d.valid as f64 * sp.infer_s_per_image * (MAX_MEMBERS + 1) as f64 + 2.0;
+    let share = if wishes.drop_confusing { 0.3 } else { 0.4 };
+    let fixed = tta_s + ensemble_s + sp.run_overhead_s;
+    let epochs =
+        (((left - fixed) * share / epoch_s.max(1e-9)).floor() as usize).clamp(1, MAX_EPOCHS);
+    let mut steps = vec![PlannedStep {
+        estimate_s: train_estimate(&d, &sp, &sizes, epochs),
+        step: Step::Train {
+            sizes: sizes.clone(),
+            epochs,
+            mixup: epochs >= MIXUP_FROM_EPOCHS,
+        },
+    }];
+    let spent = |steps: &[PlannedStep]| steps.iter().map(|s| s.estimate_s).sum::<f64>();
+    // Out of fold: each fold trains on 2/3 of the images for half the epochs.
+    let fold_epochs = (epochs / 2).max(1);
+    let fold_data = DataSize {
+        train: d.train * 2 / 3,
+        valid: d.train / 3,
+        ..d
+    };
+    let oof_s = 3.0 * train_estimate(&fold_data, &sp, &sizes, fold_epochs);
+    let confusing = if oof_s <= 0.2 * left {
+        PlannedStep {
+            step: Step::Confusing {
+                folds: 3,
+                epochs: fold_epochs,
+            },
+            estimate_s: oof_s,
+        }
+    } else {
+        PlannedStep {
+            step: Step::Confusing {
+                folds: 0,
+                epochs: 0,
+            },
+            estimate_s: d.train as f64 * sp.infer_s_per_image + 1.0,
+        }
+    };
+    steps.push(confusing);
+    if wishes.drop_confusing {
+        steps.push(PlannedStep {
+            step: Step::Retrain { epochs },
+            estimate_s: train_estimate(&d, &sp, &sizes, epochs),
+        });
+    }
+    steps.push(PlannedStep {
+        step: Step::Tta,
+        estimate_s: tta_s,
+    });
+    // Members fill what is left before the ensemble step.
+    let mut room = left - spent(&steps) - ensemble_s;
+    let member_sizes = [
+        d.size,
+        (d.size * 5 / 4).min(crate::vision::config::MAX_SIZE),
+    ];
+    for i in 0..MAX_MEMBERS {
+        let size = member_sizes[i % 2];
+        let md = DataSize { size, ..d };
+        let scale = (f64::from(size) / f64::from(d.size)).powi(2);
+        let msp = Speeds {
+            train_s_per_image: sp.train_s_per_image * scale,
+            infer_s_per_image: sp.infer_s_per_image * scale,
+            ..sp
+        };
+        let mut e = epochs;
+        while e > 1 && train_estimate(&md, &msp, &[size], e) > room {
+            e -= (e / 4).max(1);
+        }
+        let cost = train_estimate(&md, &msp, &[size], e);
+        if cost > room || e * 2 < epochs.min(4) {
+            break;
+        }
+        room -= cost;
+        steps.push(PlannedStep {
+            step: Step::Member {
+                arch,
+                seed: 100 + i as u64,
+                size,
+                epochs: e,
+            },
+            estimate_s: cost,
+        });
+    }
+    steps.push(PlannedStep {
+        step: Step::Ensemble,
+        estimate_s: ensemble_s,
+    });
+    Plan {
+        data: d,
+        speeds: sp,
+        wishes,
+        arch,
+        lr,
+        pretrained,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speeds() -> Speeds {
+        Speeds {
+            train_s_per_image: 0.003,
+            infer_s_per_image: 0.001,
+            epoch_overhead_s: 0.3,
+            run_overhead_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_plan_fits_the_budget_from_minutes_to_an_hour() {
+        let d = DataSize {
+            train: 2000,
+            valid: 1000,
+            size: 28,
+        };
+        for minutes in [2.0, 5.0, 10.0, 20.0, 60.0] {
+            for drop in [false, true] {
+                let w = Wishes {
+                    budget_s: minutes * 60.0,
+                    spent_s: 20.0,
+                    drop_confusing: drop,
+                };
+                let p = plan(d, speeds(), w, Arch::Resnet18, 1e-3, None);
+                assert!(
+                    p.estimate_s() <= w.budget_s,
+                    "{minutes} min: {} s planned",
+                    p.estimate_s()
+                );
+                assert!(
+                    p.estimate_s() >= 0.5 * w.budget_s || minutes >= 60.0,
+                    "{minutes} min: the budget is used ({} s)",
+                    p.estimate_s()
+                );
+                assert!(matches!(
+                    p.steps.first().map(|s| &s.step),
+                    Some(Step::Train { .. })
+                ));
+                assert!(matches!(
+                    p.steps.last().map(|s| &s.step),
+                    Some(Step::Ensemble)
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn more_budget_buys_more_epochs_members_and_out_of_fold_judging() {
+        let d = DataSize {
+            train: 2000,
+            valid: 1000,
+            size: 28,
+        };
+        let w = |m: f64| Wishes {
+            budget_s: m * 60.0,
+            spent_s: 20.0,
+            drop_confusing: false,
+        };
+        let small = plan(d, speeds(), w(3.0), Arch::Resnet18, 1e-3, None);
+        let big = plan(d, speeds(), w(30.0), Arch::Resnet18, 1e-3, None);
+        let epochs = |p: &Plan| match &p.steps[0].step {
+            Step::Train { epochs, .. } => *epochs,
+            _ => 0,
+        };
+        let members = |p: &Plan| {
+            p.steps
+                .iter()
+                .filter(|s| matches!(s.step, Step::Member { .. }))
+                .count()
+        };
+        assert!(epochs(&big) > epochs(&small));
+        assert!(members(&big) >= members(&small));
+        assert!(matches!(
+            big.steps[1].step,
+            Step::Confusing { folds: 3, .. }
+        ));
+    }
+}

@@ -1,0 +1,736 @@
+//! Running the playbook: measure, plan, then each step as an ordinary run folder under the
+//! playbook folder (`steps/NN-name/`), the state saved after every step so that `--resume`
+//! continues after an interruption, the budget watched as it goes; at the end the playbook
+//! folder is an ensemble folder of its final models (so `predict`, `evaluate`, `interpret` accept
+//! it), with `playbook.html`, the table of what each step bought, and `predictions.csv` for an
+//! unlabelled `test/` folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::plan::{DataSize, Plan, Speeds, Step, Wishes, plan, sizes_for, train_estimate};
+use crate::clean::{Journal, flags, out_of_fold};
+use crate::data::sample::Sampling;
+use crate::data::{Item, decode::has_image_extension};
+use crate::ensemble::report::score_rows;
+use crate::error::{Error, Result};
+use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
+use crate::interpret::{Split, interpret_folder};
+use crate::io::{read_json, write_atomic, write_json};
+use crate::learner::{Callback, Lrs, Precision};
+use crate::models::Arch;
+use crate::report::html::{self, Section};
+use crate::run_dir::RunDir;
+use crate::vision::{self, TrainConfig};
+
+/// The playbook's state, saved as `playbook.json` after every step.
+pub const STATE_FILE: &str = "playbook.json";
+/// The plan, as it was made.
+pub const PLAN_FILE: &str = "plan.json";
+/// The page with the plan and the table.
+pub const PAGE: &str = "playbook.html";
+/// Predictions for the unlabelled `test/` images.
+pub const PREDICTIONS: &str = "predictions.csv";
+/// Where the steps' run folders live.
+pub const STEPS: &str = "steps";
+
+/// What the user asks of the playbook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookConfig {
+    /// The dataset folder.
+    pub data: PathBuf,
+    /// The time budget, seconds.
+    pub budget_s: f64,
+    /// Quarantine the confusing images (journaled, undoable) and retrain without them.
+    pub drop_confusing: bool,
+    /// The main architecture.
+    pub arch: Arch,
+    /// The final image side [default: the data's, at most 64].
+    pub size: Option<u32>,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Validation fraction when the data has no `valid/`.
+    pub valid_pct: f64,
+    /// Float precision (mixed precision on a GPU).
+    pub precision: Precision,
+}
+
+impl PlaybookConfig {
+    /// The playbook for `data` within `budget_s` with the defaults: ResNet-18, seed 42.
+    pub fn new(data: impl Into<PathBuf>, budget_s: f64) -> Self {
+        Self {
+            data: data.into(),
+            budget_s,
+            drop_confusing: false,
+            arch: Arch::Resnet18,
+            size: None,
+            seed: 42,
+            valid_pct: 0.2,
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// The training settings every step starts from.
+    fn base(&self) -> TrainConfig {
+        TrainConfig {
+            data: Some(self.data.clone()),
+            arch: self.arch,
+            size: self.size,
+            seed: self.seed,
+            valid_pct: self.valid_pct,
+            auto_bs: true,
+            precision: self.precision,
+            ..TrainConfig::default()
+        }
+        .with_absolute_paths()
+    }
+}
+
+/// One row of the playbook's table: what a step did and what it bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// The step's name.
+    pub name: String,
+    /// What it did.
+    pub what: String,
+    /// Validation accuracy of the model after the step (the images it was measured on are in
+    /// `on`).
+    pub accuracy: Option<f64>,
+    /// Validation loss likewise.
+    pub loss: Option<f64>,
+    /// Accuracy gained over the step it improves on (measured on the same images).
+    pub gain: Option<f64>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// What else to know (images flagged, members kept, a step shortened for the budget…).
+    pub note: String,
+    /// Its run folder, relative to the playbook folder, if it trained one.
+    pub run: Option<PathBuf>,
+}
+
+/// `playbook.json`: the configuration, the plan and the steps done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookState {
+    /// What was asked.
+    pub config: PlaybookConfig,
+    /// The plan.
+    pub plan: Plan,
+    /// Results of the steps done, in order (the first is the measuring).
+    pub results: Vec<StepResult>,
+    /// The run folders (relative) of the final models: the main model, then the members.
+    pub models: Vec<PathBuf>,
+    /// Whether test-time augmentation improved the validation accuracy (then the predictions
+    /// for `test/` use it).
+    pub tta_helped: bool,
+}
+
+impl PlaybookState {
+    /// Seconds spent so far, across interruptions.
+    pub fn spent_s(&self) -> f64 {
+        self.results.iter().map(|r| r.seconds).sum()
+    }
+}
+
+/// What callbacks a step's training gets (the CLI's progress display).
+pub type Progress<'a> = &'a mut dyn FnMut() -> Vec<Box<dyn Callback>>;
+
+/// Hands `text` to a fresh set of callbacks as a note.
+fn note(progress: &mut dyn FnMut() -> Vec<Box<dyn Callback>>, text: &str) {
+    progress().iter_mut().for_each(|cb| cb.note(text));
+}
+
+/// Measures the machine on the data (LR range test, timed) and plans within the budget; writes
+/// nothing.
+pub fn make_plan(config: &PlaybookConfig, device: &Device) -> Result<(Plan, Vec<String>)> {
+    let t0 = Instant::now();
+    let mut base = config.base();
+    let mut notes = Vec::new();
+    let pretrained = pretrained_for(config.arch, &mut notes);
+    base.pretrained.clone_from(&pretrained);
+    base.fine_tune = pretrained.is_some();
+    let m = vision::measure(&base, device)?;
+    notes.extend(m.notes.iter().cloned());
+    let d = DataSize {
+        train: m.n_train,
+        valid: m.n_valid,
+        size: m.size,
+    };
+    let speeds = Speeds {
+        train_s_per_image: m.train_s_per_image,
+        infer_s_per_image: m.infer_s_per_image,
+        epoch_overhead_s: 0.3,
+        run_overhead_s: 1.0 + 0.002 * (m.n_train + m.n_valid) as f64,
+    };
+    let wishes = Wishes {
+        budget_s: config.budget_s,
+        spent_s: t0.elapsed().as_secs_f64(),
+        drop_confusing: config.drop_confusing,
+    };
+    let lr = m.lr_find.suggestions.valley;
+    Ok((plan(d, speeds, wishes, config.arch, lr, pretrained), notes))
+}
+
+/// The named pretrained checkpoint of `arch` when it is cached or can be downloaded now.
+fn pretrained_for(arch: Arch, notes: &mut Vec<String>) -> Option<String> {
+    let name = arch.to_string();
+    let c = crate::weights::hub::find(&name)?;
+    match c.fetch(&crate::weights::cache_dir()) {
+        Ok(_) => Some(name),
+        Err(e) => {
+            notes.push(format!(
+                "pretrained {name} weights are not available ({e}): training from scratch"
+            ));
+            None
+        }
+    }
+}
+
+/// The plan as lines of text, with the total against the budget.
+pub fn plan_text(plan: &Plan) -> Vec<String> {
+    let mut out = vec![format!(
+        "plan for {} training and {} validation images at {} px, {}{} at lr {:.2e}, within {:.0} s:",
+        plan.data.train,
+        plan.data.valid,
+        plan.data.size,
+        plan.arch,
+        plan.pretrained
+            .as_ref()
+            .map(|p| format!(" from pretrained {p}"))
+            .unwrap_or_default(),
+        plan.lr,
+        plan.wishes.budget_s
+    )];
+    out.push(format!(
+        "  {:<28} {:>8.0} s  (bench and LR range test)",
+        "measure", plan.wishes.spent_s
+    ));
+    for s in &plan.steps {
+        out.push(format!(
+            "  {:<28} {:>8.0} s  {}",
+            s.step.name(),
+            s.estimate_s,
+            s.step.describe()
+        ));
+    }
+    out.push(format!(
+        "  {:<28} {:>8.0} s  of {:.0} s",
+        "total",
+        plan.estimate_s(),
+        plan.wishes.budget_s
+    ));
+    out
+}
+
+/// Runs a new playbook into the folder `dir` (which must not exist).
+pub fn run(
+    config: &PlaybookConfig,
+    dir: &Path,
+    device: &Device,
+    progress: Progress,
+) -> Result<PlaybookState> {
+    if dir.exists() {
+        RunDir::create(dir)?;
+    }
+    let t0 = Instant::now();
+    let (plan, notes) = make_plan(config, device)?;
+    for n in notes.iter().chain(&plan_text(&plan)) {
+        note(progress, n);
+    }
+    let run = RunDir::create(dir)?;
+    write_json(&run.file(PLAN_FILE), &plan)?;
+    let mut state = PlaybookState {
+        config: config.clone(),
+        plan,
+        results: vec![StepResult {
+            name: "measure".into(),
+            what: "bench and LR range test".into(),
+            accuracy: None,
+            loss: None,
+            gain: None,
+            seconds: t0.elapsed().as_secs_f64(),
+            note: String::new(),
+            run: None,
+        }],
+        models: Vec::new(),
+        tta_helped: false,
+    };
+    write_json(&run.file(STATE_FILE), &state)?;
+    continue_steps(&run, &mut state, device, progress)?;
+    Ok(state)
+}
+
+/// Continues the playbook in `dir` after an interruption: finished steps are kept, an
+/// interrupted training resumes from its checkpoint, the rest runs within what is left of the
+/// budget.
+pub fn resume(dir: &Path, device: &Device, progress: Progress) -> Result<PlaybookState> {
+    let run = RunDir::open(dir)?;
+    let mut state: PlaybookState = read_json(&run.file(STATE_FILE))?;
+    note(
+        progress,
+        &format!(
+            "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
+            dir.display(),
+            state.results.len() - 1,
+            state.plan.steps.len(),
+            state.spent_s(),
+            state.config.budget_s
+        ),
+    );
+    continue_steps(&run, &mut state, device, progress)?;
+    Ok(state)
+}
+
+/// The validation images of the playbook's data (the split every step shares).
+fn validation(config: &TrainConfig) -> Result<Vec<Item>> {
+    Ok(vision::load_data(config)?.valid)
+}
+
+/// Accuracy and loss of `predictor` on `items` (with `how`).
+fn score(predictor: &Predictor, items: &[Item], how: Inference) -> (f64, f64) {
+    let out = predictor.infer(items, 64, how);
+    let (probs, targets): (Vec<Vec<f32>>, Vec<usize>) = out
+        .probs
+        .into_iter()
+        .zip(items)
+        .filter_map(|(p, i)| Some((p?, i.label)))
+        .unzip();
+    let s = score_rows("", &probs, &targets);
+    (s.accuracy, s.loss)
+}
+
+/// Trains (or resumes, or finds finished) the run folder `dir` with `config`.
+fn train_step(config: &TrainConfig, dir: &Path, device: &Device, progress: Progress) -> Result<()> {
+    if dir.join(crate::infer::bundle::CONFIG_FILE).is_file() {
+        return Ok(());
+    }
+    if vision::has_checkpoint(dir) {
+        vision::resume(dir, device, progress())?;
+        return Ok(());
+    }
+    if dir.exists() {
+        // Interrupted before its first epoch: our own folder, nothing in it to keep.
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    vision::train(config, dir, device, progress())?;
+    Ok(())
+}
+
+/// The main recipe at `epochs`: progressive sizes, one-cycle at the found LR, MixUp from
+/// [`super::plan::MIXUP_FROM_EPOCHS`] epochs, fine-tuning from pretrained weights when found.
+fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
+    let p = &state.plan;
+    let sizes = sizes_for(p.data.size);
+    let n = sizes.len();
+    let size_epochs = (0..n)
+        .map(|i| epochs / n + usize::from(i < epochs % n))
+        .collect();
+    let keep: Vec<(u32, usize)> = sizes
+        .into_iter()
+        .zip::<Vec<usize>>(size_epochs)
+        .filter(|(_, e)| *e > 0)
+        .collect();
+    TrainConfig {
+        epochs,
+        sizes: keep.iter().map(|k| k.0).collect(),
+        size_epochs: keep.iter().map(|k| k.1).collect(),
+        size: Some(p.data.size),
+        lr: Lrs::Single(p.lr),
+        mixup: (epochs >= super::plan::MIXUP_FROM_EPOCHS).then_some(0.4),
+        pretrained: p.pretrained.clone(),
+        fine_tune: p.pretrained.is_some(),
+        ..state.config.base()
+    }
+}
+
+/// Scales an epoch count down so the step fits in `left` seconds at the pace measured so far.
+fn fit_epochs(epochs: usize, estimate: impl Fn(usize) -> f64, left: f64) -> usize {
+    let mut e = epochs;
+    while e > 1 && estimate(e) > left {
+        e -= (e / 4).max(1);
+    }
+    e
+}
+
+/// Scales an epoch count down to fit `left` seconds, or up (to [`super::plan::MAX_EPOCHS`])
+/// to use them: the last member takes up what the earlier steps left of the budget.
+fn fill_epochs(epochs: usize, estimate: impl Fn(usize) -> f64, left: f64) -> usize {
+    let mut e = fit_epochs(epochs, &estimate, left);
+    while e < super::plan::MAX_EPOCHS && estimate(e + 1) <= left {
+        e += 1;
+    }
+    e
+}
+
+fn continue_steps(
+    run: &RunDir,
+    state: &mut PlaybookState,
+    device: &Device,
+    progress: Progress,
+) -> Result<()> {
+    let base = state.config.base();
+    let valid = validation(&base)?;
+    let steps = state.plan.steps.clone();
+    // How much slower (or faster) than planned the steps done so far ran.
+    let pace = |state: &PlaybookState| {
+        let planned: f64 = state.plan.wishes.spent_s
+            + state
+                .plan
+                .steps
+                .iter()
+                .take(state.results.len() - 1)
+                .map(|s| s.estimate_s)
+                .sum::<f64>();
+        (state.spent_s() / planned.max(1.0)).clamp(0.5, 3.0)
+    };
+    for (i, planned) in steps.iter().enumerate().skip(state.results.len() - 1) {
+        let t0 = Instant::now();
+        let left = state.config.budget_s - state.spent_s();
+        let later: f64 = steps.iter().skip(i + 1).map(|s| s.estimate_s).sum::<f64>() * pace(state);
+        let room = left - later;
+        let folder = PathBuf::from(STEPS).join(format!("{:02}-{}", i + 1, planned.step.name()));
+        let path = run.file(&folder.to_string_lossy());
+        let mut result = StepResult {
+            name: planned.step.name(),
+            what: planned.step.describe(),
+            accuracy: None,
+            loss: None,
+            gain: None,
+            seconds: 0.0,
+            note: String::new(),
+            run: None,
+        };
+        note(progress, &format!("step {}: {}", i + 1, result.what));
+        let previous = state.results.iter().rev().find_map(|r| r.accuracy);
+        match &planned.step {
+            Step::Train { epochs, .. } | Step::Retrain { epochs } => {
+                let est = |e: usize| {
+                    train_estimate(
+                        &state.plan.data,
+                        &state.plan.speeds,
+                        &sizes_for(state.plan.data.size),
+                        e,
+                    ) * pace(state)
+                };
+                let e = fit_epochs(*epochs, est, room);
+                if e < *epochs {
+                    result.note = format!("{e} epochs instead of {epochs}, to fit the budget");
+                    result.what = format!("{} ({e} epochs run)", result.what);
+                }
+                train_step(&main_recipe(state, e), &path, device, progress)?;
+                let pred = Predictor::load(&path, device)?;
+                let (a, l) = score(&pred, &valid, Inference::Plain);
+                result.accuracy = Some(a);
+                result.loss = Some(l);
+                result.gain = previous.map(|p| a - p);
+                result.run = Some(folder.clone());
+                state.models = vec![folder];
+            }
+            Step::Confusing { folds, epochs } => {
+                let main = run.file(&state.models[0].to_string_lossy());
+                let data = vision::load_data(&base)?;
+                let interp = if *folds >= 2 {
+                    let config = main_recipe(state, *epochs);
+                    let mut fold_progress = |_: usize| progress();
+                    out_of_fold(&config, &data, *folds, device, &mut fold_progress)?
+                } else {
+                    let pred = Predictor::load(&main, device)?;
+                    interpret_folder(&pred, &data, Split::Train, 64)?
+                };
+                let flagged = flags(&interp, 0.9);
+                let csv = crate::clean::confusing::to_csv(&flagged)?;
+                write_atomic(
+                    &run.file(crate::clean::confusing::CONFUSING_FILE),
+                    csv.as_bytes(),
+                )?;
+                result.note = format!(
+                    "{} of {} training images confidently wrong ({}); review them with `fastvision clean {} --serve`",
+                    flagged.len(),
+                    interp.images.len(),
+                    crate::clean::confusing::CONFUSING_FILE,
+                    main.display()
+                );
+                if state.config.drop_confusing && !flagged.is_empty() {
+                    let journal = Journal::new(&data.root)?;
+                    for f in &flagged {
+                        if let Some(rel) = journal.relative(&f.path) {
+                            journal.quarantine(&rel)?;
+                        }
+                    }
+                    result.note.push_str(&format!(
+                        "; quarantined (undo: `fastvision clean --undo {}`)",
+                        data.root.display()
+                    ));
+                }
+            }
+            Step::Tta => {
+                let main = run.file(&state.models[0].to_string_lossy());
+                let pred = Predictor::load(&main, device)?;
+                let (plain, _) = score(&pred, &valid, Inference::Plain);
+                let (a, l) = score(&pred, &valid, Inference::Tta(Tta::default()));
+                result.accuracy = Some(a);
+                result.loss = Some(l);
+                result.gain = Some(a - plain);
+                state.tta_helped = a > plain;
+            }
+            Step::Member {
+                arch,
+                seed,
+                size,
+                epochs,
+            } => {
+                let d = DataSize {
+                    size: *size,
+                    ..state.plan.data
+                };
+                let scale = (f64::from(*size) / f64::from(state.plan.data.size)).powi(2);
+                let sp = Speeds {
+                    train_s_per_image: state.plan.speeds.train_s_per_image * scale,
+                    infer_s_per_image: state.plan.speeds.infer_s_per_image * scale,
+                    ..state.plan.speeds
+                };
+                let est = |e: usize| train_estimate(&d, &sp, &[*size], e) * pace(state);
+                if est(1) > room {
+                    result.note = "skipped: it no longer fits the budget".into();
+                } else {
+                    let e = fill_epochs(*epochs, est, room);
+                    if e != *epochs {
+                        result.note = format!("{e} epochs instead of {epochs}, to fit the budget");
+                        result.what = planned
+                            .step
+                            .describe()
+                            .replace(&format!("{epochs} epochs"), &format!("{e} epochs"));
+                    }
+                    let config = TrainConfig {
+                        arch: *arch,
+                        seed: *seed,
+                        split_seed: Some(state.config.seed),
+                        size: Some(*size),
+                        epochs: e,
+                        lr: Lrs::Single(state.plan.lr),
+                        mixup: (e >= super::plan::MIXUP_FROM_EPOCHS).then_some(0.4),
+                        sampling: Some(Sampling::All),
+                        pretrained: state.plan.pretrained.clone(),
+                        fine_tune: state.plan.pretrained.is_some(),
+                        ..base.clone()
+                    };
+                    train_step(&config, &path, device, progress)?;
+                    let pred = Predictor::load(&path, device)?;
+                    let (a, l) = score(&pred, &valid, Inference::Plain);
+                    result.accuracy = Some(a);
+                    result.loss = Some(l);
+                    result.run = Some(folder.clone());
+                    state.models.push(folder);
+                }
+            }
+            Step::Ensemble => {
+                finish_ensemble(run, state, &mut result, device)?;
+            }
+        }
+        result.seconds = t0.elapsed().as_secs_f64();
+        state.results.push(result);
+        write_json(&run.file(STATE_FILE), &*state)?;
+    }
+    write_page(run, state)?;
+    predict_test(run, state, device)?;
+    Ok(())
+}
+
+/// Makes the playbook folder an ensemble of its final models, chosen by greedy selection on
+/// half the validation images and judged on the other half.
+fn finish_ensemble(
+    run: &RunDir,
+    state: &PlaybookState,
+    result: &mut StepResult,
+    device: &Device,
+) -> Result<()> {
+    let file = EnsembleFile {
+        members: state
+            .models
+            .iter()
+            .map(|m| Member {
+                dir: m.clone(),
+                arch: state.config.arch,
+                seed: state.config.seed,
+                size: state.plan.data.size,
+                sampling: Sampling::All,
+            })
+            .collect(),
+        combination: Combination::Mean,
+        fit_items: Vec::new(),
+    };
+    file.write(run.path())?;
+    if state.models.len() < 2 {
+        result.note = "one model: nothing to combine".into();
+        return Ok(());
+    }
+    let s = crate::ensemble::select::select(run.path(), state.config.seed, false, device)?;
+    let best = s
+        .held_out
+        .iter()
+        .take(state.models.len())
+        .map(|m| m.accuracy)
+        .fold(f64::NEG_INFINITY, f64::max);
+    result.accuracy = Some(s.score.accuracy);
+    result.loss = Some(s.score.loss);
+    result.gain = Some(s.score.accuracy - best);
+    let weights: Vec<String> = s
+        .chosen
+        .weights()
+        .unwrap_or(&[])
+        .iter()
+        .map(|w| format!("{w:.2}"))
+        .collect();
+    result.note = format!(
+        "{} on the {} validation images not used to select; the gain is over the best single model on them{}",
+        s.chosen_name,
+        s.n_held,
+        if weights.is_empty() {
+            String::new()
+        } else {
+            format!(" (weights {})", weights.join(", "))
+        }
+    );
+    let r = crate::ensemble::report::report(run.path(), device)?;
+    crate::ensemble::report::write(run.path(), &r)?;
+    Ok(())
+}
+
+/// The table as text: each step's accuracy, loss, time and gain.
+pub fn table(state: &PlaybookState) -> Vec<String> {
+    let mut out = vec![format!(
+        "{:<28} {:>9} {:>9} {:>8} {:>8}  {}",
+        "step", "accuracy", "loss", "gain", "seconds", "note"
+    )];
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    for r in &state.results {
+        out.push(format!(
+            "{:<28} {:>9} {:>9} {:>8} {:>8.0}  {}",
+            r.name,
+            f(r.accuracy, 4),
+            f(r.loss, 4),
+            r.gain.map_or("-".into(), |g| format!("{:+.4}", g)),
+            r.seconds,
+            r.note
+        ));
+    }
+    out.push(format!(
+        "total {:.0} s of a {:.0} s budget",
+        state.spent_s(),
+        state.config.budget_s
+    ));
+    out
+}
+
+/// Writes `playbook.html`: the plan and the table, with links to each step's report.
+fn write_page(run: &RunDir, state: &PlaybookState) -> Result<()> {
+    let plan_rows = state.plan.steps.iter().map(|s| {
+        vec![
+            s.step.name(),
+            s.step.describe(),
+            format!("{:.0}", s.estimate_s),
+        ]
+    });
+    let plan = Section::new(
+        10,
+        "plan",
+        format!(
+            "<h2>Plan (budget {:.0} s)</h2>{}",
+            state.config.budget_s,
+            html::table(&["step", "what", "estimated s"], plan_rows)
+        ),
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let rows = state.results.iter().map(|r| {
+        let name = match &r.run {
+            Some(p) => format!(
+                "<a href=\"{}/report.html\">{}</a>",
+                html::esc(&p.to_string_lossy()),
+                html::esc(&r.name)
+            ),
+            None => r.name.clone(),
+        };
+        vec![
+            name,
+            r.what.clone(),
+            f(r.accuracy),
+            f(r.loss),
+            r.gain.map_or("-".into(), |g| format!("{g:+.4}")),
+            format!("{:.0}", r.seconds),
+            r.note.clone(),
+        ]
+    });
+    let results = Section::new(
+        20,
+        "results",
+        format!(
+            "<h2>What each step bought ({:.0} s of {:.0} s)</h2>{}",
+            state.spent_s(),
+            state.config.budget_s,
+            html::table(
+                &[
+                    "step", "what", "accuracy", "loss", "gain", "seconds", "note"
+                ],
+                rows
+            )
+        ),
+    );
+    let page = html::page("Playbook", &[plan, results]);
+    write_atomic(&run.file(PAGE), page.as_bytes())
+}
+
+/// `predictions.csv` for the images of the data's `test/` folder (if any): file, class and one
+/// probability per class, from the final model (with TTA when it helped on validation).
+fn predict_test(run: &RunDir, state: &PlaybookState, device: &Device) -> Result<()> {
+    let test = state.config.data.join("test");
+    if !test.is_dir() {
+        return Ok(());
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&test)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    let pred = Predictor::load(run.path(), device)?;
+    let how = if state.tta_helped {
+        Inference::Tta(Tta::default())
+    } else {
+        Inference::Plain
+    };
+    let out = pred.infer(&crate::infer::tta::unlabelled(&files), 64, how);
+    let vocab = &pred.config.vocab;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let bad = |e: csv::Error| Error::model(run.file(PREDICTIONS), e.to_string());
+    let mut header = vec!["file".to_string(), "class".to_string()];
+    header.extend(vocab.iter().map(|c| format!("p_{c}")));
+    w.write_record(&header).map_err(bad)?;
+    for (file, probs) in files.iter().zip(out.probs) {
+        let rel = file
+            .strip_prefix(&test)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let mut row = vec![rel];
+        match probs {
+            Some(p) => {
+                let best = (0..p.len())
+                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                    .unwrap_or(0);
+                row.push(vocab.get(best).cloned().unwrap_or_default());
+                row.extend(p.iter().map(|v| format!("{v:.6}")));
+            }
+            None => row.resize(header.len(), String::new()),
+        }
+        w.write_record(&row).map_err(bad)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::model(run.file(PREDICTIONS), e.to_string()))?;
+    write_atomic(&run.file(PREDICTIONS), &bytes)
+}

@@ -1,0 +1,141 @@
+//! The playbook end to end on a tiny folder: the dry run writes nothing, a playbook killed
+//! after its first step resumes without redoing it, and its folder is a model that predict,
+//! evaluate and export accept, with predictions for the unlabelled test/ images.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fastvision(cwd: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Two classes of 16 training and 6 validation images, and 3 unlabelled test images.
+fn photos(root: &Path) {
+    let data = root.join("photos");
+    common::tiny_dataset(&data, 2, 16, 6);
+    let test = data.join("test");
+    std::fs::create_dir_all(&test).unwrap();
+    for f in std::fs::read_dir(data.join("valid/bag")).unwrap().take(3) {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, test.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    photos(dir.path());
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "--offline",
+            "playbook",
+            "photos",
+            "--budget",
+            "2m",
+            "--dry-run",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("plan for 32 training") && out.contains("total"),
+        "{out}"
+    );
+    assert!(!dir.path().join("runs").exists());
+}
+
+#[test]
+fn a_killed_playbook_resumes_without_redoing_its_finished_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    photos(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args([
+            "--offline",
+            "playbook",
+            "photos",
+            "--budget",
+            "60s",
+            "--name",
+            "p",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.path().join("runs/p/playbook.json");
+    let t0 = Instant::now();
+    // Kill it once the main model is trained (two results: measuring and training).
+    loop {
+        let done = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map_or(0, |v| v["results"].as_array().map_or(0, Vec::len));
+        if done >= 2 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the playbook ended before it could be interrupted"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(300), "no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let main = dir.path().join("runs/p/steps/01-train/model.safetensors");
+    let before = std::fs::metadata(&main).unwrap().modified().unwrap();
+    let (ok, out) = fastvision(dir.path(), &["--offline", "playbook", "--resume", "runs/p"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("resuming runs/p"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&main).unwrap().modified().unwrap(),
+        before,
+        "the finished main model was kept, not trained again"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/p/plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        v["results"].as_array().unwrap().len(),
+        plan["steps"].as_array().unwrap().len() + 1,
+        "every planned step done once: {out}"
+    );
+    assert!(
+        out.contains("ensemble") && out.contains("total"),
+        "the table: {out}"
+    );
+    // The playbook folder is a model.
+    let csv = std::fs::read_to_string(dir.path().join("runs/p/predictions.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        4,
+        "a header and the 3 test images: {csv}"
+    );
+    let image = dir.path().join("photos/test");
+    let image = std::fs::read_dir(image)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (ok, out) = fastvision(dir.path(), &["predict", "runs/p", image.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/p", "photos"]);
+    assert!(ok && out.contains("accuracy"), "{out}");
+    assert!(dir.path().join("runs/p/playbook.html").is_file());
+}
