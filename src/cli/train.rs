@@ -35,8 +35,8 @@ pub struct DataArgs {
     /// Validation fraction when DIR has no valid/ folder, strictly between 0 and 1.
     #[arg(long, default_value_t = 0.2, value_parser = open_fraction)]
     pub valid_pct: f64,
-    /// Smallest area fraction of the random-resized crop [default: fastai's 0.08 from 64 px up,
-    /// 1.0 (no crop) below 64 px].
+    /// Smallest area fraction of the random-resized crop [default: 1.0, no crop, as fastai's
+    /// aug_transforms; 0.08 is the ImageNet from-scratch recipe].
     #[arg(long, value_parser = fraction_upto_one)]
     pub min_scale: Option<f64>,
     /// Run folder name under ./runs [default: a timestamp].

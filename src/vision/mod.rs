@@ -6,7 +6,7 @@ pub mod config;
 pub mod run;
 pub mod snapshots;
 
-pub use config::{ScheduleKind, TrainConfig, default_aug, default_min_scale, progressive_plan};
+pub use config::{DEFAULT_MIN_SCALE, ScheduleKind, TrainConfig, default_aug, progressive_plan};
 pub use run::{
     Measured, RunSummary, data_config, fit_batch_size, has_checkpoint, load_config, load_data,
     lr_find, lr_find_into, measure, resume, show_batch, train, train_in_memory, training_data,

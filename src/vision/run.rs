@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::config::{TrainConfig, default_aug, default_min_scale, training_memory_estimate};
+use super::config::{DEFAULT_MIN_SCALE, TrainConfig, default_aug, training_memory_estimate};
 use super::snapshots;
 use crate::data::{
     DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
@@ -177,10 +177,8 @@ fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
         ));
     }
     let first = config.sizes.first().copied().unwrap_or(size);
-    let train_tfm = ItemTransform::train_min_scale(
-        first,
-        config.min_scale.unwrap_or_else(|| default_min_scale(size)),
-    );
+    let train_tfm =
+        ItemTransform::train_min_scale(first, config.min_scale.unwrap_or(DEFAULT_MIN_SCALE));
     let dls = DataLoaders::with_transforms(
         &data,
         train_tfm,
@@ -283,7 +281,7 @@ pub fn train(
         run.write_skipped(&p.data.skipped)?;
         if config.lr_auto {
             let found = lr_find_into(&mut learner, &run)?;
-            config.lr = Lrs::Single(found.suggestions.valley);
+            config.lr = Lrs::Single(crate::learner::lr_find::round_lr(found.suggestions.valley));
             config.lr_auto = false;
             note(
                 &mut callbacks,
@@ -392,6 +390,8 @@ pub fn lr_find(
 /// What [`measure`] found: the LR range test's suggestion and this machine's speed on the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
+    /// Seconds to read and check the data (every run does it once).
+    pub load_s: f64,
     /// The range test (its valley is the suggestion).
     pub lr_find: LrFind,
     /// Seconds to train on one image at the final size.
@@ -422,7 +422,9 @@ impl Callback for Collect {
 /// Runs the LR range test on `config`'s data and model in memory (nothing written) and times it
 /// and one pass over (up to 256) validation images: what a plan needs to fit a time budget.
 pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
+    let t = Instant::now();
     let p = prepare(config, training_data(config)?)?;
+    let load_s = t.elapsed().as_secs_f64();
     check_memory(config, &p, device)?;
     let collected = std::sync::Arc::new(std::sync::Mutex::new(p.notes.clone()));
     let mut cbs: Callbacks = vec![Box::new(Collect(collected.clone()))];
@@ -439,6 +441,7 @@ pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
     let infer_s_per_image = t.elapsed().as_secs_f64() / sample.len().max(1) as f64;
     let notes = collected.lock().map(|n| n.clone()).unwrap_or_default();
     Ok(Measured {
+        load_s,
         lr_find: found,
         train_s_per_image,
         infer_s_per_image,
