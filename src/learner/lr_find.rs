@@ -117,6 +117,16 @@ impl<M: super::Trainable> Learner<M> {
     }
 }
 
+/// `lr` to three significant digits: a rate taken from the range test (`--lr auto`, the
+/// playbook) then prints and records as a user would type it; the test cannot tell finer.
+pub fn round_lr(lr: f64) -> f64 {
+    if !(lr.is_finite() && lr > 0.0) {
+        return lr;
+    }
+    let scale = 10f64.powi(2 - lr.log10().floor() as i32);
+    (lr * scale).round() / scale
+}
+
 /// Computes every suggestion over fastai's window (skip the first tenth and the last five
 /// points); `None` when fewer than two points remain.
 pub fn suggest(lrs: &[f64], losses: &[f64], num_it: usize) -> Option<Suggestions> {
@@ -206,4 +216,17 @@ fn gradient(y: &[f64]) -> Vec<f64> {
             i => (y[i + 1] - y[i - 1]) / 2.0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_lr;
+
+    #[test]
+    fn a_learning_rate_from_the_test_prints_with_three_digits() {
+        assert_eq!(format!("{:e}", round_lr(4.786300923226385e-4)), "4.79e-4");
+        assert_eq!(format!("{:e}", round_lr(1.0e-3)), "1e-3");
+        assert_eq!(format!("{:e}", round_lr(0.0123456)), "1.23e-2");
+        assert!(round_lr(f64::NAN).is_nan());
+    }
 }

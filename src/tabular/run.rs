@@ -295,7 +295,7 @@ pub fn train(
         if config.lr_auto {
             let found = learner.lr_find(Default::default())?;
             plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
-            config.lr = found.suggestions.valley;
+            config.lr = crate::learner::lr_find::round_lr(found.suggestions.valley);
             config.lr_auto = false;
             note(
                 &mut callbacks,
