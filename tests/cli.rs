@@ -5,17 +5,8 @@ mod common;
 use std::process::Command;
 
 fn fastvision(cwd: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (code, text) = common::run_cli(cwd, args);
+    (code == 0, text)
 }
 
 /// The JSON value stdout starts with (stderr, with the device line, follows it in `out`).

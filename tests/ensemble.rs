@@ -44,8 +44,7 @@ fn two_members(root: &Path, variation: Variation) -> (PathBuf, Vec<PlannedMember
 }
 
 fn valid_items(dir: &Path) -> Vec<fastvision::data::Item> {
-    let file = EnsembleFile::read(dir).unwrap();
-    fastvision::ensemble::report::validation_items(dir, &file).unwrap()
+    fastvision::ensemble::report::validation_items(dir).unwrap()
 }
 
 #[test]

@@ -5,23 +5,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs the CLI in `cwd`; returns (exit code, stdout + stderr).
 fn fastvision(cwd: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("FASTVISION_DEVICE")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::run_cli(cwd, args)
 }
 
 /// Every file under `dir`, relative to it, sorted.

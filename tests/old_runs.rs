@@ -5,20 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 fn fastvision(cwd: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fastvision"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "fastvision {args:?}: {text}");
+    let (code, text) = common::run_cli(cwd, args);
+    assert!(code == 0, "fastvision {args:?}: {text}");
     text
 }
 

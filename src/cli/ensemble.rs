@@ -125,22 +125,7 @@ fn combine(dir: &std::path::Path, how: &CombineArgs, device: &Device) -> Result<
                     h.name, h.accuracy, h.loss
                 );
             }
-            let w: Vec<String> = s
-                .chosen
-                .weights()
-                .unwrap_or(&[])
-                .iter()
-                .map(|w| format!("{w:.2}"))
-                .collect();
-            println!(
-                "combination: {}{}",
-                s.chosen_name,
-                if w.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (weights {})", w.join(", "))
-                }
-            );
+            println!("combination: {}{}", s.chosen_name, s.chosen.weights_note());
         }
     }
     Ok(())

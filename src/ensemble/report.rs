@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Item;
@@ -100,7 +103,7 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 pub use crate::vision::data_config;
 
 /// The labelled validation images of an ensemble (the split every member shares).
-pub fn validation_items(dir: &Path, _file: &EnsembleFile) -> Result<Vec<Item>> {
+pub fn validation_items(dir: &Path) -> Result<Vec<Item>> {
     Ok(crate::vision::load_data(&data_config(dir)?)?.valid)
 }
 
@@ -129,6 +132,39 @@ pub fn member_rows(
     (probs, keep.iter().map(|&i| items[i].label).collect())
 }
 
+/// An ensemble's validation images in two seeded halves with every member's probabilities on
+/// each: one half to fit a combination on, the other to judge it.
+pub struct Halves {
+    /// The images of the first half (recorded in `ensemble.json` when a fit is kept).
+    pub fit_items: Vec<Item>,
+    /// Members' rows and labels on the first half.
+    pub fit: (Vec<Vec<Vec<f32>>>, Vec<usize>),
+    /// Members' rows and labels on the second half.
+    pub held: (Vec<Vec<Vec<f32>>>, Vec<usize>),
+}
+
+/// Splits the validation images of the ensemble in `dir` into two halves shuffled by `seed` and
+/// infers every member on both (ignoring any earlier fit); `what` names the fit for the error
+/// when there are too few images.
+pub fn halves(dir: &Path, seed: u64, what: &str, device: &Device) -> Result<Halves> {
+    let mut items = validation_items(dir)?;
+    if items.len() < 4 {
+        return Err(Error::Config(format!(
+            "{} validation images are too few to {what} on half of them",
+            items.len()
+        )));
+    }
+    items.shuffle(&mut StdRng::seed_from_u64(seed));
+    let held = items.split_off(items.len() / 2);
+    let mut pred = Predictor::load(dir, device)?;
+    pred.fit_items.clear();
+    Ok(Halves {
+        fit: member_rows(&pred, &items, 64),
+        held: member_rows(&pred, &held, 64),
+        fit_items: items,
+    })
+}
+
 /// The rows of members `which` combined by `rule`, image by image.
 pub fn combine_rows(probs: &[Vec<Vec<f32>>], rule: &Combination, which: &[usize]) -> Vec<Vec<f32>> {
     let n = probs.first().map_or(0, Vec::len);
@@ -150,7 +186,7 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
     }
     let file = EnsembleFile::read(dir)?;
     let pred = Predictor::load(dir, device)?;
-    let (items, fit_excluded) = pred.scorable(validation_items(dir, &file)?);
+    let (items, fit_excluded) = pred.scorable(validation_items(dir)?);
     let (probs, targets) = member_rows(&pred, &items, 64);
     let names: Vec<String> = file
         .members

@@ -6,13 +6,9 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
-use super::report::{Score, combine_rows, member_rows, score_rows, validation_items};
-use crate::error::{Error, Result};
-use crate::infer::Predictor;
+use super::report::{Halves, Score, combine_rows, halves, score_rows};
+use crate::error::Result;
 use crate::infer::combine::Combination;
 use crate::infer::ensemble::EnsembleFile;
 
@@ -97,21 +93,12 @@ pub struct Selection {
 /// selection is written whatever the comparison.
 pub fn select(dir: &Path, seed: u64, force: bool, device: &Device) -> Result<Selection> {
     let mut file = EnsembleFile::read(dir)?;
-    let mut items = validation_items(dir, &file)?;
-    if items.len() < 4 {
-        return Err(Error::Config(format!(
-            "{} validation images are too few to select members on half of them",
-            items.len()
-        )));
-    }
-    items.shuffle(&mut StdRng::seed_from_u64(seed));
-    let held = items.split_off(items.len() / 2);
-    let fit_items = items;
-    let mut pred = Predictor::load(dir, device)?;
-    pred.fit_items.clear();
-    let (p_fit, t_fit) = member_rows(&pred, &fit_items, 64);
+    let Halves {
+        fit_items,
+        fit: (p_fit, t_fit),
+        held: (p_held, t_held),
+    } = halves(dir, seed, "select members", device)?;
     let weights = caruana(&p_fit, &t_fit, MAX_ROUNDS);
-    let (p_held, t_held) = member_rows(&pred, &held, 64);
     let all: Vec<usize> = (0..p_held.len()).collect();
     let selected = Combination::Selected(weights);
     let mean = score_rows(

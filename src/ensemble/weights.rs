@@ -4,13 +4,9 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
-use super::report::{Score, combine_rows, member_rows, score_rows, validation_items};
-use crate::error::{Error, Result};
-use crate::infer::Predictor;
+use super::report::{Halves, Score, combine_rows, halves, score_rows};
+use crate::error::Result;
 use crate::infer::combine::Combination;
 use crate::infer::ensemble::EnsembleFile;
 
@@ -55,21 +51,12 @@ pub struct Fitted {
 /// fitted images) into `ensemble.json`, and scores mean vs weighted on the other half.
 pub fn fit_weights(dir: &Path, seed: u64, device: &Device) -> Result<Fitted> {
     let mut file = EnsembleFile::read(dir)?;
-    let mut items = validation_items(dir, &file)?;
-    if items.len() < 4 {
-        return Err(Error::Config(format!(
-            "{} validation images are too few to fit weights on half of them",
-            items.len()
-        )));
-    }
-    items.shuffle(&mut StdRng::seed_from_u64(seed));
-    let held = items.split_off(items.len() / 2);
-    let fit_items = items;
-    let mut pred = Predictor::load(dir, device)?;
-    pred.fit_items.clear();
-    let (p_fit, t_fit) = member_rows(&pred, &fit_items, 64);
+    let Halves {
+        fit_items,
+        fit: (p_fit, t_fit),
+        held: (p_held, t_held),
+    } = halves(dir, seed, "fit weights", device)?;
     let weights = fit(&p_fit, &t_fit);
-    let (p_held, t_held) = member_rows(&pred, &held, 64);
     let all: Vec<usize> = (0..p_held.len()).collect();
     let combined = |rule: &Combination| combine_rows(&p_held, rule, &all);
     let weighted = Combination::Weighted(weights.clone());

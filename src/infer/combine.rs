@@ -84,6 +84,17 @@ impl Combination {
             _ => None,
         }
     }
+
+    /// ` (weights 0.50, 0.25, …)` for a message, or nothing for a rule without weights.
+    pub fn weights_note(&self) -> String {
+        match self.weights() {
+            Some(w) if !w.is_empty() => {
+                let w: Vec<String> = w.iter().map(|w| format!("{w:.2}")).collect();
+                format!(" (weights {})", w.join(", "))
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,23 @@ impl Callback for StopAfter {
     }
 }
 
+/// Runs the built `fastvision` in `cwd` with `args` (whatever `FASTVISION_DEVICE` the caller
+/// has set): its exit code and its stdout followed by its stderr.
+pub fn run_cli(cwd: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FASTVISION_DEVICE")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// The repository's demo dataset.
 pub fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo")
