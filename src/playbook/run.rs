@@ -162,14 +162,14 @@ pub fn make_plan(config: &PlaybookConfig, device: &Device) -> Result<(Plan, Vec<
         train_s_per_image: m.train_s_per_image,
         infer_s_per_image: m.infer_s_per_image,
         epoch_overhead_s: 0.3,
-        run_overhead_s: 1.0 + 0.002 * (m.n_train + m.n_valid) as f64,
+        run_overhead_s: 1.0 + m.load_s,
     };
     let wishes = Wishes {
         budget_s: config.budget_s,
         spent_s: t0.elapsed().as_secs_f64(),
         drop_confusing: config.drop_confusing,
     };
-    let lr = m.lr_find.suggestions.valley;
+    let lr = crate::learner::lr_find::round_lr(m.lr_find.suggestions.valley);
     Ok((plan(d, speeds, wishes, config.arch, lr, pretrained), notes))
 }
 
@@ -318,11 +318,11 @@ fn train_step(config: &TrainConfig, dir: &Path, device: &Device, progress: Progr
     Ok(())
 }
 
-/// The main recipe at `epochs`: progressive sizes, one-cycle at the found LR, MixUp from
-/// [`super::plan::MIXUP_FROM_EPOCHS`] epochs, fine-tuning from pretrained weights when found.
+/// The main recipe at `epochs`: progressive sizes from [`super::plan::PROGRESSIVE_FROM_EPOCHS`]
+/// epochs, one-cycle at the found LR, MixUp from [`super::plan::MIXUP_FROM_EPOCHS`] epochs, fine-tuning from pretrained weights when found.
 fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
     let p = &state.plan;
-    let sizes = sizes_for(p.data.size);
+    let sizes = sizes_for(p.data.size, epochs);
     let n = sizes.len();
     let size_epochs = (0..n)
         .map(|i| epochs / n + usize::from(i < epochs % n))
@@ -410,7 +410,7 @@ fn continue_steps(
                     train_estimate(
                         &state.plan.data,
                         &state.plan.speeds,
-                        &sizes_for(state.plan.data.size),
+                        &sizes_for(state.plan.data.size, e),
                         e,
                     ) * pace(state)
                 };
@@ -546,18 +546,20 @@ fn finish_ensemble(
     result: &mut StepResult,
     device: &Device,
 ) -> Result<()> {
+    let mut members = Vec::new();
+    for m in &state.models {
+        let path = run.file(&m.to_string_lossy());
+        let config = vision::load_config(&path)?;
+        members.push(Member {
+            dir: m.clone(),
+            arch: config.arch,
+            seed: config.seed,
+            size: crate::infer::bundle::load_bundle_config(&path)?.size,
+            sampling: Sampling::All,
+        });
+    }
     let file = EnsembleFile {
-        members: state
-            .models
-            .iter()
-            .map(|m| Member {
-                dir: m.clone(),
-                arch: state.config.arch,
-                seed: state.config.seed,
-                size: state.plan.data.size,
-                sampling: Sampling::All,
-            })
-            .collect(),
+        members,
         combination: Combination::Mean,
         fit_items: Vec::new(),
     };
@@ -576,22 +578,11 @@ fn finish_ensemble(
     result.accuracy = Some(s.score.accuracy);
     result.loss = Some(s.score.loss);
     result.gain = Some(s.score.accuracy - best);
-    let weights: Vec<String> = s
-        .chosen
-        .weights()
-        .unwrap_or(&[])
-        .iter()
-        .map(|w| format!("{w:.2}"))
-        .collect();
     result.note = format!(
         "{} on the {} validation images not used to select; the gain is over the best single model on them{}",
         s.chosen_name,
         s.n_held,
-        if weights.is_empty() {
-            String::new()
-        } else {
-            format!(" (weights {})", weights.join(", "))
-        }
+        s.chosen.weights_note()
     );
     let r = crate::ensemble::report::report(run.path(), device)?;
     crate::ensemble::report::write(run.path(), &r)?;
