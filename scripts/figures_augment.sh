@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's augmentation / mixup / progressive / TTA figures on the demo dataset.
+# Reproduces the augmentation / mixup / progressive / TTA figures of docs/benchmarks.md on the demo dataset.
 # Usage: bash scripts/figures_augment.sh [BINARY]   (default: target/debug/fastvision)
 set -euo pipefail
 B=${1:-target/debug/fastvision}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's cleaning figures: 5 % of the demo's training labels flipped, method 1
+# Reproduces the cleaning figures of docs/benchmarks.md: 5 % of the demo's training labels flipped, method 1
 # in-sample vs out-of-fold, and valid accuracy after cleaning vs before.
 # Usage: bash scripts/figures_clean.sh [BINARY] [WORKDIR]   (about an hour on 2 cores)
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's GAN figures on the demo: per-class WGANs vs one conditional WGAN
+# Reproduces the GAN figures of docs/benchmarks.md on the demo: per-class WGANs vs one conditional WGAN
 # (GAN-test / GAN-train, time), and the classifier with and without synthetic images, on the
 # full demo and on the demo reduced to 30 training images per class.
 # Usage: bash scripts/figures_gan.sh [BINARY] [WORKDIR]   (about an hour on 2 cores)

@@ -2,7 +2,8 @@
 //!
 //! The library does the work; the `fastvision` binary is a thin CLI over it. Tensors live on a
 //! burn [`Device`](burn::tensor::Device): the backend (flex on the CPU by default, libtorch with
-//! the `tch` feature, Vulkan with `vulkan`) is chosen by the device, in one place, [`device`].
+//! the `tch` feature, a GPU through wgpu with `gpu`) is chosen at run time, in one place,
+//! [`backend`] ([`device`]).
 
 // Outside tests, the library neither unwraps nor expects: an error is returned, or the site says
 // why the value cannot be missing (`allow` with a reason).
