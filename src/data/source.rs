@@ -88,7 +88,7 @@ impl ImageFolder {
                 let (vocab, mut skipped) = class_names(&train_dir)?;
                 let (train, s) = list_classes(&train_dir, &vocab, &mut nested)?;
                 skipped.extend(s);
-                let (valid, s) = list_classes(&valid_dir, &vocab, &mut nested)?;
+                let (valid, s) = list_classes(valid_dir, &vocab, &mut nested)?;
                 skipped.extend(s);
                 (vocab, train, Some(valid), skipped)
             } else {

@@ -3,10 +3,12 @@
 //! augmentation, diverse members and a selected ensemble — each step an ordinary run folder,
 //! and a table of what each step bought.
 
+pub mod output;
 pub mod plan;
 pub mod run;
+pub mod state;
 
+pub use output::table;
 pub use plan::{Plan, Step};
-pub use run::{
-    PlaybookConfig, PlaybookState, StepResult, make_plan, plan_text, resume, run, table,
-};
+pub use run::{make_plan, plan_text, resume, run};
+pub use state::{PlaybookConfig, PlaybookState, Progress, StepResult};

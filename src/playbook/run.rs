@@ -9,133 +9,24 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 
+use super::output::{predict_test, write_page};
 use super::plan::{DataSize, Plan, Speeds, Step, Wishes, plan, sizes_for, train_estimate};
+use super::state::{
+    PLAN_FILE, PlaybookConfig, PlaybookState, Progress, STATE_FILE, STEPS, StepResult,
+};
 use crate::clean::{Journal, flags, out_of_fold};
+use crate::data::Item;
 use crate::data::sample::Sampling;
-use crate::data::{Item, decode::has_image_extension};
 use crate::ensemble::report::score_rows;
 use crate::error::{Error, Result};
 use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
 use crate::interpret::{Split, interpret_folder};
 use crate::io::{read_json, write_atomic, write_json};
-use crate::learner::{Callback, Lrs, Precision};
+use crate::learner::{Callback, Lrs};
 use crate::models::Arch;
-use crate::report::html::{self, Section};
 use crate::run_dir::RunDir;
 use crate::vision::{self, TrainConfig};
-
-/// The playbook's state, saved as `playbook.json` after every step.
-pub const STATE_FILE: &str = "playbook.json";
-/// The plan, as it was made.
-pub const PLAN_FILE: &str = "plan.json";
-/// The page with the plan and the table.
-pub const PAGE: &str = "playbook.html";
-/// Predictions for the unlabelled `test/` images.
-pub const PREDICTIONS: &str = "predictions.csv";
-/// Where the steps' run folders live.
-pub const STEPS: &str = "steps";
-
-/// What the user asks of the playbook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlaybookConfig {
-    /// The dataset folder.
-    pub data: PathBuf,
-    /// The time budget, seconds.
-    pub budget_s: f64,
-    /// Quarantine the confusing images (journaled, undoable) and retrain without them.
-    pub drop_confusing: bool,
-    /// The main architecture.
-    pub arch: Arch,
-    /// The final image side [default: the data's, at most 64].
-    pub size: Option<u32>,
-    /// Seed of everything random.
-    pub seed: u64,
-    /// Validation fraction when the data has no `valid/`.
-    pub valid_pct: f64,
-    /// Float precision (mixed precision on a GPU).
-    pub precision: Precision,
-}
-
-impl PlaybookConfig {
-    /// The playbook for `data` within `budget_s` with the defaults: ResNet-18, seed 42.
-    pub fn new(data: impl Into<PathBuf>, budget_s: f64) -> Self {
-        Self {
-            data: data.into(),
-            budget_s,
-            drop_confusing: false,
-            arch: Arch::Resnet18,
-            size: None,
-            seed: 42,
-            valid_pct: 0.2,
-            precision: Precision::Fp32,
-        }
-    }
-
-    /// The training settings every step starts from.
-    fn base(&self) -> TrainConfig {
-        TrainConfig {
-            data: Some(self.data.clone()),
-            arch: self.arch,
-            size: self.size,
-            seed: self.seed,
-            valid_pct: self.valid_pct,
-            auto_bs: true,
-            precision: self.precision,
-            ..TrainConfig::default()
-        }
-        .with_absolute_paths()
-    }
-}
-
-/// One row of the playbook's table: what a step did and what it bought.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepResult {
-    /// The step's name.
-    pub name: String,
-    /// What it did.
-    pub what: String,
-    /// Validation accuracy of the model after the step (the images it was measured on are in
-    /// `on`).
-    pub accuracy: Option<f64>,
-    /// Validation loss likewise.
-    pub loss: Option<f64>,
-    /// Accuracy gained over the step it improves on (measured on the same images).
-    pub gain: Option<f64>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// What else to know (images flagged, members kept, a step shortened for the budget…).
-    pub note: String,
-    /// Its run folder, relative to the playbook folder, if it trained one.
-    pub run: Option<PathBuf>,
-}
-
-/// `playbook.json`: the configuration, the plan and the steps done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlaybookState {
-    /// What was asked.
-    pub config: PlaybookConfig,
-    /// The plan.
-    pub plan: Plan,
-    /// Results of the steps done, in order (the first is the measuring).
-    pub results: Vec<StepResult>,
-    /// The run folders (relative) of the final models: the main model, then the members.
-    pub models: Vec<PathBuf>,
-    /// Whether test-time augmentation improved the validation accuracy (then the predictions
-    /// for `test/` use it).
-    pub tta_helped: bool,
-}
-
-impl PlaybookState {
-    /// Seconds spent so far, across interruptions.
-    pub fn spent_s(&self) -> f64 {
-        self.results.iter().map(|r| r.seconds).sum()
-    }
-}
-
-/// What callbacks a step's training gets (the CLI's progress display).
-pub type Progress<'a> = &'a mut dyn FnMut() -> Vec<Box<dyn Callback>>;
 
 /// Hands `text` to a fresh set of callbacks as a note.
 fn note(progress: &mut dyn FnMut() -> Vec<Box<dyn Callback>>, text: &str) {
@@ -319,7 +210,8 @@ fn train_step(config: &TrainConfig, dir: &Path, device: &Device, progress: Progr
 }
 
 /// The main recipe at `epochs`: progressive sizes from [`super::plan::PROGRESSIVE_FROM_EPOCHS`]
-/// epochs, one-cycle at the found LR, MixUp from [`super::plan::MIXUP_FROM_EPOCHS`] epochs, fine-tuning from pretrained weights when found.
+/// epochs, one-cycle at the found LR, MixUp from [`super::plan::MIXUP_FROM_EPOCHS`] epochs,
+/// fine-tuning from pretrained weights when found.
 fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
     let p = &state.plan;
     let sizes = sizes_for(p.data.size, epochs);
@@ -587,141 +479,4 @@ fn finish_ensemble(
     let r = crate::ensemble::report::report(run.path(), device)?;
     crate::ensemble::report::write(run.path(), &r)?;
     Ok(())
-}
-
-/// The table as text: each step's accuracy, loss, time and gain.
-pub fn table(state: &PlaybookState) -> Vec<String> {
-    let mut out = vec![format!(
-        "{:<28} {:>9} {:>9} {:>8} {:>8}  {}",
-        "step", "accuracy", "loss", "gain", "seconds", "note"
-    )];
-    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
-    for r in &state.results {
-        out.push(format!(
-            "{:<28} {:>9} {:>9} {:>8} {:>8.0}  {}",
-            r.name,
-            f(r.accuracy, 4),
-            f(r.loss, 4),
-            r.gain.map_or("-".into(), |g| format!("{:+.4}", g)),
-            r.seconds,
-            r.note
-        ));
-    }
-    out.push(format!(
-        "total {:.0} s of a {:.0} s budget",
-        state.spent_s(),
-        state.config.budget_s
-    ));
-    out
-}
-
-/// Writes `playbook.html`: the plan and the table, with links to each step's report.
-fn write_page(run: &RunDir, state: &PlaybookState) -> Result<()> {
-    let plan_rows = state.plan.steps.iter().map(|s| {
-        vec![
-            s.step.name(),
-            s.step.describe(),
-            format!("{:.0}", s.estimate_s),
-        ]
-    });
-    let plan = Section::new(
-        10,
-        "plan",
-        format!(
-            "<h2>Plan (budget {:.0} s)</h2>{}",
-            state.config.budget_s,
-            html::table(&["step", "what", "estimated s"], plan_rows)
-        ),
-    );
-    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    let rows = state.results.iter().map(|r| {
-        let name = match &r.run {
-            Some(p) => format!(
-                "<a href=\"{}/report.html\">{}</a>",
-                html::esc(&p.to_string_lossy()),
-                html::esc(&r.name)
-            ),
-            None => r.name.clone(),
-        };
-        vec![
-            name,
-            r.what.clone(),
-            f(r.accuracy),
-            f(r.loss),
-            r.gain.map_or("-".into(), |g| format!("{g:+.4}")),
-            format!("{:.0}", r.seconds),
-            r.note.clone(),
-        ]
-    });
-    let results = Section::new(
-        20,
-        "results",
-        format!(
-            "<h2>What each step bought ({:.0} s of {:.0} s)</h2>{}",
-            state.spent_s(),
-            state.config.budget_s,
-            html::table(
-                &[
-                    "step", "what", "accuracy", "loss", "gain", "seconds", "note"
-                ],
-                rows
-            )
-        ),
-    );
-    let page = html::page("Playbook", &[plan, results]);
-    write_atomic(&run.file(PAGE), page.as_bytes())
-}
-
-/// `predictions.csv` for the images of the data's `test/` folder (if any): file, class and one
-/// probability per class, from the final model (with TTA when it helped on validation).
-fn predict_test(run: &RunDir, state: &PlaybookState, device: &Device) -> Result<()> {
-    let test = state.config.data.join("test");
-    if !test.is_dir() {
-        return Ok(());
-    }
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&test)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    let pred = Predictor::load(run.path(), device)?;
-    let how = if state.tta_helped {
-        Inference::Tta(Tta::default())
-    } else {
-        Inference::Plain
-    };
-    let out = pred.infer(&crate::infer::tta::unlabelled(&files), 64, how);
-    let vocab = &pred.config.vocab;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let bad = |e: csv::Error| Error::model(run.file(PREDICTIONS), e.to_string());
-    let mut header = vec!["file".to_string(), "class".to_string()];
-    header.extend(vocab.iter().map(|c| format!("p_{c}")));
-    w.write_record(&header).map_err(bad)?;
-    for (file, probs) in files.iter().zip(out.probs) {
-        let rel = file
-            .strip_prefix(&test)
-            .unwrap_or(file)
-            .display()
-            .to_string();
-        let mut row = vec![rel];
-        match probs {
-            Some(p) => {
-                let best = (0..p.len())
-                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                    .unwrap_or(0);
-                row.push(vocab.get(best).cloned().unwrap_or_default());
-                row.extend(p.iter().map(|v| format!("{v:.6}")));
-            }
-            None => row.resize(header.len(), String::new()),
-        }
-        w.write_record(&row).map_err(bad)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::model(run.file(PREDICTIONS), e.to_string()))?;
-    write_atomic(&run.file(PREDICTIONS), &bytes)
 }

@@ -40,21 +40,21 @@ pub struct RunSummary {
 }
 
 /// The callbacks of a run, by the name the learner uses.
-type Callbacks = Vec<Box<dyn Callback>>;
+pub(super) type Callbacks = Vec<Box<dyn Callback>>;
 
 /// Hands `text` to every callback as a note.
-fn note(callbacks: &mut Callbacks, text: &str) {
+pub(super) fn note(callbacks: &mut Callbacks, text: &str) {
     callbacks.iter_mut().for_each(|cb| cb.note(text));
 }
 
 /// Everything a run needs, rebuilt identically from its [`TrainConfig`].
-struct Prepared {
-    data: ImageFolder,
-    dls: DataLoaders,
-    model: ClassifierConfig,
-    size: u32,
+pub(super) struct Prepared {
+    pub(super) data: ImageFolder,
+    pub(super) dls: DataLoaders,
+    pub(super) model: ClassifierConfig,
+    pub(super) size: u32,
     /// What the user should know before training starts.
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 /// The dataset a configuration names (its folder, or the demo), split as it says.
@@ -102,7 +102,7 @@ pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
 }
 
 /// Validates `config` (the one place it is) and prepares its data, loaders and model.
-fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
+pub(super) fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
     config.validate()?;
     let mut notes = Vec::new();
     if data.synthetic > 0 {
@@ -213,7 +213,7 @@ fn available_memory() -> Option<f64> {
 
 /// Refuses, before anything is written, a batch and image size whose training would not fit in
 /// the memory the CPU backend has left (a GPU's own memory is not known here).
-fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Result<()> {
+pub(super) fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Result<()> {
     if crate::backend::backend_of(device) != "flex" {
         return Ok(());
     }
@@ -310,7 +310,7 @@ pub fn train(
 
 /// The learner of a run, its body loaded from the pretrained weights when asked (not on resume,
 /// where the checkpoint replaces them).
-fn build_learner(
+pub(super) fn build_learner(
     p: &Prepared,
     config: &TrainConfig,
     device: &Device,
@@ -359,97 +359,6 @@ pub fn lr_find_into(learner: &mut Learner, run: &RunDir) -> Result<LrFind> {
     crate::io::write_json(&run.file(run_dir::LR_FIND), &found)?;
     plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
     Ok(found)
-}
-
-/// `fastvision lr-find`: the range test alone on a new run folder; `callbacks` get the notes.
-pub fn lr_find(
-    config: &TrainConfig,
-    run_dir: &Path,
-    device: &Device,
-    mut callbacks: Callbacks,
-) -> Result<LrFind> {
-    if run_dir.exists() {
-        RunDir::create(run_dir)?;
-    }
-    let p = prepare(config, training_data(config)?)?;
-    check_memory(config, &p, device)?;
-    for n in &p.notes {
-        note(&mut callbacks, n);
-    }
-    let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
-    let run = RunDir::create(run_dir)?;
-    let found = lr_find_into(&mut learner, &run)?;
-    run.add_section(Section::new(
-        30,
-        "lr_find",
-        html::image(run_dir::LR_FIND_PLOT, "LR finder", 2),
-    ))?;
-    Ok(found)
-}
-
-/// What [`measure`] found: the LR range test's suggestion and this machine's speed on the run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Measured {
-    /// Seconds to read and check the data (every run does it once).
-    pub load_s: f64,
-    /// The range test (its valley is the suggestion).
-    pub lr_find: LrFind,
-    /// Seconds to train on one image at the final size.
-    pub train_s_per_image: f64,
-    /// Seconds to predict one image at the final size.
-    pub infer_s_per_image: f64,
-    /// The final image side.
-    pub size: u32,
-    /// Training and validation images.
-    pub n_train: usize,
-    /// Validation images.
-    pub n_valid: usize,
-    /// What the user should know (a batch size chosen for them, pretrained weights loaded).
-    pub notes: Vec<String>,
-}
-
-/// A callback that keeps the notes it is handed.
-struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Callback for Collect {
-    fn note(&mut self, text: &str) {
-        if let Ok(mut n) = self.0.lock() {
-            n.push(text.into());
-        }
-    }
-}
-
-/// Runs the LR range test on `config`'s data and model in memory (nothing written) and times it
-/// and one pass over (up to 256) validation images: what a plan needs to fit a time budget.
-pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
-    let t = Instant::now();
-    let p = prepare(config, training_data(config)?)?;
-    let load_s = t.elapsed().as_secs_f64();
-    check_memory(config, &p, device)?;
-    let collected = std::sync::Arc::new(std::sync::Mutex::new(p.notes.clone()));
-    let mut cbs: Callbacks = vec![Box::new(Collect(collected.clone()))];
-    let mut learner = build_learner(&p, config, device, true, &mut cbs)?;
-    learner.resize(p.size);
-    let bs = learner.dls.train.batch_size();
-    let t = Instant::now();
-    let found = learner.lr_find(LrFindConfig::default())?;
-    let train_s_per_image = t.elapsed().as_secs_f64() / (found.lrs.len().max(1) * bs) as f64;
-    let predictor = Predictor::new(learner.model.clone(), bundle_config(&learner, &p), device);
-    let sample: Vec<_> = p.data.valid.iter().take(256).cloned().collect();
-    let t = Instant::now();
-    predictor.infer(&sample, 64, crate::infer::Inference::Plain);
-    let infer_s_per_image = t.elapsed().as_secs_f64() / sample.len().max(1) as f64;
-    let notes = collected.lock().map(|n| n.clone()).unwrap_or_default();
-    Ok(Measured {
-        load_s,
-        lr_find: found,
-        train_s_per_image,
-        infer_s_per_image,
-        size: p.size,
-        n_train: p.data.train.len(),
-        n_valid: p.data.valid.len(),
-        notes,
-    })
 }
 
 /// Trains `config`'s plan on `data` in memory (no run folder, no checkpoints) and returns the
@@ -574,7 +483,7 @@ pub fn has_checkpoint(run_dir: &Path) -> bool {
 }
 
 /// The bundle configuration of a trained learner.
-fn bundle_config(learner: &Learner, p: &Prepared) -> BundleConfig {
+pub(super) fn bundle_config(learner: &Learner, p: &Prepared) -> BundleConfig {
     BundleConfig {
         model: p.model.clone(),
         size: p.size,

@@ -1,0 +1,122 @@
+//! What the playbook keeps: the user's wishes, the state saved after every step
+//! (`playbook.json`) and the file names of the playbook folder.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Plan;
+use crate::learner::{Callback, Precision};
+use crate::models::Arch;
+use crate::vision::TrainConfig;
+
+/// The playbook's state, saved as `playbook.json` after every step.
+pub const STATE_FILE: &str = "playbook.json";
+/// The plan, as it was made.
+pub const PLAN_FILE: &str = "plan.json";
+/// The page with the plan and the table.
+pub const PAGE: &str = "playbook.html";
+/// Predictions for the unlabelled `test/` images.
+pub const PREDICTIONS: &str = "predictions.csv";
+/// Where the steps' run folders live.
+pub const STEPS: &str = "steps";
+
+/// What the user asks of the playbook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookConfig {
+    /// The dataset folder.
+    pub data: PathBuf,
+    /// The time budget, seconds.
+    pub budget_s: f64,
+    /// Quarantine the confusing images (journaled, undoable) and retrain without them.
+    pub drop_confusing: bool,
+    /// The main architecture.
+    pub arch: Arch,
+    /// The final image side [default: the data's, at most 64].
+    pub size: Option<u32>,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Validation fraction when the data has no `valid/`.
+    pub valid_pct: f64,
+    /// Float precision (mixed precision on a GPU).
+    pub precision: Precision,
+}
+
+impl PlaybookConfig {
+    /// The playbook for `data` within `budget_s` with the defaults: ResNet-18, seed 42.
+    pub fn new(data: impl Into<PathBuf>, budget_s: f64) -> Self {
+        Self {
+            data: data.into(),
+            budget_s,
+            drop_confusing: false,
+            arch: Arch::Resnet18,
+            size: None,
+            seed: 42,
+            valid_pct: 0.2,
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// The training settings every step starts from.
+    pub(super) fn base(&self) -> TrainConfig {
+        TrainConfig {
+            data: Some(self.data.clone()),
+            arch: self.arch,
+            size: self.size,
+            seed: self.seed,
+            valid_pct: self.valid_pct,
+            auto_bs: true,
+            precision: self.precision,
+            ..TrainConfig::default()
+        }
+        .with_absolute_paths()
+    }
+}
+
+/// One row of the playbook's table: what a step did and what it bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// The step's name.
+    pub name: String,
+    /// What it did.
+    pub what: String,
+    /// Validation accuracy of the model after the step (the images it was measured on are in
+    /// `on`).
+    pub accuracy: Option<f64>,
+    /// Validation loss likewise.
+    pub loss: Option<f64>,
+    /// Accuracy gained over the step it improves on (measured on the same images).
+    pub gain: Option<f64>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// What else to know (images flagged, members kept, a step shortened for the budget…).
+    pub note: String,
+    /// Its run folder, relative to the playbook folder, if it trained one.
+    pub run: Option<PathBuf>,
+}
+
+/// `playbook.json`: the configuration, the plan and the steps done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookState {
+    /// What was asked.
+    pub config: PlaybookConfig,
+    /// The plan.
+    pub plan: Plan,
+    /// Results of the steps done, in order (the first is the measuring).
+    pub results: Vec<StepResult>,
+    /// The run folders (relative) of the final models: the main model, then the members.
+    pub models: Vec<PathBuf>,
+    /// Whether test-time augmentation improved the validation accuracy (then the predictions
+    /// for `test/` use it).
+    pub tta_helped: bool,
+}
+
+impl PlaybookState {
+    /// Seconds spent so far, across interruptions.
+    pub fn spent_s(&self) -> f64 {
+        self.results.iter().map(|r| r.seconds).sum()
+    }
+}
+
+/// What callbacks a step's training gets (the CLI's progress display).
+pub type Progress<'a> = &'a mut dyn FnMut() -> Vec<Box<dyn Callback>>;

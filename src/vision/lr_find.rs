@@ -1,0 +1,110 @@
+//! The LR range test of a run (`fastvision lr-find`), and measuring the machine on a run's data
+//! for a plan that must fit a time budget (the playbook).
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::Device;
+
+use super::config::TrainConfig;
+use super::run::{
+    Callbacks, build_learner, bundle_config, check_memory, lr_find_into, note, prepare,
+    training_data,
+};
+use crate::error::Result;
+use crate::infer::Predictor;
+use crate::learner::Callback;
+use crate::learner::lr_find::{LrFind, LrFindConfig};
+use crate::report::html::{self, Section};
+use crate::run_dir::{self, RunDir};
+
+/// `fastvision lr-find`: the range test alone on a new run folder; `callbacks` get the notes.
+pub fn lr_find(
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    mut callbacks: Callbacks,
+) -> Result<LrFind> {
+    if run_dir.exists() {
+        RunDir::create(run_dir)?;
+    }
+    let p = prepare(config, training_data(config)?)?;
+    check_memory(config, &p, device)?;
+    for n in &p.notes {
+        note(&mut callbacks, n);
+    }
+    let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
+    let run = RunDir::create(run_dir)?;
+    let found = lr_find_into(&mut learner, &run)?;
+    run.add_section(Section::new(
+        30,
+        "lr_find",
+        html::image(run_dir::LR_FIND_PLOT, "LR finder", 2),
+    ))?;
+    Ok(found)
+}
+
+/// What [`measure`] found: the LR range test's suggestion and this machine's speed on the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// Seconds to read and check the data (every run does it once).
+    pub load_s: f64,
+    /// The range test (its valley is the suggestion).
+    pub lr_find: LrFind,
+    /// Seconds to train on one image at the final size.
+    pub train_s_per_image: f64,
+    /// Seconds to predict one image at the final size.
+    pub infer_s_per_image: f64,
+    /// The final image side.
+    pub size: u32,
+    /// Training and validation images.
+    pub n_train: usize,
+    /// Validation images.
+    pub n_valid: usize,
+    /// What the user should know (a batch size chosen for them, pretrained weights loaded).
+    pub notes: Vec<String>,
+}
+
+/// A callback that keeps the notes it is handed.
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Callback for Collect {
+    fn note(&mut self, text: &str) {
+        if let Ok(mut n) = self.0.lock() {
+            n.push(text.into());
+        }
+    }
+}
+
+/// Runs the LR range test on `config`'s data and model in memory (nothing written) and times it
+/// and one pass over (up to 256) validation images: what a plan needs to fit a time budget.
+pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
+    let t = Instant::now();
+    let p = prepare(config, training_data(config)?)?;
+    let load_s = t.elapsed().as_secs_f64();
+    check_memory(config, &p, device)?;
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(p.notes.clone()));
+    let mut cbs: Callbacks = vec![Box::new(Collect(collected.clone()))];
+    let mut learner = build_learner(&p, config, device, true, &mut cbs)?;
+    learner.resize(p.size);
+    let bs = learner.dls.train.batch_size();
+    let t = Instant::now();
+    let found = learner.lr_find(LrFindConfig::default())?;
+    let train_s_per_image = t.elapsed().as_secs_f64() / (found.lrs.len().max(1) * bs) as f64;
+    let predictor = Predictor::new(learner.model.clone(), bundle_config(&learner, &p), device);
+    let sample: Vec<_> = p.data.valid.iter().take(256).cloned().collect();
+    let t = Instant::now();
+    predictor.infer(&sample, 64, crate::infer::Inference::Plain);
+    let infer_s_per_image = t.elapsed().as_secs_f64() / sample.len().max(1) as f64;
+    let notes = collected.lock().map(|n| n.clone()).unwrap_or_default();
+    Ok(Measured {
+        load_s,
+        lr_find: found,
+        train_s_per_image,
+        infer_s_per_image,
+        size: p.size,
+        n_train: p.data.train.len(),
+        n_valid: p.data.valid.len(),
+        notes,
+    })
+}
