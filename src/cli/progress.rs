@@ -109,3 +109,11 @@ pub fn report_downloads() {
         }
     });
 }
+
+/// Checks that the run folder `dir` has a checkpoint to resume from (a missing or corrupt one is
+/// an error that says which) and says that it resumes.
+pub fn announce_resume(dir: &std::path::Path) -> anyhow::Result<()> {
+    fastvision::learner::checkpoint::to_resume(dir, &dir.join(fastvision::run_dir::CHECKPOINT))?;
+    println!("resuming {}", dir.display());
+    Ok(())
+}

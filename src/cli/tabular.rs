@@ -233,11 +233,7 @@ fn ascii(c: char) -> Result<u8> {
 
 fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
-        fastvision::learner::checkpoint::to_resume(
-            &dir,
-            &dir.join(fastvision::run_dir::CHECKPOINT),
-        )?;
-        println!("resuming {}", dir.display());
+        super::progress::announce_resume(&dir)?;
         tab::resume(&dir, device, super::progress::on_stdout())?
     } else {
         let (Some(csv), Some(target)) = (args.csv, args.target) else {

@@ -235,11 +235,7 @@ pub fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
 /// `fastvision train`.
 pub fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
-        fastvision::learner::checkpoint::to_resume(
-            &dir,
-            &dir.join(fastvision::run_dir::CHECKPOINT),
-        )?;
-        println!("resuming {}", dir.display());
+        progress::announce_resume(&dir)?;
         vision::resume(&dir, device, progress::on_stdout())?
     } else {
         let (config, dir) = train_config(&args)?;
