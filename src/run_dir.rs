@@ -78,15 +78,22 @@ pub fn run_path(name: Option<&str>) -> Result<PathBuf> {
 }
 
 impl RunDir {
-    /// Makes the new run folder `path`; an existing one is refused (it may hold another run).
-    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
-        let path = path.into();
+    /// Refuses `path` as a new run folder when it exists (it may hold another run): a run checks
+    /// this before reading its data, and creates the folder only once the work can start.
+    pub fn refuse_existing(path: &Path) -> Result<()> {
         if path.exists() {
             return Err(Error::Config(format!(
                 "run folder {} already exists: choose another --name, or --resume it",
                 path.display()
             )));
         }
+        Ok(())
+    }
+
+    /// Makes the new run folder `path`; an existing one is refused (it may hold another run).
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        Self::refuse_existing(&path)?;
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Self {
             path,

@@ -102,8 +102,8 @@ pub fn train(
     device: &Device,
     callbacks: &mut [Box<dyn Callback>],
 ) -> Result<Vec<PathBuf>> {
-    if run_dir.exists() && !resume {
-        RunDir::create(run_dir)?;
+    if !resume {
+        RunDir::refuse_existing(run_dir)?;
     }
     config.gan.validate()?;
     let data = dataset(config)?;

@@ -122,9 +122,7 @@ pub fn run(
     device: &Device,
     progress: Progress,
 ) -> Result<PlaybookState> {
-    if dir.exists() {
-        RunDir::create(dir)?;
-    }
+    RunDir::refuse_existing(dir)?;
     let t0 = Instant::now();
     let (plan, notes) = make_plan(config, device)?;
     for n in notes.iter().chain(&plan_text(&plan)) {

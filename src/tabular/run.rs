@@ -280,9 +280,7 @@ pub fn train(
     device: &Device,
     mut callbacks: Callbacks,
 ) -> Result<TabularSummary> {
-    if run_dir.exists() {
-        RunDir::create(run_dir)?;
-    }
+    RunDir::refuse_existing(run_dir)?;
     let t0 = Instant::now();
     let p = prepare(config)?;
     for n in describe(&p, config) {

@@ -25,9 +25,7 @@ pub fn lr_find(
     device: &Device,
     mut callbacks: Callbacks,
 ) -> Result<LrFind> {
-    if run_dir.exists() {
-        RunDir::create(run_dir)?;
-    }
+    RunDir::refuse_existing(run_dir)?;
     let p = prepare(config, training_data(config)?)?;
     check_memory(config, &p, device)?;
     for n in &p.notes {

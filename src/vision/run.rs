@@ -266,10 +266,7 @@ pub fn train(
     device: &Device,
     mut callbacks: Callbacks,
 ) -> Result<RunSummary> {
-    if run_dir.exists() {
-        // Refused before the data is read: the folder may hold another run.
-        RunDir::create(run_dir)?;
-    }
+    RunDir::refuse_existing(run_dir)?;
     let t0 = Instant::now();
     let p = prepare(config, training_data(config)?)?;
     check_memory(config, &p, device)?;
