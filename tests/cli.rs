@@ -690,12 +690,7 @@ fn ensembles_from_the_command_line() {
         ok && out.contains("ensemble of 2 members (mean combination)"),
         "{out}"
     );
-    let img = std::fs::read_dir(dir.path().join("photos/valid/bag"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let img = common::any_file(&dir.path().join("photos/valid/bag"));
     let (ok, out) = fastvision(
         dir.path(),
         &["predict", "runs/e", img.to_str().unwrap(), "--tta"],

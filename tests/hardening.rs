@@ -382,12 +382,7 @@ fn an_impossible_config_json_is_refused_naming_it() {
     let config = run.join("config.json");
     let original = std::fs::read_to_string(&config).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
-    let image = std::fs::read_dir(dir.path().join("photos/valid/bag"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let image = common::any_file(&dir.path().join("photos/valid/bag"));
     let image = image.to_str().unwrap();
     v["size"] = 0.into();
     std::fs::write(&config, v.to_string()).unwrap();

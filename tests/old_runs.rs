@@ -44,12 +44,7 @@ fn a_run_folder_of_the_previous_layout_resumes_predicts_and_evaluates() {
         2,
         "the second of two epochs was trained on resume"
     );
-    let image = std::fs::read_dir(dir.path().join("photos/valid/bag"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let image = common::any_file(&dir.path().join("photos/valid/bag"));
     let out = fastvision(
         dir.path(),
         &["predict", "runs/old", image.to_str().unwrap(), "-k", "2"],
