@@ -56,12 +56,10 @@ pub enum Error {
         message: String,
     },
     /// A run failed after its first checkpoint: its folder is kept.
-    #[error("{source} (the run folder {} keeps its finished epochs: continue with `{resume}`, or remove it)", run.display())]
+    #[error("{source} (the run folder {} keeps its finished epochs: resume it, or remove it)", run.display())]
     RunKept {
         /// The run folder.
         run: PathBuf,
-        /// The command that continues it.
-        resume: String,
         /// What went wrong.
         source: Box<Error>,
     },

@@ -121,15 +121,14 @@ impl RunDir {
 
     /// What a failed run leaves: a folder this value made, with no finished epoch (`kept` false),
     /// is removed so it does not block the name; otherwise the folder stays and the error says
-    /// how to continue it (`resume`, the command) or remove it.
-    pub fn fail(&self, error: Error, kept: bool, resume: &str) -> Error {
+    /// that it can be resumed or removed.
+    pub fn fail(&self, error: Error, kept: bool) -> Error {
         if self.created && !kept {
             let _ = std::fs::remove_dir_all(&self.path);
             return error;
         }
         Error::RunKept {
             run: self.path.clone(),
-            resume: resume.into(),
             source: Box::new(error),
         }
     }
@@ -284,21 +283,17 @@ mod tests {
     fn a_run_failing_before_its_first_epoch_leaves_no_folder_and_a_later_one_says_how_to_resume() {
         let dir = tempfile::tempdir().unwrap();
         let early = RunDir::create(dir.path().join("early")).unwrap();
-        let err = early.fail(Error::Config("boom".into()), false, "resume me");
+        let err = early.fail(Error::Config("boom".into()), false);
         assert_eq!(err.to_string(), "invalid setting: boom");
         assert!(!dir.path().join("early").exists(), "the name is free again");
         let late = RunDir::create(dir.path().join("late")).unwrap();
         let err = late
-            .fail(
-                Error::Config("boom".into()),
-                true,
-                "fastvision train --resume late",
-            )
+            .fail(Error::Config("boom".into()), true)
             .to_string();
         assert!(dir.path().join("late").is_dir(), "kept");
-        assert!(err.contains("boom") && err.contains("--resume"), "{err}");
+        assert!(err.contains("boom") && err.contains("resume it"), "{err}");
         let opened = RunDir::open(dir.path().join("late")).unwrap();
-        opened.fail(Error::Config("boom".into()), false, "x");
+        opened.fail(Error::Config("boom".into()), false);
         assert!(
             dir.path().join("late").is_dir(),
             "a folder it did not make is never removed"

@@ -309,8 +309,7 @@ pub fn train(
         learner.fit_one_cycle(config.epochs, config.lr)
     })();
     if let Err(e) = trained {
-        let resume = format!("fastvision tabular train --resume {}", run.path().display());
-        return Err(run.fail(e, learner.epochs_done > 0, &resume));
+        return Err(run.fail(e, learner.epochs_done > 0));
     }
     finish(&run, &learner, &p, &config, t0)
 }

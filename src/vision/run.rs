@@ -299,8 +299,7 @@ pub fn train(
         execute(&mut learner, &config.plan(), 0, 0)
     })();
     if let Err(e) = trained {
-        let resume = format!("fastvision train --resume {}", run.path().display());
-        return Err(run.fail(e, learner.epochs_done > 0, &resume));
+        return Err(run.fail(e, learner.epochs_done > 0));
     }
     finish(&run, &config, &learner, &p, t0)
 }
@@ -467,10 +466,7 @@ pub fn resume(run_dir: &Path, device: &Device, mut callbacks: Callbacks) -> Resu
         state.stage,
         state.stage_epochs_done,
     )
-    .map_err(|e| {
-        let resume = format!("fastvision train --resume {}", run.path().display());
-        run.fail(e, true, &resume)
-    })?;
+    .map_err(|e| run.fail(e, true))?;
     finish(&run, &config, &learner, &p, t0)
 }
 
