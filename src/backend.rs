@@ -126,7 +126,7 @@ fn gpu(allow_software: bool) -> Result<Option<Selected>> {
     Ok(None)
 }
 
-/// Why `--device gpu` found nothing, and what to do about it.
+/// Why a GPU was asked for and none was found, and what to do about it.
 fn no_gpu_reason() -> String {
     let mut why = Vec::new();
     if cfg!(feature = "tch") {
@@ -143,11 +143,11 @@ fn no_gpu_reason() -> String {
     }
     if why.is_empty() {
         why.push(
-            "this build has no GPU support: build it with `--features gpu` (Vulkan) or \
-             `--features tch` (CUDA through libtorch)",
+            "this build has no GPU support: build it with the cargo feature `gpu` (Vulkan) or \
+             `tch` (CUDA through libtorch)",
         );
     }
-    format!("--device gpu: {}", why.join("; "))
+    format!("`device` gpu: {}", why.join("; "))
 }
 
 #[cfg(feature = "tch")]

@@ -260,7 +260,7 @@ fn snapshots_make_one_member_per_sgdr_cycle() {
         bad.validate()
             .unwrap_err()
             .to_string()
-            .contains("--schedule sgdr")
+            .contains("`schedule` sgdr")
     );
 }
 
@@ -336,7 +336,7 @@ fn inception_members_are_upscaled_and_a_small_size_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("inception_v3 needs images of at least 75 px") && err.contains("--size 75"),
+        err.contains("inception_v3 needs images of at least 75 px") && err.contains("`size` 75"),
         "{err}"
     );
     assert!(!tmp.path().join("r").exists());

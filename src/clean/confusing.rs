@@ -74,21 +74,21 @@ pub fn fold_of(items: &[Item], k: usize, seed: u64) -> Vec<usize> {
 }
 
 /// Predicts every training image of `data` with a model trained (by `config`'s plan) on the
-/// other `k − 1` folds, so no image is judged by a model that memorised it.
+/// other `folds − 1` folds, so no image is judged by a model that memorised it.
 pub fn out_of_fold(
     config: &TrainConfig,
     data: &ImageFolder,
-    k: usize,
+    folds: usize,
     device: &burn::tensor::Device,
     progress: &mut dyn FnMut(usize) -> Vec<Box<dyn Callback>>,
 ) -> Result<Interpretation> {
-    if k < 2 {
-        return Err(Error::Config("--folds needs at least 2 folds".into()));
+    if folds < 2 {
+        return Err(Error::Config(format!("`folds` {folds}: at least 2")));
     }
     let items = &data.train;
-    let fold = fold_of(items, k, config.seed);
+    let fold = fold_of(items, folds, config.seed);
     let mut probs = vec![None; items.len()];
-    for f in 0..k {
+    for f in 0..folds {
         let (held, kept): (Vec<usize>, Vec<usize>) = (0..items.len()).partition(|&i| fold[i] == f);
         let part = ImageFolder {
             train: kept.iter().map(|&i| items[i].clone()).collect(),

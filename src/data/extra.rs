@@ -80,7 +80,7 @@ pub fn add_synthetic(
     }
     if let Some(f) = fraction {
         if !(f >= 0.0 && f.is_finite()) {
-            return Err(Error::Config(format!("--extra-fraction {f} must be ≥ 0")));
+            return Err(Error::Config(format!("`extra_fraction` {f} must be ≥ 0")));
         }
         items.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
         items.truncate((f * data.train.len() as f64).round() as usize);

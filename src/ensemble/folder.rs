@@ -17,7 +17,7 @@ use crate::infer::ensemble::{EnsembleFile, Member, load};
 pub fn create(dir: &Path, runs: &[PathBuf], device: &Device) -> Result<EnsembleFile> {
     if dir.exists() {
         return Err(Error::Config(format!(
-            "{} already exists: choose another --name",
+            "{} already exists: choose another `name`",
             dir.display()
         )));
     }

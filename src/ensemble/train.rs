@@ -42,14 +42,14 @@ pub enum Variation {
     Folds(usize),
 }
 
-/// A member specification of `--members`: an architecture, optionally `@SIZE`.
+/// A member specification: an architecture, optionally `@SIZE` (`resnet18@64`).
 pub fn parse_member(spec: &str) -> Result<(Arch, Option<u32>)> {
     match spec.split_once('@') {
         Some((a, s)) => Ok((
             a.trim().parse()?,
             Some(s.trim().parse().map_err(|_| {
                 Error::Config(format!(
-                    "--members {spec:?}: the size after @ must be a number"
+                    "member {spec:?}: the size after @ must be a number"
                 ))
             })?),
         )),
@@ -74,7 +74,7 @@ pub fn plan(
     if let Variation::Folds(k) = variation
         && k < 2
     {
-        return Err(Error::Config(format!("--folds {k}: at least 2")));
+        return Err(Error::Config(format!("`folds` {k}: at least 2")));
     }
     let mut out = Vec::new();
     for &(arch, size) in archs {

@@ -57,7 +57,7 @@ impl GanData {
                 return Err(Error::Dataset {
                     path: data.root.join(name),
                     message: format!(
-                        "class \"{name}\" has {} training images, fewer than one batch ({min_per_class}); lower --bs or add images",
+                        "class \"{name}\" has {} training images, fewer than one batch ({min_per_class}); lower `bs` or add images",
                         items.len()
                     ),
                 });

@@ -89,7 +89,7 @@ pub fn sample(
     }
     if let Some(existing) = targets.iter().find(|p| p.exists()) {
         return Err(Error::Config(format!(
-            "{} exists (fastvision never replaces a file): use another --seed or --out",
+            "{} exists (a file is never replaced): use another `seed` or `out`",
             existing.display()
         )));
     }

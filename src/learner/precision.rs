@@ -64,12 +64,12 @@ impl Precision {
         let backend = crate::backend::backend_of(device);
         if backend == "flex" {
             return Err(Error::Config(format!(
-                "--precision {self}: mixed precision is for GPUs; the CPU backend trains in fp32"
+                "`precision` {self}: mixed precision is for GPUs; the CPU backend trains in fp32"
             )));
         }
         if !device.supports_dtype(DType::from(half)) {
             return Err(Error::Config(format!(
-                "--precision {self}: this device ({backend}) has no {self} arithmetic{}",
+                "`precision` {self}: this device ({backend}) has no {self} arithmetic{}",
                 if self == Self::Bf16 {
                     "; use fp16 (Vulkan has no bf16), or libtorch on CUDA"
                 } else {

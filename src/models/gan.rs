@@ -26,7 +26,7 @@ fn kaiming() -> Initializer {
 pub fn check_size(size: usize) -> Result<()> {
     if size < 16 || !size.is_power_of_two() {
         return Err(Error::Config(format!(
-            "GAN --size {size}: must be a power of two from 16 (16, 32, 64, 128…)"
+            "GAN `size` {size}: must be a power of two from 16 (16, 32, 64, 128…)"
         )));
     }
     Ok(())

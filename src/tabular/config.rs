@@ -93,43 +93,45 @@ impl TabularConfig {
     }
 
     /// Checks every setting (what the CLI's parsers refuse and what a hand-edited `train.json`
-    /// may hold); each message names the flag and its allowed range.
+    /// may hold); each message names the setting and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 {
-            return bad("--epochs 0: train at least one epoch".into());
+            return bad("`epochs` 0: train at least one epoch".into());
         }
         if self.bs < 2 {
             return bad(format!(
-                "--bs {}: at least 2 (BatchNorm needs two rows per batch)",
+                "`bs` {}: at least 2 (BatchNorm needs two rows per batch)",
                 self.bs
             ));
         }
         if let Some(w) = self.layers.iter().find(|&&w| w == 0) {
-            return bad(format!("--layers: every width at least 1 (got {w})"));
+            return bad(format!("`layers`: every width at least 1 (got {w})"));
         }
         if let Some((lo, hi)) = self.y_range
             && !(lo.is_finite() && hi.is_finite() && lo < hi)
         {
-            return bad(format!("--y-range {lo},{hi}: LO must be below HI"));
+            return bad(format!(
+                "`y_range` ({lo}, {hi}): the low end must be below the high end"
+            ));
         }
         if let ValidSpec::Pct(p) = self.valid
             && !(p > 0.0 && p < 1.0)
         {
             return bad(format!(
-                "--valid-pct {p}: a fraction strictly between 0 and 1"
+                "`ValidSpec::Pct` {p}: a fraction strictly between 0 and 1"
             ));
         }
-        for (name, p) in [("--ps", self.ps), ("--embed-p", self.embed_p)] {
+        for (name, p) in [("`ps`", self.ps), ("`embed_p`", self.embed_p)] {
             if !(0.0..1.0).contains(&p) {
                 return bad(format!("{name} {p}: a dropout probability in [0, 1)"));
             }
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr {}: a positive learning rate", self.lr));
+            return bad(format!("`lr` {}: a positive learning rate", self.lr));
         }
         if !self.delimiter.is_ascii() {
-            return bad("--delimiter must be one ASCII character".into());
+            return bad("`delimiter` must be one ASCII character".into());
         }
         Ok(())
     }

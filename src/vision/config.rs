@@ -278,34 +278,34 @@ impl TrainConfig {
     }
 
     /// Checks every setting (the library refuses what the CLI's parsers refuse, and what a
-    /// hand-edited `train.json` may hold): each message names the flag and its allowed range.
+    /// hand-edited `train.json` may hold): each message names the setting and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 && self.schedule != ScheduleKind::Sgdr {
-            return bad("--epochs 0: train at least one epoch".into());
+            return bad("`epochs` 0: train at least one epoch".into());
         }
         if self.bs < 2 && !self.auto_bs {
             return bad(format!(
-                "--bs {}: at least 2 (BatchNorm needs two images per batch)",
+                "`bs` {}: at least 2 (BatchNorm needs two images per batch)",
                 self.bs
             ));
         }
         if !(self.valid_pct > 0.0 && self.valid_pct < 1.0) {
             return bad(format!(
-                "--valid-pct {}: a fraction strictly between 0 and 1",
+                "`valid_pct` {}: a fraction strictly between 0 and 1",
                 self.valid_pct
             ));
         }
         for s in self.size.iter().chain(&self.sizes) {
             if !(MIN_SIZE..=MAX_SIZE).contains(s) {
                 return bad(format!(
-                    "--size {s}: between {MIN_SIZE} and {MAX_SIZE} pixels"
+                    "`size` {s}: between {MIN_SIZE} and {MAX_SIZE} pixels"
                 ));
             }
         }
         if self.min_scale.is_some_and(|m| !(m > 0.0 && m <= 1.0)) {
             return bad(format!(
-                "--min-scale {}: a fraction in (0, 1]",
+                "`min_scale` {}: a fraction in (0, 1]",
                 self.min_scale.unwrap_or_default()
             ));
         }
@@ -313,34 +313,34 @@ impl TrainConfig {
             .extra_fraction
             .is_some_and(|f| !(f > 0.0 && f.is_finite()))
         {
-            return bad("--extra-fraction: a positive number".into());
+            return bad("`extra_fraction`: a positive number".into());
         }
         if self.width == 0 {
-            return bad("--width 0: at least 1".into());
+            return bad("`width` 0: at least 1".into());
         }
         if self.schedule == ScheduleKind::Sgdr
             && (self.cycles == 0 || self.cycle_len == 0 || self.cycle_mult == 0)
         {
-            return bad("--cycles, --cycle-len and --cycle-mult: each at least 1".into());
+            return bad("`cycles`, `cycle_len` and `cycle_mult`: each at least 1".into());
         }
         if self.lr.max().is_nan() || self.lr.max() <= 0.0 {
-            return bad("--lr: a positive learning rate".into());
+            return bad("`lr`: a positive learning rate".into());
         }
         if self.sizes.len() != self.size_epochs.len() {
             return Err(Error::Config(format!(
-                "{} sizes but {} epoch counts: give one epoch count per size (--sizes 32,64 --epochs 2,1)",
+                "{} sizes but {} epoch counts: `sizes` and `size_epochs` need one epoch count per size",
                 self.sizes.len(),
                 self.size_epochs.len()
             )));
         }
-        for (name, v) in [("--mixup", self.mixup), ("--cutmix", self.cutmix)] {
+        for (name, v) in [("`mixup`", self.mixup), ("`cutmix`", self.cutmix)] {
             if v.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
                 return Err(Error::Config(format!("{name} needs a positive alpha")));
             }
         }
         if self.mixup.is_some() && self.cutmix.is_some() {
             return Err(Error::Config(
-                "--mixup and --cutmix cannot be combined".into(),
+                "`mixup` and `cutmix` cannot be combined".into(),
             ));
         }
         if self
@@ -348,12 +348,12 @@ impl TrainConfig {
             .is_some_and(|e| !(0.0..1.0).contains(&e))
         {
             return Err(Error::Config(
-                "--label-smoothing needs an epsilon in [0, 1)".into(),
+                "`label_smoothing` needs an epsilon in [0, 1)".into(),
             ));
         }
         if self.snapshots && self.schedule != ScheduleKind::Sgdr {
             return Err(Error::Config(
-                "--snapshots keeps the weights at the end of each SGDR cycle: it needs --schedule sgdr".into(),
+                "`snapshots` keeps the weights at the end of each SGDR cycle: it needs `schedule` sgdr".into(),
             ));
         }
         Ok(())

@@ -22,7 +22,7 @@ fn load_for_export(
     if out.exists() {
         return Err(Error::model(
             out,
-            "already exists: choose another --out (it is never overwritten)",
+            "already exists: choose another `out` (it is never overwritten)",
         ));
     }
     load_bundle(&single_model(dir)?, device)
