@@ -73,7 +73,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
                     path,
                     std::io::Error::new(
                         std::io::ErrorKind::AlreadyExists,
-                        "already exists (fastvision never overwrites a file it did not make)",
+                        "already exists (a file that is not fastvision's own is never overwritten)",
                     ),
                 )
             } else {

@@ -482,7 +482,7 @@ fn an_exported_file_predicts_like_its_run_folder() {
         &["predict", "runs/r/model.safetensors", &images[0]],
     );
     assert!(
-        !ok && out.contains("without a fastvision configuration"),
+        !ok && out.contains("without fastvision's configuration"),
         "{out}"
     );
 }

@@ -181,7 +181,7 @@ pub fn report(dir: &Path, device: &Device) -> Result<EnsembleReport> {
     if !crate::infer::is_ensemble(dir) {
         return Err(Error::model(
             dir,
-            "not an ensemble (it has no ensemble.json): make one with `fastvision ensemble train` or `fastvision ensemble from RUN RUN…`",
+            "not an ensemble (it has no ensemble.json): train one, or make one of runs already trained",
         ));
     }
     let file = EnsembleFile::read(dir)?;

@@ -98,14 +98,13 @@ pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
     if path.is_file() {
         let meta = crate::weights::safetensors_metadata(path)?;
         let json = meta.get(EXPORT_CONFIG_KEY).ok_or_else(|| {
-            Error::model(path, "a safetensors file without a fastvision configuration (make one with `fastvision export RUN`)")
-        })?;
-        let config: BundleConfig = serde_json::from_str(json).map_err(|e| {
             Error::model(
                 path,
-                format!("its fastvision configuration is unreadable: {e}"),
+                "a safetensors file without fastvision's configuration (export a run to make one)",
             )
         })?;
+        let config: BundleConfig = serde_json::from_str(json)
+            .map_err(|e| Error::model(path, format!("its configuration is unreadable: {e}")))?;
         config.validate(path)?;
         return Ok(config);
     }
@@ -113,7 +112,7 @@ pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
     let path = dir.join(CONFIG_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let config: BundleConfig = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::model(&path, format!("not a fastvision bundle config: {e}")))?;
+        .map_err(|e| Error::model(&path, format!("not a bundle configuration: {e}")))?;
     config.validate(&path)?;
     Ok(config)
 }

@@ -36,7 +36,7 @@ use profile::{Op, timed};
 /// A contiguous, offset-free f32 flex tensor (copied only when it is strided or offset), so its
 /// storage is the tensor's elements in order.
 fn contiguous(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "fastvision kernels: f32 only");
+    assert_eq!(t.dtype(), DType::F32, "fastvision's kernels: f32 only");
     if t.is_contiguous() && t.layout().start_offset() == 0 {
         t
     } else {

@@ -123,9 +123,10 @@ pub fn training_section(rec: &Recorder) -> Section {
 pub fn page(title: &str, sections: &[Section]) -> String {
     let mut sections: Vec<&Section> = sections.iter().collect();
     sections.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
-    let mut h = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>fastvision run</title>\
-         <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
+    let mut h = String::from("<!doctype html><html><head><meta charset=\"utf-8\">");
+    let _ = write!(h, "<title>{} · fastvision</title>", esc(title));
+    h.push_str(
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
          td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}\
          pre{background:#f6f6f6;padding:8px}</style></head><body>",
     );

