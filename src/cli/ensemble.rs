@@ -172,7 +172,9 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
                     (Some(planned), dir)
                 }
             };
-            let file = ens_train::train(planned, &dir, device, &mut progress)?;
+            let file = ens_train::train(planned, &dir, device, &mut progress).map_err(|e| {
+                super::messages::resumable(e, "fastvision ensemble train --resume", &dir)
+            })?;
             println!(
                 "ensemble of {} members trained in {:.1}s",
                 file.members.len(),

@@ -122,7 +122,10 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                 }
             };
             let t0 = std::time::Instant::now();
-            let nets = gan_run::train(&config, &dir, resume, device, &mut progress::on_stdout())?;
+            let nets = gan_run::train(&config, &dir, resume, device, &mut progress::on_stdout())
+                .map_err(|e| {
+                    super::messages::resumable(e, "fastvision gan train --resume", &dir)
+                })?;
             println!(
                 "trained {} generator{} in {:.1}s",
                 nets.len(),

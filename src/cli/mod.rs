@@ -7,6 +7,7 @@ mod ensemble;
 mod gan;
 mod infer;
 mod interpret;
+mod messages;
 mod parse;
 mod playbook;
 mod progress;
@@ -80,8 +81,9 @@ enum Command {
     Weights(weights::WeightsCommand),
 }
 
-/// Parses the command line, runs the command, and turns any error into one line on stderr and
-/// exit code 1 (a bad flag too; `--help` and `--version` exit 0).
+/// Parses the command line, runs the command, and turns any error into one line on stderr (the
+/// library's settings named as flags) and exit code 1 (a bad flag too; `--help` and `--version`
+/// exit 0).
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -94,7 +96,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", messages::to_cli(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

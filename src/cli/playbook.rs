@@ -9,6 +9,7 @@ use fastvision::learner::{Callback, Precision};
 use fastvision::models::Arch;
 use fastvision::playbook::{self, PlaybookConfig};
 
+use super::messages::to_cli;
 use super::parse::{arch, between, named, open_fraction};
 use super::progress;
 
@@ -68,8 +69,9 @@ pub fn playbook(args: PlaybookArgs, device: &Device) -> Result<()> {
         Some(d) => d.clone(),
         None => fastvision::run_dir::run_path(args.name.as_deref())?,
     };
+    let kept = |e| super::messages::resumable(e, "fastvision playbook --resume", &dir);
     let state = if args.resume.is_some() {
-        playbook::resume(&dir, device, &mut progress)?
+        playbook::resume(&dir, device, &mut progress).map_err(kept)?
     } else {
         let data = match args.dir {
             Some(d) => d,
@@ -89,17 +91,17 @@ pub fn playbook(args: PlaybookArgs, device: &Device) -> Result<()> {
         };
         if args.dry_run {
             let (plan, notes) = playbook::make_plan(&config, device)?;
-            notes.iter().for_each(|n| println!("{n}"));
+            notes.iter().for_each(|n| println!("{}", to_cli(n)));
             playbook::plan_text(&plan)
                 .iter()
                 .for_each(|l| println!("{l}"));
             return Ok(());
         }
-        playbook::run(&config, &dir, device, &mut progress)?
+        playbook::run(&config, &dir, device, &mut progress).map_err(kept)?
     };
     println!();
     for line in playbook::table(&state) {
-        println!("{line}");
+        println!("{}", to_cli(&line));
     }
     println!("playbook folder (its final model): {}", dir.display());
     Ok(())

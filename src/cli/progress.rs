@@ -1,5 +1,5 @@
 //! Progress display: a bar over each epoch's batches, fastai's metrics table, the notes the
-//! library hands its callbacks, and a bar for downloads.
+//! library hands its callbacks (settings named as flags), and a bar for downloads.
 
 use std::sync::Mutex;
 
@@ -67,7 +67,7 @@ impl<B> Callback<B> for Progress {
     }
 
     fn note(&mut self, text: &str) {
-        self.line(text.to_string());
+        self.line(super::messages::to_cli(text));
     }
 }
 
@@ -105,7 +105,7 @@ pub fn report_downloads() {
                     b.finish_and_clear();
                 }
             }
-            DownloadEvent::Note(text) => eprintln!("{text}"),
+            DownloadEvent::Note(text) => eprintln!("{}", super::messages::to_cli(&text)),
         }
     });
 }

@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
+use super::messages::resumable;
 use super::parse::{at_least, open_fraction, probability};
 use fastvision::tabular::run::{self as tab, TabularConfig, ValidSpec};
 use fastvision::tabular::{embeddings, importance, predict};
+
+/// The command that continues a kept tabular run (its folder follows).
+const RESUME: &str = "fastvision tabular train --resume";
 
 /// The tabular subcommands.
 /// (Parsed once; the size difference between variants does not matter.)
@@ -234,7 +238,8 @@ fn ascii(c: char) -> Result<u8> {
 fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
         super::progress::announce_resume(&dir)?;
-        tab::resume(&dir, device, super::progress::on_stdout())?
+        tab::resume(&dir, device, super::progress::on_stdout())
+            .map_err(|e| resumable(e, RESUME, &dir))?
     } else {
         let (Some(csv), Some(target)) = (args.csv, args.target) else {
             bail!("tabular train needs a CSV file and --target COLUMN");
@@ -276,7 +281,8 @@ fn train(args: TrainArgs, device: &fastvision::burn::tensor::Device) -> Result<(
         };
         let dir = fastvision::run_dir::run_path(args.name.as_deref())?;
         println!("data: {}", config.csv.display());
-        tab::train(&config, &dir, device, super::progress::on_stdout())?
+        tab::train(&config, &dir, device, super::progress::on_stdout())
+            .map_err(|e| resumable(e, RESUME, &dir))?
     };
     println!(
         "{} in {:.1}s ({} train rows, {} valid rows)",

@@ -11,8 +11,12 @@ use fastvision::models::Arch;
 use fastvision::run_dir::run_path;
 use fastvision::vision::{self, ScheduleKind, TrainConfig};
 
+use super::messages::resumable;
 use super::parse::{arch, at_least, between, fraction_upto_one, named, open_fraction, positive};
 use super::progress;
+
+/// The command that continues a kept image run (its folder follows).
+const RESUME: &str = "fastvision train --resume";
 
 /// What to train on and how big: shared by `train`, `lr-find` and `show-batch`.
 #[derive(clap::Args)]
@@ -236,10 +240,12 @@ pub fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
 pub fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let summary = if let Some(dir) = args.resume {
         progress::announce_resume(&dir)?;
-        vision::resume(&dir, device, progress::on_stdout())?
+        vision::resume(&dir, device, progress::on_stdout())
+            .map_err(|e| resumable(e, RESUME, &dir))?
     } else {
         let (config, dir) = train_config(&args)?;
-        vision::train(&config, &dir, device, progress::on_stdout())?
+        vision::train(&config, &dir, device, progress::on_stdout())
+            .map_err(|e| resumable(e, RESUME, &dir))?
     };
     if summary.skipped > 0 {
         println!(
