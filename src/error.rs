@@ -114,3 +114,134 @@ impl Error {
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Error;
+
+    /// Whether `line` names a command-line flag (two dashes and a lowercase letter) or a command
+    /// line (`fastvision` and a lowercase word).
+    fn speaks_cli(line: &str) -> bool {
+        let b = line.as_bytes();
+        let flag = b
+            .windows(3)
+            .any(|w| w[0] == b'-' && w[1] == b'-' && w[2].is_ascii_lowercase());
+        let command = line
+            .match_indices("fastvision ")
+            .any(|(i, m)| b.get(i + m.len()).is_some_and(u8::is_ascii_lowercase));
+        flag || command
+    }
+
+    /// Every line outside comments of the `.rs` files under `dir` (but not `skip`) that speaks
+    /// the CLI's language, as `path:line: text`.
+    fn cli_lines(dir: &Path, skip: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                if path != skip {
+                    cli_lines(&path, skip, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    // A comment line (`//`, `///`, `//!`) may name flags and commands.
+                    let comment = code.strip_prefix('/').is_some_and(|c| c.starts_with('/'));
+                    if !comment && speaks_cli(code) {
+                        out.push(format!("{}:{}: {code}", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn library_strings_name_settings_never_flags_or_command_lines() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        cli_lines(&src, &src.join("cli"), &mut found);
+        assert!(
+            found.is_empty(),
+            "name the setting in backticks (the CLI turns it into its flag), and no command \
+             line outside src/cli/:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_by_their_backticked_name() {
+        use crate::ensemble::train::{Variation, plan};
+        use crate::gan::GanConfig;
+        use crate::models::Arch;
+        use crate::tabular::TabularConfig;
+        use crate::vision::TrainConfig;
+        let train = TrainConfig::default();
+        let cases: Vec<(&str, Error)> = vec![
+            (
+                "`epochs`",
+                TrainConfig {
+                    epochs: 0,
+                    ..train.clone()
+                }
+                .validate()
+                .unwrap_err(),
+            ),
+            (
+                "`bs`",
+                TrainConfig {
+                    bs: 0,
+                    ..train.clone()
+                }
+                .validate()
+                .unwrap_err(),
+            ),
+            (
+                "`cycle_len`",
+                TrainConfig {
+                    schedule: crate::vision::ScheduleKind::Sgdr,
+                    cycle_len: 0,
+                    ..train.clone()
+                }
+                .validate()
+                .unwrap_err(),
+            ),
+            (
+                "`bs`",
+                TabularConfig {
+                    bs: 1,
+                    ..TabularConfig::new("t.csv", "y")
+                }
+                .validate()
+                .unwrap_err(),
+            ),
+            (
+                "`bs`",
+                GanConfig {
+                    bs: 1,
+                    ..GanConfig::default()
+                }
+                .validate()
+                .unwrap_err(),
+            ),
+            ("`size`", crate::models::gan::check_size(20).unwrap_err()),
+            (
+                "`folds`",
+                plan(&train, &[(Arch::Resnet18, None)], 1, Variation::Folds(1)).unwrap_err(),
+            ),
+            ("`name`", crate::run_dir::check_name("../x").unwrap_err()),
+        ];
+        for (setting, e) in cases {
+            let text = e.to_string();
+            assert!(
+                text.contains(setting) && !text.contains("--"),
+                "{setting}: {text}"
+            );
+        }
+    }
+}
