@@ -22,6 +22,7 @@ FLOORS = [
     ["learner"],
     ["report", "bench"],
     ["run_dir"],
+    ["run"],
     ["infer"],
     ["vision"],
     ["interpret"],

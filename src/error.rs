@@ -63,6 +63,10 @@ pub enum Error {
         /// What went wrong.
         source: Box<Error>,
     },
+    /// Training was cancelled (Ctrl-C, a notebook's stop button) after a batch; the run folder
+    /// keeps its last finished epoch.
+    #[error("cancelled")]
+    Cancelled,
     /// The requested compute device cannot be used.
     #[error("{0}")]
     Device(String),

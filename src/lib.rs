@@ -25,6 +25,7 @@ pub mod ops;
 pub mod playbook;
 pub mod report;
 
+pub mod run;
 pub mod run_dir;
 pub mod tabular;
 pub mod vision;

@@ -17,7 +17,7 @@ use crate::report::plot::{plot_losses, plot_schedule};
 
 /// The folder every run folder is made in, relative to the working directory.
 pub const RUNS: &str = "runs";
-/// The run's settings (what `--resume` replays).
+/// The run's settings (what resuming replays).
 pub const SETTINGS: &str = "train.json";
 /// Per-epoch metrics and per-batch loss, learning rate and momentum.
 pub const LOG: &str = "log.json";
@@ -52,7 +52,7 @@ pub fn check_name(name: &str) -> Result<()> {
     match (parts.next(), parts.next()) {
         (Some(Component::Normal(_)), None) if !name.contains(['/', '\\']) => Ok(()),
         _ => Err(Error::Config(format!(
-            "--name {name:?}: a run name is one folder name under {RUNS}/ (no '/', '..' or absolute path)"
+            "`name` {name:?}: a run name is one folder name under {RUNS}/ (no '/', '..' or absolute path)"
         ))),
     }
 }
@@ -83,7 +83,7 @@ impl RunDir {
     pub fn refuse_existing(path: &Path) -> Result<()> {
         if path.exists() {
             return Err(Error::Config(format!(
-                "run folder {} already exists: choose another --name, or --resume it",
+                "run folder {} already exists: choose another `name`, or resume it",
                 path.display()
             )));
         }
@@ -287,9 +287,7 @@ mod tests {
         assert_eq!(err.to_string(), "invalid setting: boom");
         assert!(!dir.path().join("early").exists(), "the name is free again");
         let late = RunDir::create(dir.path().join("late")).unwrap();
-        let err = late
-            .fail(Error::Config("boom".into()), true)
-            .to_string();
+        let err = late.fail(Error::Config("boom".into()), true).to_string();
         assert!(dir.path().join("late").is_dir(), "kept");
         assert!(err.contains("boom") && err.contains("resume it"), "{err}");
         let opened = RunDir::open(dir.path().join("late")).unwrap();

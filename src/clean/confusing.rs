@@ -10,7 +10,7 @@ use crate::data::{ImageFolder, Item};
 use crate::error::{Error, Result};
 use crate::infer::Inference;
 use crate::interpret::interpretation::{Interpretation, image_losses};
-use crate::learner::Callback;
+use crate::learner::{Listen, Listener};
 use crate::vision::{TrainConfig, train_in_memory};
 
 /// The list of confusing images `clean` writes into the run folder.
@@ -80,7 +80,7 @@ pub fn out_of_fold(
     data: &ImageFolder,
     folds: usize,
     device: &burn::tensor::Device,
-    progress: &mut dyn FnMut(usize) -> Vec<Box<dyn Callback>>,
+    listen: Listen,
 ) -> Result<Interpretation> {
     if folds < 2 {
         return Err(Error::Config(format!("`folds` {folds}: at least 2")));
@@ -94,7 +94,8 @@ pub fn out_of_fold(
             train: kept.iter().map(|&i| items[i].clone()).collect(),
             ..data.clone()
         };
-        let predictor = train_in_memory(config, part, device, progress(f))?;
+        listen.clone().note(&format!("fold {}/{folds}", f + 1));
+        let predictor = train_in_memory(config, part, device, listen.clone())?;
         let held_items: Vec<Item> = held.iter().map(|&i| items[i].clone()).collect();
         let out = predictor.infer(&held_items, config.bs, Inference::Plain);
         for (&i, p) in held.iter().zip(out.probs) {

@@ -11,7 +11,7 @@ use fastvision::clean::{Journal, QUARANTINE_DIR, ReviewServer, flags, out_of_fol
 use fastvision::data::ImageFolder;
 use fastvision::infer::Predictor;
 use fastvision::interpret::{Split, interpret_folder, run_dataset};
-use fastvision::learner::Callback;
+use fastvision::learner::Listen;
 
 use super::progress::Progress;
 
@@ -74,12 +74,9 @@ pub fn clean(args: CleanArgs, device: impl FnOnce() -> Result<Device>) -> Result
                 "out-of-fold: training {k} models, each on {} of {k} folds of the training images",
                 k.saturating_sub(1)
             );
-            let mut progress = |f: usize| -> Vec<Box<dyn Callback>> {
-                eprintln!("fold {}/{k}", f + 1);
-                vec![Box::new(Progress::to_stderr())]
-            };
+            let progress = Listen::new(Progress::to_stderr());
             (
-                out_of_fold(&config, &data, k, &device, &mut progress)?,
+                out_of_fold(&config, &data, k, &device, progress)?,
                 format!("out-of-fold, {k} folds"),
             )
         }

@@ -7,7 +7,6 @@ use clap::Subcommand;
 use fastvision::burn::tensor::Device;
 use fastvision::ensemble::train::{self as ens_train, Variation};
 use fastvision::ensemble::{Combination, EnsembleFile, report, select, weights};
-use fastvision::learner::Callback;
 
 use super::progress;
 
@@ -133,7 +132,6 @@ fn combine(dir: &std::path::Path, how: &CombineArgs, device: &Device) -> Result<
 
 /// Runs an ensemble subcommand.
 pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> Result<()> {
-    let mut progress = || -> Vec<Box<dyn Callback>> { progress::on_stdout() };
     match cmd {
         EnsembleCommand::Train {
             members,
@@ -172,9 +170,10 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
                     (Some(planned), dir)
                 }
             };
-            let file = ens_train::train(planned, &dir, device, &mut progress).map_err(|e| {
-                super::messages::resumable(e, "fastvision ensemble train --resume", &dir)
-            })?;
+            let file =
+                ens_train::train(planned, &dir, device, progress::on_stdout()).map_err(|e| {
+                    super::messages::resumable(e, "fastvision ensemble train --resume", &dir)
+                })?;
             println!(
                 "ensemble of {} members trained in {:.1}s",
                 file.members.len(),

@@ -6,7 +6,6 @@ use anyhow::Result;
 use clap::Subcommand;
 use fastvision::gan::run::{self as gan_run, GanRunConfig};
 use fastvision::gan::{GanConfig, sample, score};
-use fastvision::learner::Callback;
 
 use super::parse::{at_least, positive};
 use super::progress;
@@ -122,7 +121,7 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                 }
             };
             let t0 = std::time::Instant::now();
-            let nets = gan_run::train(&config, &dir, resume, device, &mut progress::on_stdout())
+            let nets = gan_run::train(&config, &dir, resume, device, progress::on_stdout())
                 .map_err(|e| {
                     super::messages::resumable(e, "fastvision gan train --resume", &dir)
                 })?;
@@ -153,8 +152,15 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
             seed,
             no_gan_train,
         } => {
-            let cbs: Vec<Box<dyn Callback>> = progress::on_stdout();
-            let s = score::score(&run, &classifier, n, seed, !no_gan_train, device, cbs)?;
+            let s = score::score(
+                &run,
+                &classifier,
+                n,
+                seed,
+                !no_gan_train,
+                device,
+                progress::on_stdout(),
+            )?;
             println!("{:<20} {:>9}", "class", "GAN-test");
             for (c, a) in &s.gan_test {
                 println!("{c:<20} {a:>9.4}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use fastvision::burn::tensor::Device;
-use fastvision::learner::{Callback, Precision};
+use fastvision::learner::Precision;
 use fastvision::models::Arch;
 use fastvision::playbook::{self, PlaybookConfig};
 
@@ -64,14 +64,14 @@ fn budget(s: &str) -> Result<f64, String> {
 
 /// `fastvision playbook`.
 pub fn playbook(args: PlaybookArgs, device: &Device) -> Result<()> {
-    let mut progress = || -> Vec<Box<dyn Callback>> { progress::on_stdout() };
+    let progress = progress::on_stdout();
     let dir = match &args.resume {
         Some(d) => d.clone(),
         None => fastvision::run_dir::run_path(args.name.as_deref())?,
     };
     let kept = |e| super::messages::resumable(e, "fastvision playbook --resume", &dir);
     let state = if args.resume.is_some() {
-        playbook::resume(&dir, device, &mut progress).map_err(kept)?
+        playbook::resume(&dir, device, progress.clone()).map_err(kept)?
     } else {
         let data = match args.dir {
             Some(d) => d,
@@ -97,7 +97,7 @@ pub fn playbook(args: PlaybookArgs, device: &Device) -> Result<()> {
                 .for_each(|l| println!("{l}"));
             return Ok(());
         }
-        playbook::run(&config, &dir, device, &mut progress).map_err(kept)?
+        playbook::run(&config, &dir, device, progress.clone()).map_err(kept)?
     };
     println!();
     for line in playbook::table(&state) {

@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
-use fastvision::learner::metrics::{EpochMetrics, table_header, table_row};
-use fastvision::learner::{Callback, FitState};
+use fastvision::learner::metrics::{Columns, EpochMetrics, table_header, table_row};
+use fastvision::learner::{FitState, Listen, Listener};
 use fastvision::weights::hub::{DownloadEvent, set_reporter};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -34,7 +34,7 @@ impl Progress {
     }
 }
 
-impl<B> Callback<B> for Progress {
+impl Listener for Progress {
     fn before_epoch(&mut self, state: &mut FitState) {
         let bar = ProgressBar::new(state.iters_per_epoch as u64);
         bar.set_style(
@@ -60,7 +60,7 @@ impl<B> Callback<B> for Progress {
             bar.finish_and_clear();
         }
         if !self.header_done {
-            self.line(table_header(metrics.rmse.is_some()));
+            self.line(table_header(Columns::of(metrics)));
             self.header_done = true;
         }
         self.line(table_row(metrics));
@@ -71,9 +71,9 @@ impl<B> Callback<B> for Progress {
     }
 }
 
-/// The progress callbacks of a command that prints its table on stdout.
-pub fn on_stdout<B: 'static>() -> Vec<Box<dyn Callback<B>>> {
-    vec![Box::new(Progress::default())]
+/// The progress display of a command that prints its table on stdout.
+pub fn on_stdout() -> Listen {
+    Listen::new(Progress::default())
 }
 
 /// Shows downloads of named checkpoints as a bar on stderr, and their notes.

@@ -8,6 +8,7 @@ use fastvision::burn::tensor::Device;
 use fastvision::data::AugLevel;
 use fastvision::learner::{Lrs, Precision};
 use fastvision::models::Arch;
+use fastvision::run::{EpochPlan, split_epochs};
 use fastvision::run_dir::run_path;
 use fastvision::vision::{self, ScheduleKind, TrainConfig};
 
@@ -179,18 +180,14 @@ pub fn train_config(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
             .data
             .size
             .context("--progressive needs the target --size")?;
-        let plan = vision::progressive_plan(target, total);
+        let plan = EpochPlan::progressive(target, total);
         println!(
             "progressive resizing: sizes {:?}, epochs {:?} (a quarter of --size {target}, doubling)",
-            plan.0, plan.1
+            plan.sizes, plan.epochs
         );
-        plan
+        (plan.sizes, plan.epochs)
     } else if !args.sizes.is_empty() && epochs.len() == 1 {
-        let n = args.sizes.len();
-        let split = (0..n)
-            .map(|i| total / n + usize::from(i < total % n))
-            .collect();
-        (args.sizes.clone(), split)
+        (args.sizes.clone(), split_epochs(total, args.sizes.len()))
     } else if !args.sizes.is_empty() {
         (args.sizes.clone(), epochs.clone())
     } else if epochs.len() > 1 {
@@ -258,13 +255,14 @@ pub fn train(args: TrainArgs, device: &Device) -> Result<()> {
         text.lines().take(20).for_each(|l| println!("  {l}"));
     }
     if let Some(m) = &summary.last {
-        println!(
-            "final: accuracy {:.4}, valid_loss {:.4} after {} epochs in {:.1}s",
-            m.accuracy,
-            m.valid_loss,
-            m.epoch + 1,
-            summary.seconds
-        );
+        let done = format!("after {} epochs in {:.1}s", m.epoch + 1, summary.seconds);
+        match (m.accuracy, m.valid_loss) {
+            (Some(a), Some(l)) => println!("final: accuracy {a:.4}, valid_loss {l:.4} {done}"),
+            _ => println!(
+                "final: no validation images to measure (train_loss {:.4}) {done}",
+                m.train_loss
+            ),
+        }
     }
     println!("run folder: {}", summary.dir.display());
     Ok(())

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::infer::combine::Combination;
 use crate::infer::ensemble::{EnsembleFile, Member};
 use crate::io::{read_json, write_json};
-use crate::learner::Callback;
+use crate::learner::{Listen, Listener};
 use crate::models::Arch;
 use crate::vision::{self as run, TrainConfig};
 
@@ -139,12 +139,12 @@ pub fn member_done(dir: &Path) -> bool {
 }
 
 /// Trains the members of `planned` into `dir` (new) or, with `resume`, the ones not finished
-/// (an interrupted member continues from its checkpoint); `progress` gives each member's callbacks.
+/// (an interrupted member continues from its checkpoint); `listen` hears every member.
 pub fn train(
     planned: Option<Vec<PlannedMember>>,
     dir: &Path,
     device: &Device,
-    progress: &mut dyn FnMut() -> Vec<Box<dyn Callback>>,
+    mut listen: Listen,
 ) -> Result<EnsembleFile> {
     let resume = planned.is_none();
     let planned = match planned {
@@ -172,8 +172,7 @@ pub fn train(
     let n = planned.len();
     for (i, m) in planned.iter().enumerate() {
         let mdir = dir.join(&m.dir);
-        let mut callbacks = progress();
-        let mut note = |text: String| callbacks.iter_mut().for_each(|cb| cb.note(&text));
+        let mut note = |text: String| listen.note(&text);
         if member_done(&mdir) {
             if resume {
                 note(format!(
@@ -193,21 +192,15 @@ pub fn train(
             m.sampling
         ));
         if run::has_checkpoint(&mdir) {
-            run::resume(&mdir, device, callbacks)?;
+            run::resume(&mdir, device, listen.clone())?;
         } else {
             if mdir.exists() {
                 // Interrupted before its first epoch: nothing worth keeping in our own folder.
                 std::fs::remove_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
             }
-            let s = run::train(&m.config, &mdir, device, callbacks)?;
-            if let Some(last) = s.last {
-                let mut callbacks = progress();
-                callbacks.iter_mut().for_each(|cb| {
-                    cb.note(&format!(
-                        "  accuracy {:.4} in {:.1}s",
-                        last.accuracy, s.seconds
-                    ))
-                });
+            let s = run::train(&m.config, &mdir, device, listen.clone())?;
+            if let Some(accuracy) = s.last.and_then(|m| m.accuracy) {
+                listen.note(&format!("  accuracy {accuracy:.4} in {:.1}s", s.seconds));
             }
         }
     }

@@ -3,11 +3,14 @@
 //! and `train --extra-data` to use them.
 
 pub mod data;
+pub mod outputs;
 pub mod run;
 pub mod sample;
 pub mod score;
+pub mod step;
 pub mod train;
 
 pub use crate::data::extra;
 pub use run::{GanRunConfig, NetInfo};
-pub use train::{GanConfig, WganTrainer};
+pub use step::{Wgan, gan_learner};
+pub use train::GanConfig;

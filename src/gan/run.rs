@@ -3,25 +3,22 @@
 //! `log.json`, `losses.png`, `samples/epoch_NNN.png` and a checkpoint; resumable net by net.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::data::GanData;
-use super::train::{GanConfig, WganTrainer, net_configs};
+use super::outputs::EpochOutputs;
+use super::step::{GanBatch, Wgan, gan_learner};
+use super::train::{GanConfig, net_configs};
 use crate::data::{ImageFolder, SplitConfig};
 use crate::error::{Error, Result};
 use crate::io::{read_json, write_json};
-use crate::learner::Callback;
+use crate::learner::{Callback, Learner, Listen, Listener, Lrs, Schedule, Stage};
 use crate::models::gan::Generator;
+use crate::run::Recipe;
 use crate::run_dir::RunDir;
 use crate::weights::{WEIGHTS_FILE, load_weights, save_weights};
-
-/// Hands `text` to every callback as a note.
-fn note(callbacks: &mut [Box<dyn Callback>], text: String) {
-    callbacks.iter_mut().for_each(|cb| cb.note(&text));
-}
 
 /// The settings of a whole GAN run (`gan.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,11 +59,125 @@ pub const CRITIC_DIR: &str = "critic";
 
 /// The dataset of a run (train/valid split as image training splits it).
 pub fn dataset(config: &GanRunConfig) -> Result<ImageFolder> {
-    let root = match &config.data {
-        Some(p) => p.clone(),
+    load_dataset(config.data.as_deref())
+}
+
+fn load_dataset(data: Option<&Path>) -> Result<ImageFolder> {
+    let root = match data {
+        Some(p) => p.to_path_buf(),
         None => crate::data::demo::demo_path()?,
     };
     ImageFolder::from_folder(&root, SplitConfig::default())
+}
+
+/// The settings of one net of a GAN run (its folder's `train.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetSettings {
+    /// Dataset folder; `None` = the bundled demo.
+    pub data: Option<PathBuf>,
+    /// The classes it learns (one for a per-class net).
+    pub classes: Vec<String>,
+    /// Conditional on the class.
+    pub conditional: bool,
+    /// The WGAN recipe.
+    pub gan: GanConfig,
+}
+
+/// One WGAN net's run: its [`NetSettings`] as a [`Recipe`] for the run driver.
+#[derive(Debug, Clone)]
+pub struct GanNetRecipe(pub NetSettings);
+
+impl Recipe for GanNetRecipe {
+    type Model = Wgan;
+    type Settings = NetSettings;
+    type Prepared = GanData;
+    type Summary = PathBuf;
+
+    fn from_settings(settings: NetSettings) -> Self {
+        Self(settings)
+    }
+
+    fn settings(&self) -> &NetSettings {
+        &self.0
+    }
+
+    fn with_absolute_paths(mut self) -> Self {
+        self.0.data = self.0.data.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        self
+    }
+
+    fn prepare(&self, _device: &Device, listen: &mut Listen) -> Result<GanData> {
+        let s = &self.0;
+        s.gan.validate()?;
+        let data = load_dataset(s.data.as_deref())?;
+        let real = GanData::load(&data, &s.classes, s.gan.size, s.gan.bs)?;
+        listen.note(&format!(
+            "{} real images of {}, {} px, {} channel{}",
+            real.n,
+            s.classes.join(", "),
+            real.size,
+            real.channels,
+            if real.channels == 1 { "" } else { "s" }
+        ));
+        Ok(real)
+    }
+
+    fn learner(
+        &self,
+        p: &GanData,
+        device: &Device,
+        _fresh: bool,
+        _listen: &mut Listen,
+    ) -> Result<Learner<Wgan>> {
+        gan_learner(&self.0.gan, p.clone(), self.0.conditional, device)
+    }
+
+    fn plan(&self) -> Vec<Stage> {
+        let lr = self.0.gan.lr;
+        vec![Stage {
+            epochs: self.0.gan.epochs,
+            schedule: Schedule::Constant { lr, mom: 0.0 },
+            lrs: Lrs::Single(lr),
+            frozen: false,
+            size: None,
+        }]
+    }
+
+    fn callbacks(&self, run: &RunDir, p: &GanData) -> Vec<Box<dyn Callback<GanBatch>>> {
+        vec![Box::new(EpochOutputs {
+            dir: run.path().to_path_buf(),
+            seed: self.0.gan.seed,
+            classes: if self.0.conditional {
+                p.classes.len()
+            } else {
+                0
+            },
+            channels: p.channels,
+            size: p.size,
+        })]
+    }
+
+    fn finish(
+        &self,
+        run: &RunDir,
+        learner: &Learner<Wgan>,
+        p: &GanData,
+        seconds: f64,
+    ) -> Result<PathBuf> {
+        let dir = run.path();
+        save_weights(dir, &learner.model.generator)?;
+        save_weights(&dir.join(CRITIC_DIR), &learner.model.critic)?;
+        let info = NetInfo {
+            gan: self.0.gan.clone(),
+            classes: self.0.classes.clone(),
+            channels: p.channels,
+            conditional: self.0.conditional,
+            n_real: p.n,
+            seconds,
+        };
+        write_json(&dir.join(NET_FILE), &info)?;
+        Ok(dir.to_path_buf())
+    }
 }
 
 /// The net folders of the run `run_dir` for `classes`, with the classes each learns.
@@ -93,14 +204,15 @@ pub fn folder_name(class: &str) -> String {
         .collect()
 }
 
-/// Trains (or, with `resume`, finishes) every net of the run in `run_dir`; returns the net
-/// folders. `callbacks` see every epoch and step (progress) and get the run's notes.
+/// Trains (or, with `resume`, finishes) every net of the run in `run_dir`, each as a run of its
+/// own in the run folder; returns the net folders. `listen` hears every net's notes, epochs and
+/// steps.
 pub fn train(
     config: &GanRunConfig,
     run_dir: &Path,
     resume: bool,
     device: &Device,
-    callbacks: &mut [Box<dyn Callback>],
+    mut listen: Listen,
 ) -> Result<Vec<PathBuf>> {
     if !resume {
         RunDir::refuse_existing(run_dir)?;
@@ -111,7 +223,7 @@ pub fn train(
         for c in classes {
             if !data.vocab.contains(c) {
                 return Err(Error::Config(format!(
-                    "--classes: \"{c}\" is not a class of {} (classes: {})",
+                    "`classes`: \"{c}\" is not a class of {} (classes: {})",
                     data.root.display(),
                     data.vocab.join(", ")
                 )));
@@ -128,7 +240,7 @@ pub fn train(
                 return Err(Error::Dataset {
                     path: data.root.join(c),
                     message: format!(
-                        "class \"{c}\" has {n} training images, fewer than one batch ({}); lower --bs or add images",
+                        "class \"{c}\" has {n} training images, fewer than one batch (`bs` {}); lower `bs` or add images",
                         config.gan.bs
                     ),
                 });
@@ -147,53 +259,26 @@ pub fn train(
     for (folder, classes) in plan {
         let dir = run.file(&folder_name(&folder));
         if dir.join(WEIGHTS_FILE).is_file() && dir.join(NET_FILE).is_file() {
-            note(callbacks, format!("{}: already trained", dir.display()));
+            listen.note(&format!("{}: already trained", dir.display()));
             done.push(dir);
             continue;
         }
-        let t0 = Instant::now();
-        let real = GanData::load(&data, &classes, config.gan.size, config.gan.bs)?;
-        note(
-            callbacks,
-            format!(
-                "{}: {} real images of {}, {} px, {} channel{}",
-                dir.display(),
-                real.n,
-                classes.join(", "),
-                real.size,
-                real.channels,
-                if real.channels == 1 { "" } else { "s" }
-            ),
-        );
-        let mut trainer = WganTrainer::new(config.gan.clone(), real, config.conditional, device)?;
-        let ckpt = dir.join(crate::run_dir::CHECKPOINT);
-        if crate::learner::checkpoint::load_state(&ckpt.join("generator")).is_ok() {
-            trainer.load_checkpoint(&ckpt)?;
-            note(
-                callbacks,
-                format!("  resuming after epoch {}", trainer.epochs_done()),
-            );
-        }
-        note(
-            callbacks,
-            format!(
-                "{:>5}  {:>12}  {:>10}  {:>5}",
-                "epoch", "wasserstein", "gen_loss", "time"
-            ),
-        );
-        trainer.fit(Some(&dir), callbacks)?;
-        save_weights(&dir, &trainer.generator)?;
-        save_weights(&dir.join(CRITIC_DIR), &trainer.critic)?;
-        let info = NetInfo {
-            gan: config.gan.clone(),
+        listen.note(&format!("{}:", dir.display()));
+        let recipe = GanNetRecipe(NetSettings {
+            data: config.data.clone(),
             classes,
-            channels: trainer.data.channels,
             conditional: config.conditional,
-            n_real: trainer.data.n,
-            seconds: t0.elapsed().as_secs_f64(),
+            gan: config.gan.clone(),
+        });
+        let net = if crate::run::has_checkpoint(&dir) {
+            listen.note("  resuming from its checkpoint");
+            // The run's settings rule its nets (a resume may ask for more epochs).
+            RunDir::open(&dir)?.write_settings(recipe.settings())?;
+            crate::run::resume::<GanNetRecipe>(&dir, device, listen.clone())?
+        } else {
+            crate::run::train(recipe, &dir, device, listen.clone())?
         };
-        write_json(&dir.join(NET_FILE), &info)?;
-        done.push(dir);
+        done.push(net);
     }
     Ok(done)
 }
@@ -215,7 +300,7 @@ pub fn load_generators(run_dir: &Path, device: &Device) -> Result<Vec<(Generator
     if dirs.is_empty() {
         return Err(Error::model(
             run_dir,
-            "no trained generator here (finish it with `fastvision gan train --resume`)",
+            "no trained generator here (finish it by resuming the GAN run)",
         ));
     }
     let mut out = Vec::new();

@@ -17,7 +17,7 @@ use super::sample::{Generated, file_name, generate_all};
 use crate::data::{Batch, DataLoader, ImageFolder, Item, ItemTransform};
 use crate::error::{Error, Result};
 use crate::infer::Predictor;
-use crate::learner::Callback;
+use crate::learner::Listen;
 
 /// The scores of a GAN run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub fn score(
     seed: u64,
     gan_train: bool,
     device: &Device,
-    callbacks: Vec<Box<dyn Callback>>,
+    listen: Listen,
 ) -> Result<GanScores> {
     let pred = Predictor::load(classifier, device)?;
     let generated = generate_all(run_dir, n, seed, device)?;
@@ -142,7 +142,7 @@ pub fn score(
     let real_accuracy = accuracy(&real_probs.0, &real_probs.1);
     let gan_train = if gan_train {
         Some(train_on_generated(
-            run_dir, &config, &generated, &classes, valid, seed, device, callbacks,
+            run_dir, &config, &generated, &classes, valid, seed, device, listen,
         )?)
     } else {
         None
@@ -174,7 +174,7 @@ fn train_on_generated(
     valid: Vec<Item>,
     seed: u64,
     device: &Device,
-    callbacks: Vec<Box<dyn Callback>>,
+    listen: Listen,
 ) -> Result<f64> {
     let dir = run_dir.join(format!("score-{seed}"));
     let mut train = Vec::new();
@@ -200,7 +200,7 @@ fn train_on_generated(
         synthetic: 0,
         nested: Vec::new(),
     };
-    let pred = crate::vision::train_in_memory(config, data, device, callbacks)?;
+    let pred = crate::vision::train_in_memory(config, data, device, listen)?;
     let loader = DataLoader::new(
         valid,
         ItemTransform::valid(pred.config.size),

@@ -1,8 +1,17 @@
 //! Callbacks: code that observes and steers every step of `Learner::fit` without editing it.
+//! A [`Listener`] observes (progress, notes, a stop), whatever the data; a [`Callback`] may also
+//! change each batch (MixUp) and act on the learner after each epoch (checkpoints, snapshots).
 
+use std::any::Any;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Device;
+
+use super::cancel::Cancel;
+use super::metrics::{EpochMetrics, Recorder};
 use crate::data::Batch;
-
-use super::metrics::EpochMetrics;
+use crate::error::Result;
 
 /// Where training stands, shared with every callback; callbacks may change `lr`, `mom` and `stop`.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +32,7 @@ pub struct FitState {
     pub mom: f64,
     /// Loss of the last training batch.
     pub loss: f64,
-    /// Set to end the fit after the current batch.
+    /// Set to end the fit after the current batch (the epoch is validated and recorded).
     pub stop: bool,
 }
 
@@ -38,15 +47,15 @@ impl FitState {
     }
 }
 
-/// Hooks called by `Learner::fit`, in this order: `before_fit`, then per epoch `before_epoch`,
-/// per batch `before_batch` → `after_loss` → `after_batch`, then `after_epoch`; finally `after_fit`.
-pub trait Callback<B = Batch> {
+/// Who listens to training and to the run around it — progress bars, tables, notes, a test's
+/// stop — for any kind of data: the one listener type of every run (images, tables, GANs, the
+/// playbook). Hooks run in this order: `before_fit`, per epoch `before_epoch`, per batch
+/// `after_batch`, then `after_epoch`; finally `after_fit`.
+pub trait Listener {
     /// Before the first epoch.
     fn before_fit(&mut self, _state: &mut FitState) {}
     /// Before each epoch.
     fn before_epoch(&mut self, _state: &mut FitState) {}
-    /// Before each training batch is sent to the model; may change the batch or the hyper-parameters.
-    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut B) {}
     /// After the loss is computed, before the backward pass.
     fn after_loss(&mut self, _state: &mut FitState, _loss: f64) {}
     /// After the optimizer step.
@@ -58,6 +67,127 @@ pub trait Callback<B = Batch> {
     /// Something the user should know, from the code that runs the training (a plan, a choice
     /// made for them, a suggestion found); the library never prints it itself.
     fn note(&mut self, _text: &str) {}
+    /// Asked after every batch: `true` ends the fit there (Ctrl-C, a notebook's stop button),
+    /// the unfinished epoch dropped and the last checkpoint kept.
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+}
+
+/// A listener shared between a run and its caller — the one listener type every run takes
+/// (images, tables, GANs, each playbook step): cheap to clone, so one progress display follows
+/// a whole playbook, and the caller keeps what it collected.
+#[derive(Clone)]
+pub struct Listen {
+    inner: Arc<Mutex<dyn Listener + Send>>,
+    cancel: Option<Cancel>,
+}
+
+impl Listen {
+    /// Shares `listener`.
+    pub fn new(listener: impl Listener + Send + 'static) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(listener)),
+            cancel: None,
+        }
+    }
+
+    /// The same listener, whose training also ends (after its batch) once `cancel` is set.
+    pub fn cancelled_by(self, cancel: Cancel) -> Self {
+        Self {
+            cancel: Some(cancel),
+            ..self
+        }
+    }
+
+    /// A listener that ignores everything.
+    pub fn none() -> Self {
+        Self::new(Silent)
+    }
+
+    fn with(&self, f: impl FnOnce(&mut dyn Listener)) {
+        // A listener that panicked once still hears the rest.
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut *guard)
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listen")
+    }
+}
+
+/// Hears nothing.
+struct Silent;
+
+impl Listener for Silent {}
+
+impl Listener for Listen {
+    fn before_fit(&mut self, state: &mut FitState) {
+        self.with(|l| l.before_fit(state))
+    }
+    fn before_epoch(&mut self, state: &mut FitState) {
+        self.with(|l| l.before_epoch(state))
+    }
+    fn after_loss(&mut self, state: &mut FitState, loss: f64) {
+        self.with(|l| l.after_loss(state, loss))
+    }
+    fn after_batch(&mut self, state: &mut FitState) {
+        self.with(|l| l.after_batch(state))
+    }
+    fn after_epoch(&mut self, state: &mut FitState, metrics: &EpochMetrics) {
+        self.with(|l| l.after_epoch(state, metrics))
+    }
+    fn after_fit(&mut self, state: &mut FitState) {
+        self.with(|l| l.after_fit(state))
+    }
+    fn note(&mut self, text: &str) {
+        self.with(|l| l.note(text))
+    }
+    fn cancelled(&mut self) -> bool {
+        let mut asked = self.cancel.as_ref().is_some_and(Cancel::is_cancelled);
+        self.with(|l| asked |= l.cancelled());
+        asked
+    }
+}
+
+impl<B> Callback<B> for Listen {}
+
+/// What a callback sees of the learner after an epoch: its model (downcast to the concrete
+/// type), its record, and the means to save it.
+pub trait LearnerView {
+    /// The model being trained, to downcast (`model().downcast_ref::<ImageClassifier>()`).
+    fn model(&self) -> &dyn Any;
+    /// Everything recorded so far.
+    fn recorder(&self) -> &Recorder;
+    /// Epochs completed over the learner's life.
+    fn epochs_done(&self) -> usize;
+    /// The training device (with autodiff).
+    fn device(&self) -> &Device;
+    /// Writes a checkpoint (model, optimizer, record) into `dir`, after `stage_epochs_done`
+    /// epochs of the stage in progress.
+    fn save_checkpoint(&self, dir: &Path, stage_epochs_done: usize) -> Result<()>;
+    /// Writes the model's weights as `dir/model.safetensors`.
+    fn save_weights(&self, dir: &Path) -> Result<()>;
+}
+
+/// A listener that may also change each training batch of type `B` before the model sees it
+/// (MixUp, CutMix, the LR schedule) and act on the learner after each epoch (checkpoints,
+/// snapshots, a GAN's sample grid).
+pub trait Callback<B = Batch>: Listener {
+    /// Before each training batch is sent to the model; may change the batch or the hyper-parameters.
+    fn before_batch(&mut self, _state: &mut FitState, _batch: &mut B) {}
+    /// After `after_epoch`, with the learner to save or inspect; an error ends the fit.
+    fn after_epoch_learner(&mut self, _state: &FitState, _learner: &dyn LearnerView) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Sets the learning rate and momentum from a [`Schedule`](super::schedule::Schedule) before each
@@ -67,6 +197,8 @@ pub struct ParamScheduler {
     /// The schedule, over the whole fit.
     pub schedule: super::schedule::Schedule,
 }
+
+impl Listener for ParamScheduler {}
 
 impl<B> Callback<B> for ParamScheduler {
     fn before_batch(&mut self, state: &mut FitState, _batch: &mut B) {

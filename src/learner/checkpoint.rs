@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
+use super::callback::{Callback, FitState, LearnerView, Listener};
 use super::metrics::Recorder;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -28,6 +29,27 @@ pub struct CheckpointState {
     pub model_file: String,
     /// Optimizer file, relative to the checkpoint folder.
     pub optim_file: String,
+}
+
+/// Writes a checkpoint into its folder after every epoch, so an interrupted run can resume.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+impl Checkpoint {
+    /// Checkpoints into `dir` (a run folder's `checkpoint/`).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+impl Listener for Checkpoint {}
+
+impl<B> Callback<B> for Checkpoint {
+    fn after_epoch_learner(&mut self, state: &FitState, learner: &dyn LearnerView) -> Result<()> {
+        learner.save_checkpoint(&self.dir, state.epoch + 1)
+    }
 }
 
 /// Writes the model, optimizer and state into `dir`: new files first, then `checkpoint.json`

@@ -1,12 +1,13 @@
 //! The `Learner`: model, data, optimizer, recorder and callbacks around one training loop.
 
-use std::path::PathBuf;
+use std::any::Any;
+use std::path::Path;
 use std::time::Instant;
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::callback::{Callback, FitState, ParamScheduler};
+use super::callback::{Callback, FitState, LearnerView, Listen, ParamScheduler};
 use super::checkpoint::{self, CheckpointState};
 use super::loss::LossFunc;
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
@@ -14,6 +15,8 @@ use super::optimizer::{Adam, AdamConfig, AdamHandles};
 use super::param_groups::{Lrs, freeze_to};
 use super::precision::{GradScaler, Precision};
 use super::schedule::{OneCycle, Schedule, Sgdr};
+use super::stage::{Stage, fine_tune_stages};
+use super::step::{StepContext, StepKind, StepLoss};
 use super::task::{BatchOf, TrainData, Trainable, Validation};
 use crate::data::DataLoaders;
 use crate::data::loader::mix;
@@ -21,8 +24,9 @@ use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::ops::autocast::with_autocast;
 
-/// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`])
-/// with fastai's Adam and callbacks.
+/// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`]:
+/// a tabular model, a WGAN) with fastai's Adam and callbacks: one fit loop whose step the model
+/// owns ([`Trainable::train_step`]).
 pub struct Learner<M: Trainable = ImageClassifier> {
     /// The model being trained (on the autodiff device).
     pub model: M,
@@ -38,12 +42,8 @@ pub struct Learner<M: Trainable = ImageClassifier> {
     pub epochs_done: usize,
     /// Current stage (fit) number, for multi-stage training.
     pub stage: usize,
-    /// Where to write a checkpoint after every epoch, if anywhere.
-    pub checkpoint_dir: Option<PathBuf>,
     /// The training loss (validation always uses plain cross-entropy on unmixed images).
     pub loss_func: LossFunc,
-    /// Where and after which epochs of a fit to keep the weights (SGDR snapshots), if anywhere.
-    pub snapshots: Option<SnapshotPlan>,
     /// Float precision of the convolutions (set with [`Learner::set_precision`]).
     precision: Precision,
     /// Loss scaling, in fp16 training.
@@ -67,9 +67,7 @@ impl<M: Trainable> Learner<M> {
             seed,
             epochs_done: 0,
             stage: 0,
-            checkpoint_dir: None,
             loss_func: LossFunc::default(),
-            snapshots: None,
             precision: Precision::Fp32,
             scaler: None,
             optim,
@@ -95,6 +93,16 @@ impl<M: Trainable> Learner<M> {
     /// The loss scaler of fp16 training (its scale and skipped steps), if any.
     pub fn scaler(&self) -> Option<&GradScaler> {
         self.scaler.as_ref()
+    }
+
+    /// Adds `listener` (progress, notes) to the callbacks of every fit.
+    pub fn add_listener(&mut self, listener: Listen) {
+        self.callbacks.push(Box::new(listener));
+    }
+
+    /// Hands `text` to every callback as a note.
+    pub fn note(&mut self, text: &str) {
+        self.callbacks.iter_mut().for_each(|cb| cb.note(text));
     }
 
     /// The optimizer (its state is part of every checkpoint).
@@ -229,7 +237,7 @@ impl<M: Trainable> Learner<M> {
         let ipe = self.dls.n_train_batches();
         if ipe == 0 {
             return Err(Error::Config(format!(
-                "the training set ({} items) is smaller than one batch ({})",
+                "the training set ({} items) is smaller than one batch (`bs` {})",
                 self.dls.n_train_items(),
                 self.dls.batch_size()
             )));
@@ -266,62 +274,40 @@ impl<M: Trainable> Learner<M> {
             cbs.iter_mut().for_each(|cb| cb.before_epoch(st));
             let t0 = Instant::now();
             self.device.seed(mix(self.seed, self.epochs_done as u64, 1));
-            let (mut loss_sum, mut n) = (0.0, 0usize);
+            let mut sums = LossSums::default();
             for mut batch in self.dls.train_batches(self.epochs_done) {
                 cbs.iter_mut()
                     .for_each(|cb| cb.before_batch(st, &mut batch));
-                let loss = self.train_step(&batch, st.lr, st.mom);
-                st.loss = loss;
-                cbs.iter_mut().for_each(|cb| cb.after_loss(st, loss));
-                let len = M::Data::batch_len(&batch);
-                loss_sum += loss * len as f64;
-                n += len;
+                let step = self.train_step(&batch, st.lr, st.mom);
+                st.loss = step.loss;
+                cbs.iter_mut().for_each(|cb| cb.after_loss(st, step.loss));
+                sums.add(step, M::Data::batch_len(&batch));
                 self.recorder.batches.push(BatchRecord {
                     epoch: self.epochs_done,
                     iter: self.recorder.batches.len(),
-                    loss,
+                    loss: step.loss,
                     lr: st.lr,
                     mom: st.mom,
+                    kind: step.kind,
                 });
                 st.iter += 1;
                 cbs.iter_mut().for_each(|cb| cb.after_batch(st));
+                if cbs.iter_mut().any(|cb| cb.cancelled()) {
+                    // The unfinished epoch is not recorded: a resume runs it again.
+                    let batches = self.recorder.batches.len() - sums.steps;
+                    self.recorder.batches.truncate(batches);
+                    return Err(Error::Cancelled);
+                }
                 if st.stop {
                     break;
                 }
             }
-            let v = self.validate();
-            let (real, synthetic) = self.dls.item_counts();
-            let m = EpochMetrics {
-                epoch: self.epochs_done,
-                train_loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
-                valid_loss: v.loss,
-                accuracy: v.accuracy,
-                error_rate: 1.0 - v.accuracy,
-                seconds: t0.elapsed().as_secs_f64(),
-                stage: self.stage,
-                size: self.dls.size(),
-                rmse: v.rmse,
-                real,
-                synthetic,
-            };
+            let m = self.epoch_metrics(&sums, t0);
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;
             cbs.iter_mut().for_each(|cb| cb.after_epoch(st, &m));
-            if let Some(dir) = &self.checkpoint_dir {
-                let state = CheckpointState {
-                    epochs_done: self.epochs_done,
-                    stage: self.stage,
-                    stage_epochs_done: epoch + 1,
-                    recorder: self.recorder.clone(),
-                    model_file: String::new(),
-                    optim_file: String::new(),
-                };
-                checkpoint::save(dir, &self.model, &self.optim, state)?;
-            }
-            if let Some(plan) = &self.snapshots
-                && let Some(i) = plan.at.iter().position(|&e| e == epoch + 1)
-            {
-                crate::weights::save_weights(&plan.dir.join(format!("cycle_{i}")), &self.model)?;
+            for cb in cbs.iter_mut() {
+                cb.after_epoch_learner(st, &*self)?;
             }
             if st.stop {
                 break;
@@ -330,36 +316,43 @@ impl<M: Trainable> Learner<M> {
         Ok(())
     }
 
-    /// One optimizer step on `batch` (mixed or not); returns the batch loss.
-    pub(crate) fn train_step(&mut self, batch: &BatchOf<M>, lr: f64, mom: f64) -> f64 {
-        let loss = self.model.train_loss(batch, &self.loss_func, &self.device);
-        self.step_loss(loss, lr, mom)
+    /// Validates and makes the epoch's record from its training losses.
+    fn epoch_metrics(&self, sums: &LossSums, t0: Instant) -> EpochMetrics {
+        let v = self.validate();
+        let (real, synthetic) = self.dls.item_counts();
+        EpochMetrics {
+            epoch: self.epochs_done,
+            train_loss: sums.mean(),
+            valid_loss: v.loss,
+            accuracy: v.accuracy,
+            error_rate: v.accuracy.map(|a| 1.0 - a),
+            seconds: t0.elapsed().as_secs_f64(),
+            stage: self.stage,
+            size: self.dls.size(),
+            rmse: v.rmse,
+            wasserstein: (sums.critic_steps > 0).then(|| -sums.mean()),
+            gen_loss: (sums.gen_steps > 0).then(|| sums.gen_sum / sums.gen_steps as f64),
+            real,
+            synthetic,
+        }
     }
 
-    /// Back-propagates `loss` (scaled, in fp16) and steps the optimizer; returns the loss value.
-    /// An fp16 step whose gradients overflow is skipped, as PyTorch's `GradScaler` does.
-    fn step_loss(&mut self, loss: Tensor<1>, lr: f64, mom: f64) -> f64 {
-        let value = f64::from(loss.clone().into_scalar::<f32>());
-        let scale = self.scaler.as_ref().map_or(1.0, |s| s.scale);
-        let loss = if scale == 1.0 {
-            loss
-        } else {
-            loss.mul_scalar(scale)
+    /// One training step on `batch` (mixed or not), the model's own; returns its loss.
+    pub(crate) fn train_step(&mut self, batch: &BatchOf<M>, lr: f64, mom: f64) -> StepLoss {
+        let iter = self.recorder.batches.len();
+        let mut ctx = StepContext {
+            optim: &mut self.optim,
+            handles: &self.handles,
+            scaler: &mut self.scaler,
+            loss_func: &self.loss_func,
+            device: &self.device,
+            lr,
+            mom,
+            iter,
         };
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        if let Some(scaler) = &mut self.scaler {
-            let finite = super::precision::grads_finite(&self.model, &grads);
-            scaler.update(finite);
-            if !finite {
-                return value;
-            }
-        }
-        self.handles.grad_scale.set(1.0 / scale);
-        self.handles.mom.set(mom);
-        self.model = crate::ops::profile::timed(crate::ops::profile::Op::OptimizerStep, || {
-            self.optim.step(lr, self.model.clone(), grads)
-        });
-        value
+        let (model, loss) = self.model.clone().train_step(batch, &mut ctx);
+        self.model = model;
+        loss
     }
 
     /// Loss and metrics on the validation set, in eval mode.
@@ -408,67 +401,91 @@ impl Learner<ImageClassifier> {
             let logits = self.model.forward(images);
             self.loss_func.hard(logits, targets, &self.device)
         });
-        self.step_loss(loss, lr, mom)
+        let mut ctx = StepContext {
+            optim: &mut self.optim,
+            handles: &self.handles,
+            scaler: &mut self.scaler,
+            loss_func: &self.loss_func,
+            device: &self.device,
+            lr,
+            mom,
+            iter: self.recorder.batches.len(),
+        };
+        let (model, value) = ctx.backward_step(self.model.clone(), loss);
+        self.model = model;
+        value
     }
 }
 
-/// Snapshots of the weights during a fit: after each epoch count in `at`, the weights go to
-/// `dir/cycle_<i>/model.safetensors` (snapshot ensembles).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotPlan {
-    /// Epochs of the fit after which to keep the weights (the ends of the SGDR cycles).
-    pub at: Vec<usize>,
-    /// The folder of the snapshots.
-    pub dir: PathBuf,
+/// The training losses of an epoch, by what each step trained.
+#[derive(Debug, Default)]
+struct LossSums {
+    /// Item-weighted sum of the model's (or critic's) step losses, and its items.
+    sum: f64,
+    items: usize,
+    /// Steps of the epoch, of every kind.
+    steps: usize,
+    critic_steps: usize,
+    gen_sum: f64,
+    gen_steps: usize,
 }
 
-/// One fit of a training plan: its epochs, schedule, learning-rate spread and whether the body is frozen.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Stage {
-    /// Epochs of this fit.
-    pub epochs: usize,
-    /// Its schedule (peak = `lrs.max()`).
-    pub schedule: Schedule,
-    /// Learning rates of the groups.
-    pub lrs: Lrs,
-    /// Whether only the head (and BatchNorm) trains.
-    pub frozen: bool,
-    /// Image side of this stage (progressive resizing); `None` keeps the current one.
-    #[serde(default)]
-    pub size: Option<u32>,
+impl LossSums {
+    fn add(&mut self, step: StepLoss, items: usize) {
+        self.steps += 1;
+        match step.kind {
+            StepKind::Generator => {
+                self.gen_sum += step.loss;
+                self.gen_steps += 1;
+            }
+            kind => {
+                self.critic_steps += usize::from(kind == StepKind::Critic);
+                self.sum += step.loss * items as f64;
+                self.items += items;
+            }
+        }
+    }
+
+    /// Mean loss of the model's (or critic's) steps, per item.
+    fn mean(&self) -> f64 {
+        if self.items == 0 {
+            0.0
+        } else {
+            self.sum / self.items as f64
+        }
+    }
 }
 
-/// fastai's `fine_tune` recipe as two stages.
-pub fn fine_tune_stages(
-    epochs: usize,
-    base_lr: f64,
-    freeze_epochs: usize,
-    lr_mult: f64,
-) -> Vec<Stage> {
-    let frozen = OneCycle {
-        pct_start: 0.99,
-        ..OneCycle::new(base_lr)
-    };
-    let half = base_lr / 2.0;
-    let unfrozen = OneCycle {
-        pct_start: 0.3,
-        div: 5.0,
-        ..OneCycle::new(half)
-    };
-    vec![
-        Stage {
-            epochs: freeze_epochs,
-            schedule: Schedule::OneCycle(frozen),
-            lrs: Lrs::UpTo(base_lr),
-            frozen: true,
-            size: None,
-        },
-        Stage {
-            epochs,
-            schedule: Schedule::OneCycle(unfrozen),
-            lrs: Lrs::Range(half / lr_mult, half),
-            frozen: false,
-            size: None,
-        },
-    ]
+impl<M: Trainable> LearnerView for Learner<M> {
+    fn model(&self) -> &dyn Any {
+        &self.model
+    }
+
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    fn save_checkpoint(&self, dir: &Path, stage_epochs_done: usize) -> Result<()> {
+        let state = CheckpointState {
+            epochs_done: self.epochs_done,
+            stage: self.stage,
+            stage_epochs_done,
+            recorder: self.recorder.clone(),
+            model_file: String::new(),
+            optim_file: String::new(),
+        };
+        checkpoint::save(dir, &self.model, &self.optim, state)
+    }
+
+    fn save_weights(&self, dir: &Path) -> Result<()> {
+        crate::weights::save_weights(dir, &self.model)
+    }
 }

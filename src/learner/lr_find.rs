@@ -99,7 +99,7 @@ impl<M: super::Trainable> Learner<M> {
             for batch in self.dls.train_batches(self.epochs_done + epoch) {
                 let i = lrs.len();
                 let lr = c.start_lr * (c.end_lr / c.start_lr).powf(i as f64 / c.num_it as f64);
-                let loss = self.train_step(&batch, lr, self.handles.mom.get());
+                let loss = self.train_step(&batch, lr, self.handles.mom.get()).loss;
                 avg = c.beta * avg + (1.0 - c.beta) * loss;
                 let smooth = avg / (1.0 - c.beta.powi(i as i32 + 1));
                 lrs.push(lr);

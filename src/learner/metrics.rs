@@ -2,19 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::step::StepKind;
+
 /// The metrics of one epoch, as printed in the training table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// Epoch number over the whole run (0-based).
     pub epoch: usize,
-    /// Mean training loss.
+    /// Mean training loss (a GAN: of its critic steps).
     pub train_loss: f64,
-    /// Mean validation loss.
-    pub valid_loss: f64,
-    /// Validation accuracy (0..1).
-    pub accuracy: f64,
-    /// 1 − accuracy.
-    pub error_rate: f64,
+    /// Mean validation loss, where the task validates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy (0..1), for classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// 1 − accuracy, for classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
     /// Wall time of the epoch in seconds (training + validation).
     pub seconds: f64,
     /// Progressive-resizing stage or fit number this epoch belongs to.
@@ -23,9 +28,15 @@ pub struct EpochMetrics {
     /// Image size trained at (0 for tables).
     #[serde(default)]
     pub size: u32,
-    /// Validation root mean squared error, for regression (then `accuracy` is NaN).
+    /// Validation root mean squared error, for regression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
+    /// A GAN's mean Wasserstein estimate `mean(C(fake)) − mean(C(real))` over its critic steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasserstein: Option<f64>,
+    /// A GAN's mean generator loss over its generator steps (none in an epoch without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen_loss: Option<f64>,
     /// Real training items of the epoch.
     #[serde(default)]
     pub real: usize,
@@ -47,6 +58,9 @@ pub struct BatchRecord {
     pub lr: f64,
     /// Momentum used.
     pub mom: f64,
+    /// What the step trained (a GAN's critic or generator; the model otherwise).
+    #[serde(default, skip_serializing_if = "StepKind::is_model")]
+    pub kind: StepKind,
 }
 
 /// Everything recorded during training; serialised as the run's `log.json`.
@@ -65,9 +79,47 @@ impl Recorder {
     }
 }
 
-/// Header of the training table, fastai style (RMSE in place of accuracy for regression).
-pub fn table_header(regression: bool) -> String {
-    if regression {
+/// The metric columns an epoch has, by task: the training table's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Loss, accuracy and error rate (classification).
+    Accuracy,
+    /// Loss and RMSE (regression).
+    Rmse,
+    /// Wasserstein estimate and generator loss (GAN).
+    Gan,
+}
+
+impl Columns {
+    /// The columns of `m`'s task.
+    pub fn of(m: &EpochMetrics) -> Self {
+        if m.rmse.is_some() {
+            Columns::Rmse
+        } else if m.wasserstein.is_some() || m.gen_loss.is_some() {
+            Columns::Gan
+        } else {
+            Columns::Accuracy
+        }
+    }
+}
+
+/// `x` with `digits` decimals in a column `width` wide, or `-` where there is none.
+fn cell(x: Option<f64>, width: usize, digits: usize) -> String {
+    match x {
+        Some(v) => format!("{v:>width$.digits$}"),
+        None => format!("{:>width$}", "-"),
+    }
+}
+
+/// Header of the training table, fastai style, for the metric columns of the task.
+pub fn table_header(columns: Columns) -> String {
+    if columns == Columns::Gan {
+        return format!(
+            "{:>5}  {:>12}  {:>10}  {:>6}",
+            "epoch", "wasserstein", "gen_loss", "time"
+        );
+    }
+    if columns == Columns::Rmse {
         return format!(
             "{:>5}  {:>5}  {:>10}  {:>10}  {:>10}  {:>6}",
             "epoch", "stage", "train_loss", "valid_loss", "rmse", "time"
@@ -82,20 +134,33 @@ pub fn table_header(regression: bool) -> String {
 /// One row of the training table.
 pub fn table_row(m: &EpochMetrics) -> String {
     let secs = m.seconds.round() as u64;
-    if let Some(rmse) = m.rmse {
-        return format!(
-            "{:>5}  {:>5}  {:>10.6}  {:>10.6}  {:>10.6}  {:02}:{:02}",
-            m.epoch,
-            m.stage + 1,
-            m.train_loss,
-            m.valid_loss,
-            rmse,
-            secs / 60,
-            secs % 60
-        );
+    match Columns::of(m) {
+        Columns::Gan => {
+            return format!(
+                "{:>5}  {}  {}  {:02}:{:02}",
+                m.epoch,
+                cell(m.wasserstein, 12, 6),
+                cell(m.gen_loss, 10, 6),
+                secs / 60,
+                secs % 60
+            );
+        }
+        Columns::Rmse => {
+            return format!(
+                "{:>5}  {:>5}  {:>10.6}  {}  {}  {:02}:{:02}",
+                m.epoch,
+                m.stage + 1,
+                m.train_loss,
+                cell(m.valid_loss, 10, 6),
+                cell(m.rmse, 10, 6),
+                secs / 60,
+                secs % 60
+            );
+        }
+        Columns::Accuracy => {}
     }
     format!(
-        "{:>5}  {:>5}  {:>4}  {:>10.6}  {:>10.6}  {:>8.6}  {:>10.6}  {:02}:{:02}",
+        "{:>5}  {:>5}  {:>4}  {:>10.6}  {}  {}  {}  {:02}:{:02}",
         m.epoch,
         m.stage + 1,
         if m.size == 0 {
@@ -104,9 +169,9 @@ pub fn table_row(m: &EpochMetrics) -> String {
             m.size.to_string()
         },
         m.train_loss,
-        m.valid_loss,
-        m.accuracy,
-        m.error_rate,
+        cell(m.valid_loss, 10, 6),
+        cell(m.accuracy, 8, 6),
+        cell(m.error_rate, 10, 6),
         secs / 60,
         secs % 60
     )

@@ -4,7 +4,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use rand_distr::{Beta, Distribution};
 
-use super::callback::{Callback, FitState};
+use super::callback::{Callback, FitState, Listener};
 use crate::data::loader::mix;
 use crate::data::{Batch, Mix};
 
@@ -136,11 +136,15 @@ impl CutMix {
     }
 }
 
+impl Listener for MixUp {}
+
 impl Callback for MixUp {
     fn before_batch(&mut self, state: &mut FitState, batch: &mut Batch) {
         self.mix_batch(batch, state.iter);
     }
 }
+
+impl Listener for CutMix {}
 
 impl Callback for CutMix {
     fn before_batch(&mut self, state: &mut FitState, batch: &mut Batch) {

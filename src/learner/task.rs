@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::loss::LossFunc;
+use super::step::{StepContext, StepKind, StepLoss};
 
 /// The data a learner trains on: batches of the training split and the validation split.
 pub trait TrainData: Clone {
@@ -35,13 +36,14 @@ pub trait TrainData: Clone {
     }
 }
 
-/// The validation metrics of one epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The validation metrics of one epoch, by task: each is `None` where the task has no such
+/// metric (accuracy for classification, RMSE for regression, nothing for a GAN).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Validation {
-    /// Mean validation loss.
-    pub loss: f64,
-    /// Accuracy (NaN for regression).
-    pub accuracy: f64,
+    /// Mean validation loss (`None` without validation data).
+    pub loss: Option<f64>,
+    /// Accuracy, for classification.
+    pub accuracy: Option<f64>,
     /// Root mean squared error, for regression.
     pub rmse: Option<f64>,
 }
@@ -57,6 +59,20 @@ pub trait Trainable: Module + 'static {
     -> Tensor<1>;
     /// Loss and metrics on the validation split; `self` is already in eval mode, `device` plain.
     fn validate(&self, data: &Self::Data, device: &Device) -> Validation;
+    /// One training step (fastai's `train_step`): by default the batch's
+    /// [`train_loss`](Self::train_loss), back-propagated, and one optimizer step over every
+    /// parameter. A model whose step differs (a GAN's critic/generator switch) overrides it.
+    fn train_step(self, batch: &BatchOf<Self>, ctx: &mut StepContext<'_>) -> (Self, StepLoss) {
+        let loss = self.train_loss(batch, ctx.loss_func, ctx.device);
+        let (model, loss) = ctx.backward_step(self, loss);
+        (
+            model,
+            StepLoss {
+                loss,
+                kind: StepKind::Model,
+            },
+        )
+    }
 }
 
 /// The batch type a model `M` trains on.
@@ -135,14 +151,12 @@ impl Trainable for crate::models::ImageClassifier {
             loss_sum += loss * batch.len() as f64;
             n += batch.len();
         }
-        let (loss, accuracy) = if n == 0 {
-            (f64::NAN, f64::NAN)
-        } else {
-            (loss_sum / n as f64, correct as f64 / n as f64)
-        };
+        if n == 0 {
+            return Validation::default();
+        }
         Validation {
-            loss,
-            accuracy,
+            loss: Some(loss_sum / n as f64),
+            accuracy: Some(correct as f64 / n as f64),
             rmse: None,
         }
     }

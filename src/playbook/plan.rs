@@ -185,10 +185,7 @@ pub const MAX_MEMBERS: usize = 4;
 /// Seconds of one training run of `epochs` over `sizes` (the progressive stages share the
 /// epochs; a stage at side s costs (s/size)² of one at the final size).
 pub fn train_estimate(d: &DataSize, sp: &Speeds, sizes: &[u32], epochs: usize) -> f64 {
-    let stages = sizes.len().max(1);
-    let per_stage: Vec<usize> = (0..stages)
-        .map(|i| epochs / stages + usize::from(i < epochs % stages))
-        .collect();
+    let per_stage = crate::run::split_epochs(epochs, sizes.len());
     let one = |s: u32| {
         let a = (f64::from(s) / f64::from(d.size.max(1))).powi(2);
         d.train as f64 * sp.train_s_per_image * a
@@ -212,7 +209,7 @@ pub fn train_estimate(d: &DataSize, sp: &Speeds, sizes: &[u32], epochs: usize) -
 /// least 16 px, doubling) from [`PROGRESSIVE_FROM_EPOCHS`], else `size` alone.
 pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
     if epochs >= PROGRESSIVE_FROM_EPOCHS {
-        crate::vision::progressive_plan(size, 3).0
+        crate::run::EpochPlan::progressive(size, 3).sizes
     } else {
         vec![size]
     }

@@ -23,14 +23,14 @@ use crate::error::{Error, Result};
 use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
 use crate::interpret::{Split, interpret_folder};
 use crate::io::{read_json, write_atomic, write_json};
-use crate::learner::{Callback, Lrs};
+use crate::learner::{Listener, Lrs};
 use crate::models::Arch;
 use crate::run_dir::RunDir;
 use crate::vision::{self, TrainConfig};
 
 /// Hands `text` to a fresh set of callbacks as a note.
-fn note(progress: &mut dyn FnMut() -> Vec<Box<dyn Callback>>, text: &str) {
-    progress().iter_mut().for_each(|cb| cb.note(text));
+fn note(progress: &mut Progress, text: &str) {
+    progress.note(text);
 }
 
 /// Measures the machine on the data (LR range test, timed) and plans within the budget; writes
@@ -120,13 +120,13 @@ pub fn run(
     config: &PlaybookConfig,
     dir: &Path,
     device: &Device,
-    progress: Progress,
+    mut progress: Progress,
 ) -> Result<PlaybookState> {
     RunDir::refuse_existing(dir)?;
     let t0 = Instant::now();
     let (plan, notes) = make_plan(config, device)?;
     for n in notes.iter().chain(&plan_text(&plan)) {
-        note(progress, n);
+        note(&mut progress, n);
     }
     let run = RunDir::create(dir)?;
     write_json(&run.file(PLAN_FILE), &plan)?;
@@ -147,18 +147,18 @@ pub fn run(
         tta_helped: false,
     };
     write_json(&run.file(STATE_FILE), &state)?;
-    continue_steps(&run, &mut state, device, progress)?;
+    continue_steps(&run, &mut state, device, &mut progress)?;
     Ok(state)
 }
 
 /// Continues the playbook in `dir` after an interruption: finished steps are kept, an
 /// interrupted training resumes from its checkpoint, the rest runs within what is left of the
 /// budget.
-pub fn resume(dir: &Path, device: &Device, progress: Progress) -> Result<PlaybookState> {
+pub fn resume(dir: &Path, device: &Device, mut progress: Progress) -> Result<PlaybookState> {
     let run = RunDir::open(dir)?;
     let mut state: PlaybookState = read_json(&run.file(STATE_FILE))?;
     note(
-        progress,
+        &mut progress,
         &format!(
             "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
             dir.display(),
@@ -168,7 +168,7 @@ pub fn resume(dir: &Path, device: &Device, progress: Progress) -> Result<Playboo
             state.config.budget_s
         ),
     );
-    continue_steps(&run, &mut state, device, progress)?;
+    continue_steps(&run, &mut state, device, &mut progress)?;
     Ok(state)
 }
 
@@ -191,19 +191,24 @@ fn score(predictor: &Predictor, items: &[Item], how: Inference) -> (f64, f64) {
 }
 
 /// Trains (or resumes, or finds finished) the run folder `dir` with `config`.
-fn train_step(config: &TrainConfig, dir: &Path, device: &Device, progress: Progress) -> Result<()> {
+fn train_step(
+    config: &TrainConfig,
+    dir: &Path,
+    device: &Device,
+    progress: &Progress,
+) -> Result<()> {
     if dir.join(crate::infer::bundle::CONFIG_FILE).is_file() {
         return Ok(());
     }
     if vision::has_checkpoint(dir) {
-        vision::resume(dir, device, progress())?;
+        vision::resume(dir, device, progress.clone())?;
         return Ok(());
     }
     if dir.exists() {
         // Interrupted before its first epoch: our own folder, nothing in it to keep.
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    vision::train(config, dir, device, progress())?;
+    vision::train(config, dir, device, progress.clone())?;
     Ok(())
 }
 
@@ -212,20 +217,11 @@ fn train_step(config: &TrainConfig, dir: &Path, device: &Device, progress: Progr
 /// fine-tuning from pretrained weights when found.
 fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
     let p = &state.plan;
-    let sizes = sizes_for(p.data.size, epochs);
-    let n = sizes.len();
-    let size_epochs = (0..n)
-        .map(|i| epochs / n + usize::from(i < epochs % n))
-        .collect();
-    let keep: Vec<(u32, usize)> = sizes
-        .into_iter()
-        .zip::<Vec<usize>>(size_epochs)
-        .filter(|(_, e)| *e > 0)
-        .collect();
+    let plan = crate::run::EpochPlan::split(&sizes_for(p.data.size, epochs), epochs);
     TrainConfig {
         epochs,
-        sizes: keep.iter().map(|k| k.0).collect(),
-        size_epochs: keep.iter().map(|k| k.1).collect(),
+        sizes: plan.sizes,
+        size_epochs: plan.epochs,
         size: Some(p.data.size),
         lr: Lrs::Single(p.lr),
         mixup: (epochs >= super::plan::MIXUP_FROM_EPOCHS).then_some(0.4),
@@ -258,7 +254,7 @@ fn continue_steps(
     run: &RunDir,
     state: &mut PlaybookState,
     device: &Device,
-    progress: Progress,
+    progress: &mut Progress,
 ) -> Result<()> {
     let base = state.config.base();
     let valid = validation(&base)?;
@@ -323,8 +319,7 @@ fn continue_steps(
                 let data = vision::load_data(&base)?;
                 let interp = if *folds >= 2 {
                     let config = main_recipe(state, *epochs);
-                    let mut fold_progress = |_: usize| progress();
-                    out_of_fold(&config, &data, *folds, device, &mut fold_progress)?
+                    out_of_fold(&config, &data, *folds, device, progress.clone())?
                 } else {
                     let pred = Predictor::load(&main, device)?;
                     interpret_folder(&pred, &data, Split::Train, 64)?
@@ -336,7 +331,7 @@ fn continue_steps(
                     csv.as_bytes(),
                 )?;
                 result.note = format!(
-                    "{} of {} training images confidently wrong ({}); review them with `fastvision clean {} --serve`",
+                    "{} of {} training images confidently wrong ({}); review them on the review page with the model in {}",
                     flagged.len(),
                     interp.images.len(),
                     crate::clean::confusing::CONFUSING_FILE,
@@ -350,7 +345,7 @@ fn continue_steps(
                         }
                     }
                     result.note.push_str(&format!(
-                        "; quarantined (undo: `fastvision clean --undo {}`)",
+                        "; quarantined (journaled in {}: undoable)",
                         data.root.display()
                     ));
                 }

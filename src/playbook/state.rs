@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
-use crate::learner::{Callback, Precision};
+use crate::learner::Precision;
 use crate::models::Arch;
 use crate::vision::TrainConfig;
 
@@ -118,5 +118,5 @@ impl PlaybookState {
     }
 }
 
-/// What callbacks a step's training gets (the CLI's progress display).
-pub type Progress<'a> = &'a mut dyn FnMut() -> Vec<Box<dyn Callback>>;
+/// Who hears the playbook's notes and every step's training (the CLI's progress display).
+pub type Progress = crate::learner::Listen;

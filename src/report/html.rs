@@ -103,8 +103,8 @@ pub fn training_section(rec: &Recorder) -> Section {
             (e.stage + 1).to_string(),
             e.size.to_string(),
             format!("{:.4}", e.train_loss),
-            format!("{:.4}", e.valid_loss),
-            format!("{:.4}", e.rmse.unwrap_or(e.accuracy)),
+            cell(e.valid_loss),
+            cell(e.rmse.or(e.accuracy)),
             format!("{:.0}", e.seconds),
         ];
         if synthetic {
@@ -136,4 +136,9 @@ pub fn page(title: &str, sections: &[Section]) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// `x` with four decimals, or `-` where the task has no such metric.
+fn cell(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
 }

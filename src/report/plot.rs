@@ -64,8 +64,7 @@ pub fn plot_losses(recorder: &Recorder, path: &Path) -> Result<()> {
     let valid: Vec<(f64, f64)> = recorder
         .epochs
         .iter()
-        .filter(|m| m.valid_loss.is_finite())
-        .map(|m| (per_epoch(m.epoch), m.valid_loss))
+        .filter_map(|m| Some((per_epoch(m.epoch), m.valid_loss.filter(|v| v.is_finite())?)))
         .collect();
     let finite = train
         .iter()

@@ -212,15 +212,14 @@ impl Trainable for TabularModel {
             }
             n += batch.n;
         }
-        let n_f = n.max(1) as f64;
+        if n == 0 {
+            return Validation::default();
+        }
+        let n_f = n as f64;
         let regression = data.regression();
         Validation {
-            loss: if n == 0 { f64::NAN } else { loss_sum / n_f },
-            accuracy: if regression {
-                f64::NAN
-            } else {
-                correct as f64 / n_f
-            },
+            loss: Some(loss_sum / n_f),
+            accuracy: (!regression).then(|| correct as f64 / n_f),
             rmse: regression.then(|| (sq / n_f).sqrt()),
         }
     }

@@ -3,7 +3,6 @@
 //! the fitted processing, `log.json`, plots, `report.html`). Orchestration only.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::tensor::Device;
 use rand::SeedableRng;
@@ -13,17 +12,16 @@ use rand::seq::SliceRandom;
 pub use super::config::{
     TABULAR_FILE, TabularBundle, TabularConfig, ValidSpec, load_bundle, model_config,
 };
-use super::data::{TabBatch, TabularDataLoaders};
+use super::data::TabularDataLoaders;
 use super::model::TabularModel;
 use super::process::{Processor, TargetSpec};
 use super::table::{ColumnKind, Table, cont_cat_split};
 use crate::error::{Error, Result};
 use crate::io::write_json;
-use crate::learner::checkpoint;
 use crate::learner::schedule::{OneCycle, Schedule};
-use crate::learner::{AdamConfig, Callback, Learner, Recorder};
-use crate::report::plot::plot_lr_find;
-use crate::run_dir::{self, RunDir};
+use crate::learner::{AdamConfig, Learner, Listen, Listener, Recorder, Stage};
+use crate::run::Recipe;
+use crate::run_dir::RunDir;
 use crate::weights::save_weights;
 
 /// The data of a run: both splits as tables, the fitted processing and the loaders.
@@ -44,7 +42,7 @@ pub struct Prepared {
 pub fn prepare(config: &TabularConfig) -> Result<Prepared> {
     config.validate()?;
     let delim = u8::try_from(config.delimiter)
-        .map_err(|_| Error::Config("--delimiter must be one ASCII character".into()))?;
+        .map_err(|_| Error::Config("`delimiter` must be one ASCII character".into()))?;
     let table = Table::read(&config.csv, delim)?;
     let t = table.column(&config.target)?;
     let keep: Vec<usize> = (0..table.len())
@@ -170,7 +168,7 @@ fn split(
         ValidSpec::Pct(pct) => {
             if !(0.0..1.0).contains(pct) {
                 return Err(Error::Config(format!(
-                    "--valid-pct {pct} must be in [0, 1)"
+                    "`ValidSpec::Pct` {pct} must be in [0, 1)"
                 )));
             }
             let mut order: Vec<usize> = (0..table.len()).collect();
@@ -203,13 +201,14 @@ impl TabularSummary {
     /// The closing line: `final: accuracy …` or `final: rmse …`.
     pub fn final_line(&self) -> String {
         match self.recorder.last() {
-            Some(m) => match m.rmse {
-                Some(r) => format!("final: rmse {r:.4}, valid loss {:.4}", m.valid_loss),
-                None => format!(
-                    "final: accuracy {:.4}, valid loss {:.4}",
-                    m.accuracy, m.valid_loss
-                ),
-            },
+            Some(m) => {
+                let loss = m.valid_loss.unwrap_or(f64::NAN);
+                match (m.rmse, m.accuracy) {
+                    (Some(r), _) => format!("final: rmse {r:.4}, valid loss {loss:.4}"),
+                    (None, Some(a)) => format!("final: accuracy {a:.4}, valid loss {loss:.4}"),
+                    (None, None) => "final: no validation rows".into(),
+                }
+            }
             None => "final: no epoch trained".into(),
         }
     }
@@ -219,17 +218,17 @@ fn build_learner(
     p: &Prepared,
     config: &TabularConfig,
     device: &Device,
-    callbacks: &mut Callbacks,
+    listen: &mut Listen,
 ) -> Result<Learner<TabularModel>> {
     let device = device.clone().autodiff();
     device.seed(config.seed);
     let mut model = model_config(config, &p.processor).init(&device);
     if let Some(from) = &config.init_embeddings {
         let shared = super::embeddings::init_from(&mut model, &p.processor, from, &device)?;
-        note(
-            callbacks,
-            &format!("embeddings: {shared} rows started from {}", from.display()),
-        );
+        listen.note(&format!(
+            "embeddings: {shared} rows started from {}",
+            from.display()
+        ));
     }
     Ok(Learner::new(
         model,
@@ -238,14 +237,6 @@ fn build_learner(
         &device,
         config.seed,
     ))
-}
-
-/// The callbacks of a tabular run.
-type Callbacks = Vec<Box<dyn Callback<TabBatch>>>;
-
-/// Hands `text` to every callback as a note.
-fn note(callbacks: &mut Callbacks, text: &str) {
-    callbacks.iter_mut().for_each(|cb| cb.note(text));
 }
 
 /// The column roles and split sizes, as fastai users see them in `TabularPandas`.
@@ -272,63 +263,90 @@ fn describe(p: &Prepared, config: &TabularConfig) -> Vec<String> {
     ]
 }
 
-/// Trains a tabular model as `config` says into the new folder `run_dir`; `callbacks` (e.g.
-/// progress) are added to the learner and receive the column roles and other notes.
+/// A tabular model's run: its [`TabularConfig`] as a [`Recipe`] for the run driver.
+#[derive(Debug, Clone)]
+pub struct TabularRecipe(pub TabularConfig);
+
+impl Recipe for TabularRecipe {
+    type Model = TabularModel;
+    type Settings = TabularConfig;
+    type Prepared = Prepared;
+    type Summary = TabularSummary;
+
+    fn from_settings(settings: TabularConfig) -> Self {
+        Self(settings)
+    }
+
+    fn settings(&self) -> &TabularConfig {
+        &self.0
+    }
+
+    fn with_absolute_paths(self) -> Self {
+        Self(self.0.with_absolute_paths())
+    }
+
+    fn prepare(&self, _device: &Device, listen: &mut Listen) -> Result<Prepared> {
+        let p = prepare(&self.0)?;
+        for n in describe(&p, &self.0) {
+            listen.note(&n);
+        }
+        Ok(p)
+    }
+
+    fn learner(
+        &self,
+        p: &Prepared,
+        device: &Device,
+        _fresh: bool,
+        listen: &mut Listen,
+    ) -> Result<Learner<TabularModel>> {
+        build_learner(p, &self.0, device, listen)
+    }
+
+    fn lr_auto(&self) -> bool {
+        self.0.lr_auto
+    }
+
+    fn set_found_lr(&mut self, lr: f64) {
+        self.0.lr = lr;
+        self.0.lr_auto = false;
+    }
+
+    fn plan(&self) -> Vec<Stage> {
+        vec![Stage {
+            epochs: self.0.epochs,
+            schedule: Schedule::OneCycle(OneCycle::new(self.0.lr)),
+            lrs: self.0.lr.into(),
+            frozen: false,
+            size: None,
+        }]
+    }
+
+    fn finish(
+        &self,
+        run: &RunDir,
+        learner: &Learner<TabularModel>,
+        p: &Prepared,
+        seconds: f64,
+    ) -> Result<TabularSummary> {
+        finish(run, learner, p, &self.0, seconds)
+    }
+}
+
+/// Trains a tabular model as `config` says into the new folder `run_dir`; `listen` hears the
+/// column roles and other notes, every epoch and batch.
 pub fn train(
     config: &TabularConfig,
     run_dir: &Path,
     device: &Device,
-    mut callbacks: Callbacks,
+    listen: Listen,
 ) -> Result<TabularSummary> {
-    RunDir::refuse_existing(run_dir)?;
-    let t0 = Instant::now();
-    let p = prepare(config)?;
-    for n in describe(&p, config) {
-        note(&mut callbacks, &n);
-    }
-    let mut learner = build_learner(&p, config, device, &mut callbacks)?;
-    let run = RunDir::create(run_dir)?;
-    let mut config = config.with_absolute_paths();
-    let trained = (|| {
-        if config.lr_auto {
-            let found = learner.lr_find(Default::default())?;
-            plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
-            config.lr = crate::learner::lr_find::round_lr(found.suggestions.valley);
-            config.lr_auto = false;
-            note(
-                &mut callbacks,
-                &format!(
-                    "--lr auto: the LR finder suggests {:.2e} (valley)",
-                    config.lr
-                ),
-            );
-        }
-        run.write_settings(&config)?;
-        learner.checkpoint_dir = Some(run.checkpoint_dir());
-        learner.callbacks = std::mem::take(&mut callbacks);
-        learner.fit_one_cycle(config.epochs, config.lr)
-    })();
-    if let Err(e) = trained {
-        return Err(run.fail(e, learner.epochs_done > 0));
-    }
-    finish(&run, &learner, &p, &config, t0)
+    crate::run::train(TabularRecipe(config.clone()), run_dir, device, listen)
 }
 
 /// Resumes the tabular run in `run_dir` from its last checkpoint and finishes it.
-pub fn resume(run_dir: &Path, device: &Device, mut callbacks: Callbacks) -> Result<TabularSummary> {
-    let t0 = Instant::now();
-    let run = RunDir::open(run_dir)?;
-    let config: TabularConfig = run.read_settings()?;
-    let p = prepare(&config)?;
-    let mut learner = build_learner(&p, &config, device, &mut callbacks)?;
-    let ckpt = run.checkpoint_dir();
-    let state = learner.load_checkpoint(&ckpt)?;
-    learner.checkpoint_dir = Some(ckpt);
-    learner.callbacks = callbacks;
-    let schedule = Schedule::OneCycle(OneCycle::new(config.lr));
-    learner.set_lrs(config.lr.into());
-    learner.fit_from(config.epochs, schedule, state.stage_epochs_done)?;
-    finish(&run, &learner, &p, &config, t0)
+pub fn resume(run_dir: &Path, device: &Device, listen: Listen) -> Result<TabularSummary> {
+    crate::run::resume::<TabularRecipe>(run_dir, device, listen)
 }
 
 fn finish(
@@ -336,7 +354,7 @@ fn finish(
     learner: &Learner<TabularModel>,
     p: &Prepared,
     config: &TabularConfig,
-    t0: Instant,
+    seconds: f64,
 ) -> Result<TabularSummary> {
     save_weights(run.path(), &learner.model)?;
     let bundle = TabularBundle {
@@ -353,11 +371,6 @@ fn finish(
         recorder: learner.recorder.clone(),
         n_train: p.dls.train.n,
         n_valid: p.dls.valid.n,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds,
     })
-}
-
-/// Has `checkpoint.json`: an interrupted run that `--resume` continues.
-pub fn has_checkpoint(dir: &Path) -> bool {
-    checkpoint::load_state(&dir.join(run_dir::CHECKPOINT)).is_ok()
 }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::AugLevel;
 use crate::data::sample::Sampling;
 use crate::error::{Error, Result};
-use crate::learner::learner::{Stage, fine_tune_stages};
 use crate::learner::schedule::Sgdr;
 use crate::learner::{Callback, CutMix, Lrs, MixUp, OneCycle, Precision, Schedule};
+use crate::learner::{Stage, fine_tune_stages};
 use crate::models::Arch;
 
 /// The training settings of a run (the CLI's flags), saved as `train.json` so it can resume.
@@ -114,33 +114,9 @@ pub const MAX_SIZE: u32 = 2048;
 /// gradients grow with the batch and the image area (ResNet-18 at 224 px, batch 32: about 3 GB
 /// measured; wider bodies more), plus the weights and Adam's state.
 pub fn training_memory_estimate(arch: Arch, width: usize, bs: usize, size: u32) -> f64 {
-    let per_pixel = match arch {
-        Arch::Resnet18 | Arch::Resnet34 => 2_000.0,
-        Arch::Resnet50 => 6_000.0,
-        Arch::EfficientnetLite0 => 4_000.0,
-        Arch::InceptionV3 => 5_000.0,
-    } * (width as f64 / 64.0);
+    let per_pixel = arch.spec().train_bytes_per_pixel * (width as f64 / 64.0);
     let weights = 4.0 * 4.0 * 25e6;
     bs as f64 * f64::from(size) * f64::from(size) * per_pixel + weights
-}
-
-/// A progressive-resizing plan for `target` px over `epochs`: start at a quarter of the target
-/// (at least 16 px), double each stage; earlier stages get the remainder epochs (they are cheaper).
-pub fn progressive_plan(target: u32, epochs: usize) -> (Vec<u32>, Vec<usize>) {
-    let mut sizes = Vec::new();
-    let mut s = (target / 4).max(16);
-    while s < target {
-        sizes.push(s);
-        s *= 2;
-    }
-    sizes.push(target);
-    let keep = sizes.len().min(epochs.max(1));
-    let sizes = sizes.split_off(sizes.len() - keep);
-    let n = sizes.len();
-    let epochs = (0..n)
-        .map(|i| epochs / n + usize::from(i < epochs % n))
-        .collect();
-    (sizes, epochs)
 }
 
 /// RandomResizedCrop's default smallest area: 1.0 (no random crop, as fastai's `aug_transforms`),

@@ -7,31 +7,29 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::config::TrainConfig;
-use super::run::{
-    Callbacks, build_learner, bundle_config, check_memory, lr_find_into, note, prepare,
-    training_data,
-};
+use super::run::{build_learner, bundle_config, check_memory, prepare, training_data};
 use crate::error::Result;
 use crate::infer::Predictor;
-use crate::learner::Callback;
 use crate::learner::lr_find::{LrFind, LrFindConfig};
+use crate::learner::{Listen, Listener};
 use crate::report::html::{self, Section};
+use crate::run::lr_find_into;
 use crate::run_dir::{self, RunDir};
 
-/// `fastvision lr-find`: the range test alone on a new run folder; `callbacks` get the notes.
+/// The LR range test alone on a new run folder; `listen` gets the notes.
 pub fn lr_find(
     config: &TrainConfig,
     run_dir: &Path,
     device: &Device,
-    mut callbacks: Callbacks,
+    mut listen: Listen,
 ) -> Result<LrFind> {
     RunDir::refuse_existing(run_dir)?;
     let p = prepare(config, training_data(config)?)?;
     check_memory(config, &p, device)?;
     for n in &p.notes {
-        note(&mut callbacks, n);
+        listen.note(n);
     }
-    let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
+    let mut learner = build_learner(&p, config, device, true, &mut listen)?;
     let run = RunDir::create(run_dir)?;
     let found = lr_find_into(&mut learner, &run)?;
     run.add_section(Section::new(
@@ -66,7 +64,7 @@ pub struct Measured {
 /// A callback that keeps the notes it is handed.
 struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
-impl Callback for Collect {
+impl Listener for Collect {
     fn note(&mut self, text: &str) {
         if let Ok(mut n) = self.0.lock() {
             n.push(text.into());
@@ -82,8 +80,8 @@ pub fn measure(config: &TrainConfig, device: &Device) -> Result<Measured> {
     let load_s = t.elapsed().as_secs_f64();
     check_memory(config, &p, device)?;
     let collected = std::sync::Arc::new(std::sync::Mutex::new(p.notes.clone()));
-    let mut cbs: Callbacks = vec![Box::new(Collect(collected.clone()))];
-    let mut learner = build_learner(&p, config, device, true, &mut cbs)?;
+    let mut listen = Listen::new(Collect(collected.clone()));
+    let mut learner = build_learner(&p, config, device, true, &mut listen)?;
     learner.resize(p.size);
     let bs = learner.dls.train.batch_size();
     let t = Instant::now();

@@ -7,9 +7,10 @@ pub mod lr_find;
 pub mod run;
 pub mod snapshots;
 
-pub use config::{DEFAULT_MIN_SCALE, ScheduleKind, TrainConfig, default_aug, progressive_plan};
+pub use crate::run::{has_checkpoint, lr_find_into};
+pub use config::{DEFAULT_MIN_SCALE, ScheduleKind, TrainConfig, default_aug};
 pub use lr_find::{Measured, lr_find, measure};
 pub use run::{
-    RunSummary, data_config, fit_batch_size, has_checkpoint, load_config, load_data, lr_find_into,
-    resume, show_batch, train, train_in_memory, training_data,
+    RunSummary, VisionRecipe, data_config, fit_batch_size, load_config, load_data, resume,
+    show_batch, train, train_in_memory, training_data,
 };

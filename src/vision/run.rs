@@ -1,10 +1,9 @@
-//! The image application's runs: train, resume, the LR range test and show-batch on the
-//! `Learner`, each in a `RunDir`; and training in memory for out-of-fold judgements. What a run
-//! has to tell the user before or while it trains (the plan, a batch size it chose, the LR it
-//! found) reaches the callbacks as notes.
+//! The image application's runs: its [`Recipe`] for the run driver (train, resume), show-batch,
+//! and training in memory for out-of-fold judgements. What a run has to tell the user before or
+//! while it trains (the plan, a batch size it chose, the LR it found) reaches the listener as
+//! notes.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::tensor::Device;
 
@@ -15,15 +14,13 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, Predictor, save_bundle};
-use crate::learner::checkpoint;
-use crate::learner::learner::Stage;
-use crate::learner::lr_find::{LrFind, LrFindConfig};
-use crate::learner::{Callback, EpochMetrics, Learner, LossFunc, Lrs};
-use crate::models::{Arch, ClassifierConfig};
+use crate::learner::{Callback, EpochMetrics, Learner, Listen, Listener, LossFunc, Lrs, Stage};
+use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::report::grid::{Tile, batch_images, image_grid};
 use crate::report::html::{self, Section};
-use crate::report::plot::plot_lr_find;
-use crate::run_dir::{self, RunDir};
+use crate::run::Recipe;
+use crate::run::driver::execute;
+use crate::run_dir::RunDir;
 use crate::weights::{load_pretrained_body, resolve_pretrained};
 
 /// What a finished run reports.
@@ -39,22 +36,18 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
-/// The callbacks of a run, by the name the learner uses.
-pub(super) type Callbacks = Vec<Box<dyn Callback>>;
-
-/// Hands `text` to every callback as a note.
-pub(super) fn note(callbacks: &mut Callbacks, text: &str) {
-    callbacks.iter_mut().for_each(|cb| cb.note(text));
-}
-
 /// Everything a run needs, rebuilt identically from its [`TrainConfig`].
-pub(super) struct Prepared {
-    pub(super) data: ImageFolder,
-    pub(super) dls: DataLoaders,
-    pub(super) model: ClassifierConfig,
-    pub(super) size: u32,
+pub struct Prepared {
+    /// The dataset, split.
+    pub data: ImageFolder,
+    /// Its loaders at the first stage's size.
+    pub dls: DataLoaders,
+    /// The model to build.
+    pub model: ClassifierConfig,
+    /// The final image side.
+    pub size: u32,
     /// What the user should know before training starts.
-    pub(super) notes: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// The dataset a configuration names (its folder, or the demo), split as it says.
@@ -147,7 +140,7 @@ pub(super) fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepare
     let smallest = config.sizes.first().copied().unwrap_or(size);
     if smallest < config.arch.min_size() {
         return Err(Error::Config(format!(
-            "{} needs images of at least {} px, this run would use {smallest} px (the data's images are {} px): pass --size {} or more to upscale",
+            "{} needs images of at least {} px, this run would use {smallest} px (the data's images are {} px): use `size` {} or more to upscale",
             config.arch,
             config.arch.min_size(),
             data.min_side,
@@ -158,20 +151,20 @@ pub(super) fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepare
         return Err(Error::Dataset {
             path: root,
             message: format!(
-                "{} training images: fewer than one batch (--bs {}){}",
+                "{} training images: fewer than one batch (`bs` {}){}",
                 data.train.len(),
                 config.bs,
                 if config.auto_bs {
                     "; at least 2 are needed"
                 } else {
-                    "; a smaller --bs, or none, fits"
+                    "; a smaller `bs`, or none, fits"
                 }
             ),
         });
     };
     if bs != config.bs {
         notes.push(format!(
-            "batch size {bs}: {} training images are fewer than {} (give --bs to choose)",
+            "batch size {bs}: {} training images are fewer than {} (set `bs` to choose)",
             data.train.len(),
             config.bs
         ));
@@ -187,10 +180,9 @@ pub(super) fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepare
         config.seed,
     )
     .with_aug(config.aug.unwrap_or_else(|| default_aug(size)).transforms())
-    .with_normalize(match config.arch {
-        Arch::EfficientnetLite0 => Normalize::EFFICIENTNET_LITE,
-        Arch::InceptionV3 => Normalize::INCEPTION,
-        _ => Normalize::IMAGENET,
+    .with_normalize({
+        let (mean, std) = config.arch.spec().stats;
+        Normalize { mean, std }
     });
     let model = ClassifierConfig::new(config.arch, data.vocab.len()).with_width(config.width);
     Ok(Prepared {
@@ -228,7 +220,7 @@ pub(super) fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) 
         training_memory_estimate(config.arch, config.width, p.dls.train.batch_size(), largest);
     match available_memory() {
         Some(have) if need > have => Err(Error::Config(format!(
-            "--size {largest} with --bs {} needs about {:.1} GB to train {}, but {:.1} GB of memory is free: lower --size or --bs",
+            "`size` {largest} with `bs` {} needs about {:.1} GB to train {}, but {:.1} GB of memory is free: lower `size` or `bs`",
             p.dls.train.batch_size(),
             need / 1e9,
             config.arch,
@@ -258,50 +250,101 @@ fn plan_notes(config: &TrainConfig) -> Vec<String> {
         .collect()
 }
 
-/// Trains a new run in the folder `run_dir` (which must not exist) and writes its outputs;
-/// `callbacks` (e.g. progress) are added to the learner and receive the run's notes.
+/// An image classifier's run: its [`TrainConfig`] as a [`Recipe`] for the run driver.
+#[derive(Debug, Clone)]
+pub struct VisionRecipe(pub TrainConfig);
+
+impl Recipe for VisionRecipe {
+    type Model = ImageClassifier;
+    type Settings = TrainConfig;
+    type Prepared = Prepared;
+    type Summary = RunSummary;
+
+    fn from_settings(settings: TrainConfig) -> Self {
+        Self(settings)
+    }
+
+    fn settings(&self) -> &TrainConfig {
+        &self.0
+    }
+
+    fn with_absolute_paths(self) -> Self {
+        Self(self.0.with_absolute_paths())
+    }
+
+    fn prepare(&self, device: &Device, _listen: &mut Listen) -> Result<Prepared> {
+        let p = prepare(&self.0, training_data(&self.0)?)?;
+        check_memory(&self.0, &p, device)?;
+        Ok(p)
+    }
+
+    fn learner(
+        &self,
+        p: &Prepared,
+        device: &Device,
+        fresh: bool,
+        listen: &mut Listen,
+    ) -> Result<Learner> {
+        build_learner(p, &self.0, device, fresh, listen)
+    }
+
+    fn lr_auto(&self) -> bool {
+        self.0.lr_auto
+    }
+
+    fn set_found_lr(&mut self, lr: f64) {
+        self.0.lr = Lrs::Single(lr);
+        self.0.lr_auto = false;
+    }
+
+    fn plan(&self) -> Vec<Stage> {
+        self.0.plan()
+    }
+
+    fn notes(&self, p: &Prepared) -> Vec<String> {
+        plan_notes(&self.0)
+            .into_iter()
+            .chain(p.notes.clone())
+            .collect()
+    }
+
+    fn start(&self, run: &RunDir, p: &Prepared) -> Result<()> {
+        run.write_skipped(&p.data.skipped)
+    }
+
+    fn callbacks(&self, run: &RunDir, _p: &Prepared) -> Vec<Box<dyn Callback>> {
+        let mut cbs = self.0.callbacks();
+        if let Some(s) = snapshots::callback(&self.0, run) {
+            cbs.push(Box::new(s));
+        }
+        cbs
+    }
+
+    fn finish(
+        &self,
+        run: &RunDir,
+        learner: &Learner,
+        p: &Prepared,
+        seconds: f64,
+    ) -> Result<RunSummary> {
+        finish(run, &self.0, learner, p, seconds)
+    }
+}
+
+/// Trains a new run of `config` in the folder `run_dir` (which must not exist) and writes its
+/// outputs; `listen` hears the run's notes, epochs and batches.
 pub fn train(
     config: &TrainConfig,
     run_dir: &Path,
     device: &Device,
-    mut callbacks: Callbacks,
+    listen: Listen,
 ) -> Result<RunSummary> {
-    RunDir::refuse_existing(run_dir)?;
-    let t0 = Instant::now();
-    let p = prepare(config, training_data(config)?)?;
-    check_memory(config, &p, device)?;
-    let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
-    let run = RunDir::create(run_dir)?;
-    let mut config = config.with_absolute_paths();
-    let trained = (|| {
-        run.write_settings(&config)?;
-        run.write_skipped(&p.data.skipped)?;
-        if config.lr_auto {
-            let found = lr_find_into(&mut learner, &run)?;
-            config.lr = Lrs::Single(crate::learner::lr_find::round_lr(found.suggestions.valley));
-            config.lr_auto = false;
-            note(
-                &mut callbacks,
-                &format!(
-                    "--lr auto: the LR finder suggests {:.2e} (valley); training with it",
-                    found.suggestions.valley
-                ),
-            );
-            run.write_settings(&config)?;
-        }
-        for n in plan_notes(&config).iter().chain(&p.notes) {
-            note(&mut callbacks, n);
-        }
-        learner.checkpoint_dir = Some(run.checkpoint_dir());
-        learner.snapshots = snapshots::plan(&config, &run);
-        learner.callbacks = config.callbacks();
-        learner.callbacks.extend(std::mem::take(&mut callbacks));
-        execute(&mut learner, &config.plan(), 0, 0)
-    })();
-    if let Err(e) = trained {
-        return Err(run.fail(e, learner.epochs_done > 0));
-    }
-    finish(&run, &config, &learner, &p, t0)
+    crate::run::train(VisionRecipe(config.clone()), run_dir, device, listen)
+}
+
+/// Resumes the run in `run_dir` from its last checkpoint and finishes it.
+pub fn resume(run_dir: &Path, device: &Device, listen: Listen) -> Result<RunSummary> {
+    crate::run::resume::<VisionRecipe>(run_dir, device, listen)
 }
 
 /// The learner of a run, its body loaded from the pretrained weights when asked (not on resume,
@@ -311,7 +354,7 @@ pub(super) fn build_learner(
     config: &TrainConfig,
     device: &Device,
     load_pretrained: bool,
-    callbacks: &mut Callbacks,
+    listen: &mut Listen,
 ) -> Result<Learner> {
     let mut learner = Learner::from_config(&p.model, p.dls.clone(), device, config.seed)?;
     learner.set_precision(config.precision)?;
@@ -319,42 +362,14 @@ pub(super) fn build_learner(
     if let (Some(spec), true) = (&config.pretrained, load_pretrained) {
         let path = resolve_pretrained(spec)?;
         let report = load_pretrained_body(&mut learner.model, &path)?;
-        note(
-            callbacks,
-            &format!(
-                "pretrained: {} ({} tensors; dropped {} from the old head and BN counters)",
-                path.display(),
-                report.loaded,
-                report.dropped.len()
-            ),
-        );
+        listen.note(&format!(
+            "pretrained: {} ({} tensors; dropped {} from the old head and BN counters)",
+            path.display(),
+            report.loaded,
+            report.dropped.len()
+        ));
     }
     Ok(learner)
-}
-
-/// Runs the stages of `plan` from stage `from_stage`, epoch `from_epoch`.
-fn execute(
-    learner: &mut Learner,
-    plan: &[Stage],
-    from_stage: usize,
-    from_epoch: usize,
-) -> Result<()> {
-    for (i, stage) in plan.iter().enumerate().skip(from_stage) {
-        learner.stage = i;
-        let start = if i == from_stage { from_epoch } else { 0 };
-        if start < stage.epochs {
-            learner.run_stage(stage, start)?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs the LR finder on `learner` and writes `lr_find.json` and `lr_find.png` into `run`.
-pub fn lr_find_into(learner: &mut Learner, run: &RunDir) -> Result<LrFind> {
-    let found = learner.lr_find(LrFindConfig::default())?;
-    crate::io::write_json(&run.file(run_dir::LR_FIND), &found)?;
-    plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
-    Ok(found)
 }
 
 /// Trains `config`'s plan on `data` in memory (no run folder, no checkpoints) and returns the
@@ -363,13 +378,13 @@ pub fn train_in_memory(
     config: &TrainConfig,
     data: ImageFolder,
     device: &Device,
-    mut callbacks: Callbacks,
+    mut listen: Listen,
 ) -> Result<Predictor> {
     let p = prepare(config, data)?;
     check_memory(config, &p, device)?;
-    let mut learner = build_learner(&p, config, device, true, &mut callbacks)?;
+    let mut learner = build_learner(&p, config, device, true, &mut listen)?;
     learner.callbacks = config.callbacks();
-    learner.callbacks.extend(callbacks);
+    learner.add_listener(listen);
     execute(&mut learner, &config.plan(), 0, 0)?;
     Ok(Predictor::new(
         learner.model.clone(),
@@ -447,34 +462,6 @@ pub fn show_batch(config: &TrainConfig, dir: &Path, n: usize) -> Result<PathBuf>
     Ok(path)
 }
 
-/// Resumes the run in `run_dir` from its last checkpoint and finishes it.
-pub fn resume(run_dir: &Path, device: &Device, mut callbacks: Callbacks) -> Result<RunSummary> {
-    let t0 = Instant::now();
-    let run = RunDir::open(run_dir)?;
-    let config: TrainConfig = run.read_settings()?;
-    let p = prepare(&config, training_data(&config)?)?;
-    let mut learner = build_learner(&p, &config, device, false, &mut callbacks)?;
-    let ckpt = run.checkpoint_dir();
-    let state = learner.load_checkpoint(&ckpt)?;
-    learner.checkpoint_dir = Some(ckpt);
-    learner.snapshots = snapshots::plan(&config, &run);
-    learner.callbacks = config.callbacks();
-    learner.callbacks.extend(callbacks);
-    execute(
-        &mut learner,
-        &config.plan(),
-        state.stage,
-        state.stage_epochs_done,
-    )
-    .map_err(|e| run.fail(e, true))?;
-    finish(&run, &config, &learner, &p, t0)
-}
-
-/// Whether `run_dir` holds a committed checkpoint.
-pub fn has_checkpoint(run_dir: &Path) -> bool {
-    checkpoint::load_state(&run_dir.join(run_dir::CHECKPOINT)).is_ok()
-}
-
 /// The bundle configuration of a trained learner.
 pub(super) fn bundle_config(learner: &Learner, p: &Prepared) -> BundleConfig {
     BundleConfig {
@@ -493,7 +480,7 @@ fn finish(
     config: &TrainConfig,
     learner: &Learner,
     p: &Prepared,
-    t0: Instant,
+    seconds: f64,
 ) -> Result<RunSummary> {
     let bundle = bundle_config(learner, p);
     save_bundle(run.path(), &learner.model, &bundle)?;
@@ -509,7 +496,7 @@ fn finish(
         dir: run.path().into(),
         last: learner.recorder.last().cloned(),
         skipped: skipped.len(),
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds,
     })
 }
 

@@ -2,21 +2,44 @@
 //! in `RUN/snapshots/cycle_<i>/`, then made an ensemble folder that inference loads like any
 //! other.
 
+use std::path::PathBuf;
+
 use super::config::TrainConfig;
 use crate::data::sample::Sampling;
 use crate::error::Result;
 use crate::infer::bundle::{BundleConfig, write_bundle_config};
 use crate::infer::{Combination, EnsembleFile, Member};
-use crate::learner::learner::SnapshotPlan;
+use crate::learner::{Callback, FitState, LearnerView, Listener};
 use crate::run_dir::RunDir;
 use crate::weights::WEIGHTS_FILE;
 
 /// The folder of a run's snapshots.
 pub const SNAPSHOTS: &str = "snapshots";
 
-/// Where `--snapshots` keeps the weights of each SGDR cycle, if the run keeps them.
-pub fn plan(config: &TrainConfig, run: &RunDir) -> Option<SnapshotPlan> {
-    config.snapshots.then(|| SnapshotPlan {
+/// Keeps the weights after the epochs of a fit that end an SGDR cycle, as
+/// `dir/cycle_<i>/model.safetensors` (snapshot ensembles).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshots {
+    /// Epochs of the fit after which to keep the weights (the ends of the cycles).
+    pub at: Vec<usize>,
+    /// The folder of the snapshots.
+    pub dir: PathBuf,
+}
+
+impl Listener for Snapshots {}
+
+impl<B> Callback<B> for Snapshots {
+    fn after_epoch_learner(&mut self, state: &FitState, learner: &dyn LearnerView) -> Result<()> {
+        match self.at.iter().position(|&e| e == state.epoch + 1) {
+            Some(i) => learner.save_weights(&self.dir.join(format!("cycle_{i}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The snapshot callback of a run that keeps SGDR snapshots.
+pub fn callback(config: &TrainConfig, run: &RunDir) -> Option<Snapshots> {
+    config.snapshots.then(|| Snapshots {
         at: config.snapshot_epochs(),
         dir: run.file(SNAPSHOTS),
     })

@@ -1,12 +1,12 @@
 //! Training: a tiny ResNet overfits, bundles round-trip, and an interrupted run resumes.
 
-mod common;
+use crate::common;
 
 use common::{rng_lock, tiny_model};
 
 use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Predictor, save_bundle};
-use fastvision::learner::{Learner, Schedule};
+use fastvision::learner::{Learner, Listen, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
 use fastvision::vision::{self, TrainConfig};
 
@@ -34,7 +34,11 @@ fn a_tiny_resnet_overfits_twenty_images() {
         "loss falls: {losses:?}"
     );
     let acc = learner.validate().accuracy;
-    assert_eq!(acc, 1.0, "all 20 training images right after 60 steps");
+    assert_eq!(
+        acc,
+        Some(1.0),
+        "all 20 training images right after 60 steps"
+    );
 }
 
 #[test]
@@ -64,7 +68,8 @@ fn efficientnet_lite0_overfits_twenty_images_and_eval_mode_agrees() {
     );
     let acc = learner.validate().accuracy;
     assert_eq!(
-        acc, 1.0,
+        acc,
+        Some(1.0),
         "eval mode (running BatchNorm statistics) agrees with training"
     );
 }
@@ -117,19 +122,13 @@ fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_on
     };
     let device = fastvision::device();
 
-    let full = vision::train(&config, &dir.path().join("full"), &device, vec![]).unwrap();
+    let full = vision::train(&config, &dir.path().join("full"), &device, Listen::none()).unwrap();
     let interrupted = dir.path().join("interrupted");
-    vision::train(
-        &config,
-        &interrupted,
-        &device,
-        vec![common::StopAfter::new(1)],
-    )
-    .unwrap();
+    vision::train(&config, &interrupted, &device, common::StopAfter::listen(1)).unwrap();
     let state =
         fastvision::learner::checkpoint::load_state(&interrupted.join("checkpoint")).unwrap();
     assert_eq!(state.epochs_done, 1);
-    let resumed = vision::resume(&interrupted, &device, vec![]).unwrap();
+    let resumed = vision::resume(&interrupted, &device, Listen::none()).unwrap();
 
     let log = |p: &std::path::Path| -> fastvision::learner::Recorder {
         serde_json::from_slice(&std::fs::read(p.join("log.json")).unwrap()).unwrap()
@@ -170,7 +169,7 @@ fn a_run_folder_is_never_overwritten() {
         &TrainConfig::default(),
         &dir.path().join("taken"),
         &fastvision::device(),
-        vec![],
+        Listen::none(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");

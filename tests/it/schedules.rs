@@ -6,7 +6,7 @@ use fastvision::learner::schedule::{OneCycle, Schedule, Sgdr};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    serde_json::from_str(include_str!("fixtures/schedules.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/schedules.json")).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f64> {

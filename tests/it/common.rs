@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastvision::learner::{Callback, EpochMetrics, FitState};
+use fastvision::learner::{EpochMetrics, FitState, Listen, Listener};
 use fastvision::models::{Arch, ClassifierConfig};
 
 /// burn's device RNG (init, dropout) is global: tests that seed it must not run at once.
@@ -29,13 +29,20 @@ pub struct StopAfter {
 }
 
 impl StopAfter {
-    /// Stops after `n` epochs.
-    pub fn new(n: usize) -> Box<Self> {
+    /// Stops after `n` epochs: a listener for a run.
+    pub fn listen(n: usize) -> Listen {
+        Listen::new(Self { n, seen: 0 })
+    }
+
+    /// Stops after `n` epochs: a callback for a learner.
+    pub fn callback(n: usize) -> Box<Self> {
         Box::new(Self { n, seen: 0 })
     }
 }
 
-impl Callback for StopAfter {
+impl fastvision::learner::Callback for StopAfter {}
+
+impl Listener for StopAfter {
     fn after_epoch(&mut self, state: &mut FitState, _m: &EpochMetrics) {
         self.seen += 1;
         if self.seen >= self.n {

@@ -1,6 +1,6 @@
 //! The CLI end to end on a tiny folder: train, predict, evaluate, resume errors.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Ensembles: the folder round trip, members' data never touching validation, fitted weights
 //! never scored on the images they were fitted on, resume, snapshots, and bad folders.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use fastvision::ensemble::train::{self as ens, PlannedMember, Variation};
 use fastvision::ensemble::{EnsembleFile, Sampling};
 use fastvision::infer::{Inference, Predictor};
-use fastvision::learner::Callback;
+use fastvision::learner::Listen;
 use fastvision::models::Arch;
 use fastvision::vision::{self, TrainConfig};
 
@@ -24,8 +24,8 @@ fn base(data: &Path) -> TrainConfig {
     }
 }
 
-fn quiet() -> Vec<Box<dyn Callback>> {
-    Vec::new()
+fn quiet() -> Listen {
+    Listen::none()
 }
 
 fn two_members(root: &Path, variation: Variation) -> (PathBuf, Vec<PlannedMember>) {
@@ -54,7 +54,7 @@ fn an_ensemble_folder_predicts_the_mean_of_its_members() {
     let (_, plan) = two_members(tmp.path(), Variation::None);
     let dir = tmp.path().join("ens");
     let device = fastvision::device();
-    let file = ens::train(Some(plan), &dir, &device, &mut quiet).unwrap();
+    let file = ens::train(Some(plan), &dir, &device, quiet()).unwrap();
     assert_eq!(file.members.len(), 2);
     let items = valid_items(&dir);
     assert_eq!(items.len(), 12);
@@ -163,7 +163,7 @@ fn fitted_weights_are_never_scored_on_the_images_they_were_fitted_on() {
     let (_, plan) = two_members(tmp.path(), Variation::None);
     let dir = tmp.path().join("ens");
     let device = fastvision::device();
-    ens::train(Some(plan), &dir, &device, &mut quiet).unwrap();
+    ens::train(Some(plan), &dir, &device, quiet()).unwrap();
     let fitted = fastvision::ensemble::weights::fit_weights(&dir, 3, &device).unwrap();
     assert_eq!(fitted.n_fit, 6);
     assert!((fitted.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
@@ -189,7 +189,7 @@ fn resuming_an_interrupted_ensemble_trains_only_the_missing_members() {
     let (_, plan) = two_members(tmp.path(), Variation::Bagging);
     let dir = tmp.path().join("ens");
     let device = fastvision::device();
-    let file = ens::train(Some(plan.clone()), &dir, &device, &mut quiet).unwrap();
+    let file = ens::train(Some(plan.clone()), &dir, &device, quiet()).unwrap();
     let first = dir.join(&file.members[0].dir).join("model.safetensors");
     let before = (
         std::fs::read(&first).unwrap(),
@@ -201,10 +201,10 @@ fn resuming_an_interrupted_ensemble_trains_only_the_missing_members() {
     std::fs::remove_dir_all(second.join("checkpoint")).unwrap();
     std::fs::remove_file(dir.join("ensemble.json")).unwrap();
     assert!(
-        ens::train(Some(plan), &dir, &device, &mut quiet).is_err(),
+        ens::train(Some(plan), &dir, &device, quiet()).is_err(),
         "a new train refuses the folder"
     );
-    ens::train(None, &dir, &device, &mut quiet).unwrap();
+    ens::train(None, &dir, &device, quiet()).unwrap();
     let after = (
         std::fs::read(&first).unwrap(),
         std::fs::metadata(&first).unwrap().modified().unwrap(),
@@ -271,7 +271,7 @@ fn missing_corrupt_or_mismatched_members_are_refused_by_name() {
     let (_, plan) = two_members(tmp.path(), Variation::None);
     let dir = tmp.path().join("ens");
     let device = fastvision::device();
-    let file = ens::train(Some(plan), &dir, &device, &mut quiet).unwrap();
+    let file = ens::train(Some(plan), &dir, &device, quiet()).unwrap();
     let second = dir.join(&file.members[1].dir);
     let weights = second.join("model.safetensors");
     let saved = std::fs::read(&weights).unwrap();
@@ -349,7 +349,7 @@ fn the_selected_ensemble_is_never_below_its_best_member_on_the_scoring_half() {
     let (data, plan) = two_members(tmp.path(), Variation::Bagging);
     let dir = tmp.path().join("ens");
     let device = fastvision::device();
-    ens::train(Some(plan), &dir, &device, &mut quiet).unwrap();
+    ens::train(Some(plan), &dir, &device, quiet()).unwrap();
     // A third member that has barely trained: a mean that includes it may lose to the best.
     let weak = TrainConfig {
         epochs: 1,

@@ -2,7 +2,7 @@
 //! after its first step resumes without redoing it, and its folder is a model that predict,
 //! evaluate and export accept, with predictions for the unlabelled test/ images.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

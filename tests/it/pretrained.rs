@@ -1,7 +1,7 @@
 //! Pretrained checkpoints: every torch format loads strictly and our body's forward pass equals
 //! torchvision's (fixtures from scripts/torch_fixtures.py).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

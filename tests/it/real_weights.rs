@@ -2,7 +2,7 @@
 //! `.ci/run` calls): our forward pass equals the PyTorch reference, and real photos get their
 //! ImageNet class in the top 5 (fixtures from scripts/effnet_fixture.py).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -56,7 +56,7 @@ fn efficientnet_lite0_matches_pytorch_and_recognises_real_photos() {
     assert_eq!(applied.applied.len(), 2, "{applied}");
 
     let fixture: Value =
-        serde_json::from_str(include_str!("fixtures/effnet_lite0_parity.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/effnet_lite0_parity.json")).unwrap();
     let (mean, std) = (
         fixture["mean"].as_f64().unwrap() as f32,
         fixture["std"].as_f64().unwrap() as f32,

@@ -1,6 +1,6 @@
 //! Interpretation and method 1 from the command line: reports, flagged images, quarantine, undo.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! undoes the delete; the files on disk and the journal must agree. Needs `chromium` and
 //! `chromium-driver` (Debian packages; `.ci/run` installs them).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

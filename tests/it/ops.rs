@@ -1,7 +1,7 @@
 //! fastvision's kernels against burn's own ops: outputs and gradients on random shapes, and a
 //! short training run whose loss curve matches the reference path.
 
-mod common;
+use crate::common;
 
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};

@@ -1,6 +1,6 @@
 //! Data: decoding of odd formats, bad files skipped with reasons, the stratified split, the loader.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::path::Path;

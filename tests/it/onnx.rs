@@ -1,6 +1,6 @@
 //! ONNX export runs in tract-onnx (a pure-Rust ONNX runtime) and gives our logits.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Distribution, Tensor};
 use fastvision::data::Normalize;

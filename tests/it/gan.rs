@@ -1,14 +1,16 @@
 //! The WGAN: clipping, the critic separating real from generated images, samples moving toward
 //! the data, seeded sampling, synthetic images kept out of validation, and bad input.
 
-mod common;
+use crate::common;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::gan::data::GanData;
 use fastvision::gan::run::{self as gan_run, GanRunConfig};
-use fastvision::gan::{GanConfig, WganTrainer};
+use fastvision::gan::train::generate;
+use fastvision::gan::{GanConfig, Wgan, gan_learner};
+use fastvision::learner::{Learner, Listen, Recorder, Schedule, StepKind};
 
 /// Largest |weight| of a module.
 struct MaxAbs(f32);
@@ -53,25 +55,39 @@ fn small(epochs: usize) -> GanConfig {
     }
 }
 
+/// Trains `learn` for `epochs` at the constant learning rate `lr` (fastai's WGAN recipe).
+fn fit(learn: &mut Learner<Wgan>, epochs: usize, lr: f64) {
+    learn
+        .fit(epochs, Schedule::Constant { lr, mom: 0.0 })
+        .unwrap();
+}
+
+/// The recorded losses of the steps of `kind`.
+fn losses(rec: &Recorder, kind: StepKind) -> Vec<f64> {
+    rec.batches
+        .iter()
+        .filter(|b| b.kind == kind)
+        .map(|b| b.loss)
+        .collect()
+}
+
 #[test]
 fn clipping_keeps_every_critic_weight_inside_c() {
     let _g = common::rng_lock();
     let device = fastvision::device();
-    let mut t = WganTrainer::new(small(1), toy(16), false, &device).unwrap();
-    let ad = device.clone().autodiff();
-    let x = Tensor::from_data(TensorData::new(toy(16).images, [16, 1, 16, 16]), &ad);
-    let y = Tensor::<1, Int>::zeros([16], &ad);
-    for s in 0..3 {
-        t.critic_step(x.clone(), y.clone(), s);
+    let mut learn = gan_learner(&small(1), toy(16), false, &device).unwrap();
+    for _ in 0..3 {
+        fit(&mut learn, 1, 2e-4);
         let mut v = MaxAbs(0.0);
-        t.critic.visit(&mut v);
+        learn.model.critic.visit(&mut v);
         assert!(v.0 <= 0.01 + 1e-7, "a critic weight reached {}", v.0);
     }
+    assert_eq!(losses(&learn.recorder, StepKind::Critic).len(), 3);
     // Without clipping the same step leaves the range (Adam moves weights by ~lr = 2e-4 per
     // step, but BatchNorm's γ starts at 1): the clip is what holds them.
     let raw = fastvision::models::gan::CriticConfig::new(16, 1)
         .with_n_features(16)
-        .init(&ad)
+        .init(&device.clone().autodiff())
         .unwrap();
     let mut v = MaxAbs(0.0);
     raw.visit(&mut v);
@@ -85,17 +101,39 @@ fn clipping_keeps_every_critic_weight_inside_c() {
 fn the_critic_scores_real_images_apart_from_generated_ones_after_a_few_steps() {
     let _g = common::rng_lock();
     let device = fastvision::device();
-    let mut t = WganTrainer::new(small(1), toy(32), false, &device).unwrap();
-    let ad = device.clone().autodiff();
-    let x = Tensor::from_data(TensorData::new(toy(32).images, [32, 1, 16, 16]), &ad);
-    let y = Tensor::<1, Int>::zeros([32], &ad);
+    // Critic steps only (the switch to the generator never comes in 26 steps).
+    let config = GanConfig {
+        n_crit: 1000,
+        ..small(13)
+    };
+    let mut learn = gan_learner(&config, toy(32), false, &device).unwrap();
+    fit(&mut learn, 13, 2e-4);
     // The critic's loss is mean C(real) − mean C(fake): it falls as the critic separates them.
-    let first = t.critic_step(x.clone(), y.clone(), 0);
-    let mut last = first;
-    for s in 1..25 {
-        last = t.critic_step(x.clone(), y.clone(), s);
-    }
+    let critic = losses(&learn.recorder, StepKind::Critic);
+    assert_eq!(critic.len(), 26, "two batches an epoch");
+    let (first, last) = (critic[0], critic[critic.len() - 1]);
     assert!(last < first && last < -1e-4, "critic loss {first} → {last}");
+}
+
+#[test]
+fn the_step_switches_to_the_generator_after_n_crit_critic_steps() {
+    let _g = common::rng_lock();
+    let device = fastvision::device();
+    let config = GanConfig {
+        n_crit: 2,
+        ..small(6)
+    };
+    let mut learn = gan_learner(&config, toy(32), false, &device).unwrap();
+    fit(&mut learn, 6, 2e-4);
+    let kinds: Vec<StepKind> = learn.recorder.batches.iter().map(|b| b.kind).collect();
+    use StepKind::{Critic as C, Generator as G};
+    assert_eq!(kinds, [C, C, G, C, C, G, C, C, G, C, C, G]);
+    let m = learn.recorder.last().unwrap();
+    assert!(m.wasserstein.is_some() && m.gen_loss.is_some());
+    assert!(
+        m.accuracy.is_none() && m.valid_loss.is_none(),
+        "no NaN columns"
+    );
 }
 
 #[test]
@@ -104,13 +142,10 @@ fn a_short_run_moves_samples_toward_the_data() {
     let device = fastvision::device();
     let data = toy(64);
     let (want, _) = GanData::pixel_stats(&data.images, data.n);
-    let config = GanConfig {
-        lr: 1e-3,
-        ..small(100)
-    };
-    let mut t = WganTrainer::new(config, data, false, &device).unwrap();
-    let dist = |t: &WganTrainer| {
-        let px = t.generate(64, None, 9);
+    let config = small(100);
+    let mut learn = gan_learner(&config, data, false, &device).unwrap();
+    let dist = |l: &Learner<Wgan>| {
+        let px = generate(&l.model.generator, config.noise, 64, None, 9, &device);
         let (mean, _) = GanData::pixel_stats(&px, 64);
         mean.iter()
             .zip(&want)
@@ -118,9 +153,9 @@ fn a_short_run_moves_samples_toward_the_data() {
             .sum::<f32>()
             / mean.len() as f32
     };
-    let before = dist(&t);
-    t.fit(None, &mut []).unwrap();
-    let after = dist(&t);
+    let before = dist(&learn);
+    fit(&mut learn, config.epochs, 1e-3);
+    let after = dist(&learn);
     eprintln!("mean |sample − data| per pixel: {before} → {after}");
     assert!(
         after < 0.7 * before,
@@ -143,7 +178,7 @@ fn tiny_gan_run(root: &std::path::Path, conditional: bool) -> std::path::PathBuf
             ..GanConfig::default()
         },
     };
-    gan_run::train(&config, &run, false, &fastvision::device(), &mut []).unwrap();
+    gan_run::train(&config, &run, false, &fastvision::device(), Listen::none()).unwrap();
     run
 }
 
@@ -254,12 +289,12 @@ fn bad_input_names_the_class_or_both_class_lists() {
         &tmp.path().join("g"),
         false,
         &fastvision::device(),
-        &mut [],
+        Listen::none(),
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("class \"bag\" has 5 training images, fewer than one batch (8)"),
+        err.contains("class \"bag\" has 5 training images, fewer than one batch (`bs` 8)"),
         "{err}"
     );
     assert!(
@@ -295,13 +330,13 @@ fn an_interrupted_gan_run_resumes_where_it_stopped() {
     let mut config = gan_run::load_config(&run).unwrap();
     config.gan.epochs = 3;
     std::fs::write(run.join("gan.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    gan_run::train(&config, &run, true, &device, &mut []).unwrap();
+    gan_run::train(&config, &run, true, &device, Listen::none()).unwrap();
     assert_eq!(
         std::fs::read(&first).unwrap(),
         before,
         "a finished net is kept"
     );
-    let log: fastvision::gan::train::GanLog =
+    let log: Recorder =
         serde_json::from_slice(&std::fs::read(second.join("log.json")).unwrap()).unwrap();
     let epochs: Vec<usize> = log.epochs.iter().map(|e| e.epoch).collect();
     assert_eq!(epochs, [0, 1, 2], "epochs 0 and 1 kept, epoch 2 trained");

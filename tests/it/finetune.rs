@@ -1,6 +1,6 @@
 //! LR finder, freezing and discriminative learning rates on small real data.
 
-mod common;
+use crate::common;
 
 use common::rng_lock;
 

@@ -2,7 +2,7 @@
 //! config.json, log.json, checkpoint/checkpoint.json, committed in tests/fixtures/old_run as the
 //! previous layout wrote them for a 1-of-2-epoch run) resume, predict and evaluate.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

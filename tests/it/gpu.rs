@@ -7,7 +7,7 @@
 
 #![cfg(feature = "wgpu")]
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,7 +1,7 @@
 //! Bad flags, odd folders, broken values and a silent network: every case is refused with a
 //! clear message and exit code 1, nothing the user owns is touched, nothing is left behind.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

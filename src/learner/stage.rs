@@ -1,0 +1,55 @@
+//! A fit of a training plan ([`Stage`]) and fastai's `fine_tune` recipe as two of them.
+
+use super::param_groups::Lrs;
+use super::schedule::{OneCycle, Schedule};
+
+/// One fit of a training plan: its epochs, schedule, learning-rate spread and whether the body is frozen.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stage {
+    /// Epochs of this fit.
+    pub epochs: usize,
+    /// Its schedule (peak = `lrs.max()`).
+    pub schedule: Schedule,
+    /// Learning rates of the groups.
+    pub lrs: Lrs,
+    /// Whether only the head (and BatchNorm) trains.
+    pub frozen: bool,
+    /// Image side of this stage (progressive resizing); `None` keeps the current one.
+    #[serde(default)]
+    pub size: Option<u32>,
+}
+
+/// fastai's `fine_tune` recipe as two stages.
+pub fn fine_tune_stages(
+    epochs: usize,
+    base_lr: f64,
+    freeze_epochs: usize,
+    lr_mult: f64,
+) -> Vec<Stage> {
+    let frozen = OneCycle {
+        pct_start: 0.99,
+        ..OneCycle::new(base_lr)
+    };
+    let half = base_lr / 2.0;
+    let unfrozen = OneCycle {
+        pct_start: 0.3,
+        div: 5.0,
+        ..OneCycle::new(half)
+    };
+    vec![
+        Stage {
+            epochs: freeze_epochs,
+            schedule: Schedule::OneCycle(frozen),
+            lrs: Lrs::UpTo(base_lr),
+            frozen: true,
+            size: None,
+        },
+        Stage {
+            epochs,
+            schedule: Schedule::OneCycle(unfrozen),
+            lrs: Lrs::Range(half / lr_mult, half),
+            frozen: false,
+            size: None,
+        },
+    ]
+}

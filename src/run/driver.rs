@@ -1,0 +1,125 @@
+//! The run lifecycle, written once: refuse an existing folder → prepare → build the learner →
+//! create the folder → settings → LR range test when asked → notes → train the plan with a
+//! checkpoint after every epoch → on failure keep the folder (resumable) or remove it → finish.
+//! `resume` replays it from the folder's settings and checkpoint.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::Device;
+
+use super::recipe::Recipe;
+use crate::error::Result;
+use crate::learner::lr_find::{LrFind, LrFindConfig, round_lr};
+use crate::learner::{Checkpoint, Learner, Listen, Listener, Stage, Trainable, checkpoint};
+use crate::report::plot::plot_lr_find;
+use crate::run_dir::{self, RunDir};
+
+/// Trains `recipe` into the new run folder `run_dir` (refused when it exists) and finishes it.
+/// `listen` hears the notes, every epoch and every batch.
+pub fn train<R: Recipe>(
+    recipe: R,
+    run_dir: &Path,
+    device: &Device,
+    mut listen: Listen,
+) -> Result<R::Summary> {
+    RunDir::refuse_existing(run_dir)?;
+    let t0 = Instant::now();
+    let mut recipe = recipe.with_absolute_paths();
+    let p = recipe.prepare(device, &mut listen)?;
+    let mut learner = recipe.learner(&p, device, true, &mut listen)?;
+    let run = RunDir::create(run_dir)?;
+    let trained = (|| {
+        run.write_settings(recipe.settings())?;
+        recipe.start(&run, &p)?;
+        if recipe.lr_auto() {
+            let found = lr_find_into(&mut learner, &run)?;
+            let lr = round_lr(found.suggestions.valley);
+            recipe.set_found_lr(lr);
+            listen.note(&format!(
+                "`lr` auto: the LR finder suggests {lr:.2e} (valley); training with it"
+            ));
+            run.write_settings(recipe.settings())?;
+        }
+        for n in recipe.notes(&p) {
+            listen.note(&n);
+        }
+        attach(&recipe, &run, &p, &mut learner, listen);
+        execute(&mut learner, &recipe.plan(), 0, 0)
+    })();
+    if let Err(e) = trained {
+        return Err(run.fail(e, learner.epochs_done > 0));
+    }
+    recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
+}
+
+/// Resumes the run in `run_dir` from its last checkpoint (its settings rebuild the recipe) and
+/// finishes it.
+pub fn resume<R: Recipe>(
+    run_dir: &Path,
+    device: &Device,
+    mut listen: Listen,
+) -> Result<R::Summary> {
+    let t0 = Instant::now();
+    let run = RunDir::open(run_dir)?;
+    let ckpt = run.checkpoint_dir();
+    checkpoint::to_resume(run.path(), &ckpt)?;
+    let recipe = R::from_settings(run.read_settings()?);
+    let p = recipe.prepare(device, &mut listen)?;
+    let mut learner = recipe.learner(&p, device, false, &mut listen)?;
+    let state = learner.load_checkpoint(&ckpt)?;
+    attach(&recipe, &run, &p, &mut learner, listen);
+    execute(
+        &mut learner,
+        &recipe.plan(),
+        state.stage,
+        state.stage_epochs_done,
+    )
+    .map_err(|e| run.fail(e, true))?;
+    recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
+}
+
+/// The learner's callbacks for a run: the recipe's, the checkpoint, then the listener.
+fn attach<R: Recipe>(
+    recipe: &R,
+    run: &RunDir,
+    p: &R::Prepared,
+    learner: &mut Learner<R::Model>,
+    listen: Listen,
+) {
+    learner.callbacks = recipe.callbacks(run, p);
+    learner
+        .callbacks
+        .push(Box::new(Checkpoint::new(run.checkpoint_dir())));
+    learner.add_listener(listen);
+}
+
+/// Runs the stages of `plan` from stage `from_stage`, epoch `from_epoch`.
+pub fn execute<M: Trainable>(
+    learner: &mut Learner<M>,
+    plan: &[Stage],
+    from_stage: usize,
+    from_epoch: usize,
+) -> Result<()> {
+    for (i, stage) in plan.iter().enumerate().skip(from_stage) {
+        learner.stage = i;
+        let start = if i == from_stage { from_epoch } else { 0 };
+        if start < stage.epochs {
+            learner.run_stage(stage, start)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the LR range test on `learner` and writes `lr_find.json` and `lr_find.png` into `run`.
+pub fn lr_find_into<M: Trainable>(learner: &mut Learner<M>, run: &RunDir) -> Result<LrFind> {
+    let found = learner.lr_find(LrFindConfig::default())?;
+    crate::io::write_json(&run.file(run_dir::LR_FIND), &found)?;
+    plot_lr_find(&found, &run.file(run_dir::LR_FIND_PLOT))?;
+    Ok(found)
+}
+
+/// Whether `run_dir` holds a committed checkpoint (an interrupted run that a resume continues).
+pub fn has_checkpoint(run_dir: &Path) -> bool {
+    checkpoint::load_state(&run_dir.join(run_dir::CHECKPOINT)).is_ok()
+}

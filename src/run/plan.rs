@@ -1,0 +1,109 @@
+//! The one epoch plan: how many epochs at which image size, split, and shrunk to fit a time
+//! budget at a measured pace. `train`'s progressive resizing, its `sizes` and the playbook's
+//! recipes all split epochs here.
+
+/// `epochs` split over `n` parts as evenly as possible, the earlier parts taking the remainder
+/// (in progressive resizing they are the smaller, cheaper sizes).
+pub fn split_epochs(epochs: usize, n: usize) -> Vec<usize> {
+    let n = n.max(1);
+    (0..n)
+        .map(|i| epochs / n + usize::from(i < epochs % n))
+        .collect()
+}
+
+/// Image sides and the epochs at each: one training run's plan of sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochPlan {
+    /// Image side of each stage, smallest first (empty: one stage at the run's size).
+    pub sizes: Vec<u32>,
+    /// Epochs of each stage, matching `sizes`.
+    pub epochs: Vec<usize>,
+}
+
+impl EpochPlan {
+    /// `epochs` split over `sizes` (stages left with no epoch are dropped).
+    pub fn split(sizes: &[u32], epochs: usize) -> Self {
+        let (sizes, epochs) = sizes
+            .iter()
+            .copied()
+            .zip(split_epochs(epochs, sizes.len()))
+            .filter(|&(_, e)| e > 0)
+            .unzip();
+        Self { sizes, epochs }
+    }
+
+    /// Progressive resizing towards `target` px over `epochs`: start at a quarter of the target
+    /// (at least 16 px), double each stage, no more stages than epochs.
+    pub fn progressive(target: u32, epochs: usize) -> Self {
+        let mut sizes = Vec::new();
+        let mut s = (target / 4).max(16);
+        while s < target {
+            sizes.push(s);
+            s *= 2;
+        }
+        sizes.push(target);
+        let keep = sizes.len().min(epochs.max(1));
+        let sizes = sizes.split_off(sizes.len() - keep);
+        Self {
+            epochs: split_epochs(epochs, sizes.len()),
+            sizes,
+        }
+    }
+
+    /// Epochs in all.
+    pub fn total(&self) -> usize {
+        self.epochs.iter().sum()
+    }
+
+    /// Seconds the plan takes when an epoch at side `s` takes `epoch_s(s)` seconds.
+    pub fn seconds(&self, epoch_s: impl Fn(u32) -> f64) -> f64 {
+        self.sizes
+            .iter()
+            .zip(&self.epochs)
+            .map(|(&s, &e)| e as f64 * epoch_s(s))
+            .sum()
+    }
+
+    /// The most epochs, up to `max`, whose plan (made by `make` from an epoch count) fits
+    /// `budget_s` seconds at `epoch_s` per epoch of each size; at least `min`.
+    pub fn fit_budget(
+        min: usize,
+        max: usize,
+        budget_s: f64,
+        epoch_s: impl Fn(u32) -> f64,
+        make: impl Fn(usize) -> Self,
+    ) -> usize {
+        (min..=max.max(min))
+            .rev()
+            .find(|&e| make(e).seconds(&epoch_s) <= budget_s)
+            .unwrap_or(min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_split_evenly_with_the_remainder_first() {
+        assert_eq!(split_epochs(7, 3), [3, 2, 2]);
+        assert_eq!(split_epochs(2, 3), [1, 1, 0]);
+        assert_eq!(split_epochs(5, 0), [5]);
+        assert_eq!(EpochPlan::split(&[16, 32, 64], 2).sizes, [16, 32]);
+    }
+
+    #[test]
+    fn progressive_plans_double_from_a_quarter() {
+        let p = EpochPlan::progressive(128, 7);
+        assert_eq!(p.sizes, [32, 64, 128]);
+        assert_eq!(p.epochs, [3, 2, 2]);
+        assert_eq!(EpochPlan::progressive(64, 1).sizes, [64]);
+    }
+
+    #[test]
+    fn the_budget_buys_the_most_epochs_that_fit() {
+        let make = |e| EpochPlan::split(&[28], e);
+        assert_eq!(EpochPlan::fit_budget(1, 40, 100.0, |_| 9.0, make), 11);
+        assert_eq!(EpochPlan::fit_budget(2, 40, 1.0, |_| 9.0, make), 2);
+    }
+}
