@@ -21,18 +21,6 @@ impl Normalize {
         std: [0.229, 0.224, 0.225],
     };
 
-    /// The statistics EfficientNet-Lite's TF weights expect: (x − 127) / 128 on 0..255 pixels.
-    pub const EFFICIENTNET_LITE: Normalize = Normalize {
-        mean: [127.0 / 255.0; 3],
-        std: [128.0 / 255.0; 3],
-    };
-
-    /// The [-1, 1] scaling torchvision's Inception-v3 weights expect (its `transform_input`).
-    pub const INCEPTION: Normalize = Normalize {
-        mean: [0.5; 3],
-        std: [0.5; 3],
-    };
-
     /// Writes `img` (HWC u8) into `out` as CHW f32 in 0..1 (for augmentation before normalising).
     pub fn write_unit_chw(img: &RgbImage, out: &mut [f32]) {
         let plane = (img.width() * img.height()) as usize;

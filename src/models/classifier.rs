@@ -1,82 +1,16 @@
 //! An image classifier: a pretrained-style body cut before its pooling, plus fastai's head.
 
-use std::fmt;
-use std::str::FromStr;
-
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+
+pub use super::arch::Arch;
 
 use super::efficientnet_lite::{EfficientNetLite, LITE0_FEATURES};
 use super::head::{Head, HeadConfig};
 use super::inception::{InceptionV3, InceptionV3Config};
 use super::resnet::{ResNet, ResNetConfig};
 use crate::error::{Error, Result};
-
-/// The body architectures fastvision builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// torchvision ResNet-18.
-    Resnet18,
-    /// torchvision ResNet-34.
-    Resnet34,
-    /// torchvision ResNet-50.
-    Resnet50,
-    /// EfficientNet-Lite0.
-    #[serde(rename = "efficientnet_lite0")]
-    EfficientnetLite0,
-    /// torchvision Inception-v3.
-    #[serde(rename = "inception_v3")]
-    InceptionV3,
-}
-
-impl Arch {
-    /// ResNet depth of this architecture (0 for other families).
-    pub fn depth(self) -> usize {
-        match self {
-            Arch::Resnet18 => 18,
-            Arch::Resnet34 => 34,
-            Arch::Resnet50 => 50,
-            Arch::EfficientnetLite0 | Arch::InceptionV3 => 0,
-        }
-    }
-
-    /// The smallest input side the architecture takes.
-    pub fn min_size(self) -> u32 {
-        match self {
-            Arch::InceptionV3 => super::inception::MIN_SIZE,
-            _ => 16,
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Arch::EfficientnetLite0 => write!(f, "efficientnet_lite0"),
-            Arch::InceptionV3 => write!(f, "inception_v3"),
-            _ => write!(f, "resnet{}", self.depth()),
-        }
-    }
-}
-
-impl FromStr for Arch {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "resnet18" => Ok(Arch::Resnet18),
-            "resnet34" => Ok(Arch::Resnet34),
-            "resnet50" => Ok(Arch::Resnet50),
-            "efficientnet_lite0" | "efficientnet-lite0" => Ok(Arch::EfficientnetLite0),
-            "inception_v3" | "inception-v3" => Ok(Arch::InceptionV3),
-            other => Err(Error::Config(format!(
-                "unknown architecture {other:?} (resnet18, resnet34, resnet50, efficientnet_lite0, inception_v3)"
-            ))),
-        }
-    }
-}
 
 /// Everything needed to rebuild a classifier: architecture, body width, classes and head.
 #[derive(Config, Debug, PartialEq)]
