@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use fastvision::burn::tensor::Device;
 use fastvision::ensemble::train::{self as ens_train, Variation};
@@ -98,15 +98,11 @@ enum CombineRule {
 fn combine(dir: &std::path::Path, how: &CombineArgs, device: &Device) -> Result<()> {
     let seed = how.combine_seed;
     match how.combine {
-        CombineRule::Mean | CombineRule::Geometric => {
-            let mut file = EnsembleFile::read(dir)?;
-            file.combination = if how.combine == CombineRule::Mean {
-                Combination::Mean
-            } else {
-                Combination::Geometric
-            };
-            file.fit_items.clear();
-            file.write(dir)?;
+        CombineRule::Mean => {
+            EnsembleFile::set_rule(dir, Combination::Mean)?;
+        }
+        CombineRule::Geometric => {
+            EnsembleFile::set_rule(dir, Combination::Geometric)?;
         }
         CombineRule::Weighted => {
             let f = weights::fit_weights(dir, seed, device)?;
@@ -232,14 +228,7 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
             Ok(())
         }
         EnsembleCommand::Rule { run, rule } => {
-            let rule: Combination = rule.parse()?;
-            let mut file = EnsembleFile::read(&run)?;
-            if file.members.is_empty() {
-                bail!("{}: no members", run.display());
-            }
-            file.combination = rule;
-            file.fit_items.clear();
-            file.write(&run)?;
+            let file = EnsembleFile::set_rule(&run, rule.parse()?)?;
             println!("{}: combination {}", run.display(), file.combination.name());
             Ok(())
         }

@@ -54,6 +54,22 @@ impl EnsembleFile {
     pub fn write(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join(ENSEMBLE_FILE), self)
     }
+
+    /// Makes the ensemble in `dir` combine its members by the fixed `rule` (mean, geometric:
+    /// no images are set aside for fitted weights any more); returns the file written.
+    pub fn set_rule(dir: &Path, rule: Combination) -> Result<Self> {
+        let mut file = Self::read(dir)?;
+        if file.members.is_empty() {
+            return Err(crate::error::Error::model(
+                dir.join(ENSEMBLE_FILE),
+                "no members",
+            ));
+        }
+        file.combination = rule;
+        file.fit_items.clear();
+        file.write(dir)?;
+        Ok(file)
+    }
 }
 
 impl Predictor {

@@ -1,4 +1,4 @@
-//! `fastvision playbook`: the whole recipe on the user's data within a time budget — measure,
+//! The playbook: the whole recipe on the user's data within a time budget — measure,
 //! plan, train with progressive resizing and one-cycle, judge confusing images, test-time
 //! augmentation, diverse members and a selected ensemble — each step an ordinary run folder,
 //! and a table of what each step bought.
@@ -7,6 +7,7 @@ pub mod output;
 pub mod plan;
 pub mod run;
 pub mod state;
+pub mod steps;
 
 pub use output::table;
 pub use plan::{Plan, Step};

@@ -19,6 +19,18 @@ pub struct Speeds {
     pub run_overhead_s: f64,
 }
 
+impl Speeds {
+    /// The speeds at image side `size` from those measured at `measured` px, scaled by the area.
+    pub fn at_size(&self, measured: u32, size: u32) -> Self {
+        let scale = (f64::from(size) / f64::from(measured.max(1))).powi(2);
+        Self {
+            train_s_per_image: self.train_s_per_image * scale,
+            infer_s_per_image: self.infer_s_per_image * scale,
+            ..*self
+        }
+    }
+}
+
 /// The data the plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DataSize {
@@ -232,15 +244,11 @@ pub fn plan(
     let tta_s = 5.0 * d.valid as f64 * sp.infer_s_per_image + 2.0;
     let ensemble_s = 2.0 * d.valid as f64 * sp.infer_s_per_image * (MAX_MEMBERS + 1) as f64 + 2.0;
     let share = if wishes.drop_confusing { 0.3 } else { 0.4 };
-    let fixed = tta_s + ensemble_s + sp.run_overhead_s;
-    let main_epochs = |sizes: &[u32]| {
-        let epoch_s = (train_estimate(&d, &sp, sizes, 10) - sp.run_overhead_s) / 10.0;
-        (((left - fixed) * share / epoch_s.max(1e-9)).floor() as usize).clamp(1, MAX_EPOCHS)
-    };
-    let mut epochs = main_epochs(&sizes_for(d.size, MAX_EPOCHS));
-    if epochs < PROGRESSIVE_FROM_EPOCHS {
-        epochs = main_epochs(&[d.size]);
-    }
+    let epochs = main_epochs(
+        &d,
+        &sp,
+        (left - tta_s - ensemble_s - sp.run_overhead_s) * share,
+    );
     let sizes = sizes_for(d.size, epochs);
     let mut steps = vec![PlannedStep {
         estimate_s: train_estimate(&d, &sp, &sizes, epochs),
@@ -250,22 +258,61 @@ pub fn plan(
             mixup: epochs >= MIXUP_FROM_EPOCHS,
         },
     }];
-    let spent = |steps: &[PlannedStep]| steps.iter().map(|s| s.estimate_s).sum::<f64>();
-    // Out of fold: each fold trains on 2/3 of the images for half the epochs.
+    steps.push(confusing_step(&d, &sp, epochs, left));
+    if wishes.drop_confusing {
+        steps.push(PlannedStep {
+            step: Step::Retrain { epochs },
+            estimate_s: train_estimate(&d, &sp, &sizes, epochs),
+        });
+    }
+    steps.push(PlannedStep {
+        step: Step::Tta,
+        estimate_s: tta_s,
+    });
+    // Members fill what is left before the ensemble step.
+    let spent: f64 = steps.iter().map(|s| s.estimate_s).sum();
+    steps.extend(members(&d, &sp, arch, epochs, left - spent - ensemble_s));
+    steps.push(PlannedStep {
+        step: Step::Ensemble,
+        estimate_s: ensemble_s,
+    });
+    Plan {
+        data: d,
+        speeds: sp,
+        wishes,
+        arch,
+        lr,
+        pretrained,
+        steps,
+    }
+}
+
+/// The main model's epochs for `room` seconds: progressive resizing when that buys at least
+/// [`PROGRESSIVE_FROM_EPOCHS`], else all at the final size; at most [`MAX_EPOCHS`].
+fn main_epochs(d: &DataSize, sp: &Speeds, room: f64) -> usize {
+    let at = |sizes: &[u32]| {
+        let epoch_s = (train_estimate(d, sp, sizes, 10) - sp.run_overhead_s) / 10.0;
+        ((room / epoch_s.max(1e-9)).floor() as usize).clamp(1, MAX_EPOCHS)
+    };
+    let epochs = at(&sizes_for(d.size, MAX_EPOCHS));
+    if epochs < PROGRESSIVE_FROM_EPOCHS {
+        at(&[d.size])
+    } else {
+        epochs
+    }
+}
+
+/// Confusing images: out of fold (3 folds, each on 2/3 of the images for half the main
+/// model's `epochs`) when that costs under a fifth of `left`, else judged by the main model.
+fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64) -> PlannedStep {
     let fold_epochs = (epochs / 2).max(1);
     let fold_data = DataSize {
         train: d.train * 2 / 3,
         valid: d.train / 3,
-        ..d
+        ..*d
     };
-    let oof_s = 3.0
-        * train_estimate(
-            &fold_data,
-            &sp,
-            &sizes_for(d.size, fold_epochs),
-            fold_epochs,
-        );
-    let confusing = if oof_s <= 0.2 * left {
+    let oof_s = 3.0 * train_estimate(&fold_data, sp, &sizes_for(d.size, fold_epochs), fold_epochs);
+    if oof_s <= 0.2 * left {
         PlannedStep {
             step: Step::Confusing {
                 folds: 3,
@@ -281,66 +328,45 @@ pub fn plan(
             },
             estimate_s: d.train as f64 * sp.infer_s_per_image + 1.0,
         }
-    };
-    steps.push(confusing);
-    if wishes.drop_confusing {
-        steps.push(PlannedStep {
-            step: Step::Retrain { epochs },
-            estimate_s: train_estimate(&d, &sp, &sizes, epochs),
-        });
     }
-    steps.push(PlannedStep {
-        step: Step::Tta,
-        estimate_s: tta_s,
-    });
-    // Members fill what is left before the ensemble step.
-    let mut room = left - spent(&steps) - ensemble_s;
-    let member_sizes = [
+}
+
+/// Ensemble members of the main recipe with other seeds (every other one at 5/4 of the size)
+/// within `room` seconds: at most [`MAX_MEMBERS`], each with the most epochs up to the main
+/// model's that fit, and none with under a quarter of them (rarely worth its time).
+fn members(
+    d: &DataSize,
+    sp: &Speeds,
+    arch: Arch,
+    epochs: usize,
+    mut room: f64,
+) -> Vec<PlannedStep> {
+    let sizes = [
         d.size,
         (d.size * 5 / 4).min(crate::vision::config::MAX_SIZE),
     ];
+    let mut out = Vec::new();
     for i in 0..MAX_MEMBERS {
-        let size = member_sizes[i % 2];
-        let md = DataSize { size, ..d };
-        let scale = (f64::from(size) / f64::from(d.size)).powi(2);
-        let msp = Speeds {
-            train_s_per_image: sp.train_s_per_image * scale,
-            infer_s_per_image: sp.infer_s_per_image * scale,
-            ..sp
-        };
-        let mut e = epochs;
-        while e > 1 && train_estimate(&md, &msp, &[size], e) > room {
-            e -= (e / 4).max(1);
-        }
-        let cost = train_estimate(&md, &msp, &[size], e);
-        // A member with under a quarter of the main model's epochs is rarely worth its time.
-        if cost > room || e * 4 < epochs {
+        let size = sizes[i % 2];
+        let md = DataSize { size, ..*d };
+        let msp = sp.at_size(d.size, size);
+        let cost = |e: usize| train_estimate(&md, &msp, &[size], e);
+        let e = crate::run::most_epochs(1, epochs, room, cost);
+        if cost(e) > room || e * 4 < epochs {
             break;
         }
-        room -= cost;
-        steps.push(PlannedStep {
+        room -= cost(e);
+        out.push(PlannedStep {
             step: Step::Member {
                 arch,
                 seed: 100 + i as u64,
                 size,
                 epochs: e,
             },
-            estimate_s: cost,
+            estimate_s: cost(e),
         });
     }
-    steps.push(PlannedStep {
-        step: Step::Ensemble,
-        estimate_s: ensemble_s,
-    });
-    Plan {
-        data: d,
-        speeds: sp,
-        wishes,
-        arch,
-        lr,
-        pretrained,
-        steps,
-    }
+    out
 }
 
 #[cfg(test)]

@@ -8,5 +8,5 @@ pub mod plan;
 pub mod recipe;
 
 pub use driver::{has_checkpoint, lr_find_into, resume, train};
-pub use plan::{EpochPlan, split_epochs};
+pub use plan::{EpochPlan, most_epochs, split_epochs};
 pub use recipe::Recipe;

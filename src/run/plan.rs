@@ -63,21 +63,15 @@ impl EpochPlan {
             .map(|(&s, &e)| e as f64 * epoch_s(s))
             .sum()
     }
+}
 
-    /// The most epochs, up to `max`, whose plan (made by `make` from an epoch count) fits
-    /// `budget_s` seconds at `epoch_s` per epoch of each size; at least `min`.
-    pub fn fit_budget(
-        min: usize,
-        max: usize,
-        budget_s: f64,
-        epoch_s: impl Fn(u32) -> f64,
-        make: impl Fn(usize) -> Self,
-    ) -> usize {
-        (min..=max.max(min))
-            .rev()
-            .find(|&e| make(e).seconds(&epoch_s) <= budget_s)
-            .unwrap_or(min)
-    }
+/// The most epochs from `min` to `max` whose run `seconds(epochs)` fits `budget_s` (at least
+/// `min`): one-cycle wants all its epochs in one run, so a budget buys the longest that fits.
+pub fn most_epochs(min: usize, max: usize, budget_s: f64, seconds: impl Fn(usize) -> f64) -> usize {
+    (min..=max.max(min))
+        .rev()
+        .find(|&e| seconds(e) <= budget_s)
+        .unwrap_or(min)
 }
 
 #[cfg(test)]
@@ -102,8 +96,9 @@ mod tests {
 
     #[test]
     fn the_budget_buys_the_most_epochs_that_fit() {
-        let make = |e| EpochPlan::split(&[28], e);
-        assert_eq!(EpochPlan::fit_budget(1, 40, 100.0, |_| 9.0, make), 11);
-        assert_eq!(EpochPlan::fit_budget(2, 40, 1.0, |_| 9.0, make), 2);
+        let secs = |e: usize| EpochPlan::split(&[28], e).seconds(|_| 9.0);
+        assert_eq!(most_epochs(1, 40, 100.0, secs), 11);
+        assert_eq!(most_epochs(2, 40, 1.0, secs), 2);
+        assert_eq!(most_epochs(1, 5, 1e9, secs), 5);
     }
 }

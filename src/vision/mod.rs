@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod lr_find;
+pub mod prepare;
 pub mod run;
 pub mod snapshots;
 

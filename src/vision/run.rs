@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::config::{DEFAULT_MIN_SCALE, TrainConfig, default_aug, training_memory_estimate};
-use super::snapshots;
-use crate::data::{
-    DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
+use super::config::TrainConfig;
+pub use super::prepare::{
+    Prepared, check_memory, fit_batch_size, load_data, prepare, training_data,
 };
+use super::snapshots;
+use crate::data::ImageFolder;
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, Predictor, save_bundle};
 use crate::learner::{Callback, EpochMetrics, Learner, Listen, Listener, LossFunc, Lrs, Stage};
-use crate::models::{ClassifierConfig, ImageClassifier};
+use crate::models::ImageClassifier;
 use crate::report::grid::{Tile, batch_images, image_grid};
 use crate::report::html::{self, Section};
 use crate::run::Recipe;
@@ -34,200 +35,6 @@ pub struct RunSummary {
     pub skipped: usize,
     /// Wall time of the whole run, seconds.
     pub seconds: f64,
-}
-
-/// Everything a run needs, rebuilt identically from its [`TrainConfig`].
-pub struct Prepared {
-    /// The dataset, split.
-    pub data: ImageFolder,
-    /// Its loaders at the first stage's size.
-    pub dls: DataLoaders,
-    /// The model to build.
-    pub model: ClassifierConfig,
-    /// The final image side.
-    pub size: u32,
-    /// What the user should know before training starts.
-    pub notes: Vec<String>,
-}
-
-/// The dataset a configuration names (its folder, or the demo), split as it says.
-pub fn load_data(config: &TrainConfig) -> Result<ImageFolder> {
-    let root = match &config.data {
-        Some(p) => p.clone(),
-        None => demo_path()?,
-    };
-    ImageFolder::from_folder(
-        &root,
-        SplitConfig {
-            valid_pct: config.valid_pct,
-            seed: config.split_seed.unwrap_or(config.seed),
-        },
-    )
-}
-
-/// The data a run trains on: [`load_data`], its training split drawn as `sampling` says
-/// (ensembles), plus with `--extra-data` the synthetic images in the training split (never in
-/// validation, never in `clean`'s or `interpret`'s data).
-pub fn training_data(config: &TrainConfig) -> Result<ImageFolder> {
-    let mut data = load_data(config)?;
-    if let Some(s) = config.sampling {
-        data.train = crate::data::sample::sample_train(&data.train, s, config.seed);
-    }
-    if let Some(dir) = &config.extra_data {
-        crate::data::extra::add_synthetic(&mut data, dir, config.extra_fraction, config.seed)?;
-    }
-    Ok(data)
-}
-
-/// The batch size to train `n` images with: `bs` when it fits; else, when `auto` (the user gave
-/// no batch size), the largest power of two up to half of `n`, at least 2 (so from 4 images up an
-/// epoch has two steps or more, and BatchNorm never sees a batch of one: the last partial batch
-/// is dropped); `None` when nothing fits (fewer than 2 images, or `bs` was the user's choice).
-pub fn fit_batch_size(n: usize, bs: usize, auto: bool) -> Option<usize> {
-    if n >= bs {
-        return Some(bs);
-    }
-    if !auto || n < 2 {
-        return None;
-    }
-    let half = (n / 2).max(2);
-    Some(1 << half.ilog2())
-}
-
-/// Validates `config` (the one place it is) and prepares its data, loaders and model.
-pub(super) fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
-    config.validate()?;
-    let mut notes = Vec::new();
-    if data.synthetic > 0 {
-        notes.push(format!(
-            "training split: {} real + {} synthetic images (every epoch), validation: {} real",
-            data.train.len() - data.synthetic,
-            data.synthetic,
-            data.valid.len()
-        ));
-    }
-    if !data.nested.is_empty() {
-        let shown: Vec<String> = data
-            .nested
-            .iter()
-            .take(5)
-            .map(|p| p.display().to_string())
-            .collect();
-        notes.push(format!(
-            "{} folder{} inside class folders: their images take the class's label ({}{})",
-            data.nested.len(),
-            if data.nested.len() == 1 { "" } else { "s" },
-            shown.join(", "),
-            if data.nested.len() > 5 { ", …" } else { "" }
-        ));
-    }
-    let root = data.root.clone();
-    if data.vocab.len() < 2 {
-        return Err(Error::Dataset {
-            path: root,
-            message: format!(
-                "one class folder ({}): a classifier needs at least two",
-                data.vocab.join(", ")
-            ),
-        });
-    }
-    let size = config.final_size().unwrap_or_else(|| data.min_side.min(64));
-    if size < 16 {
-        return Err(Error::Config(format!(
-            "image size {size} is too small (at least 16)"
-        )));
-    }
-    let smallest = config.sizes.first().copied().unwrap_or(size);
-    if smallest < config.arch.min_size() {
-        return Err(Error::Config(format!(
-            "{} needs images of at least {} px, this run would use {smallest} px (the data's images are {} px): use `size` {} or more to upscale",
-            config.arch,
-            config.arch.min_size(),
-            data.min_side,
-            config.arch.min_size()
-        )));
-    }
-    let Some(bs) = fit_batch_size(data.train.len(), config.bs, config.auto_bs) else {
-        return Err(Error::Dataset {
-            path: root,
-            message: format!(
-                "{} training images: fewer than one batch (`bs` {}){}",
-                data.train.len(),
-                config.bs,
-                if config.auto_bs {
-                    "; at least 2 are needed"
-                } else {
-                    "; a smaller `bs`, or none, fits"
-                }
-            ),
-        });
-    };
-    if bs != config.bs {
-        notes.push(format!(
-            "batch size {bs}: {} training images are fewer than {} (set `bs` to choose)",
-            data.train.len(),
-            config.bs
-        ));
-    }
-    let first = config.sizes.first().copied().unwrap_or(size);
-    let train_tfm =
-        ItemTransform::train_min_scale(first, config.min_scale.unwrap_or(DEFAULT_MIN_SCALE));
-    let dls = DataLoaders::with_transforms(
-        &data,
-        train_tfm,
-        ItemTransform::valid(first),
-        bs,
-        config.seed,
-    )
-    .with_aug(config.aug.unwrap_or_else(|| default_aug(size)).transforms())
-    .with_normalize({
-        let (mean, std) = config.arch.spec().stats;
-        Normalize { mean, std }
-    });
-    let model = ClassifierConfig::new(config.arch, data.vocab.len()).with_width(config.width);
-    Ok(Prepared {
-        data,
-        dls,
-        model,
-        size,
-        notes,
-    })
-}
-
-/// Memory the system can still give this process, in bytes (Linux's `MemAvailable`; `None`
-/// elsewhere).
-fn available_memory() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
-
-/// Refuses, before anything is written, a batch and image size whose training would not fit in
-/// the memory the CPU backend has left (a GPU's own memory is not known here).
-pub(super) fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Result<()> {
-    if crate::backend::backend_of(device) != "flex" {
-        return Ok(());
-    }
-    let largest = config
-        .sizes
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(p.size)
-        .max(p.size);
-    let need =
-        training_memory_estimate(config.arch, config.width, p.dls.train.batch_size(), largest);
-    match available_memory() {
-        Some(have) if need > have => Err(Error::Config(format!(
-            "`size` {largest} with `bs` {} needs about {:.1} GB to train {}, but {:.1} GB of memory is free: lower `size` or `bs`",
-            p.dls.train.batch_size(),
-            need / 1e9,
-            config.arch,
-            have / 1e9
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// One line per fit of the plan, for the user before training starts.
@@ -498,20 +305,4 @@ fn finish(
         skipped: skipped.len(),
         seconds,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fit_batch_size;
-
-    #[test]
-    fn batch_size_fits_small_datasets_only_when_not_chosen() {
-        assert_eq!(fit_batch_size(3000, 64, true), Some(64));
-        assert_eq!(fit_batch_size(40, 64, true), Some(16));
-        assert_eq!(fit_batch_size(63, 64, true), Some(16));
-        assert_eq!(fit_batch_size(5, 64, true), Some(2));
-        assert_eq!(fit_batch_size(2, 64, true), Some(2));
-        assert_eq!(fit_batch_size(1, 64, true), None);
-        assert_eq!(fit_batch_size(40, 64, false), None);
-    }
 }

@@ -1,0 +1,362 @@
+//! Each step of the playbook runs itself ([`Step::run`]): the main model, confusing images,
+//! TTA, ensemble members and the ensemble, given what the playbook has done so far and the time
+//! it may take ([`Play`]).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::plan::{DataSize, Step, sizes_for, train_estimate};
+use super::state::{PlaybookState, Progress, StepResult};
+use crate::clean::{Journal, flags, out_of_fold};
+use crate::data::Item;
+use crate::data::sample::Sampling;
+use crate::ensemble::report::score_rows;
+use crate::error::{Error, Result};
+use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
+use crate::interpret::{Split, interpret_folder};
+use crate::io::write_atomic;
+use crate::learner::Lrs;
+use crate::run::plan::most_epochs;
+use crate::run_dir::RunDir;
+use crate::vision::{self, TrainConfig};
+
+/// What a step runs with: the playbook folder and state, the device and listener, the
+/// validation images every step is scored on, its own folder, and the time it may take.
+pub struct Play<'a> {
+    /// The playbook folder.
+    pub run: &'a RunDir,
+    /// What the playbook has done so far.
+    pub state: &'a mut PlaybookState,
+    /// Where to compute.
+    pub device: &'a Device,
+    /// Who hears the step's training.
+    pub progress: &'a mut Progress,
+    /// The validation images.
+    pub valid: &'a [Item],
+    /// The step's run folder, relative to the playbook folder.
+    pub folder: PathBuf,
+    /// How much slower (or faster) than planned the steps done so far ran.
+    pub pace: f64,
+    /// Seconds this step may take: what is left of the budget less the later steps' estimates
+    /// (at the pace so far).
+    pub room: f64,
+}
+
+impl<'a> Play<'a> {
+    /// The context of the next step, whose later steps are estimated at `later_s` seconds.
+    pub fn new(
+        run: &'a RunDir,
+        state: &'a mut PlaybookState,
+        device: &'a Device,
+        progress: &'a mut Progress,
+        valid: &'a [Item],
+        folder: PathBuf,
+        later_s: f64,
+    ) -> Self {
+        let planned: f64 = state.plan.wishes.spent_s
+            + state
+                .plan
+                .steps
+                .iter()
+                .take(state.results.len() - 1)
+                .map(|s| s.estimate_s)
+                .sum::<f64>();
+        let pace = (state.spent_s() / planned.max(1.0)).clamp(0.5, 3.0);
+        let room = state.config.budget_s - state.spent_s() - later_s * pace;
+        Self {
+            run,
+            state,
+            device,
+            progress,
+            valid,
+            folder,
+            pace,
+            room,
+        }
+    }
+
+    /// The step's run folder.
+    fn path(&self) -> PathBuf {
+        self.run.file(&self.folder.to_string_lossy())
+    }
+
+    /// The main model's run folder.
+    fn main_model(&self) -> PathBuf {
+        self.run.file(&self.state.models[0].to_string_lossy())
+    }
+
+    /// Trains (or resumes, or finds finished) this step's run folder with `config`, and scores
+    /// it on the validation images.
+    fn train(&mut self, config: &TrainConfig, result: &mut StepResult) -> Result<f64> {
+        let path = self.path();
+        train_or_resume(config, &path, self.device, self.progress)?;
+        let pred = Predictor::load(&path, self.device)?;
+        let (a, l) = score(&pred, self.valid, Inference::Plain);
+        result.accuracy = Some(a);
+        result.loss = Some(l);
+        result.run = Some(self.folder.clone());
+        Ok(a)
+    }
+}
+
+impl StepResult {
+    /// The row of `step`, before it runs.
+    pub fn of(step: &Step) -> Self {
+        Self {
+            name: step.name(),
+            what: step.describe(),
+            accuracy: None,
+            loss: None,
+            gain: None,
+            seconds: 0.0,
+            note: String::new(),
+            run: None,
+        }
+    }
+
+    /// Says that `run` of the `planned` epochs ran, to fit the budget.
+    fn shortened(&mut self, run: usize, planned: usize) {
+        if run != planned {
+            self.note = format!("{run} epochs instead of {planned}, to fit the budget");
+            self.what = self
+                .what
+                .replace(&format!("{planned} epochs"), &format!("{run} epochs"));
+        }
+    }
+}
+
+impl Step {
+    /// Runs this step within `play`, recording what it did and bought in `result`.
+    pub fn run(&self, play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
+        match self {
+            Step::Train { epochs, .. } | Step::Retrain { epochs } => {
+                main_model(play, *epochs, result)
+            }
+            Step::Confusing { folds, epochs } => confusing(play, *folds, *epochs, result),
+            Step::Tta => tta(play, result),
+            Step::Member {
+                arch,
+                seed,
+                size,
+                epochs,
+            } => {
+                let config = TrainConfig {
+                    arch: *arch,
+                    seed: *seed,
+                    size: Some(*size),
+                    epochs: *epochs,
+                    ..play.state.config.base()
+                };
+                member(play, config, result)
+            }
+            Step::Ensemble => finish_ensemble(play.run, play.state, result, play.device),
+        }
+    }
+}
+
+/// The main model (or its retraining without the confusing images), as many of its `epochs`
+/// as fit.
+fn main_model(play: &mut Play<'_>, epochs: usize, result: &mut StepResult) -> Result<()> {
+    let (data, speeds, pace) = (play.state.plan.data, play.state.plan.speeds, play.pace);
+    let est = |e: usize| train_estimate(&data, &speeds, &sizes_for(data.size, e), e) * pace;
+    let e = most_epochs(1, epochs, play.room, est);
+    result.shortened(e, epochs);
+    let previous = play.state.results.iter().rev().find_map(|r| r.accuracy);
+    let a = play.train(&main_recipe(play.state, e), result)?;
+    result.gain = previous.map(|p| a - p);
+    play.state.models = vec![play.folder.clone()];
+    Ok(())
+}
+
+/// Confusing training images, judged out of fold (or by the main model), written to a CSV and
+/// quarantined when asked.
+fn confusing(
+    play: &mut Play<'_>,
+    folds: usize,
+    epochs: usize,
+    result: &mut StepResult,
+) -> Result<()> {
+    let main = play.main_model();
+    let data = vision::load_data(&play.state.config.base())?;
+    let interp = if folds >= 2 {
+        let config = main_recipe(play.state, epochs);
+        out_of_fold(&config, &data, folds, play.device, play.progress.clone())?
+    } else {
+        let pred = Predictor::load(&main, play.device)?;
+        interpret_folder(&pred, &data, Split::Train, 64)?
+    };
+    let flagged = flags(&interp, 0.9);
+    let csv = crate::clean::confusing::to_csv(&flagged)?;
+    write_atomic(
+        &play.run.file(crate::clean::confusing::CONFUSING_FILE),
+        csv.as_bytes(),
+    )?;
+    result.note = format!(
+        "{} of {} training images confidently wrong ({}); review them on the review page with the model in {}",
+        flagged.len(),
+        interp.images.len(),
+        crate::clean::confusing::CONFUSING_FILE,
+        main.display()
+    );
+    if play.state.config.drop_confusing && !flagged.is_empty() {
+        let journal = Journal::new(&data.root)?;
+        for f in &flagged {
+            if let Some(rel) = journal.relative(&f.path) {
+                journal.quarantine(&rel)?;
+            }
+        }
+        result.note.push_str(&format!(
+            "; quarantined (journaled in {}: undoable)",
+            data.root.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Test-time augmentation of the main model, against its plain predictions.
+fn tta(play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
+    let pred = Predictor::load(&play.main_model(), play.device)?;
+    let (plain, _) = score(&pred, play.valid, Inference::Plain);
+    let (a, l) = score(&pred, play.valid, Inference::Tta(Tta::default()));
+    result.accuracy = Some(a);
+    result.loss = Some(l);
+    result.gain = Some(a - plain);
+    play.state.tta_helped = a > plain;
+    Ok(())
+}
+
+/// An ensemble member of `config`'s architecture, seed and size, taking up to
+/// [`super::plan::MAX_EPOCHS`] epochs of what the budget leaves (skipped when one no longer fits).
+fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> Result<()> {
+    let plan = &play.state.plan;
+    let size = config.size.unwrap_or(plan.data.size);
+    let d = DataSize { size, ..plan.data };
+    let sp = plan.speeds.at_size(plan.data.size, size);
+    let pace = play.pace;
+    let est = |e: usize| train_estimate(&d, &sp, &[size], e) * pace;
+    if est(1) > play.room {
+        result.note = "skipped: it no longer fits the budget".into();
+        return Ok(());
+    }
+    let e = most_epochs(1, super::plan::MAX_EPOCHS, play.room, est);
+    result.shortened(e, config.epochs);
+    let config = TrainConfig {
+        epochs: e,
+        split_seed: Some(play.state.config.seed),
+        lr: Lrs::Single(plan.lr),
+        mixup: (e >= super::plan::MIXUP_FROM_EPOCHS).then_some(0.4),
+        sampling: Some(Sampling::All),
+        pretrained: plan.pretrained.clone(),
+        fine_tune: plan.pretrained.is_some(),
+        ..config
+    };
+    play.train(&config, result)?;
+    play.state.models.push(play.folder.clone());
+    Ok(())
+}
+
+/// Accuracy and loss of `predictor` on `items` (with `how`).
+fn score(predictor: &Predictor, items: &[Item], how: Inference) -> (f64, f64) {
+    let out = predictor.infer(items, 64, how);
+    let (probs, targets): (Vec<Vec<f32>>, Vec<usize>) = out
+        .probs
+        .into_iter()
+        .zip(items)
+        .filter_map(|(p, i)| Some((p?, i.label)))
+        .unzip();
+    let s = score_rows("", &probs, &targets);
+    (s.accuracy, s.loss)
+}
+
+/// Trains (or resumes, or finds finished) the run folder `dir` with `config`.
+fn train_or_resume(
+    config: &TrainConfig,
+    dir: &Path,
+    device: &Device,
+    progress: &Progress,
+) -> Result<()> {
+    if dir.join(crate::infer::bundle::CONFIG_FILE).is_file() {
+        return Ok(());
+    }
+    if vision::has_checkpoint(dir) {
+        vision::resume(dir, device, progress.clone())?;
+        return Ok(());
+    }
+    if dir.exists() {
+        // Interrupted before its first epoch: our own folder, nothing in it to keep.
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    vision::train(config, dir, device, progress.clone())?;
+    Ok(())
+}
+
+/// The main recipe at `epochs`: progressive sizes from [`super::plan::PROGRESSIVE_FROM_EPOCHS`]
+/// epochs, one-cycle at the found LR, MixUp from [`super::plan::MIXUP_FROM_EPOCHS`] epochs,
+/// fine-tuning from pretrained weights when found.
+fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
+    let p = &state.plan;
+    let plan = crate::run::EpochPlan::split(&sizes_for(p.data.size, epochs), epochs);
+    TrainConfig {
+        epochs,
+        sizes: plan.sizes,
+        size_epochs: plan.epochs,
+        size: Some(p.data.size),
+        lr: Lrs::Single(p.lr),
+        mixup: (epochs >= super::plan::MIXUP_FROM_EPOCHS).then_some(0.4),
+        pretrained: p.pretrained.clone(),
+        fine_tune: p.pretrained.is_some(),
+        ..state.config.base()
+    }
+}
+
+/// Makes the playbook folder an ensemble of its final models, chosen by greedy selection on
+/// half the validation images and judged on the other half.
+fn finish_ensemble(
+    run: &RunDir,
+    state: &PlaybookState,
+    result: &mut StepResult,
+    device: &Device,
+) -> Result<()> {
+    let mut members = Vec::new();
+    for m in &state.models {
+        let path = run.file(&m.to_string_lossy());
+        let config = vision::load_config(&path)?;
+        members.push(Member {
+            dir: m.clone(),
+            arch: config.arch,
+            seed: config.seed,
+            size: crate::infer::bundle::load_bundle_config(&path)?.size,
+            sampling: Sampling::All,
+        });
+    }
+    let file = EnsembleFile {
+        members,
+        combination: Combination::Mean,
+        fit_items: Vec::new(),
+    };
+    file.write(run.path())?;
+    if state.models.len() < 2 {
+        result.note = "one model: nothing to combine".into();
+        return Ok(());
+    }
+    let s = crate::ensemble::select::select(run.path(), state.config.seed, false, device)?;
+    let best = s
+        .held_out
+        .iter()
+        .take(state.models.len())
+        .map(|m| m.accuracy)
+        .fold(f64::NEG_INFINITY, f64::max);
+    result.accuracy = Some(s.score.accuracy);
+    result.loss = Some(s.score.loss);
+    result.gain = Some(s.score.accuracy - best);
+    result.note = format!(
+        "{} on the {} validation images not used to select; the gain is over the best single model on them{}",
+        s.chosen_name,
+        s.n_held,
+        s.chosen.weights_note()
+    );
+    let r = crate::ensemble::report::report(run.path(), device)?;
+    crate::ensemble::report::write(run.path(), &r)?;
+    Ok(())
+}
