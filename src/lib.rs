@@ -8,6 +8,8 @@
 // Outside tests, the library neither unwraps nor expects: an error is returned, or the site says
 // why the value cannot be missing (`allow` with a reason).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+// Every public item says what it is and why, in one line at least.
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod bench;

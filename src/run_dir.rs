@@ -1,7 +1,7 @@
 //! `RunDir`: the one type that owns a run folder — making it (or refusing an existing one),
 //! the names of the files every run shares, its settings file, and the shared finish: the log,
-//! the loss and learning-rate plots, and the report page joined from the sections that features
-//! hand in. Image, tabular, GAN and ensemble runs all use it.
+//! the loss and learning-rate plots, and the report page (joined by `report` from the sections
+//! that features hand in). Image, tabular, GAN and ensemble runs all use it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -14,6 +14,7 @@ use crate::io::{read_json, write_atomic, write_json};
 use crate::learner::Recorder;
 use crate::report::html::{self, Section};
 use crate::report::plot::{plot_losses, plot_schedule};
+use crate::report::sections;
 
 /// The folder every run folder is made in, relative to the working directory.
 pub const RUNS: &str = "runs";
@@ -190,53 +191,29 @@ impl RunDir {
     }
 
     fn write_section(&self, s: &Section) -> Result<()> {
-        let dir = self.file(SECTIONS);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        write_atomic(
-            &dir.join(format!("{:03}-{}.html", s.order, s.id)),
-            s.html.as_bytes(),
-        )
+        sections::store(&self.file(SECTIONS), s)
     }
 
     /// The sections stored in the run folder. A folder written before sections existed gets its
     /// settings, training and plot sections from its own files.
     fn sections(&self) -> Result<Vec<Section>> {
-        let dir = self.file(SECTIONS);
-        if !dir.is_dir() {
-            let mut out = Vec::new();
-            if let Ok(json) = std::fs::read_to_string(self.file(SETTINGS)) {
-                out.push(html::settings_section(&json));
-            }
-            if let Ok(rec) = read_json::<Recorder>(&self.file(LOG)) {
-                out.push(html::training_section(&rec));
-            }
-            for (f, t) in [
-                (LOSS_PLOT, "Losses"),
-                (LR_PLOT, "Learning rate and momentum"),
-            ] {
-                if self.file(f).is_file() {
-                    out.push(Section::new(30, f, html::image(f, t, 2)));
-                }
-            }
-            return Ok(out);
+        if let Some(stored) = sections::stored(&self.file(SECTIONS))? {
+            return Ok(stored);
         }
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            let Some((order, id)) = stem.split_once('-') else {
-                continue;
-            };
-            let (Ok(order), Some("html")) = (
-                order.parse::<u16>(),
-                path.extension().and_then(|e| e.to_str()),
-            ) else {
-                continue;
-            };
-            let body = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            out.push(Section::new(order, id, body));
+        if let Ok(json) = std::fs::read_to_string(self.file(SETTINGS)) {
+            out.push(html::settings_section(&json));
+        }
+        if let Ok(rec) = read_json::<Recorder>(&self.file(LOG)) {
+            out.push(html::training_section(&rec));
+        }
+        for (f, t) in [
+            (LOSS_PLOT, "Losses"),
+            (LR_PLOT, "Learning rate and momentum"),
+        ] {
+            if self.file(f).is_file() {
+                out.push(Section::new(30, f, html::image(f, t, 2)));
+            }
         }
         Ok(out)
     }

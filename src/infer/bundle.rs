@@ -93,7 +93,7 @@ pub fn write_bundle_config(dir: &Path, config: &BundleConfig) -> Result<()> {
 }
 
 /// Reads the configuration of the bundle at `path`: a run folder (its `config.json`) or a
-/// single file written by [`export_bundle`].
+/// single file written by [`export_bundle`](super::export_bundle).
 pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
     if path.is_file() {
         let meta = crate::weights::safetensors_metadata(path)?;

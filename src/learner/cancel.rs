@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A flag that ends a fit after the current batch: the unfinished epoch is dropped, the last
-/// checkpoint stays, and the fit returns [`Error::Cancelled`](crate::Error::Cancelled). Give it
+/// A flag that ends a fit after the current batch: the unfinished epoch is neither validated nor
+/// checkpointed (a run keeps its last checkpoint), and the fit returns
+/// [`Error::Cancelled`](crate::Error::Cancelled). Give it
 /// to a run with [`Listen::cancelled_by`](super::Listen::cancelled_by), or to a learner as a
 /// callback.
 #[derive(Debug, Clone, Default)]

@@ -293,9 +293,8 @@ impl<M: Trainable> Learner<M> {
                 st.iter += 1;
                 cbs.iter_mut().for_each(|cb| cb.after_batch(st));
                 if cbs.iter_mut().any(|cb| cb.cancelled()) {
-                    // The unfinished epoch is not recorded: a resume runs it again.
-                    let batches = self.recorder.batches.len() - sums.steps;
-                    self.recorder.batches.truncate(batches);
+                    // The unfinished epoch is neither validated nor checkpointed: a resumed
+                    // run starts it again from the last checkpoint.
                     return Err(Error::Cancelled);
                 }
                 if st.stop {
@@ -423,8 +422,6 @@ struct LossSums {
     /// Item-weighted sum of the model's (or critic's) step losses, and its items.
     sum: f64,
     items: usize,
-    /// Steps of the epoch, of every kind.
-    steps: usize,
     critic_steps: usize,
     gen_sum: f64,
     gen_steps: usize,
@@ -432,7 +429,6 @@ struct LossSums {
 
 impl LossSums {
     fn add(&mut self, step: StepLoss, items: usize) {
-        self.steps += 1;
         match step.kind {
             StepKind::Generator => {
                 self.gen_sum += step.loss;

@@ -12,4 +12,4 @@ pub mod steps;
 pub use output::table;
 pub use plan::{Plan, Step};
 pub use run::{make_plan, plan_text, resume, run};
-pub use state::{PlaybookConfig, PlaybookState, Progress, StepResult};
+pub use state::{PlaybookConfig, PlaybookState, StepResult};

@@ -12,22 +12,15 @@ use burn::tensor::Device;
 
 use super::output::{predict_test, write_page};
 use super::plan::{DataSize, Plan, Speeds, Wishes, plan};
-use super::state::{
-    PLAN_FILE, PlaybookConfig, PlaybookState, Progress, STATE_FILE, STEPS, StepResult,
-};
+use super::state::{PLAN_FILE, PlaybookConfig, PlaybookState, STATE_FILE, STEPS, StepResult};
 use super::steps::Play;
 use crate::data::Item;
 use crate::error::Result;
 use crate::io::{read_json, write_json};
-use crate::learner::Listener;
+use crate::learner::{Listen, Listener};
 use crate::models::Arch;
 use crate::run_dir::RunDir;
 use crate::vision::{self, TrainConfig};
-
-/// Hands `text` to a fresh set of callbacks as a note.
-fn note(progress: &mut Progress, text: &str) {
-    progress.note(text);
-}
 
 /// Measures the machine on the data (LR range test, timed) and plans within the budget; writes
 /// nothing.
@@ -116,13 +109,13 @@ pub fn run(
     config: &PlaybookConfig,
     dir: &Path,
     device: &Device,
-    mut progress: Progress,
+    mut progress: Listen,
 ) -> Result<PlaybookState> {
     RunDir::refuse_existing(dir)?;
     let t0 = Instant::now();
     let (plan, notes) = make_plan(config, device)?;
     for n in notes.iter().chain(&plan_text(&plan)) {
-        note(&mut progress, n);
+        progress.note(n);
     }
     let run = RunDir::create(dir)?;
     write_json(&run.file(PLAN_FILE), &plan)?;
@@ -150,20 +143,17 @@ pub fn run(
 /// Continues the playbook in `dir` after an interruption: finished steps are kept, an
 /// interrupted training resumes from its checkpoint, the rest runs within what is left of the
 /// budget.
-pub fn resume(dir: &Path, device: &Device, mut progress: Progress) -> Result<PlaybookState> {
+pub fn resume(dir: &Path, device: &Device, mut progress: Listen) -> Result<PlaybookState> {
     let run = RunDir::open(dir)?;
     let mut state: PlaybookState = read_json(&run.file(STATE_FILE))?;
-    note(
-        &mut progress,
-        &format!(
-            "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
-            dir.display(),
-            state.results.len() - 1,
-            state.plan.steps.len(),
-            state.spent_s(),
-            state.config.budget_s
-        ),
-    );
+    progress.note(&format!(
+        "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
+        dir.display(),
+        state.results.len() - 1,
+        state.plan.steps.len(),
+        state.spent_s(),
+        state.config.budget_s
+    ));
     continue_steps(&run, &mut state, device, &mut progress)?;
     Ok(state)
 }
@@ -177,7 +167,7 @@ fn continue_steps(
     run: &RunDir,
     state: &mut PlaybookState,
     device: &Device,
-    progress: &mut Progress,
+    progress: &mut Listen,
 ) -> Result<()> {
     let base = state.config.base();
     let valid = validation(&base)?;
@@ -187,7 +177,7 @@ fn continue_steps(
         let folder = PathBuf::from(STEPS).join(format!("{:02}-{}", i + 1, planned.step.name()));
         let later: f64 = steps.iter().skip(i + 1).map(|s| s.estimate_s).sum();
         let mut result = StepResult::of(&planned.step);
-        note(progress, &format!("step {}: {}", i + 1, result.what));
+        progress.note(&format!("step {}: {}", i + 1, result.what));
         let mut play = Play::new(run, state, device, progress, &valid, folder, later);
         planned.step.run(&mut play, &mut result)?;
         result.seconds = t0.elapsed().as_secs_f64();

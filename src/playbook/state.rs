@@ -117,6 +117,3 @@ impl PlaybookState {
         self.results.iter().map(|r| r.seconds).sum()
     }
 }
-
-/// Who hears the playbook's notes and every step's training (the CLI's progress display).
-pub type Progress = crate::learner::Listen;

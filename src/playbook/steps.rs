@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use super::plan::{DataSize, Step, sizes_for, train_estimate};
-use super::state::{PlaybookState, Progress, StepResult};
+use super::state::{PlaybookState, StepResult};
 use crate::clean::{Journal, flags, out_of_fold};
 use crate::data::Item;
 use crate::data::sample::Sampling;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
 use crate::interpret::{Split, interpret_folder};
 use crate::io::write_atomic;
-use crate::learner::Lrs;
+use crate::learner::{Listen, Lrs};
 use crate::run::plan::most_epochs;
 use crate::run_dir::RunDir;
 use crate::vision::{self, TrainConfig};
@@ -31,7 +31,7 @@ pub struct Play<'a> {
     /// Where to compute.
     pub device: &'a Device,
     /// Who hears the step's training.
-    pub progress: &'a mut Progress,
+    pub progress: &'a mut Listen,
     /// The validation images.
     pub valid: &'a [Item],
     /// The step's run folder, relative to the playbook folder.
@@ -49,7 +49,7 @@ impl<'a> Play<'a> {
         run: &'a RunDir,
         state: &'a mut PlaybookState,
         device: &'a Device,
-        progress: &'a mut Progress,
+        progress: &'a mut Listen,
         valid: &'a [Item],
         folder: PathBuf,
         later_s: f64,
@@ -274,7 +274,7 @@ fn train_or_resume(
     config: &TrainConfig,
     dir: &Path,
     device: &Device,
-    progress: &Progress,
+    progress: &Listen,
 ) -> Result<()> {
     if dir.join(crate::infer::bundle::CONFIG_FILE).is_file() {
         return Ok(());

@@ -3,6 +3,7 @@
 pub mod grid;
 pub mod html;
 pub mod plot;
+pub mod sections;
 
 use std::path::Path;
 

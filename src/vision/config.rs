@@ -29,7 +29,7 @@ pub struct TrainConfig {
     /// Batch size.
     pub bs: usize,
     /// `bs` is a default, not the user's choice: shrink it to fit a dataset smaller than one
-    /// batch (see [`fit_batch_size`]) instead of refusing it.
+    /// batch (see [`fit_batch_size`](super::fit_batch_size)) instead of refusing it.
     #[serde(default)]
     pub auto_bs: bool,
     /// Learning rate(s): the schedule's peak, or a range over the parameter groups.

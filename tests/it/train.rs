@@ -174,3 +174,76 @@ fn a_run_folder_is_never_overwritten() {
     .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
 }
+
+/// Sets its flag once `n` batches have trained, as a stop button pressed mid-epoch would.
+struct PressStop {
+    cancel: fastvision::learner::Cancel,
+    n: usize,
+    seen: usize,
+}
+
+impl fastvision::learner::Listener for PressStop {
+    fn after_batch(&mut self, _state: &mut fastvision::learner::FitState) {
+        self.seen += 1;
+        if self.seen == self.n {
+            self.cancel.cancel();
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_run_stops_after_its_batch_keeps_its_last_checkpoint_and_resumes() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("data"), 2, 12, 4);
+    let config = TrainConfig {
+        data: Some(dir.path().join("data")),
+        width: 8,
+        size: Some(32),
+        epochs: 3,
+        bs: 8,
+        ..TrainConfig::default()
+    };
+    let device = fastvision::device();
+    let run = dir.path().join("run");
+    // 3 batches an epoch: the flag is set in the second batch of the second epoch.
+    let cancel = fastvision::learner::Cancel::new();
+    let press = PressStop {
+        cancel: cancel.clone(),
+        n: 5,
+        seen: 0,
+    };
+    let err = vision::train(
+        &config,
+        &run,
+        &device,
+        Listen::new(press).cancelled_by(cancel),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, fastvision::Error::RunKept { source, .. } if matches!(**source, fastvision::Error::Cancelled)),
+        "{err}"
+    );
+    let state = fastvision::learner::checkpoint::load_state(&run.join("checkpoint")).unwrap();
+    assert_eq!(
+        state.epochs_done, 1,
+        "the unfinished epoch is not checkpointed"
+    );
+    assert!(!run.join("model.safetensors").exists(), "not finished");
+    let done = vision::resume(&run, &device, Listen::none()).unwrap();
+    assert_eq!(done.last.unwrap().epoch, 2, "resumed to the end");
+
+    // Cancelled in its first epoch, a run leaves nothing behind.
+    let cancel = fastvision::learner::Cancel::new();
+    cancel.cancel();
+    let early = dir.path().join("early");
+    let err = vision::train(
+        &config,
+        &early,
+        &device,
+        Listen::none().cancelled_by(cancel),
+    )
+    .unwrap_err();
+    assert!(matches!(err, fastvision::Error::Cancelled), "{err}");
+    assert!(!early.exists());
+}
