@@ -80,7 +80,7 @@ impl OneBatch {
 
 #[test]
 fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
-    let _rng = common::rng_lock();
+    let rng = common::rng_lock();
     let gpu = gpu();
     let cpu = Device::flex();
     let b = OneBatch::new();
@@ -92,6 +92,8 @@ fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
     let cpu_ad = cpu.clone().autodiff();
     cpu_ad.seed(0);
     let model = common::tiny_model(2).with_ps(0.0).init(&cpu_ad).unwrap();
+    // Nothing below draws from the device RNG (dropout is off): the other tests may run.
+    drop(rng);
     let gpu_ad = gpu.clone().autodiff();
     let on_gpu = model.clone().fork(&gpu_ad);
     let mut lc = Learner::new(model, dls.clone(), Default::default(), &cpu_ad, 0);
@@ -142,11 +144,13 @@ fn a_tiny_resnet_trains_on_the_gpu_as_on_the_cpu() {
 
 #[test]
 fn mixed_precision_fp16_trains_with_loss_scaling() {
-    let _rng = common::rng_lock();
+    let rng = common::rng_lock();
     let gpu = gpu().autodiff();
     let b = OneBatch::new();
     gpu.seed(0);
     let model = common::tiny_model(2).with_ps(0.0).init(&gpu).unwrap();
+    // Nothing below depends on the device RNG (dropout is off): the other tests may run.
+    drop(rng);
     let mut fp32 = Learner::new(model.clone(), b.dls.clone(), Default::default(), &gpu, 0);
     let mut fp16 = Learner::new(model.fork(&gpu), b.dls.clone(), Default::default(), &gpu, 0);
     fp16.set_precision(Precision::Fp16).unwrap();
