@@ -107,9 +107,8 @@ fn a_saved_bundle_predicts_exactly_as_the_trained_model() {
     );
 }
 
-#[test]
-fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_one() {
-    let _rng = rng_lock();
+/// A narrow ResNet's run of 3 epochs of 3 batches on 24 demo images, and the folder holding them.
+fn three_epochs_of_three_batches() -> (tempfile::TempDir, TrainConfig) {
     let dir = tempfile::tempdir().unwrap();
     common::tiny_dataset(&dir.path().join("data"), 2, 12, 4);
     let config = TrainConfig {
@@ -120,6 +119,13 @@ fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_on
         bs: 8,
         ..TrainConfig::default()
     };
+    (dir, config)
+}
+
+#[test]
+fn an_interrupted_run_resumes_at_the_right_epoch_and_matches_an_uninterrupted_one() {
+    let _rng = rng_lock();
+    let (dir, config) = three_epochs_of_three_batches();
     let device = fastvision::device();
 
     let full = vision::train(&config, &dir.path().join("full"), &device, Listen::none()).unwrap();
@@ -194,16 +200,7 @@ impl fastvision::learner::Listener for PressStop {
 #[test]
 fn a_cancelled_run_stops_after_its_batch_keeps_its_last_checkpoint_and_resumes() {
     let _rng = rng_lock();
-    let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(&dir.path().join("data"), 2, 12, 4);
-    let config = TrainConfig {
-        data: Some(dir.path().join("data")),
-        width: 8,
-        size: Some(32),
-        epochs: 3,
-        bs: 8,
-        ..TrainConfig::default()
-    };
+    let (dir, config) = three_epochs_of_three_batches();
     let device = fastvision::device();
     let run = dir.path().join("run");
     // 3 batches an epoch: the flag is set in the second batch of the second epoch.
