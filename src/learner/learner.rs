@@ -338,7 +338,17 @@ impl<M: Trainable> Learner<M> {
 
     /// One training step on `batch` (mixed or not), the model's own; returns its loss.
     pub(crate) fn train_step(&mut self, batch: &BatchOf<M>, lr: f64, mom: f64) -> StepLoss {
-        let iter = self.recorder.batches.len();
+        self.step_with(lr, mom, |model, ctx| model.train_step(batch, ctx))
+    }
+
+    /// Runs `step` on the model with this learner's optimizer, loss scaler, loss and device at
+    /// `lr` and `mom`, and keeps the model it returns.
+    fn step_with<T>(
+        &mut self,
+        lr: f64,
+        mom: f64,
+        step: impl FnOnce(M, &mut StepContext<'_>) -> (M, T),
+    ) -> T {
         let mut ctx = StepContext {
             optim: &mut self.optim,
             handles: &self.handles,
@@ -347,11 +357,11 @@ impl<M: Trainable> Learner<M> {
             device: &self.device,
             lr,
             mom,
-            iter,
+            iter: self.recorder.batches.len(),
         };
-        let (model, loss) = self.model.clone().train_step(batch, &mut ctx);
+        let (model, out) = step(self.model.clone(), &mut ctx);
         self.model = model;
-        loss
+        out
     }
 
     /// Loss and metrics on the validation set, in eval mode.
@@ -400,19 +410,7 @@ impl Learner<ImageClassifier> {
             let logits = self.model.forward(images);
             self.loss_func.hard(logits, targets, &self.device)
         });
-        let mut ctx = StepContext {
-            optim: &mut self.optim,
-            handles: &self.handles,
-            scaler: &mut self.scaler,
-            loss_func: &self.loss_func,
-            device: &self.device,
-            lr,
-            mom,
-            iter: self.recorder.batches.len(),
-        };
-        let (model, value) = ctx.backward_step(self.model.clone(), loss);
-        self.model = model;
-        value
+        self.step_with(lr, mom, |model, ctx| ctx.backward_step(model, loss))
     }
 }
 
