@@ -15,7 +15,7 @@ use crate::infer::ensemble::{EnsembleFile, Member};
 use crate::io::{read_json, write_json};
 use crate::learner::{Listen, Listener};
 use crate::models::Arch;
-use crate::vision::{self as run, TrainConfig};
+use crate::vision::{TrainConfig, VisionRecipe};
 
 /// The plan file: each member's full training configuration.
 pub const PLAN_FILE: &str = "ensemble_train.json";
@@ -191,17 +191,10 @@ pub fn train(
             m.config.seed,
             m.sampling
         ));
-        if run::has_checkpoint(&mdir) {
-            run::resume(&mdir, device, listen.clone())?;
-        } else {
-            if mdir.exists() {
-                // Interrupted before its first epoch: nothing worth keeping in our own folder.
-                std::fs::remove_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
-            }
-            let s = run::train(&m.config, &mdir, device, listen.clone())?;
-            if let Some(accuracy) = s.last.and_then(|m| m.accuracy) {
-                listen.note(&format!("  accuracy {accuracy:.4} in {:.1}s", s.seconds));
-            }
+        let recipe = VisionRecipe(m.config.clone());
+        let s = crate::run::train_or_resume(recipe, &mdir, device, listen.clone())?;
+        if let Some(accuracy) = s.last.and_then(|m| m.accuracy) {
+            listen.note(&format!("  accuracy {accuracy:.4} in {:.1}s", s.seconds));
         }
     }
     let mut file = file;

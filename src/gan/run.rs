@@ -270,15 +270,17 @@ pub fn train(
             conditional: config.conditional,
             gan: config.gan.clone(),
         });
-        let net = if crate::run::has_checkpoint(&dir) {
+        if crate::run::has_checkpoint(&dir) {
             listen.note("  resuming from its checkpoint");
             // The run's settings rule its nets (a resume may ask for more epochs).
             RunDir::open(&dir)?.write_settings(recipe.settings())?;
-            crate::run::resume::<GanNetRecipe>(&dir, device, listen.clone())?
-        } else {
-            crate::run::train(recipe, &dir, device, listen.clone())?
-        };
-        done.push(net);
+        }
+        done.push(crate::run::train_or_resume(
+            recipe,
+            &dir,
+            device,
+            listen.clone(),
+        )?);
     }
     Ok(done)
 }

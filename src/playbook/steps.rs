@@ -12,7 +12,7 @@ use crate::clean::{Journal, flags, out_of_fold};
 use crate::data::Item;
 use crate::data::sample::Sampling;
 use crate::ensemble::report::score_rows;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::infer::{Combination, EnsembleFile, Inference, Member, Predictor, Tta};
 use crate::interpret::{Split, interpret_folder};
 use crate::io::write_atomic;
@@ -279,15 +279,8 @@ fn train_or_resume(
     if dir.join(crate::infer::bundle::CONFIG_FILE).is_file() {
         return Ok(());
     }
-    if vision::has_checkpoint(dir) {
-        vision::resume(dir, device, progress.clone())?;
-        return Ok(());
-    }
-    if dir.exists() {
-        // Interrupted before its first epoch: our own folder, nothing in it to keep.
-        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    vision::train(config, dir, device, progress.clone())?;
+    let recipe = vision::VisionRecipe(config.clone());
+    crate::run::train_or_resume(recipe, dir, device, progress.clone())?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::recipe::Recipe;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learner::lr_find::{LrFind, LrFindConfig, round_lr};
 use crate::learner::{Checkpoint, Learner, Listen, Listener, Stage, Trainable, checkpoint};
 use crate::report::plot::plot_lr_find;
@@ -77,6 +77,24 @@ pub fn resume<R: Recipe>(
     )
     .map_err(|e| run.fail(e, true))?;
     recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
+}
+
+/// Continues the run in `run_dir` where it stands: resumed from its checkpoint, or — a folder
+/// without one, interrupted before its first epoch — removed and trained afresh from `recipe`.
+/// For runs that a larger job owns and restarts (ensemble members, playbook steps, GAN nets).
+pub fn train_or_resume<R: Recipe>(
+    recipe: R,
+    run_dir: &Path,
+    device: &Device,
+    listen: Listen,
+) -> Result<R::Summary> {
+    if has_checkpoint(run_dir) {
+        return resume::<R>(run_dir, device, listen);
+    }
+    if run_dir.exists() {
+        std::fs::remove_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    }
+    train(recipe, run_dir, device, listen)
 }
 
 /// The learner's callbacks for a run: the recipe's, the checkpoint, then the listener.

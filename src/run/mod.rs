@@ -7,6 +7,6 @@ pub mod driver;
 pub mod plan;
 pub mod recipe;
 
-pub use driver::{has_checkpoint, lr_find_into, resume, train};
+pub use driver::{has_checkpoint, lr_find_into, resume, train, train_or_resume};
 pub use plan::{EpochPlan, most_epochs, split_epochs};
 pub use recipe::Recipe;
