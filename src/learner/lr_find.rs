@@ -67,11 +67,16 @@ impl<M: super::Trainable> Learner<M> {
                 "the training set is smaller than one batch".into(),
             ));
         }
+        // BatchNorm's running statistics keep each batch's update pending until they are read
+        // (`valid` syncs them): synced before saving so the record is current, and again
+        // after the test so no pending update overwrites the restored statistics.
+        let _ = self.model.valid();
         let saved_model = self.model.clone().into_record();
         let saved_optim = self.optim.to_record();
         let saved_mults = self.lr_mults();
         self.set_lrs(super::Lrs::Single(1.0));
         let (lrs, losses, diverged) = self.range_test(&config);
+        let _ = self.model.valid();
         self.model = self.model.clone().load_record(saved_model);
         self.optim = self.optim.clone().load_record(saved_optim);
         for (h, m) in self.handles.lr_mults.iter().zip(saved_mults) {

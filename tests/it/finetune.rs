@@ -69,6 +69,7 @@ fn lr_find_restores_the_model_exactly_and_stops_on_divergence() {
     let mut l = learner(dir.path(), 2, 8, 32, None);
     l.fit_one_cycle(1, 1e-3).unwrap();
     let before = snapshot(&l.model);
+    let valid_before = l.validate().loss;
     let batches_before = l.recorder.batches.len();
     let found = l.lr_find(LrFindConfig::default()).unwrap();
     assert_eq!(
@@ -76,6 +77,14 @@ fn lr_find_restores_the_model_exactly_and_stops_on_divergence() {
         before,
         "weights and BatchNorm statistics restored bit-exactly"
     );
+    // BatchNorm keeps its last update pending until read: a pending update of the test must
+    // not overwrite the restored statistics when they are next read.
+    assert_eq!(
+        snapshot(&l.model.valid()),
+        before,
+        "statistics still restored once synced"
+    );
+    assert_eq!(l.validate().loss, valid_before, "validation unchanged");
     assert_eq!(
         l.recorder.batches.len(),
         batches_before,
