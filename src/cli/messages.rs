@@ -62,6 +62,22 @@ pub fn to_cli(text: &str) -> String {
     out
 }
 
+/// The error and its causes on one line, as `{e:#}` writes them, without a cause the message
+/// already quotes (the library's errors name their source in their own text).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 /// The error of a run that `command` (e.g. `fastvision train --resume`) continues in the folder
 /// `dir`: when the run kept its folder, it ends with how to continue it.
 pub fn resumable(e: fastvision::Error, command: &str, dir: &Path) -> anyhow::Error {
@@ -121,6 +137,15 @@ mod tests {
         for (setting, flag) in FLAGS {
             assert!(all.iter().any(|f| f == flag), "{setting}: no {flag} flag");
         }
+    }
+
+    #[test]
+    fn a_cause_the_message_quotes_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::from(fastvision::Error::io("runs/x/config.json", io));
+        assert_eq!(one_line(&e), "runs/x/config.json: No such file");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&e), "outer: inner");
     }
 
     #[test]

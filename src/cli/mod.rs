@@ -85,19 +85,25 @@ enum Command {
 /// library's settings named as flags) and exit code 1 (a bad flag too; `--help` and `--version`
 /// exit 0).
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    ExitCode::from(main_with(std::env::args_os()))
+}
+
+/// [`main`] for the arguments `args` (the program's name first), returning the exit code: the
+/// door `python -m fastvision` opens onto the same command line.
+pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return code;
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", messages::to_cli(&format!("{e:#}")));
-            ExitCode::from(1)
+            eprintln!("error: {}", messages::to_cli(&messages::one_line(&e)));
+            1
         }
     }
 }

@@ -12,6 +12,6 @@ pub use bundle::{BundleConfig, load_bundle, save_bundle};
 pub use combine::Combination;
 pub use ensemble::{EnsembleFile, Member, is_ensemble};
 pub use evaluate::{Evaluation, evaluate};
-pub use export::{export_bundle, export_onnx, onnx};
+pub use export::{export_bundle, export_model, export_model_onnx, export_onnx, onnx};
 pub use predict::{Prediction, Predictor};
 pub use tta::{Inference, Tta};

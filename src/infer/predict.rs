@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleConfig, load_bundle};
-use crate::data::DataLoader;
+use crate::data::{DataLoader, ItemTransform};
 use crate::error::Result;
 use crate::models::ImageClassifier;
 
@@ -99,6 +103,32 @@ impl Predictor {
             .try_to_vec()
             .unwrap_or_default();
         flat.chunks(n_classes).map(|c| c.to_vec()).collect()
+    }
+
+    /// Class probabilities of in-memory images (a notebook's array, a decoded upload), each
+    /// resized and centre-cropped as validation images are; this predictor's own model only.
+    pub fn probs_of_images(&self, images: &[RgbImage]) -> Vec<Vec<f32>> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let tfm = ItemTransform::valid(self.config.size);
+        let s = self.config.size as usize;
+        let plane = 3 * s * s;
+        let mut pixels = vec![0.0; images.len() * plane];
+        images
+            .par_iter()
+            .zip(pixels.par_chunks_mut(plane))
+            .for_each(|(img, out)| {
+                let view = tfm.apply(img, &mut StdRng::seed_from_u64(0));
+                self.config.normalize.write_chw(&view, out);
+            });
+        self.probs_for_batch(&crate::data::Batch {
+            images: pixels,
+            labels: vec![0; images.len()],
+            size: s,
+            indices: (0..images.len()).collect(),
+            mix: None,
+        })
     }
 
     /// Probabilities and targets for every item of `loader` (fastai's `get_preds`).

@@ -8,5 +8,7 @@ pub mod interpretation;
 pub mod report;
 
 pub use dataset::{Split, items_in_vocab, run_dataset};
-pub use interpretation::{ClassReport, ImageLoss, Interpretation, interpret};
-pub use report::{InterpretOptions, InterpretReport, interpret_folder, interpret_run};
+pub use interpretation::{ClassReport, ImageLoss, Interpretation, image_losses, interpret};
+pub use report::{
+    InterpretOptions, InterpretReport, interpret_folder, interpret_run, plot_top_losses,
+};

@@ -172,8 +172,28 @@ pub fn interpret_run(
     let report = InterpretReport::new(&interp, opts.split, opts.k, opts.min);
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&run_dir.join(INTERPRET_FILE), &json)?;
-    let tiles = report
-        .top_losses
+    let grid = !report.top_losses.is_empty();
+    if grid {
+        plot_top_losses(
+            &report.top_losses,
+            &report.vocab,
+            &run_dir.join(TOP_LOSSES_PLOT),
+        )?;
+    }
+    let png = run_dir.join(CONFUSION_PLOT);
+    if opts.normalize {
+        plot_confusion_normalized(&interp.confusion_normalized(), &report.vocab, &png)?;
+    } else {
+        plot_confusion(&report.confusion, &report.vocab, &png)?;
+    }
+    crate::run_dir::RunDir::open(run_dir)?.add_section(report.section(grid))?;
+    Ok(report)
+}
+
+/// Writes `losses` as a PNG grid (fastai's `plot_top_losses`): each image captioned
+/// "predicted / actual" and "loss / probability".
+pub fn plot_top_losses(losses: &[ImageLoss], vocab: &[String], path: &Path) -> Result<()> {
+    let tiles = losses
         .iter()
         .map(|im| {
             let image =
@@ -184,25 +204,11 @@ pub fn interpret_run(
             Ok(Tile {
                 image,
                 caption: vec![
-                    format!(
-                        "{} / {}",
-                        report.vocab[im.predicted], report.vocab[im.actual]
-                    ),
+                    format!("{} / {}", vocab[im.predicted], vocab[im.actual]),
                     format!("{:.2} / {:.2}", im.loss, im.prob),
                 ],
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let grid = !tiles.is_empty();
-    if grid {
-        image_grid(&tiles, 4, 120, &run_dir.join(TOP_LOSSES_PLOT))?;
-    }
-    let png = run_dir.join(CONFUSION_PLOT);
-    if opts.normalize {
-        plot_confusion_normalized(&interp.confusion_normalized(), &report.vocab, &png)?;
-    } else {
-        plot_confusion(&report.confusion, &report.vocab, &png)?;
-    }
-    crate::run_dir::RunDir::open(run_dir)?.add_section(report.section(grid))?;
-    Ok(report)
+    image_grid(&tiles, 4, 120, path)
 }

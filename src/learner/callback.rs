@@ -181,7 +181,7 @@ pub trait LearnerView {
 /// A listener that may also change each training batch of type `B` before the model sees it
 /// (MixUp, CutMix, the LR schedule) and act on the learner after each epoch (checkpoints,
 /// snapshots, a GAN's sample grid).
-pub trait Callback<B = Batch>: Listener {
+pub trait Callback<B = Batch>: Listener + Send {
     /// Before each training batch is sent to the model; may change the batch or the hyper-parameters.
     fn before_batch(&mut self, _state: &mut FitState, _batch: &mut B) {}
     /// After `after_epoch`, with the learner to save or inspect; an error ends the fit.

@@ -19,12 +19,7 @@ fn load_for_export(
     out: &Path,
     device: &Device,
 ) -> Result<(ImageClassifier, BundleConfig)> {
-    if out.exists() {
-        return Err(Error::model(
-            out,
-            "already exists: choose another `out` (it is never overwritten)",
-        ));
-    }
+    refuse_existing(out)?;
     load_bundle(&single_model(dir)?, device)
 }
 
@@ -67,14 +62,38 @@ fn single_model(dir: &Path) -> Result<std::path::PathBuf> {
 /// size, TTA transforms) as JSON in the header's metadata. An existing `out` is never replaced.
 pub fn export_bundle(dir: &Path, out: &Path, device: &Device) -> Result<()> {
     let (model, config) = load_for_export(dir, out, device)?;
-    let json = serde_json::to_string(&config).map_err(|e| Error::model(dir, e.to_string()))?;
+    export_model(&model, &config, out)
+}
+
+/// Writes `model` with its bundle configuration as one safetensors file `out`, as
+/// [`export_bundle`] does for a run (a model trained in memory, say); never replaces a file.
+pub fn export_model(model: &ImageClassifier, config: &BundleConfig, out: &Path) -> Result<()> {
+    refuse_existing(out)?;
+    let json = serde_json::to_string(config).map_err(|e| Error::model(out, e.to_string()))?;
     let bytes =
-        crate::weights::safetensors::weights_bytes(&model, &[(EXPORT_CONFIG_KEY, json)], out)?;
+        crate::weights::safetensors::weights_bytes(model, &[(EXPORT_CONFIG_KEY, json)], out)?;
     write_new(out, &bytes)
 }
 
 /// Writes the run in `dir` as an ONNX file `out` (see [`onnx`]); never replaces a file.
 pub fn export_onnx(dir: &Path, out: &Path, device: &Device) -> Result<()> {
     let (model, config) = load_for_export(dir, out, device)?;
-    write_new(out, &onnx::onnx_model(&model, &config)?)
+    export_model_onnx(&model, &config, out)
+}
+
+/// Writes `model` as an ONNX file `out` (see [`onnx`]); never replaces a file.
+pub fn export_model_onnx(model: &ImageClassifier, config: &BundleConfig, out: &Path) -> Result<()> {
+    refuse_existing(out)?;
+    write_new(out, &onnx::onnx_model(model, config)?)
+}
+
+/// Refuses an export to a file that exists (an export never replaces one).
+fn refuse_existing(out: &Path) -> Result<()> {
+    if out.exists() {
+        return Err(Error::model(
+            out,
+            "already exists: choose another `out` (it is never overwritten)",
+        ));
+    }
+    Ok(())
 }
