@@ -1,0 +1,35 @@
+"""Pictures the engine draws (PNG bytes), shown inline by Jupyter and saved anywhere else."""
+
+from __future__ import annotations
+
+import os
+from typing import Union
+
+
+class Image:
+    """A PNG picture: a notebook shows it inline (``_repr_png_``); ``save`` writes it."""
+
+    def __init__(self, data: bytes, title: str = "") -> None:
+        self.data = bytes(data)
+        self.title = title
+
+    def _repr_png_(self) -> bytes:
+        return self.data
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the picture as a PNG file at ``path``."""
+        with open(path, "xb") as f:
+            f.write(self.data)
+
+    def __repr__(self) -> str:
+        return f"<fastvision.Image {self.title} ({len(self.data)} bytes of PNG)>"
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where HTML progress displays)."""
+    try:
+        from IPython import get_ipython  # type: ignore
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

@@ -1,0 +1,573 @@
+//! Images: `DataLoaders` (a folder of class folders, split and batched), `Learner` (a model in
+//! memory between fits, or one loaded for inference) and `load_learner`.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use fastvision::data::ImageFolder;
+use fastvision::infer::{Inference, Predictor, Tta};
+use fastvision::learner::Lrs;
+use fastvision::report::grid::{Tile, image_grid};
+use fastvision::report::plot::{
+    plot_confusion, plot_confusion_normalized, plot_losses, plot_lr_find,
+};
+use fastvision::vision::{self, TrainConfig, VisionLearner};
+use numpy::{PyArray1, PyArray2, PyReadonlyArray3};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::errors::to_py;
+use crate::listen;
+use crate::settings::{parse, read, scratch};
+
+/// Registers the image classes and functions.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<DataLoaders>()?;
+    m.add_class::<Learner>()?;
+    m.add_function(wrap_pyfunction!(vision_learner, m)?)?;
+    m.add_function(wrap_pyfunction!(load_learner, m)?)?;
+    Ok(())
+}
+
+/// A dataset folder read, split and ready to batch, with the settings the learner will use.
+#[pyclass(module = "fastvision._engine", frozen)]
+pub struct DataLoaders {
+    config: TrainConfig,
+    data: ImageFolder,
+}
+
+#[pymethods]
+impl DataLoaders {
+    /// Reads `path` (class folders, or `train/` and `valid/` of class folders; `None` = the
+    /// bundled demo) and splits it.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path=None, valid_pct=0.2, size=None, bs=None, seed=42, aug=None, min_scale=None))]
+    fn from_folder(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        valid_pct: f64,
+        size: Option<u32>,
+        bs: Option<usize>,
+        seed: u64,
+        aug: Option<String>,
+        min_scale: Option<f64>,
+    ) -> PyResult<Self> {
+        let config = TrainConfig {
+            data: path,
+            valid_pct,
+            size,
+            bs: bs.unwrap_or(64),
+            auto_bs: bs.is_none(),
+            seed,
+            aug: aug.map(|a| parse("aug", &a)).transpose()?,
+            min_scale,
+            ..TrainConfig::default()
+        };
+        config.validate().map_err(to_py)?;
+        let data = py
+            .detach(|| vision::training_data(&config))
+            .map_err(to_py)?;
+        Ok(Self { config, data })
+    }
+
+    /// Class names, sorted (an index into this list is a label).
+    #[getter]
+    fn vocab(&self) -> Vec<String> {
+        self.data.vocab.clone()
+    }
+
+    /// The dataset folder.
+    #[getter]
+    fn path(&self) -> String {
+        self.data.root.display().to_string()
+    }
+
+    /// Image side the learner trains at (`None`: 64, or the data's smallest side if smaller).
+    #[getter]
+    fn size(&self) -> Option<u32> {
+        self.config.size
+    }
+
+    /// Batch size.
+    #[getter]
+    fn bs(&self) -> usize {
+        self.config.bs
+    }
+
+    /// The items of `split` ("train" or "valid") as (file, label) pairs.
+    fn items(&self, split: &str) -> PyResult<Vec<(String, usize)>> {
+        let items = match split {
+            "train" => &self.data.train,
+            "valid" => &self.data.valid,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid setting: `split` {other:?}: \"train\" or \"valid\""
+                )));
+            }
+        };
+        Ok(items
+            .iter()
+            .map(|i| (i.path.display().to_string(), i.label))
+            .collect())
+    }
+
+    /// Files that were left out, with the reason.
+    fn skipped(&self) -> Vec<(String, String)> {
+        self.data
+            .skipped
+            .iter()
+            .map(|s| (s.path.display().to_string(), s.reason.clone()))
+            .collect()
+    }
+
+    /// A PNG grid of `n` augmented training images with their classes (fastai's `show_batch`).
+    fn show_batch(&self, py: Python<'_>, n: usize) -> PyResult<Vec<u8>> {
+        let dir = scratch()?;
+        let run = dir.path().join("batch");
+        let png = py
+            .detach(|| vision::show_batch(&self.config, &run, n))
+            .map_err(to_py)?;
+        read(&png)
+    }
+}
+
+/// Predictions and their targets, as numpy arrays.
+pub type Preds<'py, T> = PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<T>>)>;
+
+/// A learning rate: one for every group, or a (low, high) range over them (fastai's `slice`).
+#[derive(FromPyObject)]
+enum Lr {
+    One(f64),
+    Range((f64, f64)),
+}
+
+impl From<Lr> for Lrs {
+    fn from(lr: Lr) -> Self {
+        match lr {
+            Lr::One(v) => Lrs::Single(v),
+            Lr::Range((lo, hi)) => Lrs::Range(lo, hi),
+        }
+    }
+}
+
+/// What a learner holds: a model it trains, or one loaded from an export to predict with.
+enum State {
+    Train(Box<VisionLearner>),
+    Infer(Box<Predictor>),
+}
+
+/// An image classifier: trainable when built by `vision_learner`, predict-only when loaded.
+#[pyclass(module = "fastvision._engine", frozen)]
+pub struct Learner {
+    state: Mutex<State>,
+}
+
+impl Learner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the trainable learner, the GIL released, progress and interrupts through
+    /// `progress`.
+    fn with_train<T: Send>(
+        &self,
+        py: Python<'_>,
+        progress: Option<Py<PyAny>>,
+        f: impl FnOnce(&mut VisionLearner, fastvision::learner::Listen) -> fastvision::Result<T> + Send,
+    ) -> PyResult<T> {
+        let mut state = self.lock();
+        let State::Train(vl) = &mut *state else {
+            return Err(PyRuntimeError::new_err(
+                "this learner was loaded from an export: it predicts, it does not train \
+                 (build one with vision_learner to train)",
+            ));
+        };
+        let vl: &mut VisionLearner = vl;
+        listen::run(py, progress, |l| f(vl, l))
+    }
+
+    /// Runs a fit of the learner, with progress and interrupts through `progress`.
+    fn fit_with(
+        &self,
+        py: Python<'_>,
+        progress: Option<Py<PyAny>>,
+        fit: impl FnOnce(&mut fastvision::learner::Learner) -> fastvision::Result<()> + Send,
+    ) -> PyResult<()> {
+        self.with_train(py, progress, |vl, l| vl.fit_with(l, fit))
+    }
+
+    /// A predictor of the current weights.
+    fn predictor(&self) -> Predictor {
+        match &*self.lock() {
+            State::Train(vl) => vl.predictor(),
+            State::Infer(p) => {
+                Predictor::new(p.model.clone(), p.config.clone(), &fastvision::device())
+            }
+        }
+    }
+
+    /// Probabilities of `images` and the class names.
+    fn probs(&self, py: Python<'_>, images: Vec<image::RgbImage>) -> (Vec<Vec<f32>>, Vec<String>) {
+        let p = self.predictor();
+        let probs = py.detach(|| p.probs_of_images(&images));
+        (probs, p.config.vocab.clone())
+    }
+}
+
+/// Per-image losses and predictions on the validation set.
+fn interpretation(vl: &VisionLearner) -> fastvision::interpret::Interpretation {
+    fastvision::interpret::interpret(&vl.predictor(), &vl.prepared.data.valid, vl.config.bs)
+}
+
+/// The (label, index, probabilities) of one row of probabilities.
+fn prediction<'py>(
+    py: Python<'py>,
+    probs: Vec<f32>,
+    vocab: &[String],
+) -> (String, usize, Bound<'py, PyArray1<f32>>) {
+    let idx = fastvision::tabular::predict::argmax(&probs);
+    (vocab[idx].clone(), idx, PyArray1::from_vec(py, probs))
+}
+
+/// Probabilities as a 2-D array (rows × classes).
+fn matrix<'py>(
+    py: Python<'py>,
+    rows: &[Vec<f32>],
+    k: usize,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    if rows.is_empty() {
+        return Ok(PyArray2::zeros(py, [0, k], false));
+    }
+    PyArray2::from_vec2(py, rows).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+#[pymethods]
+impl Learner {
+    /// Class names.
+    #[getter]
+    fn vocab(&self) -> Vec<String> {
+        match &*self.lock() {
+            State::Train(vl) => vl.prepared.dls.vocab.clone(),
+            State::Infer(p) => p.config.vocab.clone(),
+        }
+    }
+
+    /// Whether the learner can train (built by `vision_learner`, not loaded from an export).
+    #[getter]
+    fn trainable(&self) -> bool {
+        matches!(&*self.lock(), State::Train(_))
+    }
+
+    /// fastai's `fit_one_cycle(n_epoch, lr_max)`.
+    #[pyo3(signature = (n_epoch, lr_max, progress=None))]
+    fn fit_one_cycle(
+        &self,
+        py: Python<'_>,
+        n_epoch: usize,
+        lr_max: Lr,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let lrs: Lrs = lr_max.into();
+        self.fit_with(py, progress, move |l| l.fit_one_cycle(n_epoch, lrs))
+    }
+
+    /// fastai's `fit_flat_cos(n_epoch, lr)`.
+    #[pyo3(signature = (n_epoch, lr, progress=None))]
+    fn fit_flat_cos(
+        &self,
+        py: Python<'_>,
+        n_epoch: usize,
+        lr: Lr,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let lrs: Lrs = lr.into();
+        self.fit_with(py, progress, move |l| l.fit_flat_cos(n_epoch, lrs))
+    }
+
+    /// fastai's `fit_sgdr(n_cycles, cycle_len, lr_max, cycle_mult)`.
+    #[pyo3(signature = (n_cycles, cycle_len, lr_max, cycle_mult=2, progress=None))]
+    fn fit_sgdr(
+        &self,
+        py: Python<'_>,
+        n_cycles: usize,
+        cycle_len: usize,
+        lr_max: Lr,
+        cycle_mult: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let lrs: Lrs = lr_max.into();
+        self.fit_with(py, progress, move |l| {
+            l.fit_sgdr(n_cycles, cycle_len, cycle_mult, lrs)
+        })
+    }
+
+    /// fastai's `fine_tune(epochs, base_lr, freeze_epochs, lr_mult)`.
+    #[pyo3(signature = (epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100.0, progress=None))]
+    fn fine_tune(
+        &self,
+        py: Python<'_>,
+        epochs: usize,
+        base_lr: f64,
+        freeze_epochs: usize,
+        lr_mult: f64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        self.fit_with(py, progress, move |l| {
+            l.fine_tune(epochs, base_lr, freeze_epochs, lr_mult)
+        })
+    }
+
+    /// Trains only the head (and BatchNorm) from now on.
+    fn freeze(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_train(py, None, |vl, _| {
+            vl.learner.freeze();
+            Ok(())
+        })
+    }
+
+    /// Trains every parameter from now on.
+    fn unfreeze(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_train(py, None, |vl, _| {
+            vl.learner.unfreeze();
+            Ok(())
+        })
+    }
+
+    /// The LR range test: (suggestions as JSON, the plot as PNG); the weights are restored.
+    #[pyo3(signature = (progress=None))]
+    fn lr_find(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<(String, Vec<u8>)> {
+        let found = self.with_train(py, progress, |vl, l| {
+            vl.fit_with(l, |_| Ok(()))?;
+            vl.learner
+                .lr_find(fastvision::learner::lr_find::LrFindConfig::default())
+        })?;
+        let dir = scratch()?;
+        let png = dir.path().join("lr_find.png");
+        plot_lr_find(&found, &png).map_err(to_py)?;
+        let json = serde_json::to_string(&found.suggestions)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok((json, read(&png)?))
+    }
+
+    /// (validation loss, accuracy).
+    fn validate(&self, py: Python<'_>) -> PyResult<(Option<f64>, Option<f64>)> {
+        let v = self.with_train(py, None, |vl, _| Ok(vl.learner.validate()))?;
+        Ok((v.loss, v.accuracy))
+    }
+
+    /// Every epoch's metrics so far, as JSON.
+    fn recorder_json(&self, py: Python<'_>) -> PyResult<String> {
+        self.with_train(py, None, |vl, _| {
+            serde_json::to_string(&vl.learner.recorder.epochs)
+                .map_err(|e| fastvision::Error::Config(e.to_string()))
+        })
+    }
+
+    /// The training and validation losses as a PNG (fastai's `recorder.plot_loss`).
+    fn plot_loss(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let dir = scratch()?;
+        let png = dir.path().join("losses.png");
+        self.with_train(py, None, |vl, _| plot_losses(&vl.learner.recorder, &png))?;
+        read(&png)
+    }
+
+    /// Probabilities and targets of the validation set: plain, "tta" (`n` augmented passes
+    /// blended with `beta`) or "ten_crop".
+    #[pyo3(signature = (how="plain", n=4, beta=0.25))]
+    fn get_preds<'py>(&self, py: Python<'py>, how: &str, n: usize, beta: f64) -> Preds<'py, i64> {
+        let how = match how {
+            "plain" => Inference::Plain,
+            "tta" => Inference::Tta(Tta {
+                n,
+                beta,
+                ..Tta::default()
+            }),
+            "ten_crop" => Inference::TenCrop,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid setting: `how` {other:?}: \"plain\", \"tta\" or \"ten_crop\""
+                )));
+            }
+        };
+        let (probs, targets, k) = self.with_train(py, None, |vl, _| {
+            let (p, t) = vl.get_preds(how);
+            Ok((p, t, vl.prepared.dls.vocab.len()))
+        })?;
+        let targets: Vec<i64> = targets.into_iter().map(|t| t as i64).collect();
+        Ok((matrix(py, &probs, k)?, PyArray1::from_vec(py, targets)))
+    }
+
+    /// Predicts an image file: (label, index, probabilities).
+    fn predict_path<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+    ) -> PyResult<(String, usize, Bound<'py, PyArray1<f32>>)> {
+        let img = fastvision::data::decode::decode_rgb(&path).map_err(|message| {
+            to_py(fastvision::Error::Image {
+                path: path.clone(),
+                message,
+            })
+        })?;
+        let (mut probs, vocab) = self.probs(py, vec![img]);
+        Ok(prediction(py, probs.remove(0), &vocab))
+    }
+
+    /// Predicts an RGB image given as an H×W×3 `uint8` array: (label, index, probabilities).
+    /// The pixels are copied once, into the engine's image.
+    fn predict_array<'py>(
+        &self,
+        py: Python<'py>,
+        array: PyReadonlyArray3<'py, u8>,
+    ) -> PyResult<(String, usize, Bound<'py, PyArray1<f32>>)> {
+        let shape = numpy::PyUntypedArrayMethods::shape(&*array).to_vec();
+        if shape[2] != 3 || shape[0] == 0 || shape[1] == 0 {
+            return Err(PyValueError::new_err(format!(
+                "an image array must be H×W×3 uint8 (RGB), not {}×{}×{}",
+                shape[0], shape[1], shape[2]
+            )));
+        }
+        let pixels = match array.as_slice() {
+            Ok(s) => s.to_vec(),
+            // A strided view (a crop, a transposed array): gathered in one pass.
+            Err(_) => array.as_array().iter().copied().collect(),
+        };
+        let img = image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, pixels).ok_or_else(
+            || PyValueError::new_err("the image array's size does not match its shape"),
+        )?;
+        let (mut probs, vocab) = self.probs(py, vec![img]);
+        Ok(prediction(py, probs.remove(0), &vocab))
+    }
+
+    /// The validation set's per-image interpretation, as JSON (vocab, images with actual,
+    /// predicted, prob, loss).
+    fn interpretation_json(&self, py: Python<'_>) -> PyResult<String> {
+        let interp = self.with_train(py, None, |vl, _| Ok(interpretation(vl)))?;
+        serde_json::to_string(&serde_json::json!({
+            "vocab": interp.vocab,
+            "images": interp.images,
+        }))
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The validation set's confusion matrix as a PNG (rows: actual; `normalize`: by row).
+    #[pyo3(signature = (normalize=false))]
+    fn plot_confusion_matrix(&self, py: Python<'_>, normalize: bool) -> PyResult<Vec<u8>> {
+        let interp = self.with_train(py, None, |vl, _| Ok(interpretation(vl)))?;
+        let dir = scratch()?;
+        let png = dir.path().join("confusion.png");
+        if normalize {
+            plot_confusion_normalized(&interp.confusion_normalized(), &interp.vocab, &png)
+        } else {
+            plot_confusion(&interp.confusion(), &interp.vocab, &png)
+        }
+        .map_err(to_py)?;
+        read(&png)
+    }
+
+    /// The `k` validation images with the highest loss as a PNG grid ("predicted / actual",
+    /// "loss / probability").
+    #[pyo3(signature = (k=9))]
+    fn plot_top_losses(&self, py: Python<'_>, k: usize) -> PyResult<Vec<u8>> {
+        let interp = self.with_train(py, None, |vl, _| Ok(interpretation(vl)))?;
+        let top: Vec<_> = interp.top_losses(k).into_iter().cloned().collect();
+        let dir = scratch()?;
+        let png = dir.path().join("top_losses.png");
+        fastvision::interpret::plot_top_losses(&top, &interp.vocab, &png).map_err(to_py)?;
+        read(&png)
+    }
+
+    /// `n` validation images with their actual and predicted classes, as a PNG grid (fastai's
+    /// `show_results`).
+    #[pyo3(signature = (n=9))]
+    fn show_results(&self, py: Python<'_>, n: usize) -> PyResult<Vec<u8>> {
+        let dir = scratch()?;
+        let png = dir.path().join("results.png");
+        self.with_train(py, None, |vl, _| {
+            let items = &vl.prepared.data.valid[..n.min(vl.prepared.data.valid.len())];
+            let mut images = Vec::with_capacity(items.len());
+            for item in items {
+                images.push(fastvision::data::decode::decode_rgb(&item.path).map_err(
+                    |message| fastvision::Error::Image {
+                        path: item.path.clone(),
+                        message,
+                    },
+                )?);
+            }
+            let probs = vl.predictor().probs_of_images(&images);
+            let vocab = &vl.prepared.dls.vocab;
+            let tiles: Vec<Tile> = images
+                .into_iter()
+                .zip(items)
+                .zip(probs)
+                .map(|((image, item), p)| Tile {
+                    image,
+                    caption: vec![
+                        format!("actual: {}", vocab[item.label]),
+                        format!("pred: {}", vocab[fastvision::tabular::predict::argmax(&p)]),
+                    ],
+                })
+                .collect();
+            image_grid(&tiles, 3, 128, &png)
+        })?;
+        read(&png)
+    }
+
+    /// Writes the current weights as one safetensors file (never replaces a file).
+    fn export(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        self.with_train(py, None, |vl, _| vl.export(&path))
+    }
+
+    /// Writes the current weights as an ONNX file (never replaces a file).
+    fn export_onnx(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        self.with_train(py, None, |vl, _| vl.export_onnx(&path))
+    }
+}
+
+/// A learner for `dls` with body `arch`, from pretrained weights when `pretrained` names them
+/// (a file, or a known name in the cache).
+#[pyfunction]
+#[pyo3(signature = (dls, arch="resnet18", pretrained=None, mixup=None, cutmix=None, label_smoothing=None, width=64, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn vision_learner(
+    py: Python<'_>,
+    dls: &DataLoaders,
+    arch: &str,
+    pretrained: Option<String>,
+    mixup: Option<f64>,
+    cutmix: Option<f64>,
+    label_smoothing: Option<f64>,
+    width: usize,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Learner> {
+    let config = TrainConfig {
+        arch: arch.parse().map_err(to_py)?,
+        pretrained,
+        mixup,
+        cutmix,
+        label_smoothing,
+        width,
+        ..dls.config.clone()
+    };
+    let data = dls.data.clone();
+    let device = fastvision::device();
+    let vl = listen::run(py, progress, |mut l| {
+        VisionLearner::new(&config, data, &device, &mut l)
+    })?;
+    Ok(Learner {
+        state: Mutex::new(State::Train(Box::new(vl))),
+    })
+}
+
+/// A predict-only learner from an exported file or a run folder.
+#[pyfunction]
+fn load_learner(py: Python<'_>, path: PathBuf) -> PyResult<Learner> {
+    let device = fastvision::device();
+    let p = py
+        .detach(|| Predictor::open_bundle(&path, &device))
+        .map_err(to_py)?;
+    Ok(Learner {
+        state: Mutex::new(State::Infer(Box::new(p))),
+    })
+}

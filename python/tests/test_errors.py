@@ -1,0 +1,50 @@
+"""Bad input raises a Python exception carrying the library's message, naming the setting or
+file; nothing panics, nothing aborts the interpreter."""
+
+import numpy as np
+import pytest
+
+import fastvision as fv
+
+
+def test_a_missing_folder_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        fv.ImageDataLoaders.from_folder(tmp_path / "nope")
+
+
+def test_settings_out_of_range_are_value_errors_naming_the_setting(demo):
+    with pytest.raises(ValueError, match="valid_pct"):
+        fv.ImageDataLoaders.from_folder(demo, valid_pct=1.5)
+    with pytest.raises(ValueError, match="aug"):
+        fv.ImageDataLoaders.from_folder(demo, aug="sideways")
+    with pytest.raises(ValueError, match="size"):
+        fv.ImageDataLoaders.from_folder(demo, size=4)
+
+
+def test_an_unknown_architecture_is_a_value_error(dls):
+    with pytest.raises(ValueError, match="resnet9000"):
+        fv.vision_learner(dls, "resnet9000", show=False)
+
+
+def test_bad_images_to_predict(learn, tmp_path):
+    with pytest.raises(ValueError, match="H×W×3"):
+        learn.predict(np.zeros((8, 8, 4), dtype=np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        learn.predict(np.zeros((8, 8, 3), dtype=np.float32))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        learn.predict(bad)
+    with pytest.raises(FileNotFoundError):
+        fv.load_learner(tmp_path / "missing.safetensors")
+
+
+def test_a_table_error_names_the_column(penguins):
+    with pytest.raises(ValueError, match="no_such_column"):
+        fv.tabular_learner(penguins, y="no_such_column", show=False)
+
+
+def test_a_bad_budget_is_a_value_error(demo, tmp_path):
+    with pytest.raises(ValueError, match="budget"):
+        fv.playbook(demo, budget="soon", path=tmp_path / "p", show=False)
+    assert not (tmp_path / "p").exists()
