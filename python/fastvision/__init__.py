@@ -10,6 +10,9 @@ words, with a Rust engine inside.
 from ._display import Image
 from ._engine import __version__, demo_path, device_description
 from ._progress import Progress
+from .clean import Cleaner, find_confusing
+from .ensemble import train_ensemble
+from .gan import gan_sample, train_gan
 from .playbook import playbook
 from .tabular import TabularLearner, tabular_learner
 from .vision import (
@@ -27,6 +30,7 @@ from .vision import (
 
 __all__ = [
     "ClassificationInterpretation",
+    "Cleaner",
     "CutMix",
     "Image",
     "ImageDataLoaders",
@@ -40,8 +44,12 @@ __all__ = [
     "__version__",
     "demo_path",
     "device_description",
+    "find_confusing",
+    "gan_sample",
     "load_learner",
     "playbook",
     "tabular_learner",
+    "train_ensemble",
+    "train_gan",
     "vision_learner",
 ]

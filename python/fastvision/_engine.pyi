@@ -121,3 +121,44 @@ def run_playbook(
     drop_confusing: bool = False,
     progress: Any = None,
 ) -> Tuple[str, str]: ...
+def train_ensemble(
+    dls: DataLoaders,
+    members: List[str],
+    seeds: int = 1,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    variation: str = "none",
+    folds: int = 5,
+    path: Optional[str] = None,
+    progress: Any = None,
+) -> Tuple[str, str]: ...
+def train_gan(
+    data: Optional[str] = None,
+    epochs: int = 10,
+    size: int = 32,
+    bs: int = 64,
+    lr: float = 2e-4,
+    n_crit: int = 5,
+    classes: Optional[List[str]] = None,
+    conditional: bool = False,
+    seed: int = 0,
+    path: Optional[str] = None,
+    progress: Any = None,
+) -> Tuple[str, List[str]]: ...
+def gan_sample(run: str, n: int, out: str, seed: int = 0) -> int: ...
+def find_confusing(
+    dls: DataLoaders,
+    epochs: int = 3,
+    folds: int = 2,
+    threshold: float = 0.8,
+    arch: str = "resnet18",
+    lr: float = 1e-3,
+    progress: Any = None,
+) -> str: ...
+
+class Cleaner:
+    def __init__(self, root: str) -> None: ...
+    def quarantine(self, path: str) -> str: ...
+    def relabel(self, path: str, label: str) -> str: ...
+    def undo(self) -> Optional[str]: ...
+    def undo_all(self) -> int: ...

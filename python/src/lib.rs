@@ -5,10 +5,13 @@
 
 // The command line, compiled from the binary's own sources: `python -m fastvision` is the same
 // program as `fastvision`, not a copy of it.
+mod clean;
 #[path = "../../src/cli/mod.rs"]
 #[allow(dead_code, missing_docs)]
 mod cli;
+mod ensemble;
 mod errors;
+mod gan;
 mod listen;
 mod playbook;
 mod settings;
@@ -49,6 +52,9 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     vision::register(m)?;
     tabular::register(m)?;
     playbook::register(m)?;
+    ensemble::register(m)?;
+    gan::register(m)?;
+    clean::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

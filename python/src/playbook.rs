@@ -43,14 +43,7 @@ fn run_playbook(
     config.seed = seed;
     config.valid_pct = valid_pct;
     config.drop_confusing = drop_confusing;
-    let dir = match path {
-        Some(p) => p,
-        None => fastvision::run_dir::run_path(Some(&format!(
-            "playbook-{}",
-            fastvision::run_dir::timestamp_name()
-        )))
-        .map_err(to_py)?,
-    };
+    let dir = crate::settings::new_run(path, "playbook")?;
     let device = fastvision::device();
     let state = listen::run(py, progress, |l| playbook::run(&config, &dir, &device, l))?;
     let json = serde_json::to_string(&state.results)

@@ -21,3 +21,15 @@ pub fn read(path: &std::path::Path) -> PyResult<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))
 }
+
+/// The folder of a new run: `path`, or `runs/<kind>-<time>`.
+pub fn new_run(path: Option<std::path::PathBuf>, kind: &str) -> PyResult<std::path::PathBuf> {
+    match path {
+        Some(p) => Ok(p),
+        None => fastvision::run_dir::run_path(Some(&format!(
+            "{kind}-{}",
+            fastvision::run_dir::timestamp_name()
+        )))
+        .map_err(crate::errors::to_py),
+    }
+}

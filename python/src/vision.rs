@@ -32,8 +32,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// A dataset folder read, split and ready to batch, with the settings the learner will use.
 #[pyclass(module = "fastvision._engine", frozen)]
 pub struct DataLoaders {
-    config: TrainConfig,
-    data: ImageFolder,
+    pub(crate) config: TrainConfig,
+    pub(crate) data: ImageFolder,
 }
 
 #[pymethods]
@@ -560,12 +560,12 @@ fn vision_learner(
     })
 }
 
-/// A predict-only learner from an exported file or a run folder.
+/// A predict-only learner from an exported file, a run folder or an ensemble folder.
 #[pyfunction]
 fn load_learner(py: Python<'_>, path: PathBuf) -> PyResult<Learner> {
     let device = fastvision::device();
     let p = py
-        .detach(|| Predictor::open_bundle(&path, &device))
+        .detach(|| Predictor::load(&path, &device))
         .map_err(to_py)?;
     Ok(Learner {
         state: Mutex::new(State::Infer(Box::new(p))),
