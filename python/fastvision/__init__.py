@@ -13,7 +13,7 @@ from ._progress import Progress
 from .clean import Cleaner, find_confusing
 from .ensemble import train_ensemble
 from .gan import gan_sample, train_gan
-from .playbook import playbook
+from .playbook import playbook, resume_playbook
 from .tabular import TabularLearner, tabular_learner
 from .vision import (
     ClassificationInterpretation,
@@ -48,6 +48,7 @@ __all__ = [
     "gan_sample",
     "load_learner",
     "playbook",
+    "resume_playbook",
     "tabular_learner",
     "train_ensemble",
     "train_gan",

@@ -121,6 +121,7 @@ def run_playbook(
     drop_confusing: bool = False,
     progress: Any = None,
 ) -> Tuple[str, str]: ...
+def resume_playbook(path: str, progress: Any = None) -> Tuple[str, str]: ...
 def train_ensemble(
     dls: DataLoaders,
     members: List[str],

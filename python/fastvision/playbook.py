@@ -26,7 +26,8 @@ def playbook(
     """Runs the playbook on ``data`` within ``budget`` ("10m", "90s") into the new folder
     ``path`` (default ``runs/playbook-<time>``) and returns its table — what each step bought
     (a pandas DataFrame when pandas is installed, else a list of dicts); the folder is in the
-    table's ``attrs["path"]`` (or ``playbook.last_path``)."""
+    table's ``attrs["path"]`` (or ``playbook.last_path``). Interrupted (Ctrl-C), the folder keeps
+    what is done: :func:`resume_playbook` continues it."""
     folder, steps = _engine.run_playbook(
         os.fspath(data),
         budget,
@@ -38,6 +39,19 @@ def playbook(
         drop_confusing=drop_confusing,
         progress=Progress(show),
     )
+    return _table(folder, steps)
+
+
+def resume_playbook(path: PathLike, show: bool = True) -> Any:
+    """Continues the playbook in ``path`` after an interruption (Ctrl-C, a stopped kernel):
+    finished steps are kept, an interrupted training resumes from its checkpoint, the rest runs
+    within what is left of the budget. Returns its table, as :func:`playbook`."""
+    folder, steps = _engine.resume_playbook(os.fspath(path), progress=Progress(show))
+    return _table(folder, steps)
+
+
+def _table(folder: str, steps: str) -> Any:
+    """The steps' table: a DataFrame when pandas is installed, else a list of dicts."""
     rows = json.loads(steps)
     playbook.last_path = folder  # type: ignore[attr-defined]
     try:

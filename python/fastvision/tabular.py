@@ -89,19 +89,26 @@ def tabular_learner(
     else:
         path = os.fspath(data)
     p = Progress(show)
-    engine = _engine.tabular_learner(
-        path,
-        y,
-        cat_names=list(cat_names) if cat_names is not None else None,
-        cont_names=list(cont_names) if cont_names is not None else None,
-        valid_pct=valid_pct,
-        valid_col=valid_col,
-        bs=bs,
-        layers=list(layers) if layers is not None else None,
-        seed=seed,
-        y_range=y_range,
-        progress=p,
-    )
+    try:
+        engine = _engine.tabular_learner(
+            path,
+            y,
+            cat_names=list(cat_names) if cat_names is not None else None,
+            cont_names=list(cont_names) if cont_names is not None else None,
+            valid_pct=valid_pct,
+            valid_col=valid_col,
+            bs=bs,
+            layers=list(layers) if layers is not None else None,
+            seed=seed,
+            y_range=y_range,
+            progress=p,
+        )
+    except ValueError as e:
+        if keep is None:
+            raise
+        # A DataFrame's errors name it, not the temporary CSV file it was written to (the
+        # file's line N is the DataFrame's row N − 2: the header is line 1).
+        raise ValueError(str(e).replace(path, "the DataFrame (as CSV)")) from None
     learn = TabularLearner(engine, keep)
     learn.notes = p.notes
     return learn

@@ -12,6 +12,7 @@ use crate::listen;
 /// Registers `playbook`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_playbook, m)?)?;
+    m.add_function(wrap_pyfunction!(resume_playbook, m)?)?;
     Ok(())
 }
 
@@ -46,6 +47,25 @@ fn run_playbook(
     let dir = crate::settings::new_run(path, "playbook")?;
     let device = fastvision::device();
     let state = listen::run(py, progress, |l| playbook::run(&config, &dir, &device, l))?;
+    steps(&dir, &state)
+}
+
+/// Continues the interrupted playbook in `path` (finished steps kept, an interrupted training
+/// resumed from its checkpoint); returns (the folder, its steps as JSON).
+#[pyfunction]
+#[pyo3(signature = (path, progress=None))]
+fn resume_playbook(
+    py: Python<'_>,
+    path: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, String)> {
+    let device = fastvision::device();
+    let state = listen::run(py, progress, |l| playbook::resume(&path, &device, l))?;
+    steps(&path, &state)
+}
+
+/// The folder and the steps' results as JSON.
+fn steps(dir: &std::path::Path, state: &playbook::PlaybookState) -> PyResult<(String, String)> {
     let json = serde_json::to_string(&state.results)
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     Ok((dir.display().to_string(), json))

@@ -35,13 +35,19 @@ pub struct TabularLearner {
 }
 
 impl TabularLearner {
+    /// The learner; a `RuntimeError` while another thread trains it.
+    fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Inner>> {
+        crate::vision::busy(self.inner.try_lock())
+    }
+
+    /// Runs `f` on the learner, the GIL released, progress and interrupts through `progress`.
     fn run<T: Send>(
         &self,
         py: Python<'_>,
         progress: Option<Py<PyAny>>,
         f: impl FnOnce(&mut Inner, Listen) -> fastvision::Result<T> + Send,
     ) -> PyResult<T> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock()?;
         let inner: &mut Inner = &mut inner;
         listen::run(py, progress, |l| f(inner, l))
     }
@@ -75,27 +81,25 @@ impl TabularLearner {
 
     /// Whether the target is a number to regress (else classes).
     #[getter]
-    fn is_regression(&self) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.prepared.processor.target.is_regression()
+    fn is_regression(&self) -> PyResult<bool> {
+        Ok(self.lock()?.prepared.processor.target.is_regression())
     }
 
     /// Class names of the target (empty for regression).
     #[getter]
-    fn vocab(&self) -> Vec<String> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match &inner.prepared.processor.target {
+    fn vocab(&self) -> PyResult<Vec<String>> {
+        Ok(match &self.lock()?.prepared.processor.target {
             fastvision::tabular::Target::Classification { vocab, .. } => vocab.clone(),
             fastvision::tabular::Target::Regression { .. } => Vec::new(),
-        }
+        })
     }
 
     /// Categorical and continuous columns, as chosen or given.
     #[getter]
-    fn columns(&self) -> (Vec<String>, Vec<String>) {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+    fn columns(&self) -> PyResult<(Vec<String>, Vec<String>)> {
+        let inner = self.lock()?;
         let p = &inner.prepared.processor;
-        (p.cat_names.clone(), p.cont_names.clone())
+        Ok((p.cat_names.clone(), p.cont_names.clone()))
     }
 
     /// Outputs and targets of the validation rows: class probabilities (or values) and

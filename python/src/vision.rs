@@ -164,8 +164,10 @@ pub struct Learner {
 }
 
 impl Learner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The learner's state; a `RuntimeError` while another thread uses it (training), rather
+    /// than waiting for it with the GIL held (which the training's progress needs).
+    fn lock(&self) -> PyResult<MutexGuard<'_, State>> {
+        busy(self.state.try_lock())
     }
 
     /// Runs `f` on the trainable learner, the GIL released, progress and interrupts through
@@ -176,7 +178,7 @@ impl Learner {
         progress: Option<Py<PyAny>>,
         f: impl FnOnce(&mut VisionLearner, fastvision::learner::Listen) -> fastvision::Result<T> + Send,
     ) -> PyResult<T> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let State::Train(vl) = &mut *state else {
             return Err(PyRuntimeError::new_err(
                 "this learner was loaded from an export: it predicts, it does not train \
@@ -197,27 +199,38 @@ impl Learner {
         self.with_train(py, progress, |vl, l| vl.fit_with(l, fit))
     }
 
-    /// A predictor of the current weights.
-    fn predictor(&self) -> Predictor {
-        match &*self.lock() {
-            State::Train(vl) => vl.predictor(),
-            State::Infer(p) => {
-                Predictor::new(p.model.clone(), p.config.clone(), &fastvision::device())
+    /// Probabilities of `images` (by every member of a loaded ensemble) and the class names.
+    fn probs(
+        &self,
+        py: Python<'_>,
+        images: Vec<image::RgbImage>,
+    ) -> PyResult<(Vec<Vec<f32>>, Vec<String>)> {
+        let mut guard = self.lock()?;
+        let state: &mut State = &mut guard;
+        Ok(py.detach(move || match state {
+            State::Train(vl) => {
+                let p = vl.predictor();
+                (p.probs_of_images(&images), p.config.vocab.clone())
             }
-        }
-    }
-
-    /// Probabilities of `images` and the class names.
-    fn probs(&self, py: Python<'_>, images: Vec<image::RgbImage>) -> (Vec<Vec<f32>>, Vec<String>) {
-        let p = self.predictor();
-        let probs = py.detach(|| p.probs_of_images(&images));
-        (probs, p.config.vocab.clone())
+            State::Infer(p) => (p.probs_of_images(&images), p.config.vocab.clone()),
+        }))
     }
 }
 
 /// Per-image losses and predictions on the validation set.
 fn interpretation(vl: &VisionLearner) -> fastvision::interpret::Interpretation {
     fastvision::interpret::interpret(&vl.predictor(), &vl.prepared.data.valid, vl.config.bs)
+}
+
+/// The guard of `lock`, or a `RuntimeError` when another thread holds it.
+pub fn busy<T>(lock: std::sync::TryLockResult<T>) -> PyResult<T> {
+    match lock {
+        Ok(g) => Ok(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(
+            "the learner is busy in another thread (training or predicting): wait for it",
+        )),
+    }
 }
 
 /// The (label, index, probabilities) of one row of probabilities.
@@ -246,17 +259,17 @@ fn matrix<'py>(
 impl Learner {
     /// Class names.
     #[getter]
-    fn vocab(&self) -> Vec<String> {
-        match &*self.lock() {
+    fn vocab(&self) -> PyResult<Vec<String>> {
+        Ok(match &*self.lock()? {
             State::Train(vl) => vl.prepared.dls.vocab.clone(),
             State::Infer(p) => p.config.vocab.clone(),
-        }
+        })
     }
 
     /// Whether the learner can train (built by `vision_learner`, not loaded from an export).
     #[getter]
-    fn trainable(&self) -> bool {
-        matches!(&*self.lock(), State::Train(_))
+    fn trainable(&self) -> PyResult<bool> {
+        Ok(matches!(&*self.lock()?, State::Train(_)))
     }
 
     /// fastai's `fit_one_cycle(n_epoch, lr_max)`.
@@ -410,7 +423,7 @@ impl Learner {
                 message,
             })
         })?;
-        let (mut probs, vocab) = self.probs(py, vec![img]);
+        let (mut probs, vocab) = self.probs(py, vec![img])?;
         Ok(prediction(py, probs.remove(0), &vocab))
     }
 
@@ -436,7 +449,7 @@ impl Learner {
         let img = image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, pixels).ok_or_else(
             || PyValueError::new_err("the image array's size does not match its shape"),
         )?;
-        let (mut probs, vocab) = self.probs(py, vec![img]);
+        let (mut probs, vocab) = self.probs(py, vec![img])?;
         Ok(prediction(py, probs.remove(0), &vocab))
     }
 

@@ -48,3 +48,11 @@ def test_a_bad_budget_is_a_value_error(demo, tmp_path):
     with pytest.raises(ValueError, match="budget"):
         fv.playbook(demo, budget="soon", path=tmp_path / "p", show=False)
     assert not (tmp_path / "p").exists()
+
+
+def test_a_dataframe_error_names_the_dataframe_not_a_temporary_file():
+    import pandas as pd
+
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0], "y": ["a", "b", "a", "b", "a"]})
+    with pytest.raises(ValueError, match=r"the DataFrame \(as CSV\).*nope|nope.*the DataFrame"):
+        fv.tabular_learner(df, y="nope", show=False)

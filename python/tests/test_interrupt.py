@@ -41,3 +41,15 @@ def test_an_exception_in_progress_stops_the_fit(dls):
     with pytest.raises(KeyboardInterrupt):
         learn._engine.fit_one_cycle(3, 1e-3, progress=StopAfter(3))
     assert learn.recorder.values == []
+
+
+def test_a_learner_training_in_another_thread_refuses_other_calls_instead_of_hanging(dls):
+    learn = fv.vision_learner(dls, "resnet18", width=16, show=False)
+    t = threading.Thread(target=learn.fit_one_cycle, args=(1, 1e-3), kwargs={"show": False})
+    t.start()
+    time.sleep(1.0)
+    with pytest.raises(RuntimeError, match="busy"):
+        learn.validate()
+    t.join(timeout=120)
+    assert not t.is_alive()
+    assert learn.validate()[1] > 0.2

@@ -106,8 +106,25 @@ impl Predictor {
     }
 
     /// Class probabilities of in-memory images (a notebook's array, a decoded upload), each
-    /// resized and centre-cropped as validation images are; this predictor's own model only.
+    /// resized and centre-cropped as validation images are; an ensemble combines its members'.
     pub fn probs_of_images(&self, images: &[RgbImage]) -> Vec<Vec<f32>> {
+        let own = self.own_probs_of_images(images);
+        if self.others.is_empty() {
+            return own;
+        }
+        let all: Vec<Vec<Vec<f32>>> = std::iter::once(own)
+            .chain(self.others.iter().map(|m| m.own_probs_of_images(images)))
+            .collect();
+        (0..images.len())
+            .map(|i| {
+                let rows: Vec<&[f32]> = all.iter().map(|m| m[i].as_slice()).collect();
+                self.combination.combine(&rows)
+            })
+            .collect()
+    }
+
+    /// [`probs_of_images`](Self::probs_of_images) with this predictor's own model only.
+    fn own_probs_of_images(&self, images: &[RgbImage]) -> Vec<Vec<f32>> {
         if images.is_empty() {
             return Vec::new();
         }

@@ -1,0 +1,39 @@
+"""The playbook from Python: its table, and a stopped playbook resumed."""
+
+import os
+import shutil
+import signal
+import threading
+
+import pytest
+
+import fastvision as fv
+
+
+@pytest.fixture
+def photos(demo, tmp_path):
+    """Two classes of 16 training and 6 validation images from the demo."""
+    root = tmp_path / "photos"
+    for split, n in (("train", 16), ("valid", 6)):
+        for c in ("bag", "trouser"):
+            (root / split / c).mkdir(parents=True)
+            for f in sorted(os.listdir(os.path.join(demo, split, c)))[:n]:
+                shutil.copy(os.path.join(demo, split, c, f), root / split / c / f)
+    return root
+
+
+def test_a_stopped_playbook_resumes_and_returns_its_table(photos, tmp_path):
+    folder = tmp_path / "play"
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fv.playbook(photos, budget="20s", path=folder, show=False)
+    finally:
+        timer.cancel()
+    assert folder.is_dir(), "the folder is kept"
+    table = fv.resume_playbook(folder, show=False)
+    assert table.attrs["path"] == str(folder)
+    assert table["name"].iloc[0] == "measure"
+    accuracy = table["accuracy"].dropna()
+    assert len(accuracy) >= 1 and accuracy.max() > 0.5
