@@ -464,7 +464,7 @@ fn an_exported_file_predicts_like_its_run_folder() {
     let (ok, out) = fastvision(dir.path(), &["evaluate", "shipped.safetensors", "photos"]);
     assert!(ok && out.contains("8 images, accuracy"), "{out}");
     assert!(dir.path().join("shipped.confusion.png").is_file());
-    // ONNX from the command line (its numbers are checked against tract in tests/onnx.rs).
+    // ONNX from the command line (its numbers are checked in onnxruntime by python/tests/test_onnx.py).
     let (ok, out) = fastvision(
         dir.path(),
         &["export", "runs/r", "--format", "onnx", "--out", "m.onnx"],

@@ -14,7 +14,6 @@ mod gpu;
 mod hardening;
 mod hub;
 mod old_runs;
-mod onnx;
 mod ops;
 mod playbook;
 mod pretrained;
