@@ -43,15 +43,19 @@ class Progress:
 
     # Hooks the engine calls.
     def before_fit(self, n_epochs: int, iters_per_epoch: int) -> None:
+        """A fit of ``n_epochs`` epochs of ``iters_per_epoch`` batches starts."""
         self.n_epochs, self.per_epoch = n_epochs, iters_per_epoch
         self.start = time.monotonic()
         self._render()
 
     def after_batch(self, iteration: int, loss: float) -> None:
+        """Training reached ``iteration`` (of the fit) with this batch ``loss`` (at most five
+        calls a second)."""
         self._iter, self._loss = iteration, loss
         self._render()
 
     def after_epoch(self, metrics: str) -> None:
+        """An epoch ended; ``metrics`` is its row as JSON (train_loss, valid_loss, accuracy…)."""
         self.rows.append(json.loads(metrics))
         if not self.html and self.show:
             self._clear_bar()
@@ -61,10 +65,12 @@ class Progress:
         self._render()
 
     def after_fit(self) -> None:
+        """The fit ended (finished, stopped or cancelled)."""
         self._render(final=True)
         self._clear_bar()
 
     def note(self, text: str) -> None:
+        """Something the user should know (a batch size chosen, weights loaded, a plan)."""
         self.notes.append(text)
         if self.show and not self.html:
             self._clear_bar()
