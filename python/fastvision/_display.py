@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 
 class Image:
@@ -12,12 +12,17 @@ class Image:
     def __init__(self, data: bytes, title: str = "") -> None:
         self.data = bytes(data)
         self.title = title
+        self._shown = False
 
-    def _repr_png_(self) -> bytes:
+    def _repr_png_(self) -> Optional[bytes]:
+        if self._shown:  # shown already where it was made: not again as the cell's value
+            self._shown = False
+            return None
         return self.data
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Writes the picture as a PNG file at ``path``."""
+        """Writes the picture as a new PNG file at ``path`` (an existing file is never
+        replaced: ``FileExistsError``)."""
         with open(path, "xb") as f:
             f.write(self.data)
 
@@ -31,5 +36,8 @@ def in_notebook() -> bool:
         from IPython import get_ipython  # type: ignore
     except ImportError:
         return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    try:
+        from ipykernel.zmqshell import ZMQInteractiveShell  # type: ignore
+    except ImportError:
+        return False
+    return isinstance(get_ipython(), ZMQInteractiveShell)  # Jupyter, Colab (a subclass)

@@ -3,6 +3,7 @@ notebook and as text in a terminal (what fastprogress does). The engine calls th
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 import time
@@ -135,7 +136,7 @@ class Progress:
             f'<progress value="{min(self._iter, total)}" max="{total}" style="width:300px"></progress>'
             f" {self._bar()}"
         )
-        notes = "".join(f"<div><small>{n}</small></div>" for n in self.notes)
+        notes = "".join(f"<div><small>{html.escape(n)}</small></div>" for n in self.notes)
         html = f'{notes}<div>{bar}</div><table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
         if self._handle is None:
             self._handle = display(HTML(html), display_id=True)

@@ -19,9 +19,8 @@ class TabularLearner:
     """A tabular model (an embedding per categorical column, an MLP) and its data, kept in
     memory between fits (fastai's ``TabularLearner``)."""
 
-    def __init__(self, engine: Any, keep: Optional[tempfile.TemporaryDirectory] = None) -> None:
+    def __init__(self, engine: Any) -> None:
         self._engine = engine
-        self._keep = keep  # the CSV a DataFrame was written to, removed with the learner
         self.notes: List[str] = []
         self.rows: List[dict] = []
 
@@ -73,18 +72,22 @@ def tabular_learner(
     layers: Optional[Sequence[int]] = None,
     seed: int = 42,
     y_range: Optional[Tuple[float, float]] = None,
+    regression: Optional[bool] = None,
     show: bool = True,
 ) -> TabularLearner:
     """A :class:`TabularLearner` predicting column ``y`` of ``data`` (a CSV file's path or a
     pandas DataFrame). Columns not named in ``cat_names``/``cont_names`` are sorted as fastai's
     ``cont_cat_split`` does (integers with at most 20 values are categories). Validation rows:
     a seeded ``valid_pct`` of them, or those where the boolean column ``valid_col`` is true.
-    ``layers`` are the hidden widths (fastai: [200, 100]). Unlike fastai, data and learner are
-    made in one call (fastai: ``TabularDataLoaders.from_df`` then ``tabular_learner``)."""
+    ``layers`` are the hidden widths (fastai: [200, 100]); ``regression`` forces a regression
+    (``True``) or classes (``False``), inferred otherwise. Unlike fastai, data and learner are
+    made in one call (fastai: ``TabularDataLoaders.from_df`` then ``tabular_learner``). A
+    DataFrame is written to a temporary CSV file, read, and removed at once; an exported run
+    then names no data file to come back to."""
     keep = None
     if hasattr(data, "to_csv"):  # a pandas DataFrame
         keep = tempfile.TemporaryDirectory(prefix="fastvision-table-")
-        path = os.path.join(keep.name, "dataframe.csv")
+        path = os.path.realpath(os.path.join(keep.name, "dataframe.csv"))
         data.to_csv(path, index=False)
     else:
         path = os.fspath(data)
@@ -101,6 +104,7 @@ def tabular_learner(
             layers=list(layers) if layers is not None else None,
             seed=seed,
             y_range=y_range,
+            regression=regression,
             progress=p,
         )
     except ValueError as e:
@@ -109,6 +113,9 @@ def tabular_learner(
         # A DataFrame's errors name it, not the temporary CSV file it was written to (the
         # file's line N is the DataFrame's row N − 2: the header is line 1).
         raise ValueError(str(e).replace(path, "the DataFrame (as CSV)")) from None
-    learn = TabularLearner(engine, keep)
+    finally:
+        if keep is not None:
+            keep.cleanup()  # the rows are in memory now
+    learn = TabularLearner(engine)
     learn.notes = p.notes
     return learn

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import random
 from collections import namedtuple
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -23,13 +25,16 @@ LR = Union[float, slice, Tuple[float, float]]
 SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "steep", "minimum", "slide"])
 
 
-def _lr(lr: LR) -> Union[float, Tuple[float, float]]:
-    """A learning rate as the engine takes it."""
+def _lr(lr: LR) -> Union[float, Tuple[float, ...]]:
+    """A learning rate as the engine takes it: a number, ``(lo, hi)`` for ``slice(lo, hi)``
+    (geometric over the parameter groups), ``(hi,)`` for ``slice(hi)`` (hi/10 for every group
+    but the head, as fastai)."""
     if isinstance(lr, slice):
         if lr.stop is None:
             raise ValueError("invalid setting: `lr` slice needs a stop (slice(lo, hi) or slice(hi))")
-        lo = lr.start if lr.start is not None else lr.stop / 10
-        return (float(lo), float(lr.stop))
+        if lr.start is None:
+            return (float(lr.stop),)
+        return (float(lr.start), float(lr.stop))
     if isinstance(lr, tuple):
         return (float(lr[0]), float(lr[1]))
     return float(lr)
@@ -69,10 +74,10 @@ class ImageDataLoaders:
     def from_folder(
         cls,
         path: Optional[PathLike] = None,
-        valid_pct: float = 0.2,
+        valid_pct: Optional[float] = 0.2,
         size: Optional[int] = None,
         bs: Optional[int] = None,
-        seed: int = 42,
+        seed: Optional[int] = 42,
         aug: Optional[str] = None,
         min_scale: Optional[float] = None,
     ) -> "ImageDataLoaders":
@@ -81,14 +86,15 @@ class ImageDataLoaders:
         (default 64, or the data's smallest side if smaller); ``bs`` the batch size (default 64,
         fewer for a smaller dataset); ``aug`` a preset ("none", "light", "default", "heavy"; the
         default depends on the size); ``min_scale`` the smallest crop area of
-        RandomResizedCrop."""
+        RandomResizedCrop. ``seed=None`` draws one (as fastai); ``valid_pct=None`` is 0.2 (used
+        only when the folder has no ``valid/``)."""
         return cls(
             _engine.DataLoaders.from_folder(
                 None if path is None else os.fspath(path),
-                valid_pct=valid_pct,
+                valid_pct=0.2 if valid_pct is None else valid_pct,
                 size=size,
                 bs=bs,
-                seed=seed,
+                seed=random.randrange(2**32) if seed is None else seed,
                 aug=aug,
                 min_scale=min_scale,
             )
@@ -125,8 +131,9 @@ class ImageDataLoaders:
         return self._engine.skipped()
 
     def show_batch(self, max_n: int = 9) -> Image:
-        """A grid of ``max_n`` augmented training images with their classes."""
-        return Image(self._engine.show_batch(max_n), "show_batch")
+        """A grid of ``max_n`` augmented training images with their classes (shown at once in
+        a notebook; returned too)."""
+        return _show(Image(self._engine.show_batch(max_n), "show_batch"))
 
     def __repr__(self) -> str:
         return (
@@ -148,7 +155,7 @@ class Recorder:
 
     def plot_loss(self) -> Image:
         """Training and validation losses over the iterations."""
-        return Image(self._learn._engine.plot_loss(), "losses")
+        return _show(Image(self._learn._engine.plot_loss(), "losses"))
 
 
 class Learner:
@@ -224,7 +231,7 @@ class Learner:
         suggestions, png = self._engine.lr_find(progress=self._progress(False))
         self.lr_plot = Image(png, "lr_find")
         if show_plot:
-            _display_now(self.lr_plot)
+            _show(self.lr_plot)
         s = json.loads(suggestions)
         return SuggestedLRs(s["valley"], s["steep"], s["minimum"], s["slide"])
 
@@ -246,8 +253,8 @@ class Learner:
         return self._engine.get_preds("ten_crop")
 
     def predict(self, item: Any) -> Tuple[str, int, np.ndarray]:
-        """(label, index, probabilities) of one image: a file path, a PIL image, or an H×W×3
-        ``uint8`` numpy array (RGB)."""
+        """(label, index, probabilities) of one image: a file path, a PIL image, or a ``uint8``
+        numpy array — H×W×3 (RGB), H×W×4 (RGBA) or H×W / H×W×1 (grey)."""
         if isinstance(item, (str, os.PathLike)):
             return self._engine.predict_path(os.fspath(item))
         if hasattr(item, "convert") and hasattr(item, "size"):  # a PIL image
@@ -255,16 +262,13 @@ class Learner:
         if isinstance(item, np.ndarray):
             if item.dtype != np.uint8:
                 raise TypeError(f"an image array must be uint8, not {item.dtype}")
-            if item.ndim == 2:
-                item = np.repeat(item[:, :, None], 3, axis=2)
-            if item.ndim != 3:
-                raise ValueError(f"an image array must be H×W×3, not shape {item.shape}")
+            # H×W, H×W×1, H×W×3 or H×W×4 (alpha ignored), any strides: copied once, by the engine.
             return self._engine.predict_array(item)
         raise TypeError(f"cannot predict a {type(item).__name__}: give a path, a PIL image or an array")
 
     def show_results(self, max_n: int = 9) -> Image:
         """A grid of ``max_n`` validation images with actual and predicted classes."""
-        return Image(self._engine.show_results(max_n), "show_results")
+        return _show(Image(self._engine.show_results(max_n), "show_results"))
 
     def export(self, fname: PathLike = "export.safetensors") -> None:
         """Writes the model as one self-contained safetensors file (weights, classes,
@@ -281,31 +285,43 @@ class Learner:
         return f"<fastvision.Learner ({kind}), {len(self.vocab)} classes>"
 
 
-def _display_now(img: Image) -> None:
-    """Displays ``img`` now when in IPython (as fastai's plots do); no-op elsewhere."""
+def _show(img: Image) -> Image:
+    """Displays ``img`` now when in IPython, as fastai's plots show where they are called (so
+    two in one cell both show), and returns it; it then does not show a second time as the
+    cell's value."""
     try:
         from IPython import get_ipython  # type: ignore
         from IPython.display import display  # type: ignore
     except ImportError:
-        return
+        return img
     if get_ipython() is not None:
         display(img)
+        img._shown = True
+    return img
 
 
 def vision_learner(
     dls: ImageDataLoaders,
     arch: str = "resnet18",
-    pretrained: Optional[str] = None,
+    pretrained: Union[None, bool, str] = None,
     cbs: Optional[Sequence[Any]] = None,
     loss_func: Optional[LabelSmoothingCrossEntropy] = None,
+    metrics: Any = None,
     width: int = 64,
     show: bool = True,
 ) -> Learner:
     """A :class:`Learner` for ``dls`` with body ``arch`` ("resnet18", "resnet34", "resnet50",
     "efficientnet_lite0", "inception_v3"). ``pretrained``: a weights file or a known name
-    (``fastvision weights list``); unlike fastai the default is a fresh body, since a small
+    (``fastvision weights list``), ``True`` the known weights named as ``arch`` (downloaded once
+    into the cache), ``False``/``None`` a fresh body — unlike fastai the default, since a small
     dataset at 28–64 px trains as well from scratch. ``cbs``: :class:`MixUp` and/or
-    :class:`CutMix`; ``loss_func``: :class:`LabelSmoothingCrossEntropy`."""
+    :class:`CutMix`; ``loss_func``: :class:`LabelSmoothingCrossEntropy`. ``metrics`` is
+    accepted for fastai's code and unused: every epoch reports validation loss, accuracy and
+    error rate."""
+    if pretrained is True:
+        pretrained = arch
+    elif pretrained is False:
+        pretrained = None
     mixup = cutmix = None
     for cb in cbs or []:
         if isinstance(cb, MixUp):
@@ -336,7 +352,8 @@ def load_learner(fname: PathLike) -> Learner:
 
 
 class ClassificationInterpretation:
-    """Per-image losses on the validation set (fastai's ``ClassificationInterpretation``)."""
+    """Per-image losses on the validation set (fastai's ``ClassificationInterpretation``): taken
+    once, when made; its tables and plots describe the model as it was then."""
 
     def __init__(self, learn: Learner) -> None:
         self.learn = learn
@@ -377,8 +394,11 @@ class ClassificationInterpretation:
 
     def plot_confusion_matrix(self, normalize: bool = False) -> Image:
         """The confusion matrix as a picture (rows actual; ``normalize``: fractions of each row)."""
-        return Image(self.learn._engine.plot_confusion_matrix(normalize), "confusion")
+        m = self.confusion_matrix().tolist()
+        return _show(Image(_engine.plot_confusion_matrix(m, self.vocab, normalize), "confusion"))
 
     def plot_top_losses(self, k: int = 9) -> Image:
         """The ``k`` highest-loss images, captioned predicted/actual and loss/probability."""
-        return Image(self.learn._engine.plot_top_losses(k), "top_losses")
+        _, idx = self.top_losses(k)
+        images = json.dumps([self.images[i] for i in idx])
+        return _show(Image(_engine.plot_top_losses(images, self.vocab), "top_losses"))

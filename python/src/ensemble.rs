@@ -60,7 +60,8 @@ fn train_ensemble(
     let planned = train::plan(&base, &archs, seeds, variation).map_err(to_py)?;
     let dir = crate::settings::new_run(path, "ensemble")?;
     let device = fastvision::device();
-    let text = listen::run(py, progress, |l| {
+    let hint = format!("`fastvision ensemble train --resume {}`", dir.display());
+    let text = listen::run_in(py, progress, &dir, &hint, |l| {
         train::train(Some(planned), &dir, &device, l)?;
         let r = report::report(&dir, &device)?;
         report::write(&dir, &r)?;

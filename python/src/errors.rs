@@ -46,7 +46,11 @@ fn kind(e: &Error) -> Kind {
         Error::Model { path, message } if message.contains("already exists") && path.exists() => {
             Kind::Exists
         }
-        Error::Model { path, .. } | Error::Dataset { path, .. } if !path.exists() => Kind::NotFound,
+        Error::Model { path, .. } | Error::Dataset { path, .. } | Error::Image { path, .. }
+            if !path.exists() =>
+        {
+            Kind::NotFound
+        }
         Error::Model { .. }
         | Error::Dataset { .. }
         | Error::Image { .. }

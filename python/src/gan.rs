@@ -53,7 +53,8 @@ fn train_gan(
     };
     let dir = crate::settings::new_run(path, "gan")?;
     let device = fastvision::device();
-    let nets = listen::run(py, progress, |l| {
+    let hint = format!("`fastvision gan train --resume {}`", dir.display());
+    let nets = listen::run_in(py, progress, &dir, &hint, |l| {
         gan_run::train(&config, &dir, false, &device, l)
     })?;
     Ok((

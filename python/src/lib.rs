@@ -35,12 +35,12 @@ fn device_description() -> PyResult<String> {
         .description)
 }
 
-/// The bundled demo dataset's folder, written on first use.
+/// The demo dataset's folder: `$FASTVISION_DEMO`, else `data/demo` of the clone the package
+/// was built from.
 #[pyfunction]
 fn demo_path() -> PyResult<String> {
-    let config = fastvision::vision::TrainConfig::default();
-    let data = fastvision::vision::load_data(&config).map_err(errors::to_py)?;
-    Ok(data.root.display().to_string())
+    let path = fastvision::data::demo::demo_path().map_err(errors::to_py)?;
+    Ok(path.display().to_string())
 }
 
 /// The native module.

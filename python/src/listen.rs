@@ -110,3 +110,24 @@ pub fn run<T: Send>(
         (Err(e), None) => Err(to_py(e)),
     }
 }
+
+/// [`run`] for work that writes the folder `dir`: a stop (`KeyboardInterrupt`) says that the
+/// folder keeps what is done and how `resume` continues it.
+pub fn run_in<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    dir: &std::path::Path,
+    resume: &str,
+    work: impl FnOnce(Listen) -> fastvision::Result<T> + Send,
+) -> PyResult<T> {
+    run(py, progress, work).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) && dir.exists() {
+            pyo3::exceptions::PyKeyboardInterrupt::new_err(format!(
+                "stopped: {} keeps what is done; {resume} continues it",
+                dir.display()
+            ))
+        } else {
+            e
+        }
+    })
+}

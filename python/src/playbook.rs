@@ -46,7 +46,13 @@ fn run_playbook(
     config.drop_confusing = drop_confusing;
     let dir = crate::settings::new_run(path, "playbook")?;
     let device = fastvision::device();
-    let state = listen::run(py, progress, |l| playbook::run(&config, &dir, &device, l))?;
+    let hint = format!(
+        "fastvision.resume_playbook({:?})",
+        dir.display().to_string()
+    );
+    let state = listen::run_in(py, progress, &dir, &hint, |l| {
+        playbook::run(&config, &dir, &device, l)
+    })?;
     steps(&dir, &state)
 }
 
@@ -60,7 +66,13 @@ fn resume_playbook(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, String)> {
     let device = fastvision::device();
-    let state = listen::run(py, progress, |l| playbook::resume(&path, &device, l))?;
+    let hint = format!(
+        "fastvision.resume_playbook({:?})",
+        path.display().to_string()
+    );
+    let state = listen::run_in(py, progress, &path, &hint, |l| {
+        playbook::resume(&path, &device, l)
+    })?;
     steps(&path, &state)
 }
 

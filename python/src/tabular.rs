@@ -64,12 +64,11 @@ impl TabularLearner {
         lr_max: f64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
+        crate::vision::Lr::One(lr_max).lrs("lr_max")?;
         self.run(py, progress, |inner, l| {
-            let n = inner.learner.callbacks.len();
-            inner.learner.add_listener(l);
-            let out = inner.learner.fit_one_cycle(n_epoch, lr_max);
-            inner.learner.callbacks.truncate(n);
-            out
+            inner
+                .learner
+                .with_listener(l, |learner| learner.fit_one_cycle(n_epoch, lr_max))
         })
     }
 

@@ -12,7 +12,7 @@ use fastvision::report::plot::{
     plot_confusion, plot_confusion_normalized, plot_losses, plot_lr_find,
 };
 use fastvision::vision::{self, TrainConfig, VisionLearner};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray3};
+use numpy::{PyArray1, PyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -26,6 +26,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Learner>()?;
     m.add_function(wrap_pyfunction!(vision_learner, m)?)?;
     m.add_function(wrap_pyfunction!(load_learner, m)?)?;
+    m.add_function(wrap_pyfunction!(plot_confusion_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(plot_top_losses, m)?)?;
     Ok(())
 }
 
@@ -135,19 +137,37 @@ impl DataLoaders {
 /// Predictions and their targets, as numpy arrays.
 pub type Preds<'py, T> = PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<T>>)>;
 
-/// A learning rate: one for every group, or a (low, high) range over them (fastai's `slice`).
+/// A learning rate: one for every group, a (low, high) range over them (fastai's
+/// `slice(lo, hi)`), or `(hi,)`: hi/10 for every group but the head (fastai's `slice(hi)`).
 #[derive(FromPyObject)]
-enum Lr {
+pub enum Lr {
+    /// The same for every group.
     One(f64),
+    /// Geometric from low to high.
     Range((f64, f64)),
+    /// hi/10, then hi for the head.
+    UpTo((f64,)),
 }
 
-impl From<Lr> for Lrs {
-    fn from(lr: Lr) -> Self {
-        match lr {
+impl Lr {
+    /// The learning rates, refused unless positive and finite (and low ≤ high).
+    pub fn lrs(self, name: &str) -> PyResult<Lrs> {
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        let lrs = match self {
             Lr::One(v) => Lrs::Single(v),
             Lr::Range((lo, hi)) => Lrs::Range(lo, hi),
+            Lr::UpTo((hi,)) => Lrs::UpTo(hi),
+        };
+        let valid = match lrs {
+            Lrs::Single(v) | Lrs::UpTo(v) => ok(v),
+            Lrs::Range(lo, hi) => ok(lo) && ok(hi) && lo <= hi,
+        };
+        if !valid {
+            return Err(PyValueError::new_err(format!(
+                "invalid setting: `{name}` {lrs}: learning rates are positive and finite (slice: low ≤ high)"
+            )));
         }
+        Ok(lrs)
     }
 }
 
@@ -233,6 +253,37 @@ pub fn busy<T>(lock: std::sync::TryLockResult<T>) -> PyResult<T> {
     }
 }
 
+/// An RGB image from an H×W, H×W×1, H×W×3 or H×W×4 `uint8` array, in one pass.
+fn rgb_image(a: &numpy::ndarray::ArrayViewD<'_, u8>) -> PyResult<image::RgbImage> {
+    let shape = a.shape();
+    let (h, w, c) = match *shape {
+        [h, w] => (h, w, 1),
+        [h, w, c] if matches!(c, 1 | 3 | 4) => (h, w, c),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "an image array must be H×W, H×W×1, H×W×3 or H×W×4 uint8, not shape {shape:?}"
+            )));
+        }
+    };
+    if h == 0 || w == 0 || h > 1 << 15 || w > 1 << 15 {
+        return Err(PyValueError::new_err(format!(
+            "an image array's sides must be 1 to 32768 pixels, not {h}×{w}"
+        )));
+    }
+    // In logical (row-major) order whatever the strides: C or Fortran order, a crop, a flip.
+    let mut rgb = Vec::with_capacity(h * w * 3);
+    for (i, &v) in a.iter().enumerate() {
+        match c {
+            1 => rgb.extend_from_slice(&[v; 3]),
+            3 => rgb.push(v),
+            _ if i % 4 < 3 => rgb.push(v),
+            _ => {}
+        }
+    }
+    image::RgbImage::from_raw(w as u32, h as u32, rgb)
+        .ok_or_else(|| PyValueError::new_err("the image array's size does not match its shape"))
+}
+
 /// The (label, index, probabilities) of one row of probabilities.
 fn prediction<'py>(
     py: Python<'py>,
@@ -281,7 +332,7 @@ impl Learner {
         lr_max: Lr,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs: Lrs = lr_max.into();
+        let lrs = lr_max.lrs("lr_max")?;
         self.fit_with(py, progress, move |l| l.fit_one_cycle(n_epoch, lrs))
     }
 
@@ -294,7 +345,7 @@ impl Learner {
         lr: Lr,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs: Lrs = lr.into();
+        let lrs = lr.lrs("lr")?;
         self.fit_with(py, progress, move |l| l.fit_flat_cos(n_epoch, lrs))
     }
 
@@ -309,7 +360,7 @@ impl Learner {
         cycle_mult: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs: Lrs = lr_max.into();
+        let lrs = lr_max.lrs("lr_max")?;
         self.fit_with(py, progress, move |l| {
             l.fit_sgdr(n_cycles, cycle_len, cycle_mult, lrs)
         })
@@ -326,6 +377,8 @@ impl Learner {
         lr_mult: f64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
+        Lr::One(base_lr).lrs("base_lr")?;
+        Lr::One(lr_mult).lrs("lr_mult")?;
         self.fit_with(py, progress, move |l| {
             l.fine_tune(epochs, base_lr, freeze_epochs, lr_mult)
         })
@@ -351,9 +404,9 @@ impl Learner {
     #[pyo3(signature = (progress=None))]
     fn lr_find(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<(String, Vec<u8>)> {
         let found = self.with_train(py, progress, |vl, l| {
-            vl.fit_with(l, |_| Ok(()))?;
-            vl.learner
-                .lr_find(fastvision::learner::lr_find::LrFindConfig::default())
+            vl.fit_with(l, |learner| {
+                learner.lr_find(fastvision::learner::lr_find::LrFindConfig::default())
+            })
         })?;
         let dir = scratch()?;
         let png = dir.path().join("lr_find.png");
@@ -427,28 +480,15 @@ impl Learner {
         Ok(prediction(py, probs.remove(0), &vocab))
     }
 
-    /// Predicts an RGB image given as an H×W×3 `uint8` array: (label, index, probabilities).
-    /// The pixels are copied once, into the engine's image.
+    /// Predicts an image given as a `uint8` array: H×W (grey), H×W×1, H×W×3 (RGB) or H×W×4
+    /// (RGBA, alpha ignored); (label, index, probabilities). The pixels are copied once, into
+    /// the engine's RGB image, whatever the array's strides.
     fn predict_array<'py>(
         &self,
         py: Python<'py>,
-        array: PyReadonlyArray3<'py, u8>,
+        array: PyReadonlyArrayDyn<'py, u8>,
     ) -> PyResult<(String, usize, Bound<'py, PyArray1<f32>>)> {
-        let shape = numpy::PyUntypedArrayMethods::shape(&*array).to_vec();
-        if shape[2] != 3 || shape[0] == 0 || shape[1] == 0 {
-            return Err(PyValueError::new_err(format!(
-                "an image array must be H×W×3 uint8 (RGB), not {}×{}×{}",
-                shape[0], shape[1], shape[2]
-            )));
-        }
-        let pixels = match array.as_slice() {
-            Ok(s) => s.to_vec(),
-            // A strided view (a crop, a transposed array): gathered in one pass.
-            Err(_) => array.as_array().iter().copied().collect(),
-        };
-        let img = image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, pixels).ok_or_else(
-            || PyValueError::new_err("the image array's size does not match its shape"),
-        )?;
+        let img = rgb_image(&array.as_array())?;
         let (mut probs, vocab) = self.probs(py, vec![img])?;
         Ok(prediction(py, probs.remove(0), &vocab))
     }
@@ -462,33 +502,6 @@ impl Learner {
             "images": interp.images,
         }))
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))
-    }
-
-    /// The validation set's confusion matrix as a PNG (rows: actual; `normalize`: by row).
-    #[pyo3(signature = (normalize=false))]
-    fn plot_confusion_matrix(&self, py: Python<'_>, normalize: bool) -> PyResult<Vec<u8>> {
-        let interp = self.with_train(py, None, |vl, _| Ok(interpretation(vl)))?;
-        let dir = scratch()?;
-        let png = dir.path().join("confusion.png");
-        if normalize {
-            plot_confusion_normalized(&interp.confusion_normalized(), &interp.vocab, &png)
-        } else {
-            plot_confusion(&interp.confusion(), &interp.vocab, &png)
-        }
-        .map_err(to_py)?;
-        read(&png)
-    }
-
-    /// The `k` validation images with the highest loss as a PNG grid ("predicted / actual",
-    /// "loss / probability").
-    #[pyo3(signature = (k=9))]
-    fn plot_top_losses(&self, py: Python<'_>, k: usize) -> PyResult<Vec<u8>> {
-        let interp = self.with_train(py, None, |vl, _| Ok(interpretation(vl)))?;
-        let top: Vec<_> = interp.top_losses(k).into_iter().cloned().collect();
-        let dir = scratch()?;
-        let png = dir.path().join("top_losses.png");
-        fastvision::interpret::plot_top_losses(&top, &interp.vocab, &png).map_err(to_py)?;
-        read(&png)
     }
 
     /// `n` validation images with their actual and predicted classes, as a PNG grid (fastai's
@@ -583,4 +596,61 @@ fn load_learner(py: Python<'_>, path: PathBuf) -> PyResult<Learner> {
     Ok(Learner {
         state: Mutex::new(State::Infer(Box::new(p))),
     })
+}
+
+/// A confusion matrix (rows: actual) as a PNG: counts, or with `normalize` each row's fractions.
+#[pyfunction]
+fn plot_confusion_matrix(
+    py: Python<'_>,
+    matrix: Vec<Vec<usize>>,
+    vocab: Vec<String>,
+    normalize: bool,
+) -> PyResult<Vec<u8>> {
+    let k = vocab.len();
+    if matrix.len() != k || matrix.iter().any(|r| r.len() != k) {
+        return Err(PyValueError::new_err(format!(
+            "a confusion matrix of {k} classes is {k}×{k}"
+        )));
+    }
+    let dir = scratch()?;
+    let png = dir.path().join("confusion.png");
+    py.detach(|| {
+        if normalize {
+            let rows: Vec<Vec<f64>> = matrix
+                .iter()
+                .map(|r| {
+                    let n = r.iter().sum::<usize>().max(1) as f64;
+                    r.iter().map(|&v| v as f64 / n).collect()
+                })
+                .collect();
+            plot_confusion_normalized(&rows, &vocab, &png)
+        } else {
+            plot_confusion(&matrix, &vocab, &png)
+        }
+    })
+    .map_err(to_py)?;
+    read(&png)
+}
+
+/// Images with their losses (JSON, as an interpretation lists them) as a PNG grid captioned
+/// "predicted / actual" and "loss / probability".
+#[pyfunction]
+fn plot_top_losses(py: Python<'_>, images: &str, vocab: Vec<String>) -> PyResult<Vec<u8>> {
+    let images: Vec<fastvision::interpret::ImageLoss> = serde_json::from_str(images)
+        .map_err(|e| PyValueError::new_err(format!("not a list of image losses: {e}")))?;
+    if let Some(bad) = images
+        .iter()
+        .find(|im| im.actual >= vocab.len() || im.predicted >= vocab.len())
+    {
+        return Err(PyValueError::new_err(format!(
+            "{}: a class index outside the {} classes",
+            bad.path.display(),
+            vocab.len()
+        )));
+    }
+    let dir = scratch()?;
+    let png = dir.path().join("top_losses.png");
+    py.detach(|| fastvision::interpret::plot_top_losses(&images, &vocab, &png))
+        .map_err(to_py)?;
+    read(&png)
 }

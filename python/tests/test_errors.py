@@ -28,7 +28,7 @@ def test_an_unknown_architecture_is_a_value_error(dls):
 
 def test_bad_images_to_predict(learn, tmp_path):
     with pytest.raises(ValueError, match="H×W×3"):
-        learn.predict(np.zeros((8, 8, 4), dtype=np.uint8))
+        learn.predict(np.zeros((8, 8, 2), dtype=np.uint8))
     with pytest.raises(TypeError, match="uint8"):
         learn.predict(np.zeros((8, 8, 3), dtype=np.float32))
     bad = tmp_path / "broken.png"
@@ -37,6 +37,18 @@ def test_bad_images_to_predict(learn, tmp_path):
         learn.predict(bad)
     with pytest.raises(FileNotFoundError):
         fv.load_learner(tmp_path / "missing.safetensors")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        learn.predict(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="H×W"):
+        learn.predict(np.zeros((2, 8, 8, 3), dtype=np.uint8))
+
+
+def test_learning_rates_must_be_positive_and_finite(learn):
+    for lr in (0.0, -1e-3, float("nan"), float("inf"), slice(1e-2, 1e-3)):
+        with pytest.raises(ValueError, match="lr_max"):
+            learn.fit_one_cycle(1, lr, show=False)
+    with pytest.raises(ValueError, match="lr_mult"):
+        learn.fine_tune(1, lr_mult=0, show=False)
 
 
 def test_a_table_error_names_the_column(penguins):

@@ -20,7 +20,18 @@ class StopAfter(fv.Progress):
 
     def after_batch(self, iteration, loss):
         if iteration >= self.batches:
-            raise KeyboardInterrupt
+            raise ValueError("boom")
+
+
+class Started(fv.Progress):
+    """Sets an event at the fit's first batch."""
+
+    def __init__(self):
+        super().__init__(show=False)
+        self.event = threading.Event()
+
+    def after_batch(self, iteration, loss):
+        self.event.set()
 
 
 def test_sigint_stops_the_fit_after_its_batch_and_raises(dls):
@@ -36,18 +47,31 @@ def test_sigint_stops_the_fit_after_its_batch_and_raises(dls):
     assert learn.validate()[1] > 0.3
 
 
-def test_an_exception_in_progress_stops_the_fit(dls):
+def test_an_exception_in_progress_stops_the_fit_and_is_raised(dls):
     learn = fv.vision_learner(dls, "resnet18", width=16, show=False)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ValueError, match="boom"):
         learn._engine.fit_one_cycle(3, 1e-3, progress=StopAfter(3))
     assert learn.recorder.values == []
+    learn.fit_one_cycle(1, 1e-3, show=False)  # the stale listener is gone: trains to the end
+    assert len(learn.recorder.values) == 1
+
+
+def test_sigint_stops_the_lr_finder(dls):
+    learn = fv.vision_learner(dls, "resnet18", show=False)
+    before = learn.validate()
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        learn.lr_find(show_plot=False)
+    assert learn.validate() == before, "the weights are restored"
 
 
 def test_a_learner_training_in_another_thread_refuses_other_calls_instead_of_hanging(dls):
     learn = fv.vision_learner(dls, "resnet18", width=16, show=False)
-    t = threading.Thread(target=learn.fit_one_cycle, args=(1, 1e-3), kwargs={"show": False})
+    started = Started()
+    t = threading.Thread(target=learn._engine.fit_one_cycle, args=(2, 1e-3), kwargs={"progress": started})
     t.start()
-    time.sleep(1.0)
+    assert started.event.wait(60)
     with pytest.raises(RuntimeError, match="busy"):
         learn.validate()
     t.join(timeout=120)

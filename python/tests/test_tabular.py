@@ -6,13 +6,17 @@ import pandas as pd
 import fastvision as fv
 
 
-def test_penguins_from_a_dataframe_beat_chance(penguins, tmp_path):
+def test_penguins_from_a_dataframe_beat_chance(penguins, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the DataFrame's CSV goes
     df = pd.read_csv(penguins)
     learn = fv.tabular_learner(
         df, y="species", cat_names=["island", "sex"], cont_names=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"], show=False
     )
     assert learn.vocab == ["Adelie", "Chinstrap", "Gentoo"]
     assert learn.cat_names == ["island", "sex", "year"]  # year: an integer of 3 values, as fastai
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("fastvision-table-")], "CSV removed"
     learn.fit_one_cycle(5, 1e-2, show=False)
     loss, acc = learn.validate()
     assert acc > 0.8, f"accuracy {acc} (chance about 0.44)"

@@ -53,13 +53,28 @@ def test_predict_a_path_a_pil_image_and_an_array_alike(learn, dls):
     # A strided view (every pixel of a doubled image, taken back) predicts the same.
     big = np.repeat(np.repeat(arr, 2, axis=0), 2, axis=1)
     np.testing.assert_allclose(learn.predict(big[::2, ::2])[2], by_arr[2], atol=1e-6)
-    # Greyscale H×W arrays are accepted as RGB.
-    grey = arr[:, :, 0]
-    assert learn.predict(grey)[2].shape == (10,)
+    # Grey H×W and H×W×1 arrays are the RGB image with three equal channels; RGBA drops alpha.
+    grey = np.ascontiguousarray(arr[:, :, 0])
+    np.testing.assert_allclose(learn.predict(grey)[2], learn.predict(np.stack([grey] * 3, -1))[2], atol=1e-6)
+    np.testing.assert_allclose(learn.predict(grey[:, :, None])[2], learn.predict(grey)[2], atol=1e-6)
+    rgba = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 7, np.uint8)], axis=2)
+    np.testing.assert_allclose(learn.predict(rgba)[2], by_arr[2], atol=1e-6)
+
+
+def test_colour_arrays_in_any_memory_order_predict_alike(learn):
+    rng = np.random.default_rng(1)
+    colour = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    plain = learn.predict(colour)[2]
+    np.testing.assert_allclose(learn.predict(np.asfortranarray(colour))[2], plain, atol=1e-6)
+    flipped = np.ascontiguousarray(colour[:, ::-1])
+    np.testing.assert_allclose(learn.predict(flipped[:, ::-1])[2], plain, atol=1e-6)
+    swapped = np.ascontiguousarray(colour[:, :, ::-1])  # BGR: a different picture
+    assert np.abs(learn.predict(swapped)[2] - plain).max() > 1e-4
 
 
 def test_interpretation(learn):
     interp = fv.ClassificationInterpretation.from_learner(learn)
+    assert interp.plot_confusion_matrix(normalize=True).data.startswith(PNG)
     m = interp.confusion_matrix()
     assert m.sum() == 1000
     _, acc = learn.validate()

@@ -100,6 +100,22 @@ impl<M: Trainable> Learner<M> {
         self.callbacks.push(Box::new(listener));
     }
 
+    /// Runs `f` with `listener` attached, and detaches it afterwards — also when `f` fails or
+    /// panics (a learner kept after a panic does not keep a stale listener).
+    pub fn with_listener<T>(&mut self, listener: Listen, f: impl FnOnce(&mut Self) -> T) -> T {
+        /// Truncates the callbacks back to their length when dropped.
+        struct Detach<'a, M: Trainable>(&'a mut Learner<M>, usize);
+        impl<M: Trainable> Drop for Detach<'_, M> {
+            fn drop(&mut self) {
+                self.0.callbacks.truncate(self.1);
+            }
+        }
+        let n = self.callbacks.len();
+        self.add_listener(listener);
+        let guard = Detach(self, n);
+        f(guard.0)
+    }
+
     /// Hands `text` to every callback as a note.
     pub fn note(&mut self, text: &str) {
         self.callbacks.iter_mut().for_each(|cb| cb.note(text));

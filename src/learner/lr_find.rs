@@ -60,7 +60,8 @@ pub struct LrFind {
 }
 
 impl<M: super::Trainable> Learner<M> {
-    /// Runs the LR range test and restores the model and optimizer exactly as they were.
+    /// Runs the LR range test and restores the model and optimizer exactly as they were; a
+    /// listener's `cancelled` ends it after a step (restored, `Error::Cancelled`).
     pub fn lr_find(&mut self, config: LrFindConfig) -> Result<LrFind> {
         if self.dls.n_train_batches() == 0 {
             return Err(Error::Config(
@@ -75,12 +76,15 @@ impl<M: super::Trainable> Learner<M> {
         let saved_optim = self.optim.to_record();
         let saved_mults = self.lr_mults();
         self.set_lrs(super::Lrs::Single(1.0));
-        let (lrs, losses, diverged) = self.range_test(&config);
+        let (lrs, losses, diverged, cancelled) = self.range_test(&config);
         let _ = self.model.valid();
         self.model = self.model.clone().load_record(saved_model);
         self.optim = self.optim.clone().load_record(saved_optim);
         for (h, m) in self.handles.lr_mults.iter().zip(saved_mults) {
             h.set(m);
+        }
+        if cancelled {
+            return Err(Error::Cancelled);
         }
         let suggestions = suggest(&lrs, &losses, config.num_it).ok_or_else(|| {
             Error::Config(format!(
@@ -96,7 +100,9 @@ impl<M: super::Trainable> Learner<M> {
         })
     }
 
-    fn range_test(&mut self, c: &LrFindConfig) -> (Vec<f64>, Vec<f64>, bool) {
+    /// The range test's LRs and smoothed losses, whether it diverged, and whether a listener
+    /// cancelled it (asked after every step, as in a fit).
+    fn range_test(&mut self, c: &LrFindConfig) -> (Vec<f64>, Vec<f64>, bool, bool) {
         let (mut lrs, mut losses) = (Vec::new(), Vec::new());
         let (mut avg, mut best) = (0.0, f64::INFINITY);
         let mut epoch = 0;
@@ -111,10 +117,13 @@ impl<M: super::Trainable> Learner<M> {
                 losses.push(smooth);
                 best = best.min(smooth);
                 if !smooth.is_finite() || smooth > c.stop_factor * best {
-                    return (lrs, losses, true);
+                    return (lrs, losses, true, false);
                 }
                 if lrs.len() >= c.num_it {
-                    return (lrs, losses, false);
+                    return (lrs, losses, false, false);
+                }
+                if self.callbacks.iter_mut().any(|cb| cb.cancelled()) {
+                    return (lrs, losses, false, true);
                 }
             }
             epoch += 1;

@@ -51,18 +51,15 @@ impl VisionLearner {
         })
     }
 
-    /// Runs `fit` (one of the learner's fits) with `listen` hearing its epochs and batches, and
-    /// detaches it afterwards, whether the fit finished, failed or was cancelled.
-    pub fn fit_with(
+    /// Runs `fit` (one of the learner's fits, or the LR range test) with `listen` hearing its
+    /// epochs and batches and able to cancel it, and detaches it afterwards, whether the fit
+    /// finished, failed, was cancelled or panicked.
+    pub fn fit_with<T>(
         &mut self,
         listen: Listen,
-        fit: impl FnOnce(&mut Learner) -> Result<()>,
-    ) -> Result<()> {
-        let n = self.learner.callbacks.len();
-        self.learner.add_listener(listen);
-        let out = fit(&mut self.learner);
-        self.learner.callbacks.truncate(n);
-        out
+        fit: impl FnOnce(&mut Learner) -> Result<T>,
+    ) -> Result<T> {
+        self.learner.with_listener(listen, fit)
     }
 
     /// What a bundle of the current weights records (architecture, classes, size, transforms).
