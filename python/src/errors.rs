@@ -43,9 +43,6 @@ fn kind(e: &Error) -> Kind {
             ErrorKind::PermissionDenied => Kind::Permission,
             _ => Kind::Os,
         },
-        Error::Model { path, message } if message.contains("already exists") && path.exists() => {
-            Kind::Exists
-        }
         Error::Model { path, .. } | Error::Dataset { path, .. } | Error::Image { path, .. }
             if !path.exists() =>
         {

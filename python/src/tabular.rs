@@ -64,7 +64,6 @@ impl TabularLearner {
         lr_max: f64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        crate::vision::Lr::One(lr_max).lrs("lr_max")?;
         self.run(py, progress, |inner, l| {
             inner
                 .learner

@@ -7,7 +7,6 @@ use std::sync::{Mutex, MutexGuard};
 use fastvision::data::ImageFolder;
 use fastvision::infer::{Inference, Predictor, Tta};
 use fastvision::learner::Lrs;
-use fastvision::report::grid::{Tile, image_grid};
 use fastvision::report::plot::{
     plot_confusion, plot_confusion_normalized, plot_losses, plot_lr_find,
 };
@@ -149,25 +148,13 @@ pub enum Lr {
     UpTo((f64,)),
 }
 
-impl Lr {
-    /// The learning rates, refused unless positive and finite (and low ≤ high).
-    pub fn lrs(self, name: &str) -> PyResult<Lrs> {
-        let ok = |v: f64| v.is_finite() && v > 0.0;
-        let lrs = match self {
+impl From<Lr> for Lrs {
+    fn from(lr: Lr) -> Self {
+        match lr {
             Lr::One(v) => Lrs::Single(v),
             Lr::Range((lo, hi)) => Lrs::Range(lo, hi),
             Lr::UpTo((hi,)) => Lrs::UpTo(hi),
-        };
-        let valid = match lrs {
-            Lrs::Single(v) | Lrs::UpTo(v) => ok(v),
-            Lrs::Range(lo, hi) => ok(lo) && ok(hi) && lo <= hi,
-        };
-        if !valid {
-            return Err(PyValueError::new_err(format!(
-                "invalid setting: `{name}` {lrs}: learning rates are positive and finite (slice: low ≤ high)"
-            )));
         }
-        Ok(lrs)
     }
 }
 
@@ -332,7 +319,7 @@ impl Learner {
         lr_max: Lr,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs = lr_max.lrs("lr_max")?;
+        let lrs = Lrs::from(lr_max);
         self.fit_with(py, progress, move |l| l.fit_one_cycle(n_epoch, lrs))
     }
 
@@ -345,7 +332,7 @@ impl Learner {
         lr: Lr,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs = lr.lrs("lr")?;
+        let lrs = Lrs::from(lr);
         self.fit_with(py, progress, move |l| l.fit_flat_cos(n_epoch, lrs))
     }
 
@@ -360,7 +347,7 @@ impl Learner {
         cycle_mult: usize,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let lrs = lr_max.lrs("lr_max")?;
+        let lrs = Lrs::from(lr_max);
         self.fit_with(py, progress, move |l| {
             l.fit_sgdr(n_cycles, cycle_len, cycle_mult, lrs)
         })
@@ -377,8 +364,6 @@ impl Learner {
         lr_mult: f64,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        Lr::One(base_lr).lrs("base_lr")?;
-        Lr::One(lr_mult).lrs("lr_mult")?;
         self.fit_with(py, progress, move |l| {
             l.fine_tune(epochs, base_lr, freeze_epochs, lr_mult)
         })
@@ -510,33 +495,7 @@ impl Learner {
     fn show_results(&self, py: Python<'_>, n: usize) -> PyResult<Vec<u8>> {
         let dir = scratch()?;
         let png = dir.path().join("results.png");
-        self.with_train(py, None, |vl, _| {
-            let items = &vl.prepared.data.valid[..n.min(vl.prepared.data.valid.len())];
-            let mut images = Vec::with_capacity(items.len());
-            for item in items {
-                images.push(fastvision::data::decode::decode_rgb(&item.path).map_err(
-                    |message| fastvision::Error::Image {
-                        path: item.path.clone(),
-                        message,
-                    },
-                )?);
-            }
-            let probs = vl.predictor().probs_of_images(&images);
-            let vocab = &vl.prepared.dls.vocab;
-            let tiles: Vec<Tile> = images
-                .into_iter()
-                .zip(items)
-                .zip(probs)
-                .map(|((image, item), p)| Tile {
-                    image,
-                    caption: vec![
-                        format!("actual: {}", vocab[item.label]),
-                        format!("pred: {}", vocab[fastvision::tabular::predict::argmax(&p)]),
-                    ],
-                })
-                .collect();
-            image_grid(&tiles, 3, 128, &png)
-        })?;
+        self.with_train(py, None, |vl, _| vl.show_results(n, &png))?;
         read(&png)
     }
 

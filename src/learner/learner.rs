@@ -167,6 +167,7 @@ impl<M: Trainable> Learner<M> {
     /// fastai's `fit_one_cycle(n_epochs, lr_max)` with its default schedule.
     pub fn fit_one_cycle(&mut self, n_epochs: usize, lrs: impl Into<Lrs>) -> Result<()> {
         let lrs = lrs.into();
+        lrs.check("lr_max")?;
         self.set_lrs(lrs);
         self.fit(n_epochs, Schedule::OneCycle(OneCycle::new(lrs.max())))
     }
@@ -180,6 +181,7 @@ impl<M: Trainable> Learner<M> {
         lrs: impl Into<Lrs>,
     ) -> Result<()> {
         let lrs = lrs.into();
+        lrs.check("lr_max")?;
         self.set_lrs(lrs);
         let sgdr = Sgdr {
             lr_max: lrs.max(),
@@ -193,6 +195,7 @@ impl<M: Trainable> Learner<M> {
     /// fastai's `fit_flat_cos`: flat for 75 % of training, then cosine annealing.
     pub fn fit_flat_cos(&mut self, n_epochs: usize, lrs: impl Into<Lrs>) -> Result<()> {
         let lrs = lrs.into();
+        lrs.check("lr")?;
         self.set_lrs(lrs);
         self.fit(
             n_epochs,
@@ -214,6 +217,8 @@ impl<M: Trainable> Learner<M> {
         freeze_epochs: usize,
         lr_mult: f64,
     ) -> Result<()> {
+        Lrs::Single(base_lr).check("base_lr")?;
+        Lrs::Single(lr_mult).check("lr_mult")?;
         for stage in fine_tune_stages(epochs, base_lr, freeze_epochs, lr_mult) {
             self.run_stage(&stage, 0)?;
         }

@@ -21,6 +21,23 @@ pub enum Lrs {
 }
 
 impl Lrs {
+    /// Refuses learning rates that are not positive and finite, or a range whose low end is
+    /// above its high end; the message names the setting `name`.
+    pub fn check(&self, name: &str) -> crate::error::Result<()> {
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        let valid = match *self {
+            Lrs::Single(v) | Lrs::UpTo(v) => ok(v),
+            Lrs::Range(lo, hi) => ok(lo) && ok(hi) && lo <= hi,
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(crate::error::Error::Config(format!(
+                "`{name}` {self}: learning rates are positive and finite (a range: low ≤ high)"
+            )))
+        }
+    }
+
     /// The learning rate of the last group (the schedule's peak).
     pub fn max(&self) -> f64 {
         match *self {

@@ -299,9 +299,7 @@ impl TrainConfig {
         {
             return bad("`cycles`, `cycle_len` and `cycle_mult`: each at least 1".into());
         }
-        if self.lr.max().is_nan() || self.lr.max() <= 0.0 {
-            return bad("`lr`: a positive learning rate".into());
-        }
+        self.lr.check("lr")?;
         if self.sizes.len() != self.size_epochs.len() {
             return Err(Error::Config(format!(
                 "{} sizes but {} epoch counts: `sizes` and `size_epochs` need one epoch count per size",

@@ -11,9 +11,11 @@ use super::config::TrainConfig;
 use super::prepare::{Prepared, check_memory, prepare};
 use super::run::{build_learner, bundle_config};
 use crate::data::ImageFolder;
-use crate::error::Result;
+use crate::data::decode::decode_rgb;
+use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, Inference, Predictor, export_model, export_model_onnx};
 use crate::learner::{Learner, Listen};
+use crate::report::grid::{Tile, image_grid};
 
 /// An image classifier's learner and the data it was prepared from, kept in memory.
 pub struct VisionLearner {
@@ -87,6 +89,39 @@ impl VisionLearner {
             .zip(out.probs)
             .filter_map(|(item, p)| Some((p?, item.label)))
             .unzip()
+    }
+
+    /// Writes `n` validation images as a PNG grid at `path`, each captioned with its actual and
+    /// predicted class (fastai's `show_results`).
+    pub fn show_results(&self, n: usize, path: &Path) -> Result<()> {
+        let items = &self.prepared.data.valid[..n.min(self.prepared.data.valid.len())];
+        let images = items
+            .iter()
+            .map(|item| {
+                decode_rgb(&item.path).map_err(|message| Error::Image {
+                    path: item.path.clone(),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let probs = self.predictor().probs_of_images(&images);
+        let vocab = &self.prepared.dls.vocab;
+        let tiles: Vec<Tile> = images
+            .into_iter()
+            .zip(items)
+            .zip(probs)
+            .map(|((image, item), p)| {
+                let predicted = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]));
+                Tile {
+                    image,
+                    caption: vec![
+                        format!("actual: {}", vocab[item.label]),
+                        format!("pred: {}", predicted.map_or("?", |i| vocab[i].as_str())),
+                    ],
+                }
+            })
+            .collect();
+        image_grid(&tiles, 3, 128, path)
     }
 
     /// Writes the current weights as one self-contained safetensors file `out` (what

@@ -90,9 +90,12 @@ pub fn export_model_onnx(model: &ImageClassifier, config: &BundleConfig, out: &P
 /// Refuses an export to a file that exists (an export never replaces one).
 fn refuse_existing(out: &Path) -> Result<()> {
     if out.exists() {
-        return Err(Error::model(
+        return Err(Error::io(
             out,
-            "already exists: choose another `out` (it is never overwritten)",
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists: choose another `out` (it is never overwritten)",
+            ),
         ));
     }
     Ok(())
