@@ -32,7 +32,7 @@ pub struct BenchConfig {
     pub aug: Option<crate::data::AugLevel>,
     /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
     pub reference_ops: bool,
-    /// Float precision of training and inference: fp32, or mixed fp16/bf16 on a GPU.
+    /// Float precision of training and inference (`Auto`: bf16 on a CPU with AMX, else fp32).
     pub precision: crate::learner::Precision,
 }
 
@@ -46,9 +46,47 @@ impl Default for BenchConfig {
             data: None,
             aug: None,
             reference_ops: false,
-            precision: crate::learner::Precision::Fp32,
+            precision: crate::learner::Precision::Auto,
         }
     }
+}
+
+/// The GEMM throughput of our kernels on this machine, in GFLOP/s, per way of multiplying.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GemmPeak {
+    /// How the products multiply (`F32`, `Amx`, `Avx512Bf16`).
+    pub mul: String,
+    /// Side of the square product.
+    pub n: usize,
+    /// Billions of multiply-adds ×2 per second, on all cores.
+    pub gflops: f64,
+}
+
+/// The throughput of an `n × n × n` product on all cores in f32 and in every bf16 unit this CPU
+/// has (operands rounded and packed inside the timing): the ceiling the convolutions work under.
+pub fn gemm_peaks(n: usize) -> Vec<GemmPeak> {
+    use crate::ops::kernels::bf16::{self, Mul};
+    use crate::ops::kernels::{Mat, matmul};
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 13) as f32 * 0.1).collect();
+    [Mul::F32, Mul::Amx, Mul::Avx512Bf16]
+        .into_iter()
+        .filter(|&mul| bf16::supports(mul))
+        .map(|mul| {
+            let run = || matmul(n, n, n, Mat::rows(&a, n), Mat::rows(&a, n), mul);
+            let _ = run();
+            let reps = 5;
+            let t = Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(run());
+            }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            GemmPeak {
+                mul: format!("{mul:?}"),
+                n,
+                gflops: 2.0 * (n * n * n) as f64 / s / 1e9,
+            }
+        })
+        .collect()
 }
 
 /// Figures measured by [`measure`].
@@ -135,7 +173,7 @@ pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<Benc
     let model = learner.model.valid();
     let plain = device.clone().without_autodiff();
     let xi = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &plain);
-    let half = args.precision.half();
+    let half = learner.precision().half();
     let forward = || crate::ops::autocast::with_autocast(half, || model.forward(xi.clone()));
     let _ = forward().into_data();
     let t = Instant::now();

@@ -377,6 +377,26 @@ impl Learner {
         })
     }
 
+    /// Trains and predicts in `precision` from now on (`auto`, `fp32`, `bf16`, `fp16`); the
+    /// precision it resolved to.
+    fn set_precision(&self, py: Python<'_>, precision: &str) -> PyResult<String> {
+        let precision: fastvision::learner::Precision =
+            precision.parse().map_err(PyValueError::new_err)?;
+        let mut guard = self.lock()?;
+        let state: &mut State = &mut guard;
+        py.detach(move || match state {
+            State::Train(vl) => {
+                vl.learner.set_precision(precision)?;
+                Ok(vl.learner.precision().to_string())
+            }
+            State::Infer(p) => {
+                p.set_precision(precision)?;
+                Ok(p.precision().to_string())
+            }
+        })
+        .map_err(to_py)
+    }
+
     /// Trains every parameter from now on.
     fn unfreeze(&self, py: Python<'_>) -> PyResult<()> {
         self.with_train(py, None, |vl, _| {

@@ -139,3 +139,25 @@ def test_progress_in_a_terminal_prints_fastais_table(dls, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
     assert out[1].split()[0] == "0"
+
+
+def test_precision_in_fastais_words(learn, dls):
+    """to_fp32 / to_bf16 as fastai's: predictions agree within bf16's rounding; fp16 is for GPUs."""
+    before = learn.precision
+    assert before in ("fp32", "bf16")
+    path, _ = dls.valid_items[0]
+    try:
+        assert learn.to_fp32().precision == "fp32"
+        p32 = learn.predict(path)[2]
+        try:
+            learn.to_bf16()
+        except ValueError as e:
+            assert "bf16" in str(e)  # a CPU without native bf16 says so
+        else:
+            assert learn.precision == "bf16"
+            np.testing.assert_allclose(learn.predict(path)[2], p32, atol=0.05)
+        with pytest.raises(ValueError, match="fp16"):
+            learn.to_fp16()
+    finally:
+        learn._engine.set_precision(before)
+        learn.precision = before

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use fastvision::bench::{BenchConfig, measure};
+use fastvision::bench::{BenchConfig, gemm_peaks, measure};
 use fastvision::burn::tensor::Device;
 use fastvision::data::AugLevel;
 use fastvision::learner::Precision;
@@ -35,13 +35,19 @@ pub struct BenchArgs {
     /// Time burn's own ops instead of fastvision's kernels (the "before" of the kernels).
     #[arg(long)]
     reference_ops: bool,
-    /// Float precision of training and inference: fp32, or mixed fp16/bf16 on a GPU.
-    #[arg(long, default_value = "fp32", value_parser = named::<Precision>(&["fp32", "fp16", "bf16"]))]
-    precision: Precision,
+    /// Also time one N×N×N product of our GEMM in f32 and in each bf16 unit of this CPU
+    /// (GFLOP/s on all cores: the ceiling of the convolutions).
+    #[arg(long, value_name = "N", value_parser = between(64, 8192))]
+    gemm: Option<u32>,
+    /// Float precision of training and inference: auto (bf16 on a CPU with AMX tiles, else
+    /// fp32), fp32, bf16, fp16 (GPU).
+    #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
+    pub precision: Precision,
 }
 
 /// `fastvision bench`: measures and prints the table, then the figures as one JSON line.
 pub fn bench(args: BenchArgs, device: &Device) -> Result<()> {
+    let gemm = args.gemm;
     let config = BenchConfig {
         arch: args.arch,
         bs: args.bs,
@@ -58,7 +64,7 @@ pub fn bench(args: BenchArgs, device: &Device) -> Result<()> {
         config.arch,
         config.bs,
         config.size,
-        config.precision,
+        config.precision.explain(device),
         rayon::current_num_threads(),
         r.warmup_s
     );
@@ -83,5 +89,14 @@ pub fn bench(args: BenchArgs, device: &Device) -> Result<()> {
         );
     }
     println!("{}", serde_json::to_string(&r)?);
+    if let Some(n) = gemm {
+        println!("\n| GEMM {n}×{n}×{n} | GFLOP/s |");
+        println!("|---|---|");
+        let peaks = gemm_peaks(n as usize);
+        for p in &peaks {
+            println!("| {} | {:.0} |", p.mul, p.gflops);
+        }
+        println!("{}", serde_json::to_string(&peaks)?);
+    }
     Ok(())
 }

@@ -21,6 +21,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use fastvision::backend::{DeviceChoice, select};
 use fastvision::burn::tensor::Device;
+use fastvision::learner::Precision;
 
 #[derive(Parser)]
 #[command(
@@ -116,26 +117,41 @@ fn run(cli: Cli) -> Result<()> {
         None => DeviceChoice::from_env()?,
     };
     // Found only by the commands that compute, and named on their first line (on stderr, so
-    // stdout stays the command's data).
-    let device = || -> Result<Device> {
+    // stdout stays the command's data) with the precision the command's convolutions take there.
+    let device_in = |precision: Option<Precision>| -> Result<Device> {
         let s = select(choice)?;
-        eprintln!("device: {}", s.description);
+        match precision {
+            Some(p) => eprintln!("device: {} · {}", s.description, p.explain(&s.device)),
+            None => eprintln!("device: {}", s.description),
+        }
         Ok(s.device)
     };
+    let device = || device_in(None);
+    // Prediction, evaluation and interpretation run in the device's `auto` precision.
+    let auto = Some(Precision::Auto);
     match cli.command {
-        Command::Train(args) => train::train(args, &device()?),
+        Command::Train(args) => {
+            let precision = Some(args.precision);
+            train::train(args, &device_in(precision)?)
+        }
         Command::LrFind(args) => train::lr_find(args, &device()?),
         Command::ShowBatch(args) => train::show_batch(args),
-        Command::Predict(args) => infer::predict(args, &device()?),
-        Command::Evaluate(args) => infer::evaluate(args, &device()?),
-        Command::Interpret(args) => interpret::interpret(args, &device()?),
+        Command::Predict(args) => infer::predict(args, &device_in(auto)?),
+        Command::Evaluate(args) => infer::evaluate(args, &device_in(auto)?),
+        Command::Interpret(args) => interpret::interpret(args, &device_in(auto)?),
         Command::Clean(args) => clean::clean(args, device),
         Command::Export(args) => infer::export(args, &device()?),
         Command::Ensemble(cmd) => ensemble::run(cmd, &device()?),
         Command::Gan(cmd) => gan::run(cmd, &device()?),
         Command::Tabular(cmd) => tabular::run(cmd, &device()?),
-        Command::Playbook(args) => playbook::playbook(args, &device()?),
-        Command::Bench(args) => bench::bench(args, &device()?),
+        Command::Playbook(args) => {
+            let precision = Some(args.precision);
+            playbook::playbook(args, &device_in(precision)?)
+        }
+        Command::Bench(args) => {
+            let precision = Some(args.precision);
+            bench::bench(args, &device_in(precision)?)
+        }
         Command::Weights(cmd) => weights::run(cmd),
     }
 }

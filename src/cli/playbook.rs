@@ -41,9 +41,9 @@ pub struct PlaybookArgs {
     /// Validation fraction when DIR has no valid/ folder, strictly between 0 and 1.
     #[arg(long, default_value_t = 0.2, value_parser = open_fraction)]
     valid_pct: f64,
-    /// Float precision: fp32, or mixed fp16/bf16 on a GPU.
-    #[arg(long, default_value = "fp32", value_parser = named::<Precision>(&["fp32", "fp16", "bf16"]))]
-    precision: Precision,
+    /// Float precision: auto (bf16 on a CPU with AMX tiles, else fp32), fp32, bf16, fp16 (GPU).
+    #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
+    pub precision: Precision,
     /// Playbook folder name under ./runs [default: a timestamp].
     #[arg(long)]
     name: Option<String>,

@@ -144,9 +144,10 @@ pub struct TrainArgs {
     /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
     #[arg(long)]
     pub snapshots: bool,
-    /// Float precision: fp32, or mixed precision on a GPU (fastai's to_fp16): fp16 (with loss
-    /// scaling) or bf16 (libtorch on CUDA) convolutions over f32 weights.
-    #[arg(long, default_value = "fp32", value_parser = named::<Precision>(&["fp32", "fp16", "bf16"]))]
+    /// Float precision of the convolutions, over f32 weights: auto (bf16 on a CPU with AMX
+    /// tiles, else fp32), fp32, bf16 (a CPU with AVX-512 BF16 or AMX; libtorch on CUDA) or fp16
+    /// (a GPU, with loss scaling: fastai's to_fp16).
+    #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
     pub precision: Precision,
 }
 

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::bundle::{BundleConfig, load_bundle};
 use crate::data::{DataLoader, ItemTransform};
 use crate::error::Result;
+use crate::learner::Precision;
 use crate::models::ImageClassifier;
+use crate::ops::autocast::with_autocast;
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,8 @@ pub struct Predictor {
     pub combination: super::combine::Combination,
     /// Images an ensemble's weights were fitted on: left out whenever it is scored.
     pub fit_items: Vec<PathBuf>,
+    /// The convolutions' precision (resolved: `Auto` is bf16 on a CPU with AMX, else fp32).
+    precision: Precision,
 }
 
 impl Predictor {
@@ -87,16 +91,34 @@ impl Predictor {
         Self {
             model: model.valid().to_device(&device),
             config,
-            device,
             others: Vec::new(),
             combination: super::combine::Combination::Mean,
             fit_items: Vec::new(),
+            precision: Precision::Auto.resolve(&device),
+            device,
         }
+    }
+
+    /// Predicts in `precision` from now on, an ensemble's members too (refused where the
+    /// device cannot compute in it).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        precision.check(&self.device)?;
+        self.precision = precision.resolve(&self.device);
+        for other in &mut self.others {
+            other.set_precision(precision)?;
+        }
+        Ok(())
+    }
+
+    /// The convolutions' precision.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Class probabilities of a host batch.
     pub fn probs_for_batch(&self, batch: &crate::data::Batch) -> Vec<Vec<f32>> {
-        let logits = self.model.forward(batch.images(&self.device));
+        let half = self.precision.half();
+        let logits = with_autocast(half, || self.model.forward(batch.images(&self.device)));
         let n_classes = self.config.vocab.len();
         let flat: Vec<f32> = softmax(logits, 1)
             .into_data()

@@ -77,15 +77,17 @@ impl<M: Trainable> Learner<M> {
         }
     }
 
-    /// Trains and validates in `precision` from now on (refused where the device cannot).
+    /// Trains and validates in `precision` from now on, `Auto` resolved for this learner's
+    /// device (refused where the device cannot).
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
         precision.check(&self.device)?;
+        let precision = precision.resolve(&self.device);
         self.precision = precision;
         self.scaler = (precision == Precision::Fp16).then(GradScaler::default);
         Ok(())
     }
 
-    /// The float precision of training.
+    /// The float precision of training (never `Auto`: resolved when set).
     pub fn precision(&self) -> Precision {
         self.precision
     }

@@ -1,6 +1,8 @@
-//! Training precision (`--precision`): f32, or mixed precision as fastai's `to_fp16` — half-
-//! precision convolutions over f32 master weights ([`crate::ops::autocast`]), with dynamic loss
-//! scaling for fp16 so small gradients do not flush to zero.
+//! Training and inference precision: f32, or mixed precision as fastai's `to_fp16` and
+//! PyTorch's autocast — half-precision convolutions over f32 master weights
+//! ([`crate::ops::autocast`]), with dynamic loss scaling for fp16 so small gradients do not
+//! flush to zero. On the CPU, bf16 runs where the CPU multiplies it natively
+//! ([`crate::ops::kernels::bf16`]); `auto` takes it where that is measured faster (AMX).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -8,13 +10,17 @@ use burn::tensor::{DType, Device, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ops::kernels::bf16::{self, Mul};
 
-/// The float precision of training's convolutions.
+/// The float precision of the convolutions, in training and inference.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Everything in f32 (fastai's default).
+    /// bf16 on a CPU with AMX tiles (several times faster there), f32 everywhere else
+    /// ([`Precision::resolve`]).
     #[default]
+    Auto,
+    /// Everything in f32 (fastai's default).
     Fp32,
     /// Convolutions in f16, dynamic loss scaling (fastai's `to_fp16`).
     Fp16,
@@ -27,10 +33,11 @@ impl std::str::FromStr for Precision {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
             "fp32" | "f32" => Ok(Self::Fp32),
             "fp16" | "f16" => Ok(Self::Fp16),
             "bf16" => Ok(Self::Bf16),
-            _ => Err("expected fp32, fp16 or bf16".into()),
+            _ => Err("expected auto, fp32, fp16 or bf16".into()),
         }
     }
 }
@@ -38,6 +45,7 @@ impl std::str::FromStr for Precision {
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Auto => "auto",
             Self::Fp32 => "fp32",
             Self::Fp16 => "fp16",
             Self::Bf16 => "bf16",
@@ -46,26 +54,74 @@ impl std::fmt::Display for Precision {
 }
 
 impl Precision {
-    /// The half-precision dtype of the convolutions, `None` for f32.
+    /// The half-precision dtype of the convolutions, `None` for f32 (and for `Auto`, which
+    /// [`Precision::resolve`] turns into a definite precision first).
     pub fn half(self) -> Option<FloatDType> {
         match self {
-            Self::Fp32 => None,
+            Self::Auto | Self::Fp32 => None,
             Self::Fp16 => Some(FloatDType::F16),
             Self::Bf16 => Some(FloatDType::BF16),
         }
     }
 
-    /// Refuses a half precision that `device` cannot compute in (the CPU backends, or a GPU
-    /// without the dtype's arithmetic).
+    /// The definite precision `self` means on `device`: `Auto` is bf16 on a CPU whose bf16
+    /// runs on AMX tiles (our kernels there train 224-pixel ResNets several times faster than in
+    /// f32; docs/benchmarks.md), fp32 elsewhere — on AVX-512 BF16 alone bf16 products are no
+    /// faster than f32 FMAs on the CPUs measured, and GPUs train in fp32 unless asked.
+    pub fn resolve(self, device: &Device) -> Self {
+        match self {
+            Self::Auto
+                if crate::backend::backend_of(device) == "flex"
+                    && bf16::native() == Some(Mul::Amx) =>
+            {
+                Self::Bf16
+            }
+            Self::Auto => Self::Fp32,
+            other => other,
+        }
+    }
+
+    /// `self` resolved on `device`, and why, in a few words for the device line
+    /// (`bf16 (auto: AMX tiles)`, `bf16 (AVX-512 BF16)`, `fp32 (auto: no AMX)`).
+    pub fn explain(self, device: &Device) -> String {
+        let resolved = self.resolve(device);
+        let flex = crate::backend::backend_of(device) == "flex";
+        let unit = match bf16::native() {
+            Some(Mul::Amx) => "AMX tiles",
+            Some(_) => "AVX-512 BF16",
+            None => "no native bf16",
+        };
+        match (self, resolved, flex) {
+            (Self::Auto, Self::Bf16, _) => format!("bf16 (auto: {unit})"),
+            (Self::Auto, _, true) if bf16::native().is_some() => {
+                format!("fp32 (auto: {unit} only, no faster than f32)")
+            }
+            (Self::Auto, _, true) => "fp32 (auto: no native bf16 on this CPU)".into(),
+            (Self::Auto, _, false) => "fp32 (auto)".into(),
+            (Self::Bf16, _, true) => format!("bf16 ({unit})"),
+            (p, _, _) => p.to_string(),
+        }
+    }
+
+    /// Refuses a precision that `device` cannot compute in: fp16 on the CPU, bf16 on a CPU
+    /// without native bf16 (AVX-512 BF16 or AMX), a GPU without the dtype's arithmetic.
     pub fn check(self, device: &Device) -> Result<()> {
-        let Some(half) = self.half() else {
+        let Some(half) = self.resolve(device).half() else {
             return Ok(());
         };
         let backend = crate::backend::backend_of(device);
-        if backend == "flex" {
+        if backend == "flex" && self == Self::Fp16 {
             return Err(Error::Config(format!(
-                "`precision` {self}: mixed precision is for GPUs; the CPU backend trains in fp32"
+                "`precision` {self}: fp16 is for GPUs; on the CPU use bf16 (where the CPU has it) or fp32"
             )));
+        }
+        if backend == "flex" {
+            return match bf16::native() {
+                Some(_) => Ok(()),
+                None => Err(Error::Config(format!(
+                    "`precision` {self}: this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX); use fp32"
+                ))),
+            };
         }
         if !device.supports_dtype(DType::from(half)) {
             return Err(Error::Config(format!(
@@ -166,5 +222,15 @@ mod tests {
         assert!("fp8".parse::<Precision>().is_err());
         assert!(Precision::Fp16.check(&Device::flex()).is_err());
         assert!(Precision::Fp32.check(&Device::flex()).is_ok());
+        assert!(Precision::Auto.check(&Device::flex()).is_ok());
+        // bf16 on the CPU exactly where it has native bf16; auto takes it only with AMX.
+        let native = bf16::native();
+        assert_eq!(
+            Precision::Bf16.check(&Device::flex()).is_ok(),
+            native.is_some()
+        );
+        let auto = Precision::Auto.resolve(&Device::flex());
+        assert_eq!(auto == Precision::Bf16, native == Some(Mul::Amx));
+        assert_eq!("auto".parse::<Precision>(), Ok(Precision::Auto));
     }
 }

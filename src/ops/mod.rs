@@ -30,6 +30,7 @@ use batchnorm::FastBatchNorm;
 use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
+use kernels::bf16::{self, Mul};
 use pool::{FastMaxPool, PoolGeom};
 use profile::{Op, timed};
 
@@ -73,8 +74,18 @@ fn fast_path(x: &Tensor<4>) -> bool {
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// The kernels' geometry of `x` convolved with `weight` under `options`.
-fn geom_of(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> ConvGeom {
+/// How our kernels multiply on this thread now: f32, or under bf16 autocast the CPU's native
+/// bf16 (`None`: a precision our kernels do not compute in, left to burn's ops).
+fn kernel_mul() -> Option<Mul> {
+    match autocast::half() {
+        None => Some(Mul::F32),
+        Some(FloatDType::BF16) => bf16::native(),
+        Some(_) => None,
+    }
+}
+
+/// The kernels' geometry of `x` convolved with `weight` under `options`, multiplying as `mul`.
+fn geom_of(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>, mul: Mul) -> ConvGeom {
     ConvGeom::new(
         x.dims(),
         weight.dims(),
@@ -82,6 +93,7 @@ fn geom_of(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> ConvG
         options.padding,
         options.dilation,
     )
+    .with_mul(mul)
 }
 
 /// `burn::tensor::module::conv2d`, through our kernels where they apply.
@@ -91,25 +103,29 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if let Some(half) = autocast::half() {
-        // Mixed precision: compute in half precision, hand back f32 (burn's op on every backend).
-        let y = timed(Op::ConvForward, || {
-            burn::tensor::module::conv2d(
-                x.cast(half),
-                weight.cast(half),
-                bias.map(|b| b.cast(half)),
-                options,
-            )
-        });
-        return y.cast(FloatDType::F32);
-    }
-    if options.groups != 1 || !fast_path(&x) {
-        // burn's forward is timed too; its backward runs inside autodiff, out of our sight.
-        return timed(Op::ConvForward, || {
-            burn::tensor::module::conv2d(x, weight, bias, options)
-        });
-    }
-    let geom = geom_of(&x, &weight, &options);
+    let mul = kernel_mul().filter(|_| fast_path(&x));
+    let Some(mul) = mul.filter(|_| options.groups == 1) else {
+        return match autocast::half() {
+            // Mixed precision on a backend that has the dtype: compute in half precision, hand
+            // back f32. On flex, convolutions our kernels do not take (grouped) stay f32.
+            Some(half) if mul.is_none() => {
+                let y = timed(Op::ConvForward, || {
+                    burn::tensor::module::conv2d(
+                        x.cast(half),
+                        weight.cast(half),
+                        bias.map(|b| b.cast(half)),
+                        options,
+                    )
+                });
+                y.cast(FloatDType::F32)
+            }
+            // burn's forward is timed too; its backward runs inside autodiff, out of our sight.
+            _ => timed(Op::ConvForward, || {
+                burn::tensor::module::conv2d(x, weight, bias, options)
+            }),
+        };
+    };
+    let geom = geom_of(&x, &weight, &options, mul);
     let y = Tensor::<4>::from_dispatch(<Dispatch as FastConv>::fast_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -235,7 +251,8 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
             return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
         }
     };
-    if !autodiff && options.groups == 1 && fast_path(&x) {
+    let mul = kernel_mul().filter(|_| fast_path(&x));
+    if let (false, 1, Some(mul)) = (autodiff, options.groups, mul) {
         // On flex the BatchNorm's scale and shift are applied in the convolution's output pass
         // (the same arithmetic as folding, without rewriting the weights on every call).
         let (scale, mut shift) = bn_scale_shift(bn, &x.device());
@@ -243,7 +260,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
             shift = shift + b.val() * scale.clone();
         }
         let weight = conv.weight.val();
-        let geom = geom_of(&x, &weight, &options);
+        let geom = geom_of(&x, &weight, &options, mul);
         return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_affine_act(
             x.into_dispatch(),
             weight.into_dispatch(),

@@ -38,7 +38,7 @@ pub struct PlaybookConfig {
     pub seed: u64,
     /// Validation fraction when the data has no `valid/`.
     pub valid_pct: f64,
-    /// Float precision (mixed precision on a GPU).
+    /// Float precision (`Auto`: bf16 on a CPU with AMX, else fp32).
     pub precision: Precision,
 }
 
@@ -53,7 +53,7 @@ impl PlaybookConfig {
             size: None,
             seed: 42,
             valid_pct: 0.2,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
 

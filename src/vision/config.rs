@@ -100,8 +100,10 @@ pub struct TrainConfig {
     /// (`snapshots/`, Huang et al. 2017).
     #[serde(default)]
     pub snapshots: bool,
-    /// Float precision of the convolutions: fp32, or mixed fp16/bf16 on a GPU.
-    #[serde(default)]
+    /// Float precision of the convolutions: `Auto` (bf16 on a CPU with AMX, else fp32), fp32,
+    /// bf16 (on a GPU, or a CPU with native bf16), fp16 (on a GPU). A run records the one it
+    /// resolved to; settings written before this existed trained in fp32.
+    #[serde(default = "fp32")]
     pub precision: Precision,
 }
 
@@ -193,9 +195,14 @@ impl Default for TrainConfig {
             split_seed: None,
             sampling: None,
             snapshots: false,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
+}
+
+/// The precision of settings that do not name one: runs from before `Auto` trained in fp32.
+fn fp32() -> Precision {
+    Precision::Fp32
 }
 
 impl TrainConfig {

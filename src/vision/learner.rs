@@ -69,13 +69,17 @@ impl VisionLearner {
         bundle_config(&self.learner, &self.prepared)
     }
 
-    /// A predictor of the current weights (a copy: later fits do not change it).
+    /// A predictor of the current weights (a copy: later fits do not change it), in the
+    /// learner's precision.
     pub fn predictor(&self) -> Predictor {
-        Predictor::new(
+        let mut p = Predictor::new(
             self.learner.model.clone(),
             self.bundle_config(),
             self.learner.device(),
-        )
+        );
+        // The learner's precision was checked on this device when it was set.
+        let _ = p.set_precision(self.learner.precision());
+        p
     }
 
     /// Probabilities of every validation image by `how` (plain, TTA, ten-crop) and their

@@ -146,7 +146,10 @@ pub fn train(
     device: &Device,
     listen: Listen,
 ) -> Result<RunSummary> {
-    crate::run::train(VisionRecipe(config.clone()), run_dir, device, listen)
+    let mut config = config.clone();
+    // The run records the precision `Auto` meant here, so a resume keeps it.
+    config.precision = config.precision.resolve(device);
+    crate::run::train(VisionRecipe(config), run_dir, device, listen)
 }
 
 /// Resumes the run in `run_dir` from its last checkpoint and finishes it.

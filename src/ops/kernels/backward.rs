@@ -1,0 +1,200 @@
+//! The convolution's gradients: `dW = dY · col(X)ᵀ` and `dX = col⁻¹(Wᵀ · dY)`.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::bf16::{Left, Packed};
+use super::buffers::*;
+use super::forward::*;
+use super::gemm::*;
+use super::geom::*;
+use super::im2col::*;
+
+/// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
+pub fn conv2d_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let taps = g.live_taps();
+    if by_image(g, taps.len()) {
+        return backward_by_image(x, w, dy, g, &taps, need_dx);
+    }
+    let (k, n) = (g.c * taps.len(), g.n());
+    // dY as `[o × n]` and col(X), both with columns `(image, pixel)`, or on narrow maps
+    // `(pixel, image)` (see `im2col_batch_inner`); the products do not depend on the order.
+    let pairs = batch_inner_pairs(g, &taps);
+    let (dyt, col) = match &pairs {
+        Some(pairs) => (
+            batch_to_inner(dy, g.b, g.o, g.s()),
+            im2col_batch_inner(x, g, &taps, pairs),
+        ),
+        None => (swap_leading(dy, g.b, g.o, g.s()), im2col(x, g, &taps)),
+    };
+    let dw = if 16 * n >= k {
+        // With many columns per row of `col` (early, wide layers) gemm runs the product far
+        // faster with the long axis inside and the small weight gradient transposed after it:
+        // dWᵀ = col(X) · dYᵀ (2–4× on the stem and the first stage, measured per layer).
+        let dwt = matmul(
+            k,
+            g.o,
+            n,
+            Mat::rows(&col, n),
+            Mat::transposed(&dyt, n),
+            g.mul,
+        );
+        transpose(&dwt, k, g.o)
+    } else {
+        matmul(
+            g.o,
+            k,
+            n,
+            Mat::rows(&dyt, n),
+            Mat::transposed(&col, n),
+            g.mul,
+        )
+    };
+    drop(col);
+    let dx = need_dx.then(|| {
+        if let Some(pairs) = pairs.as_deref().filter(|_| dcol_transposed(g, taps.len())) {
+            let dcolt = matmul(n, k, g.o, Mat::transposed(&dyt, n), Mat::rows(w, k), g.mul);
+            return col2im_batch_inner_t(&dcolt, g, &taps, pairs);
+        }
+        let dcol = if taps.len() == g.kh * g.kw {
+            matmul(k, n, g.o, Mat::transposed(w, k), Mat::rows(&dyt, n), g.mul)
+        } else {
+            // `dcol_t = W_tᵀ · dY` into rows `(ci, t)` of dcol, one product per live tap.
+            let mut dcol = vec![0.0f32; k * n];
+            let nt = taps.len();
+            for (t, &tap) in taps.iter().enumerate() {
+                let w_t = tap_weight(w, g, tap);
+                let w_tt = Mat {
+                    data: w_t.data,
+                    rs: w_t.cs,
+                    cs: w_t.rs,
+                };
+                let dst = &mut dcol[t * n..];
+                matmul_into(
+                    dst,
+                    nt * n,
+                    g.c,
+                    n,
+                    g.o,
+                    w_tt,
+                    Mat::rows(&dyt, n),
+                    false,
+                    g.mul,
+                );
+            }
+            dcol
+        };
+        match &pairs {
+            Some(pairs) => col2im_batch_inner(&dcol, g, &taps, pairs),
+            None => col2im(dcol, g, &taps),
+        }
+    });
+    (dx, scatter_taps(dw, g, &taps))
+}
+
+/// [`conv2d_backward`] one image at a time (see [`by_image`]), every tap live: per image,
+/// `dW += dY_b · col(X_b)ᵀ` into a per-core sum and `dX_b = col⁻¹(Wᵀ · dY_b)`, each image's
+/// `col` and `dcol` blocks in cache and `dY_b` read in its `[o, oh·ow]` layout directly.
+pub(super) fn backward_by_image(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let pairs = small_plane_pairs(g, taps);
+    let per_core = g.b.div_ceil(rayon::current_num_threads());
+    // As in the batch path: wide layers compute dWᵀ = col · dYᵀ, `gemm`'s faster orientation.
+    let transposed = 16 * s >= k;
+    // In bf16 the weight (read transposed for dX) is rounded and packed once for every image.
+    let packed = need_dx
+        .then(|| Packed::new(Mat::transposed(w, k), k, g.o, g.mul))
+        .flatten();
+    let wt = packed
+        .as_ref()
+        .map_or(Left::Mat(Mat::transposed(w, k)), Left::Packed);
+    let mut dx = uninit(if need_dx { g.b * g.c * plane } else { 0 });
+    let images: Vec<Option<&mut [MaybeUninit<f32>]>> = if need_dx {
+        dx.chunks_mut(g.c * plane).map(Some).collect()
+    } else {
+        (0..g.b).map(|_| None).collect()
+    };
+    let dw = images
+        .into_par_iter()
+        .enumerate()
+        .with_min_len(per_core)
+        .fold(
+            // Zeroed once per task; every image rewrites the same positions of `col`.
+            || (vec![0.0f32; k * s], Vec::new(), vec![0.0f32; k * g.o], true),
+            |(mut col, mut dcol, mut dw, first), (bi, dxb)| {
+                for (r, row) in col.chunks_exact_mut(s).enumerate() {
+                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
+                    fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
+                }
+                let dyb = &dy[bi * g.o * s..][..g.o * s];
+                if transposed {
+                    let (a, b) = (Mat::rows(&col, s), Mat::transposed(dyb, s));
+                    matmul_serial(&mut dw, k, g.o, s, Left::Mat(a), b, !first, g.mul);
+                } else {
+                    let (a, b) = (Mat::rows(dyb, s), Mat::transposed(&col, s));
+                    matmul_serial(&mut dw, g.o, k, s, Left::Mat(a), b, !first, g.mul);
+                }
+                if let Some(dxb) = dxb {
+                    let dxb = zeroed(dxb);
+                    dcol.resize(k * s, 0.0);
+                    matmul_serial(&mut dcol, k, s, g.o, wt, Mat::rows(dyb, s), false, g.mul);
+                    for (r, row) in dcol.chunks_exact_mut(s).enumerate() {
+                        let dst = &mut dxb[(r / nt) * plane..][..plane];
+                        if pairs.is_none() {
+                            zero_row_edges(row, g, taps[r % nt]);
+                        }
+                        add_col_row(dst, g, taps, pairs.as_deref(), r % nt, row);
+                    }
+                }
+                (col, dcol, dw, false)
+            },
+        )
+        .map(|(_, _, dw, _)| dw)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0f32; k * g.o]);
+    let dw = if transposed {
+        transpose(&dw, k, g.o)
+    } else {
+        dw
+    };
+    // SAFETY: with `need_dx`, every image's chunk went through `zeroed`; otherwise it is empty.
+    let dx = unsafe { assume_init(dx) };
+    (need_dx.then_some(dx), dw)
+}
+
+/// A weight gradient over the live taps, `[o × c·taps]`, spread into `[o × c·kh·kw]` with
+/// zeros at the taps that only read padding.
+pub(super) fn scatter_taps(dw: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
+    let (kk, nt) = (g.kh * g.kw, taps.len());
+    if nt == kk {
+        return dw;
+    }
+    let mut full = vec![0.0f32; dw.len() / nt * kk];
+    full.par_chunks_mut(g.c * kk)
+        .zip(dw.par_chunks(g.c * nt))
+        .for_each(|(dst, src)| {
+            for (d, s) in dst.chunks_exact_mut(kk).zip(src.chunks_exact(nt)) {
+                for (&(i, j), v) in taps.iter().zip(s) {
+                    d[i * g.kw + j] = *v;
+                }
+            }
+        });
+    full
+}

@@ -1,0 +1,463 @@
+//! Products in bf16 with f32 accumulation, PyTorch's CPU autocast arithmetic: both operands are
+//! rounded to bf16 (nearest even) as they are packed, the sums stay f32, and the result is
+//! f32. AMX tiles where the CPU has them (`amx.rs`), AVX-512 BF16 dot products (`dot.rs`)
+//! otherwise; [`Mul::F32`] everywhere else.
+//!
+//! Both kernels read the same packed panels (`pack.rs`): 32 rows of the left operand and 32
+//! columns of the right, in reduction blocks of 32 (the AMX tile shapes), so the left panel is
+//! two 16×32 bf16 tiles per block and the right one two 16×(16×2) tiles in pair-interleaved
+//! ("VNNI") order.
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+mod dot;
+#[cfg(target_arch = "x86_64")]
+mod pack;
+
+use std::cell::RefCell;
+
+use super::mat::Mat;
+
+/// How a convolution's products multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mul {
+    /// f32 products (the `gemm` crate).
+    #[default]
+    F32,
+    /// bf16 products on AMX tiles (`tdpbf16ps`), f32 sums.
+    Amx,
+    /// bf16 products by AVX-512 BF16 dot products (`vdpbf16ps`), f32 sums.
+    Avx512Bf16,
+}
+
+impl Mul {
+    /// Whether the products round their operands to bf16.
+    pub fn is_bf16(self) -> bool {
+        self != Mul::F32
+    }
+}
+
+/// The CPU's native bf16 arithmetic, fastest first: AMX, else AVX-512 BF16; `None` without
+/// either (or on other architectures).
+pub fn native() -> Option<Mul> {
+    [Mul::Amx, Mul::Avx512Bf16]
+        .into_iter()
+        .find(|&mul| supports(mul))
+}
+
+/// Whether `mul` can run on this CPU.
+pub fn supports(mul: Mul) -> bool {
+    match mul {
+        Mul::F32 => true,
+        #[cfg(target_arch = "x86_64")]
+        Mul::Amx => amx::available(),
+        #[cfg(target_arch = "x86_64")]
+        Mul::Avx512Bf16 => dot::available(),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => false,
+    }
+}
+
+/// Rows of the left operand (and columns of the right) per packed panel.
+const PANEL: usize = 32;
+/// Reduction values per block: one tile row of bf16.
+const KB: usize = 32;
+/// bf16 values in one block of a panel (two 16×32 tiles).
+const BLOCK: usize = PANEL * KB;
+/// The reduction is packed and multiplied in slices of at most this many values, so one slice
+/// of the left operand stays in the core's cache across the right operand's panels.
+const KC: usize = 384;
+
+/// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
+/// weight, shared by the images of a batch).
+pub struct Packed {
+    panels: Vec<u16>,
+    m: usize,
+    k: usize,
+}
+
+impl Packed {
+    /// `a` (`m × k`) packed in reduction slices, for products by `mul` (`None` for f32, which
+    /// multiplies the operand as it lies).
+    pub fn new(a: Mat, m: usize, k: usize, mul: Mul) -> Option<Self> {
+        if !mul.is_bf16() || !supports(mul) {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut panels = vec![
+                0u16;
+                (0..k)
+                    .step_by(KC)
+                    .map(|k0| pack_len(m, (k - k0).min(KC)))
+                    .sum()
+            ];
+            let mut scratch = Vec::new();
+            let mut at = 0;
+            for k0 in (0..k).step_by(KC) {
+                let len = pack_len(m, (k - k0).min(KC));
+                // SAFETY: `mul` is supported, so the CPU has AVX-512 BF16; the caller's `a` is
+                // `m × k`.
+                unsafe {
+                    pack::left(
+                        a,
+                        m,
+                        k0,
+                        (k - k0).min(KC),
+                        &mut panels[at..at + len],
+                        &mut scratch,
+                    )
+                };
+                at += len;
+            }
+            Some(Self { panels, m, k })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    /// The packed panels of the reduction slice starting at `k0`.
+    fn slice(&self, k0: usize) -> &[u16] {
+        let at = (k0 / KC) * pack_len(self.m, KC);
+        &self.panels[at..at + pack_len(self.m, (self.k - k0).min(KC))]
+    }
+}
+
+/// The length of `m` rows × `kc` reduction values packed.
+fn pack_len(m: usize, kc: usize) -> usize {
+    m.div_ceil(PANEL) * kc.div_ceil(KB) * BLOCK
+}
+
+/// Where a right panel's tiles lie, in bf16 values: one tile row (16 reduction pairs of 16
+/// columns each) after another `row` apart, the second 16-column tile `half` after the first,
+/// the next block of 32 reduction values `block` after this one.
+#[derive(Debug, Clone, Copy)]
+struct RightLayout {
+    row: usize,
+    half: usize,
+    block: usize,
+}
+
+impl RightLayout {
+    /// A panel packed by [`pack::right`]: tiles of 16 rows of 32 values, back to back.
+    const PACKED: Self = Self {
+        row: 32,
+        half: 512,
+        block: BLOCK,
+    };
+
+    /// Columns `n0..` of a whole operand in reduction pairs ([`Pairs`]) `n` columns wide.
+    fn pairs(n: usize) -> Self {
+        Self {
+            row: 2 * n,
+            half: 32,
+            block: KB / 2 * 2 * n,
+        }
+    }
+}
+
+/// A right operand (`k × n`) already rounded to bf16 in reduction pairs: pair row `p` holds
+/// `b[2p, j], b[2p + 1, j]` for every column `j`, `2n` values, and the pair rows are padded
+/// with zeros to a multiple of 16 and followed by 32 more values (what the last panel reads
+/// past the last column), so the kernels read its tiles in place, unpacked.
+pub struct Pairs {
+    data: Vec<u16>,
+    k: usize,
+    n: usize,
+}
+
+impl Pairs {
+    /// Room for `k × n`, zeros.
+    pub fn new(k: usize, n: usize) -> Self {
+        Self {
+            data: vec![0; k.div_ceil(KB) * KB / 2 * 2 * n + 2 * PANEL],
+            k,
+            n,
+        }
+    }
+
+    /// Pair row `p` (reduction rows `2p`, `2p + 1`), `2n` values.
+    pub fn row_mut(&mut self, p: usize) -> &mut [u16] {
+        assert!(2 * p < self.k, "pair row {p} of {} rows", self.k);
+        &mut self.data[p * 2 * self.n..][..2 * self.n]
+    }
+
+    /// Writes reduction rows `r0` and `r1` (`None`: zeros), each `n` f32, as pair row `p`.
+    pub fn set(&mut self, p: usize, r0: &[f32], r1: Option<&[f32]>) {
+        let n = self.n;
+        assert!(
+            r0.len() == n && r1.is_none_or(|r| r.len() == n),
+            "pair rows of {n}"
+        );
+        let out = self.row_mut(p);
+        #[cfg(target_arch = "x86_64")]
+        if native().is_some() {
+            // SAFETY: the CPU has AVX-512 BF16; both rows and the output hold `n` (pairs).
+            unsafe { pack::interleave(r0, r1, out) };
+            return;
+        }
+        for (j, pair) in out.chunks_exact_mut(2).enumerate() {
+            pair[0] = half::bf16::from_f32(r0[j]).to_bits();
+            pair[1] = r1.map_or(0, |r| half::bf16::from_f32(r[j]).to_bits());
+        }
+    }
+}
+
+/// A product's right operand: f32 as it lies (packed panel by panel), or in bf16 pairs.
+#[derive(Clone, Copy)]
+pub enum Right<'a> {
+    /// An f32 matrix.
+    Mat(Mat<'a>),
+    /// Already in bf16 reduction pairs.
+    Pairs(&'a Pairs),
+}
+
+/// A product's left operand: as it lies, or already packed.
+#[derive(Clone, Copy)]
+pub enum Left<'a> {
+    /// An f32 matrix, packed slice by slice as the product runs.
+    Mat(Mat<'a>),
+    /// Packed once by [`Packed::new`].
+    Packed(&'a Packed),
+}
+
+thread_local! {
+    /// This thread's packing buffers, reused from product to product: a left operand's slice,
+    /// a right operand's panel, a transposed left operand laid out row-major.
+    static BUFFERS: RefCell<(Vec<u16>, Vec<u16>, Vec<f32>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// `dst = a · b` (or `dst += a · b` when `accumulate`) in bf16 with f32 sums, on the calling
+/// thread; `dst` is `m × n` with rows `dst_rs` apart.
+///
+/// # Safety
+/// `mul` must be supported ([`supports`]); `dst` must address an `m × n` block with row stride
+/// `dst_rs`, valid for reads and writes and overlapping neither operand, whose bounds
+/// (`a`: `m × k`, `b`: `k × n`) the caller checked.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    a: Left,
+    b: Right,
+    accumulate: bool,
+    mul: Mul,
+) {
+    debug_assert!(mul.is_bf16() && supports(mul));
+    BUFFERS.with(|buffers| {
+        let (ap, bp, scratch) = &mut *buffers.borrow_mut();
+        if mul == Mul::Amx {
+            // SAFETY: the CPU has AMX (caller); the configuration lasts for this product.
+            unsafe { amx::configure() };
+        }
+        let mut out = Scratch([0.0; PANEL * PANEL]);
+        for (slice, k0) in (0..k).step_by(KC).enumerate() {
+            let kc = (k - k0).min(KC);
+            let kt = kc.div_ceil(KB);
+            let a_panels: &[u16] = match a {
+                Left::Packed(p) => p.slice(k0),
+                Left::Mat(a) => {
+                    ap.resize(pack_len(m, kc), 0);
+                    // SAFETY: the CPU has AVX-512 BF16 (every unit implies it); bounds checked
+                    // by the caller.
+                    unsafe { pack::left(a, m, k0, kc, ap, scratch) };
+                    ap
+                }
+            };
+            bp.resize(kt * BLOCK, 0);
+            let add = accumulate || slice > 0;
+            for n0 in (0..n).step_by(PANEL) {
+                let cols = (n - n0).min(PANEL);
+                let (b_panel, b_at) = match b {
+                    Right::Mat(b) => {
+                        // SAFETY: as above.
+                        unsafe { pack::right(b, n0, cols, k0, kc, bp) };
+                        (bp.as_ptr(), RightLayout::PACKED)
+                    }
+                    Right::Pairs(pairs) => {
+                        debug_assert!(pairs.k == k && pairs.n == n);
+                        (
+                            pairs.data[(k0 / 2 * n + n0) * 2..].as_ptr(),
+                            RightLayout::pairs(n),
+                        )
+                    }
+                };
+                for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
+                    let rows = (m - p * PANEL).min(PANEL);
+                    // SAFETY: the block lies inside `dst` (rows, cols clipped to m, n).
+                    let block = unsafe { dst.add(p * PANEL * dst_rs + n0) };
+                    let full = rows == PANEL && cols == PANEL;
+                    let (c, c_rs, load) = if full {
+                        (block, dst_rs, add)
+                    } else {
+                        (out.0.as_mut_ptr(), PANEL, false)
+                    };
+                    // SAFETY: `c` addresses a 32×32 block with row stride `c_rs`.
+                    unsafe {
+                        match mul {
+                            Mul::Amx => {
+                                amx::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load)
+                            }
+                            _ => dot::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load),
+                        }
+                    }
+                    if !full {
+                        for r in 0..rows {
+                            let src = &out.0[r * PANEL..][..cols];
+                            // SAFETY: row `r` < rows and `cols` columns lie inside the block.
+                            let row = unsafe {
+                                std::slice::from_raw_parts_mut(block.add(r * dst_rs), cols)
+                            };
+                            if add {
+                                row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                            } else {
+                                row.copy_from_slice(src);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if mul == Mul::Amx {
+            // SAFETY: as above.
+            unsafe { amx::release() };
+        }
+    });
+}
+
+/// Never called: no CPU but x86-64 multiplies bf16 here ([`supports`]).
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm(
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+    _: usize,
+    _: Left,
+    _: Right,
+    _: bool,
+    mul: Mul,
+) {
+    unreachable!("{mul:?} products on a CPU without them")
+}
+
+/// A 32×32 f32 block aligned for tile stores.
+#[repr(C, align(64))]
+struct Scratch([f32; PANEL * PANEL]);
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn ramp(n: usize, seed: f64) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f64 * 0.61 + seed).sin() * 1.7) as f32)
+            .collect()
+    }
+
+    /// `a · b` in f64 with every operand mapped by `r` first.
+    fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat, r: impl Fn(f32) -> f64) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|l| r(a.data[i * a.rs + l * a.cs]) * r(b.data[l * b.rs + j * b.cs]))
+                    .sum();
+            }
+        }
+        c
+    }
+
+    /// Every bf16 unit this CPU has, against two f64 references: the product of the
+    /// operands rounded to bf16 (within 1e-5 of the sum of |products|: only the f32 sums
+    /// differ) and the exact product (within 2⁻⁸ of it: bf16 keeps 8 significant bits, so each
+    /// product is off by at most 2·2⁻⁹ relative); both operand layouts the convolutions use
+    /// (rows and columns contiguous), edges of every size, accumulation, reduction slices, the
+    /// left operand packed per product and once for many, the right one packed per panel and
+    /// given as bf16 pairs.
+    #[test]
+    fn bf16_products_equal_an_f64_reference() {
+        let units: Vec<Mul> = [Mul::Amx, Mul::Avx512Bf16]
+            .into_iter()
+            .filter(|&u| supports(u))
+            .collect();
+        if units.is_empty() {
+            eprintln!("no native bf16 on this CPU: nothing to check");
+            return;
+        }
+        let exact = |x: f32| x as f64;
+        let shapes = [
+            (1, 1, 1),
+            (32, 32, 32),
+            (33, 47, 70),
+            (64, 96, 800),
+            (5, 130, 1600),
+            (70, 3, 9),
+        ];
+        for (m, n, k) in shapes {
+            let (av, bv) = (ramp(m * k, 0.3), ramp(k * n, 1.1));
+            let (a_rows, a_cols) = (Mat::rows(&av, k), Mat::transposed(&av, m));
+            let (b_rows, b_cols) = (Mat::rows(&bv, n), Mat::transposed(&bv, k));
+            for (a, b) in [
+                (a_rows, b_rows),
+                (a_cols, b_cols),
+                (a_rows, b_cols),
+                (a_cols, b_rows),
+            ] {
+                let rounded = reference(m, n, k, a, b, |x| half::bf16::from_f32(x).to_f64());
+                let want = reference(m, n, k, a, b, exact);
+                let scale = reference(m, n, k, a, b, |x| (x as f64).abs());
+                for &unit in &units {
+                    for accumulate in [false, true] {
+                        let mut got = vec![0.5f32; m * n];
+                        let packed = Packed::new(a, m, k, unit).unwrap();
+                        let left = if accumulate {
+                            Left::Packed(&packed)
+                        } else {
+                            Left::Mat(a)
+                        };
+                        let right = if accumulate && b.cs == 1 {
+                            let mut pairs = Pairs::new(k, n);
+                            for p in 0..k.div_ceil(2) {
+                                let row = |l: usize| &b.data[l * n..][..n];
+                                pairs.set(p, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
+                            }
+                            Some(pairs)
+                        } else {
+                            None
+                        };
+                        let right_op = right.as_ref().map_or(Right::Mat(b), Right::Pairs);
+                        unsafe {
+                            gemm(
+                                m,
+                                n,
+                                k,
+                                got.as_mut_ptr(),
+                                n,
+                                left,
+                                right_op,
+                                accumulate,
+                                unit,
+                            )
+                        };
+                        for (ij, &g) in got.iter().enumerate() {
+                            let g = g as f64 - if accumulate { 0.5 } else { 0.0 };
+                            let s = scale[ij].max(1e-30);
+                            let (e1, e2) = ((g - rounded[ij]).abs() / s, (g - want[ij]).abs() / s);
+                            let at = format!("{unit:?} {m}×{n}×{k} acc={accumulate} [{ij}]");
+                            assert!(e1 < 1e-5, "{at}: {g} vs {} (bf16 operands)", rounded[ij]);
+                            assert!(e2 < 1.0 / 256.0, "{at}: {g} vs {} (exact)", want[ij]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Operands rounded to bf16 and laid out as AMX tiles: the left operand in panels of 32 rows,
+//! the right one in panels of 32 pair-interleaved columns, both in reduction blocks of 32 and
+//! zero-padded past the matrix. Contiguous rows (or columns) convert 16 values per
+//! instruction (`vcvtne2ps2bf16`, round to nearest even); a transposed right operand goes
+//! through 16×16 register transposes, a transposed left one through an f32 transpose first.
+
+use std::arch::x86_64::*;
+
+use super::super::mat::Mat;
+use super::{BLOCK, KB, PANEL, pack_len};
+
+/// One value rounded to bf16 (nearest even), as its bits.
+fn bf16(x: f32) -> u16 {
+    half::bf16::from_f32(x).to_bits()
+}
+
+/// The mask of the first `n` (at most 16) lanes.
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
+}
+
+/// `len` (at most 32) contiguous values from `src` rounded to bf16, zeros after them.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16; `src` is valid for `len` reads.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn convert32(src: *const f32, len: usize) -> __m512i {
+    // SAFETY: masked loads touch only the first `len` values (the caller's bound).
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(lanes(len), src);
+        let hi = _mm512_maskz_loadu_ps(lanes(len.saturating_sub(16)), src.wrapping_add(16));
+        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+    }
+}
+
+/// Packs rows `[0, m)` × reduction `[k0, k0 + kc)` of `a` into `out` ([`pack_len`] long): per
+/// panel of 32 rows and per block of 32 reduction values, 32 rows of 32 bf16 (rows 16–31 the
+/// second tile). A transposed `a` is first laid out row-major in `scratch`.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16; `a` holds `m` rows and `k0 + kc` columns.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn left(
+    a: Mat,
+    m: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [u16],
+    scratch: &mut Vec<f32>,
+) {
+    let kt = kc.div_ceil(KB);
+    debug_assert_eq!(out.len(), pack_len(m, kc));
+    if a.cs != 1 && a.rs == 1 {
+        // Columns contiguous (a weight read transposed): row-major first, 16 rows at a time so
+        // their cache lines stay while the reduction is walked.
+        scratch.clear();
+        scratch.resize(m * kc, 0.0);
+        for i0 in (0..m).step_by(16) {
+            let rows = (m - i0).min(16);
+            for l in 0..kc {
+                let src = &a.data[i0 + (k0 + l) * a.cs..][..rows];
+                for (r, v) in src.iter().enumerate() {
+                    scratch[(i0 + r) * kc + l] = *v;
+                }
+            }
+        }
+        // SAFETY: as promised by the caller; `scratch` is `m × kc` row-major.
+        return unsafe { rows_into(Mat::rows(scratch, kc), m, 0, kc, out) };
+    }
+    if a.cs != 1 {
+        out.fill(0);
+        for i in 0..m {
+            for l in 0..kc {
+                let at = ((i / PANEL * kt + l / KB) * PANEL + i % PANEL) * KB + l % KB;
+                out[at] = bf16(a.data[i * a.rs + (k0 + l) * a.cs]);
+            }
+        }
+        return;
+    }
+    // SAFETY: as promised by the caller.
+    unsafe { rows_into(a, m, k0, kc, out) }
+}
+
+/// [`left`] for rows that are contiguous: every block of every row written (the panel's rows
+/// past `m` as zeros).
+///
+/// # Safety
+/// As [`left`], and `a.cs == 1`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn rows_into(a: Mat, m: usize, k0: usize, kc: usize, out: &mut [u16]) {
+    let kt = kc.div_ceil(KB);
+    for i in 0..m.div_ceil(PANEL) * PANEL {
+        for t in 0..kt {
+            let at = ((i / PANEL * kt + t) * PANEL + i % PANEL) * KB;
+            let len = if i < m { (kc - t * KB).min(KB) } else { 0 };
+            // SAFETY: row `i` holds `len` values from here; the block row has room for 32.
+            unsafe {
+                let src = a.data.as_ptr().wrapping_add(i * a.rs + k0 + t * KB);
+                let v = if len > 0 {
+                    convert32(src, len)
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v);
+            }
+        }
+    }
+}
+
+/// Packs columns `[n0, n0 + cols)` (at most 32) × reduction `[k0, k0 + kc)` of `b` into `out`
+/// (one block per 32 reduction values): per block two tiles (columns 0–15, 16–31), each 16
+/// rows of reduction pairs, row `p` holding `b[2p, j], b[2p + 1, j]` for its 16 columns `j`.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `b` holds `k0 + kc` rows and `n0 + cols` columns; `out`
+/// is `kc.div_ceil(32) · 1024` long.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn right(b: Mat, n0: usize, cols: usize, k0: usize, kc: usize, out: &mut [u16]) {
+    let kt = kc.div_ceil(KB);
+    debug_assert_eq!(out.len(), kt * BLOCK);
+    // Tile row `p` of block `t`, tile `half`, starts here.
+    let at = |t: usize, half: usize, p: usize| ((t * 2 + half) * 16 + p) * 32;
+    let dst = out.as_mut_ptr();
+    if b.cs == 1 {
+        // Two reduction rows at a time: 16 columns of each, converted together, interleaved.
+        let interleave = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
+            4, 19, 3, 18, 2, 17, 1, 16, 0,
+        );
+        for l in (0..kt * KB).step_by(2) {
+            for half in 0..2 {
+                let width = cols.saturating_sub(half * 16).min(16);
+                let load = |l: usize| {
+                    let src = b
+                        .data
+                        .as_ptr()
+                        .wrapping_add((k0 + l) * b.rs + n0 + half * 16);
+                    // SAFETY: row `l` < kc holds `width` values from `src`.
+                    if l < kc {
+                        unsafe { _mm512_maskz_loadu_ps(lanes(width), src) }
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                };
+                // SAFETY: the tile row lies inside `out`.
+                unsafe {
+                    let v = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
+                        load(l + 1),
+                        load(l),
+                    ));
+                    let v = _mm512_permutexvar_epi16(interleave, v);
+                    _mm512_storeu_si512(dst.add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i, v);
+                }
+            }
+        }
+    } else if b.rs == 1 {
+        // Each column is contiguous down the reduction: 32 values make its 16 pairs, one per
+        // tile row; 16 columns at a time are transposed into the tile's rows.
+        for t in 0..kt {
+            let len = (kc - t * KB).min(KB);
+            for half in 0..2 {
+                let mut r = [_mm512_setzero_si512(); 16];
+                for (j, v) in r.iter_mut().enumerate() {
+                    let c = half * 16 + j;
+                    if c < cols {
+                        // SAFETY: column `n0 + c` holds `kc` values from `k0`.
+                        *v = unsafe {
+                            convert32(b.data.as_ptr().add((n0 + c) * b.cs + k0 + t * KB), len)
+                        };
+                    }
+                }
+                transpose16(&mut r);
+                for (p, v) in r.iter().enumerate() {
+                    // SAFETY: the tile row lies inside `out`.
+                    unsafe { _mm512_storeu_si512(dst.add(at(t, half, p)) as *mut __m512i, *v) };
+                }
+            }
+        }
+    } else {
+        out.fill(0);
+        for l in 0..kc {
+            for j in 0..cols {
+                out[at(l / KB, j / 16, (l % KB) / 2) + (j % 16) * 2 + l % 2] =
+                    bf16(b.data[(k0 + l) * b.rs + (n0 + j) * b.cs]);
+            }
+        }
+    }
+}
+
+/// Transposes 16 rows of 16 dwords in registers (interleave dwords, then qwords, then 128-bit
+/// lanes twice).
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: &mut [__m512i; 16]) {
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for i in 0..4 {
+        let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+        r[4 * i] = _mm512_unpacklo_epi64(a, c);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(a, c);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(b, d);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(b, d);
+    }
+    for h in 0..2 {
+        for i in 0..4 {
+            let (a, b) = (r[8 * h + i], r[8 * h + i + 4]);
+            t[8 * h + i] = _mm512_shuffle_i32x4::<0x88>(a, b);
+            t[8 * h + i + 4] = _mm512_shuffle_i32x4::<0xdd>(a, b);
+        }
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_i32x4::<0x88>(t[i], t[i + 8]);
+        r[i + 8] = _mm512_shuffle_i32x4::<0xdd>(t[i], t[i + 8]);
+    }
+}
+
+/// Rows `r0` and `r1` (`None`: zeros) rounded to bf16 and interleaved as reduction pairs,
+/// `out[2j] = r0[j]`, `out[2j + 1] = r1[j]`: one pair row of a [`super::Pairs`].
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `out` is twice as long as `r0` (and `r1`).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn interleave(r0: &[f32], r1: Option<&[f32]>, out: &mut [u16]) {
+    let interleave = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    let n = r0.len();
+    debug_assert_eq!(out.len(), 2 * n);
+    for j in (0..n).step_by(16) {
+        let mask = lanes(n - j);
+        // SAFETY: lanes past `n` are masked off, in the loads and the store.
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(mask, r0.as_ptr().add(j));
+            let b = match r1 {
+                Some(r1) => _mm512_maskz_loadu_ps(mask, r1.as_ptr().add(j)),
+                None => _mm512_setzero_ps(),
+            };
+            let v = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(b, a));
+            let v = _mm512_permutexvar_epi16(interleave, v);
+            let words = if n - j >= 16 {
+                u32::MAX
+            } else {
+                (1u32 << (2 * (n - j))) - 1
+            };
+            _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v);
+        }
+    }
+}

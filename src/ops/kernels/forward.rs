@@ -1,0 +1,257 @@
+//! The forward convolution `Y = W · col(X)`, with inference's affine map and activation fused
+//! into the output pass.
+
+use rayon::prelude::*;
+
+use super::bf16::{Left, Packed, Pairs};
+use super::buffers::*;
+use super::gemm::*;
+use super::geom::*;
+use super::im2col::*;
+
+/// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
+pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    conv2d_forward_fused(x, w, g, None, None, Activation::Identity)
+}
+
+/// What follows a convolution in inference, applied as its output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing.
+    Identity,
+    /// max(0, y).
+    Relu,
+    /// min(max(0, y), 6) (EfficientNet-Lite).
+    Relu6,
+}
+
+impl Activation {
+    #[inline]
+    pub(super) fn apply(self, y: f32) -> f32 {
+        match self {
+            Activation::Identity => y,
+            Activation::Relu => y.max(0.0),
+            Activation::Relu6 => y.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// [`conv2d_forward`] followed by a per-channel affine map `y·scale + shift` (either may be
+/// absent) and an activation, fused into the pass that lays the GEMM's output out as
+/// `[b, o, oh, ow]`: inference with the BatchNorm applied there instead of folded into the
+/// weights, which would rewrite every weight on every call.
+pub fn conv2d_forward_fused(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let taps = g.live_taps();
+    if by_image(g, taps.len()) {
+        return forward_by_image(x, w, g, &taps, scale, shift, act);
+    }
+    if let Some(pairs) = batch_inner_pairs(g, &taps) {
+        return forward_batch_inner(x, w, g, &taps, &pairs, scale, shift, act);
+    }
+    let col = im2col(x, g, &taps);
+    let s = g.s();
+    let yt = weight_times_col(w, &col, g, &taps);
+    drop(col);
+    if scale.is_none() && shift.is_none() && act == Activation::Identity {
+        return swap_leading(&yt, g.o, g.b, s);
+    }
+    output_pass(&yt, g, scale, shift, act, false)
+}
+
+/// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
+/// tap, else one product per live tap, `Y += W_t · col_t`, with `W_t` (`[o × c]`) read in
+/// place from the weight (the other taps only read padding).
+pub(super) fn weight_times_col(
+    w: &[f32],
+    col: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+) -> Vec<f32> {
+    let (nt, n) = (taps.len(), col.len() / (g.c * taps.len()).max(1));
+    if nt == g.kh * g.kw {
+        return matmul(g.o, n, g.k(), Mat::rows(w, g.k()), Mat::rows(col, n), g.mul);
+    }
+    let mut yt = matmul(
+        g.o,
+        n,
+        g.c,
+        tap_weight(w, g, taps[0]),
+        tap_rows(col, n, nt, 0),
+        g.mul,
+    );
+    for (t, &tap) in taps.iter().enumerate().skip(1) {
+        let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
+        matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, true, g.mul);
+    }
+    yt
+}
+
+/// `[b, o, oh, ow]` from a GEMM's `[o × b·oh·ow]` output, whose columns are `(image, pixel)`
+/// or, when `batch_inner`, `(pixel, image)`, through a per-channel affine map and activation.
+pub(super) fn output_pass(
+    yt: &[f32],
+    g: &ConvGeom,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+    batch_inner: bool,
+) -> Vec<f32> {
+    let (s, n) = (g.s(), g.n());
+    if batch_inner {
+        return batch_to_outer(yt, (g.b, g.o, s), scale, shift, act);
+    }
+    rows_filled_by(yt.len(), s, |idx, row| {
+        let (bi, o) = (idx / g.o, idx % g.o);
+        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
+        for (d, v) in row.iter_mut().zip(&yt[o * n + bi * s..][..s]) {
+            *d = act.apply(v * mul + add);
+        }
+    })
+}
+
+/// [`conv2d_forward_fused`] one image at a time (see [`by_image`]): `Y_b = W · col(X_b)`,
+/// one single-threaded GEMM per image, images shared out between the cores.
+pub(super) fn forward_by_image(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let pairs = small_plane_pairs(g, taps);
+    let per_core = g.b.div_ceil(rayon::current_num_threads());
+    // In bf16 the weight is rounded and packed once for every image.
+    let packed = Packed::new(Mat::rows(w, k), g.o, k, g.mul);
+    let weight = packed
+        .as_ref()
+        .map_or(Left::Mat(Mat::rows(w, k)), Left::Packed);
+    let mut y = uninit(g.b * g.o * s);
+    y.par_chunks_mut(g.o * s)
+        .with_min_len(per_core)
+        .enumerate()
+        .for_each_init(
+            // Zeroed once per task; every image rewrites the same positions, so the padding
+            // stays zero.
+            || ColBuffer::new(g, nt),
+            |col, (bi, yb)| {
+                let fill = |r: usize, row: &mut [f32]| {
+                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
+                    fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
+                };
+                let yb = match col {
+                    ColBuffer::F32(col) => {
+                        for (r, row) in col.chunks_exact_mut(s).enumerate() {
+                            fill(r, row);
+                        }
+                        product_into_unwritten(yb, g.o, s, k, weight, Mat::rows(col, s), 1, g.mul)
+                    }
+                    ColBuffer::Pairs(rows, col) => {
+                        // Two rows of col(X) at a time, in f32 (one buffer per tap, so each
+                        // keeps its padding zeros), then rounded into one pair row.
+                        let slot = |r: usize| if nt > 1 { r % nt } else { r % 2 };
+                        for p in 0..k.div_ceil(2) {
+                            let (r0, r1) = (2 * p, 2 * p + 1);
+                            fill(r0, &mut rows[slot(r0) * s..][..s]);
+                            if r1 < k {
+                                fill(r1, &mut rows[slot(r1) * s..][..s]);
+                            }
+                            let row = |r: usize| &rows[slot(r) * s..][..s];
+                            col.set(p, row(r0), (r1 < k).then(|| row(r1)));
+                        }
+                        pairs_product_into_unwritten(yb, g.o, s, k, weight, col, g.mul)
+                    }
+                };
+                affine_act(yb, s, scale, shift, act);
+            },
+        );
+    // SAFETY: every image's chunk was written by a product into unwritten memory.
+    unsafe { assume_init(y) }
+}
+
+/// One task's im2col buffer for [`forward_by_image`]: one image's `col(X)` in f32, or for bf16
+/// products one f32 row per tap (at least two) and the image's `col(X)` in bf16 pairs, which
+/// the products read in place (the f32 matrix, 4 bytes a value, is never written).
+enum ColBuffer {
+    F32(Vec<f32>),
+    Pairs(Vec<f32>, Pairs),
+}
+
+impl ColBuffer {
+    /// Zeroed buffers for one image of `g` with `nt` live taps.
+    fn new(g: &ConvGeom, nt: usize) -> Self {
+        let (k, s) = (g.k(), g.s());
+        if g.mul.is_bf16() {
+            Self::Pairs(vec![0.0; nt.max(2) * s], Pairs::new(k, s))
+        } else {
+            Self::F32(vec![0.0; k * s])
+        }
+    }
+}
+
+/// `y·scale + shift` through `act` on a `[o, s]` output, in place (nothing for the identity).
+fn affine_act(
+    y: &mut [f32],
+    s: usize,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) {
+    if scale.is_none() && shift.is_none() && act == Activation::Identity {
+        return;
+    }
+    for (o, row) in y.chunks_exact_mut(s).enumerate() {
+        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
+        for v in row.iter_mut() {
+            *v = act.apply(*v * mul + add);
+        }
+    }
+}
+
+/// [`conv2d_forward_fused`] on maps narrower than 8 pixels (ResNet's later stages at small
+/// sizes), with the batch as the innermost axis of the im2col columns (see
+/// [`im2col_batch_inner`]); the output pass reads the product back into `[b, o, oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_batch_inner(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let col = im2col_batch_inner(x, g, taps, pairs);
+    let yt = weight_times_col(w, &col, g, taps);
+    drop(col);
+    output_pass(&yt, g, scale, shift, act, true)
+}
+
+/// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.
+pub(super) fn tap_weight<'a>(w: &'a [f32], g: &ConvGeom, (i, j): (usize, usize)) -> Mat<'a> {
+    let kk = g.kh * g.kw;
+    Mat {
+        data: &w[i * g.kw + j..],
+        rs: g.c * kk,
+        cs: kk,
+    }
+}
+
+/// The rows of tap `t` (of `nt`) in an im2col matrix with `n` columns, as a `[c × n]` matrix.
+pub(super) fn tap_rows(col: &[f32], n: usize, nt: usize, t: usize) -> Mat<'_> {
+    Mat {
+        data: &col[t * n..],
+        rs: nt * n,
+        cs: 1,
+    }
+}

@@ -1,0 +1,267 @@
+//! The im2col matrix of a convolution's input and its adjoint, col2im, in both column orders
+//! (`(image, pixel)` and, on narrow maps, `(pixel, image)`).
+
+use rayon::prelude::*;
+
+use super::Activation;
+use super::buffers::*;
+use super::geom::*;
+
+/// The im2col matrix `[c·taps × b·oh·ow]` of `x` over the kernel taps `taps` (row
+/// `(ci, t)` for tap `taps[t]`, column `(bi, oy, ox)`); with every tap, `[c·kh·kw × …]`.
+pub fn im2col(x: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
+    let (n, s, nt) = (g.n(), g.s(), taps.len());
+    let plane = g.h * g.w;
+    let pairs = small_plane_pairs(g, taps);
+    rows_filled_by(g.c * nt * n, n, |r, row| {
+        let ci = r / nt;
+        for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
+            let src = &x[(bi * g.c + ci) * plane..][..plane];
+            fill_col_row(src, g, taps, pairs.as_deref(), r % nt, dst);
+        }
+    })
+}
+
+/// One image's part of an im2col row: the input plane `src` of one channel as read by tap
+/// `taps[t]` at every output pixel. Writes every value that lies inside the image; padding
+/// positions are written as zeros only on the shifted-span path, so `dst` must start zeroed
+/// (or hold the same geometry's earlier output, whose padding positions are zeros).
+pub(super) fn fill_col_row(
+    src: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: Option<&[Vec<(u32, u32)>]>,
+    t: usize,
+    dst: &mut [f32],
+) {
+    if let Some(pairs) = pairs {
+        for &(q, p) in &pairs[t] {
+            dst[q as usize] = src[p as usize];
+        }
+        return;
+    }
+    tap_spans(g, taps[t], |out, inp, len, step| {
+        if step == 1 {
+            dst[out..out + len].copy_from_slice(&src[inp..inp + len]);
+        } else if step == 2 {
+            // Every other value, read as pairs, which the compiler de-interleaves with vector
+            // shuffles (the index loop below stays scalar).
+            let (head, last) = dst[out..out + len].split_at_mut(len - 1);
+            let pairs = src[inp..inp + 2 * (len - 1)].chunks_exact(2);
+            for (d, p) in head.iter_mut().zip(pairs) {
+                *d = p[0];
+            }
+            last[0] = src[inp + 2 * (len - 1)];
+        } else {
+            for (k, d) in dst[out..out + len].iter_mut().enumerate() {
+                *d = src[inp + k * step];
+            }
+        }
+    });
+    zero_row_edges(dst, g, taps[t]);
+}
+
+/// The runs in which tap `(i, j)` reads the input inside the image, as
+/// `run(first output pixel, first input pixel, length, input step)` (output pixels adjacent):
+/// one shifted span for the whole plane where [`ConvGeom::shifted_span`] applies (its edge
+/// entries then lie over the padding, see [`zero_row_edges`]), else one run per output row.
+pub(super) fn tap_spans(
+    g: &ConvGeom,
+    (i, j): (usize, usize),
+    mut run: impl FnMut(usize, usize, usize, usize),
+) {
+    let (y0, y1) = g.valid_rows(i);
+    let (x0, x1) = g.valid_cols(j);
+    if x0 >= x1 {
+        return;
+    }
+    if let Some((off, lo, hi)) = g.shifted_span(i, j) {
+        run(lo, (lo as isize + off) as usize, hi - lo, 1);
+        return;
+    }
+    let ix0 = g.in_col(x0, j);
+    for oy in y0..y1 {
+        let iy = g.in_row(oy, i);
+        run(oy * g.ow + x0, iy * g.w + ix0, x1 - x0, g.stride[1]);
+    }
+}
+
+/// The inverse scatter of [`im2col`]: sums every column entry back into its input pixel,
+/// giving `dX` `[b, c, h, w]` from `dcol` `[c·taps × b·oh·ow]` (consumed: entries that fall
+/// into the padding are zeroed first, so shifted taps can be added as whole spans).
+pub fn col2im(mut dcol: Vec<f32>, g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
+    let (n, s, plane, nt) = (g.n(), g.s(), g.h * g.w, taps.len());
+    let pairs = small_plane_pairs(g, taps);
+    if pairs.is_none() && g.shifts() {
+        dcol.par_chunks_mut(n)
+            .with_min_len(min_rows(n))
+            .enumerate()
+            .for_each(|(r, row)| {
+                for seg in row.chunks_mut(s) {
+                    zero_row_edges(seg, g, taps[r % nt]);
+                }
+            });
+    }
+    let dcol = &dcol;
+    let len = g.b * g.c * plane;
+    chunks_filled_by(len, plane, min_rows(plane * nt), |idx, dst| {
+        let (bi, ci) = (idx / g.c, idx % g.c);
+        for t in 0..nt {
+            let src = &dcol[(ci * nt + t) * n + bi * s..][..s];
+            add_col_row(dst, g, taps, pairs.as_deref(), t, src);
+        }
+    })
+}
+
+/// Zeroes the entries of one image's part of a `dcol` row for tap `(i, j)` that lie over the
+/// left and right padding, when that tap is added as one shifted span (see
+/// [`ConvGeom::shifted_span`]): the span would otherwise carry them into the neighbouring rows.
+pub(super) fn zero_row_edges(seg: &mut [f32], g: &ConvGeom, (i, j): (usize, usize)) {
+    if g.shifted_span(i, j).is_none() {
+        return;
+    }
+    let (y0, y1) = g.valid_rows(i);
+    let (x0, x1) = g.valid_cols(j);
+    // Column by column down the rows: per row these are one to three values, and `fill` made
+    // each a call to memset (5 % of an inference profile at 64 px).
+    for ox in (0..x0).chain(x1..g.ow) {
+        for oy in y0..y1 {
+            seg[oy * g.ow + ox] = 0.0;
+        }
+    }
+}
+
+/// The adjoint of [`fill_col_row`]: adds one image's part of a `dcol` row (tap `taps[t]`, one
+/// channel) into that channel's input-gradient plane `dst`. On the shifted-span path the
+/// entries over the padding must have been zeroed ([`zero_row_edges`]).
+pub(super) fn add_col_row(
+    dst: &mut [f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: Option<&[Vec<(u32, u32)>]>,
+    t: usize,
+    src: &[f32],
+) {
+    if let Some(pairs) = pairs {
+        for &(q, p) in &pairs[t] {
+            dst[p as usize] += src[q as usize];
+        }
+        return;
+    }
+    tap_spans(g, taps[t], |out, inp, len, step| {
+        if step == 1 {
+            for (d, v) in dst[inp..inp + len].iter_mut().zip(&src[out..out + len]) {
+                *d += v;
+            }
+        } else {
+            for (k, v) in src[out..out + len].iter().enumerate() {
+                dst[inp + k * step] += v;
+            }
+        }
+    });
+}
+
+/// `[b, c, s]` → `[c, s, b]`: an activation with the batch as its innermost axis.
+pub(super) fn batch_to_inner(x: &[f32], b: usize, c: usize, s: usize) -> Vec<f32> {
+    chunks_filled_by(x.len(), s * b, 1, |ci, dst| {
+        for bi in 0..b {
+            let src = &x[(bi * c + ci) * s..][..s];
+            for (p, v) in src.iter().enumerate() {
+                dst[p * b + bi] = *v;
+            }
+        }
+    })
+}
+
+/// `[c, s, b]` → `[b, c, s]`, the inverse of [`batch_to_inner`], through a per-channel affine
+/// map and activation (the convolution's output pass; none for a gradient).
+pub(super) fn batch_to_outer(
+    xt: &[f32],
+    (b, c, s): (usize, usize, usize),
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    rows_filled_by(xt.len(), s, |idx, row| {
+        let (bi, ci) = (idx / c, idx % c);
+        let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
+        let src = &xt[ci * s * b..][..s * b];
+        for (q, d) in row.iter_mut().enumerate() {
+            *d = act.apply(src[q * b + bi] * mul + add);
+        }
+    })
+}
+
+/// The im2col matrix of [`im2col`] with its columns ordered `(oy, ox, image)` instead of
+/// `(image, oy, ox)`, for maps narrower than 8 pixels (`pairs` from [`small_plane_pairs`]):
+/// each `(output, input)` pixel pair of a tap then moves `b` adjacent values instead of one,
+/// after one pass that lays the input out as `[c, h·w, b]`.
+pub(super) fn im2col_batch_inner(
+    x: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
+    let xt = batch_to_inner(x, b, g.c, plane);
+    rows_filled_by(g.c * nt * n, n, |r, row| {
+        let src = &xt[(r / nt) * plane * b..][..plane * b];
+        for &(q, p) in &pairs[r % nt] {
+            let (q, p) = (q as usize * b, p as usize * b);
+            row[q..q + b].copy_from_slice(&src[p..p + b]);
+        }
+    })
+}
+
+/// The adjoint of [`im2col_batch_inner`]: `dX` `[b, c, h, w]` from a `dcol` whose columns are
+/// `(oy, ox, image)`, summed as runs of `b` values into a `[c, h·w, b]` gradient first.
+pub(super) fn col2im_batch_inner(
+    dcol: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
+    let dxt = chunks_filled_by(g.c * plane * b, plane * b, 1, |ci, dst| {
+        for (t, pairs) in pairs.iter().enumerate() {
+            let src = &dcol[(ci * nt + t) * n..][..n];
+            for &(q, p) in pairs {
+                let (q, p) = (q as usize * b, p as usize * b);
+                for (d, v) in dst[p..p + b].iter_mut().zip(&src[q..q + b]) {
+                    *d += v;
+                }
+            }
+        }
+    });
+    batch_to_outer(&dxt, (b, g.c, plane), None, None, Activation::Identity)
+}
+
+/// [`col2im_batch_inner`] from the transposed `dcolᵀ` (`[n × c·taps]`, rows `(oy, ox, image)`):
+/// image by image, each output pixel's row adds its live taps into the input pixels they read,
+/// straight into `dX` `[b, c, h, w]`.
+pub(super) fn col2im_batch_inner_t(
+    dcolt: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (b, nt, plane) = (g.b, taps.len(), g.h * g.w);
+    let k = g.c * nt;
+    // Per output pixel, its (tap, input pixel) pairs.
+    let mut by_out = vec![Vec::new(); g.s()];
+    for (t, pairs) in pairs.iter().enumerate() {
+        for &(q, p) in pairs {
+            by_out[q as usize].push((t, p as usize));
+        }
+    }
+    chunks_filled_by(b * g.c * plane, g.c * plane, 1, |bi, dxb| {
+        for (q, list) in by_out.iter().enumerate() {
+            let row = &dcolt[(q * b + bi) * k..][..k];
+            for (d, vals) in dxb.chunks_exact_mut(plane).zip(row.chunks_exact(nt)) {
+                for &(t, p) in list {
+                    d[p] += vals[t];
+                }
+            }
+        }
+    })
+}

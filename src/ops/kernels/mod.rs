@@ -1,0 +1,28 @@
+//! Convolution as a few large GEMMs, on plain `f32` slices (NCHW activations, OIHW weights).
+//!
+//! Forward `Y = W · col(X)`, weight gradient `dW = dY · col(X)ᵀ`, input gradient
+//! `dX = col⁻¹(Wᵀ · dY)`, where `col(X)` is `[C·kh·kw × B·OH·OW]`. Small maps build one im2col
+//! matrix for the whole batch, so every product is one large GEMM (with the batch as the
+//! innermost column axis, forward and backward, on maps narrower than 8 pixels); maps of 64
+//! pixels or more run image by image, each image's im2col block in cache. burn's generic
+//! backward (a transposed convolution and a batch/channel-swapped convolution) turns the same
+//! work into many skinny products; see docs/kernels.md. The products multiply in f32 or, where
+//! the CPU has native bf16 ([`bf16`]), in bf16 with f32 accumulation.
+
+mod backward;
+pub mod bf16;
+mod buffers;
+mod forward;
+mod gemm;
+mod geom;
+mod im2col;
+mod mat;
+#[cfg(test)]
+mod tests;
+
+pub use backward::conv2d_backward;
+pub(crate) use buffers::{assume_init, chunks_filled_by, rows_filled_by, uninit, zeroed};
+pub use forward::{Activation, conv2d_forward, conv2d_forward_fused};
+pub use gemm::matmul;
+pub use geom::ConvGeom;
+pub use mat::Mat;
