@@ -124,12 +124,14 @@ pub(super) unsafe fn block(
         if kt > 0 {
             asm!(
                 "2:",
+                // Each product starts as soon as its two tiles are in, so the other loads
+                // overlap it (the next block's first loads overlap this block's last two).
                 "tileloadd tmm4, [{a} + {r}*1]",
-                "tileloadd tmm5, [{a} + {r}*1 + 1024]",
                 "tileloadd tmm6, [{b} + {br}*1]",
-                "tileloadd tmm7, [{bh} + {br}*1]",
                 "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{bh} + {br}*1]",
                 "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm5, [{a} + {r}*1 + 1024]",
                 "tdpbf16ps tmm2, tmm5, tmm6",
                 "tdpbf16ps tmm3, tmm5, tmm7",
                 "add {a}, 2048",

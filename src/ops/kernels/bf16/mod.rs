@@ -67,7 +67,7 @@ const KB: usize = 32;
 const BLOCK: usize = PANEL * KB;
 /// The reduction is packed and multiplied in slices of at most this many values, so one slice
 /// of the left operand stays in the core's cache across the right operand's panels.
-const KC: usize = 384;
+const KC: usize = 256;
 
 /// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
 /// weight, shared by the images of a batch).
@@ -270,26 +270,31 @@ pub(super) unsafe fn gemm(
                     ap
                 }
             };
-            bp.resize(kt * BLOCK, 0);
+            let panels = n.div_ceil(PANEL);
+            if let Right::Mat(b) = b {
+                // Every right panel of the slice, packed once: with the slice short enough, they
+                // stay in the core's L2 while each left panel, in L1, sweeps them.
+                bp.resize(panels * kt * BLOCK, 0);
+                for (q, panel) in bp.chunks_exact_mut(kt * BLOCK).enumerate() {
+                    let (n0, cols) = (q * PANEL, (n - q * PANEL).min(PANEL));
+                    // SAFETY: as above.
+                    unsafe { pack::right(b, n0, cols, k0, kc, panel) };
+                }
+            }
+            let right_panel = |q: usize| match b {
+                Right::Mat(_) => (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED),
+                Right::Pairs(pairs) => {
+                    debug_assert!(pairs.k == k && pairs.n == n);
+                    let at = (k0 / 2 * n + q * PANEL) * 2;
+                    (pairs.data[at..].as_ptr(), RightLayout::pairs(n))
+                }
+            };
             let add = accumulate || slice > 0;
-            for n0 in (0..n).step_by(PANEL) {
-                let cols = (n - n0).min(PANEL);
-                let (b_panel, b_at) = match b {
-                    Right::Mat(b) => {
-                        // SAFETY: as above.
-                        unsafe { pack::right(b, n0, cols, k0, kc, bp) };
-                        (bp.as_ptr(), RightLayout::PACKED)
-                    }
-                    Right::Pairs(pairs) => {
-                        debug_assert!(pairs.k == k && pairs.n == n);
-                        (
-                            pairs.data[(k0 / 2 * n + n0) * 2..].as_ptr(),
-                            RightLayout::pairs(n),
-                        )
-                    }
-                };
-                for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
-                    let rows = (m - p * PANEL).min(PANEL);
+            for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
+                let rows = (m - p * PANEL).min(PANEL);
+                for q in 0..panels {
+                    let (n0, cols) = (q * PANEL, (n - q * PANEL).min(PANEL));
+                    let (b_panel, b_at) = right_panel(q);
                     // SAFETY: the block lies inside `dst` (rows, cols clipped to m, n).
                     let block = unsafe { dst.add(p * PANEL * dst_rs + n0) };
                     let full = rows == PANEL && cols == PANEL;
