@@ -169,7 +169,8 @@ pub(super) fn matmul_serial(
     unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, accumulate, 1, mul) };
 }
 
-/// Checks an unpacked left operand's bounds (a packed one was checked when it was packed).
+/// Checks an unpacked left operand's bounds (a packed one was checked when it was packed, and
+/// its shape against the product's in `bf16::gemm`).
 fn check_left(a: Left, m: usize, k: usize) {
     if let Left::Mat(a) = a {
         a.check(m, k);
@@ -211,7 +212,7 @@ pub(super) unsafe fn split_gemm(
     };
     let Some(a) = split else {
         if mul.is_bf16() {
-            // SAFETY: as promised by the caller; `mul` was checked when it was chosen.
+            // SAFETY: as promised by the caller; `bf16::gemm` checks `mul` and packed shapes.
             unsafe { bf16::gemm(m, n, k, dst.0, dst_rs, a, Right::Mat(b), accumulate, mul) };
             return;
         }

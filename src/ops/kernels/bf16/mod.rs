@@ -65,9 +65,11 @@ const PANEL: usize = 32;
 const KB: usize = 32;
 /// bf16 values in one block of a panel (two 16×32 tiles).
 const BLOCK: usize = PANEL * KB;
-/// The reduction is packed and multiplied in slices of at most this many values, so one slice
-/// of the left operand stays in the core's cache across the right operand's panels.
+/// The reduction is packed and multiplied in slices of at most this many values, so a left
+/// panel's slice (16 KB) stays in L1 while it sweeps the right panels.
 const KC: usize = 256;
+/// Columns of the right operand packed at a time: 64 panels, 1 MB of one slice, in L2.
+const NC: usize = 64 * PANEL;
 
 /// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
 /// weight, shared by the images of a batch).
@@ -84,6 +86,7 @@ impl Packed {
         if !mul.is_bf16() || !supports(mul) {
             return None;
         }
+        a.check(m, k);
         #[cfg(target_arch = "x86_64")]
         {
             let mut panels = vec![
@@ -159,8 +162,8 @@ impl RightLayout {
 
 /// A right operand (`k × n`) already rounded to bf16 in reduction pairs: pair row `p` holds
 /// `b[2p, j], b[2p + 1, j]` for every column `j`, `2n` values, and the pair rows are padded
-/// with zeros to a multiple of 16 and followed by 32 more values (what the last panel reads
-/// past the last column), so the kernels read its tiles in place, unpacked.
+/// with zeros to a multiple of 16 and followed by 64 more values (what the last panel's tiles
+/// read past the last column), so the kernels read its tiles in place, unpacked.
 pub struct Pairs {
     data: Vec<u16>,
     k: usize,
@@ -249,7 +252,27 @@ pub(super) unsafe fn gemm(
     accumulate: bool,
     mul: Mul,
 ) {
-    debug_assert!(mul.is_bf16() && supports(mul));
+    // Checked here, not only where `mul` was chosen: the instructions fault on a CPU without them.
+    assert!(
+        mul.is_bf16() && supports(mul),
+        "{mul:?} products on a CPU without them"
+    );
+    if let Left::Packed(p) = a {
+        assert!(
+            p.m == m && p.k == k,
+            "a packed {}×{} operand for {m}×{k}",
+            p.m,
+            p.k
+        );
+    }
+    if let Right::Pairs(pairs) = b {
+        assert!(
+            pairs.k == k && pairs.n == n,
+            "{}×{} pairs for {k}×{n}",
+            pairs.k,
+            pairs.n
+        );
+    }
     BUFFERS.with(|buffers| {
         let (ap, bp, scratch) = &mut *buffers.borrow_mut();
         if mul == Mul::Amx {
@@ -270,59 +293,61 @@ pub(super) unsafe fn gemm(
                     ap
                 }
             };
-            let panels = n.div_ceil(PANEL);
-            if let Right::Mat(b) = b {
-                // Every right panel of the slice, packed once: with the slice short enough, they
-                // stay in the core's L2 while each left panel, in L1, sweeps them.
-                bp.resize(panels * kt * BLOCK, 0);
-                for (q, panel) in bp.chunks_exact_mut(kt * BLOCK).enumerate() {
-                    let (n0, cols) = (q * PANEL, (n - q * PANEL).min(PANEL));
-                    // SAFETY: as above.
-                    unsafe { pack::right(b, n0, cols, k0, kc, panel) };
-                }
-            }
-            let right_panel = |q: usize| match b {
-                Right::Mat(_) => (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED),
-                Right::Pairs(pairs) => {
-                    debug_assert!(pairs.k == k && pairs.n == n);
-                    let at = (k0 / 2 * n + q * PANEL) * 2;
-                    (pairs.data[at..].as_ptr(), RightLayout::pairs(n))
-                }
-            };
             let add = accumulate || slice > 0;
-            for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
-                let rows = (m - p * PANEL).min(PANEL);
-                for q in 0..panels {
-                    let (n0, cols) = (q * PANEL, (n - q * PANEL).min(PANEL));
-                    let (b_panel, b_at) = right_panel(q);
-                    // SAFETY: the block lies inside `dst` (rows, cols clipped to m, n).
-                    let block = unsafe { dst.add(p * PANEL * dst_rs + n0) };
-                    let full = rows == PANEL && cols == PANEL;
-                    let (c, c_rs, load) = if full {
-                        (block, dst_rs, add)
-                    } else {
-                        (out.0.as_mut_ptr(), PANEL, false)
-                    };
-                    // SAFETY: `c` addresses a 32×32 block with row stride `c_rs`.
-                    unsafe {
-                        match mul {
-                            Mul::Amx => {
-                                amx::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load)
-                            }
-                            _ => dot::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load),
-                        }
+            // The right operand in chunks of NC columns, each chunk's panels packed once and kept
+            // in the core's L2 while every left panel (in L1) sweeps them.
+            for c0 in (0..n).step_by(NC) {
+                let nc = (n - c0).min(NC);
+                let panels = nc.div_ceil(PANEL);
+                if let Right::Mat(b) = b {
+                    bp.resize(panels * kt * BLOCK, 0);
+                    for (q, panel) in bp.chunks_exact_mut(kt * BLOCK).enumerate() {
+                        let (n0, cols) = (c0 + q * PANEL, (nc - q * PANEL).min(PANEL));
+                        // SAFETY: as above.
+                        unsafe { pack::right(b, n0, cols, k0, kc, panel) };
                     }
-                    if !full {
-                        for r in 0..rows {
-                            let src = &out.0[r * PANEL..][..cols];
-                            // SAFETY: row `r` < rows and `cols` columns lie inside the block.
-                            let row = unsafe {
-                                std::slice::from_raw_parts_mut(block.add(r * dst_rs), cols)
-                            };
-                            if add {
-                                row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                            } else {
-                                row.copy_from_slice(src);
+                }
+                let right_panel = |q: usize| match b {
+                    Right::Mat(_) => (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED),
+                    Right::Pairs(pairs) => {
+                        let at = (k0 / 2 * n + c0 + q * PANEL) * 2;
+                        (pairs.data[at..].as_ptr(), RightLayout::pairs(n))
+                    }
+                };
+                for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
+                    let rows = (m - p * PANEL).min(PANEL);
+                    for q in 0..panels {
+                        let (n0, cols) = (c0 + q * PANEL, (nc - q * PANEL).min(PANEL));
+                        let (b_panel, b_at) = right_panel(q);
+                        // SAFETY: the block lies inside `dst` (rows, cols clipped to m, n).
+                        let block = unsafe { dst.add(p * PANEL * dst_rs + n0) };
+                        let full = rows == PANEL && cols == PANEL;
+                        let (c, c_rs, load) = if full {
+                            (block, dst_rs, add)
+                        } else {
+                            (out.0.as_mut_ptr(), PANEL, false)
+                        };
+                        // SAFETY: `c` addresses a 32×32 block with row stride `c_rs`.
+                        unsafe {
+                            match mul {
+                                Mul::Amx => {
+                                    amx::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load)
+                                }
+                                _ => dot::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load),
+                            }
+                        }
+                        if !full {
+                            for r in 0..rows {
+                                let src = &out.0[r * PANEL..][..cols];
+                                // SAFETY: row `r` < rows and `cols` columns lie inside the block.
+                                let row = unsafe {
+                                    std::slice::from_raw_parts_mut(block.add(r * dst_rs), cols)
+                                };
+                                if add {
+                                    row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                                } else {
+                                    row.copy_from_slice(src);
+                                }
                             }
                         }
                     }
