@@ -8,6 +8,7 @@ use fastvision::burn::tensor::Device;
 use fastvision::data::{ImageFolder, SplitConfig, skipped_report};
 use fastvision::infer::{Inference, Predictor, Tta, evaluate as evaluate_items};
 use fastvision::interpret::{Split, items_in_vocab};
+use fastvision::learner::Precision;
 use fastvision::report::plot::plot_confusion;
 
 /// How `predict` and `evaluate` turn images into predictions.
@@ -25,6 +26,10 @@ pub struct InferArgs {
     /// 10-crop: four corners and the centre, and their mirrors, averaged.
     #[arg(long, conflicts_with = "tta")]
     ten_crop: bool,
+    /// Float precision of the convolutions: auto (bf16 on a CPU with AMX tiles, else fp32),
+    /// fp32, bf16 (a CPU with AVX-512 BF16 or AMX), fp16 (a GPU).
+    #[arg(long, default_value = "auto", value_parser = super::parse::named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
+    pub precision: Precision,
 }
 
 impl InferArgs {
@@ -57,8 +62,9 @@ pub struct PredictArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// How images become predictions (TTA, 10-crop, precision).
     #[command(flatten)]
-    how: InferArgs,
+    pub how: InferArgs,
 }
 
 /// `fastvision evaluate`'s flags.
@@ -71,8 +77,9 @@ pub struct EvaluateArgs {
     /// Batch size.
     #[arg(long, default_value_t = 64, value_parser = super::parse::at_least(1))]
     bs: usize,
+    /// How images become predictions (TTA, 10-crop, precision).
     #[command(flatten)]
-    how: InferArgs,
+    pub how: InferArgs,
 }
 
 /// The formats `export` writes.
@@ -99,7 +106,8 @@ pub struct ExportArgs {
 
 /// `fastvision predict`.
 pub fn predict(args: PredictArgs, device: &Device) -> Result<()> {
-    let predictor = Predictor::load(&args.run, device)?;
+    let mut predictor = Predictor::load(&args.run, device)?;
+    predictor.set_precision(args.how.precision)?;
     let preds = predictor.predict(&args.images, args.top, args.how.inference())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
@@ -119,7 +127,8 @@ pub fn predict(args: PredictArgs, device: &Device) -> Result<()> {
 /// `fastvision evaluate`.
 pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
     let how = args.how.inference();
-    let predictor = Predictor::load(&args.run, device)?;
+    let mut predictor = Predictor::load(&args.run, device)?;
+    predictor.set_precision(args.how.precision)?;
     let dir = if args.dir.join("valid").is_dir() {
         args.dir.join("valid")
     } else {

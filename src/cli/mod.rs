@@ -127,7 +127,7 @@ fn run(cli: Cli) -> Result<()> {
         Ok(s.device)
     };
     let device = || device_in(None);
-    // Prediction, evaluation and interpretation run in the device's `auto` precision.
+    // Interpretation runs in the device's `auto` precision.
     let auto = Some(Precision::Auto);
     match cli.command {
         Command::Train(args) => {
@@ -136,8 +136,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::LrFind(args) => train::lr_find(args, &device()?),
         Command::ShowBatch(args) => train::show_batch(args),
-        Command::Predict(args) => infer::predict(args, &device_in(auto)?),
-        Command::Evaluate(args) => infer::evaluate(args, &device_in(auto)?),
+        Command::Predict(args) => {
+            let precision = Some(args.how.precision);
+            infer::predict(args, &device_in(precision)?)
+        }
+        Command::Evaluate(args) => {
+            let precision = Some(args.how.precision);
+            infer::evaluate(args, &device_in(precision)?)
+        }
         Command::Interpret(args) => interpret::interpret(args, &device_in(auto)?),
         Command::Clean(args) => clean::clean(args, device),
         Command::Export(args) => infer::export(args, &device()?),

@@ -81,6 +81,35 @@ fn train_predict_evaluate_from_the_command_line() {
         "two classes: probabilities sum to 1"
     );
 
+    // Forced fp32 predicts the same classes within bf16's rounding of auto's; fp16 is refused on
+    // the CPU, naming the flag.
+    let img_arg = img.to_str().unwrap();
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "predict",
+            "runs/r1",
+            img_arg,
+            "--json",
+            "-k",
+            "2",
+            "--precision",
+            "fp32",
+        ],
+    );
+    assert!(ok && out.contains("· fp32"), "{out}");
+    let fp32: serde_json::Value = leading_json(&out);
+    let prob = |v: &serde_json::Value| v[0]["top"][0]["prob"].as_f64().unwrap();
+    assert!(
+        (prob(&fp32) - prob(&preds)).abs() < 0.05,
+        "{fp32} vs {preds}"
+    );
+    let (ok, out) = fastvision(
+        dir.path(),
+        &["predict", "runs/r1", img_arg, "--precision", "fp16"],
+    );
+    assert!(!ok && out.contains("--precision fp16"), "{out}");
+
     let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/r1", "photos"]);
     assert!(ok, "{out}");
     assert!(out.contains("12 images, accuracy"), "{out}");
