@@ -73,7 +73,7 @@ const NC: usize = 64 * PANEL;
 
 /// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
 /// weight, shared by the images of a batch).
-pub struct Packed {
+pub(crate) struct Packed {
     panels: Vec<u16>,
     m: usize,
     k: usize,
@@ -164,7 +164,7 @@ impl RightLayout {
 /// `b[2p, j], b[2p + 1, j]` for every column `j`, `2n` values, and the pair rows are padded
 /// with zeros to a multiple of 16 and followed by 64 more values (what the last panel's tiles
 /// read past the last column), so the kernels read its tiles in place, unpacked.
-pub struct Pairs {
+pub(crate) struct Pairs {
     data: Vec<u16>,
     k: usize,
     n: usize,
@@ -209,7 +209,7 @@ impl Pairs {
 
 /// A product's right operand: f32 as it lies (packed panel by panel), or in bf16 pairs.
 #[derive(Clone, Copy)]
-pub enum Right<'a> {
+pub(crate) enum Right<'a> {
     /// An f32 matrix.
     Mat(Mat<'a>),
     /// Already in bf16 reduction pairs.
@@ -218,7 +218,7 @@ pub enum Right<'a> {
 
 /// A product's left operand: as it lies, or already packed.
 #[derive(Clone, Copy)]
-pub enum Left<'a> {
+pub(crate) enum Left<'a> {
     /// An f32 matrix, packed slice by slice as the product runs.
     Mat(Mat<'a>),
     /// Packed once by [`Packed::new`].
