@@ -184,9 +184,24 @@ async fn relabel_delete_and_undo_in_headless_chromium() {
     );
     assert!(!data.join("train/bag").join(odd).exists());
 
+    // The page redraws after the relabel: wait (bounded) until the relabelled card is gone,
+    // then take a card that carries a path (not one caught mid-redraw).
+    let mut gone = false;
+    for _ in 0..100 {
+        if c.find_all(Locator::Css(&odd_card))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the relabelled image left the bag page");
     let card = c
         .wait()
-        .for_element(Locator::Css("div.card"))
+        .for_element(Locator::Css("div.card[data-path]"))
         .await
         .unwrap();
     let victim = card.attr("data-path").await.unwrap().unwrap();
