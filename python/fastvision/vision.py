@@ -173,9 +173,12 @@ class Learner:
         self.recorder = Recorder(self)
         #: The notes of the last call (a batch size chosen, weights loaded…).
         self.notes: List[str] = []
-        #: The convolutions' precision: ``auto`` resolves to ``bf16`` on a CPU with AMX tiles,
-        #: ``fp32`` elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it.
-        self.precision: str = engine.set_precision("auto")
+
+    @property
+    def precision(self) -> str:
+        """The convolutions' precision: ``bf16`` by default on a CPU with AMX tiles, ``fp32``
+        elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it."""
+        return self._engine.precision()
 
     def _progress(self, show: bool) -> Progress:
         p = Progress(show)
@@ -231,18 +234,18 @@ class Learner:
         """Mixed precision as fastai's ``to_bf16``: the convolutions multiply in bf16 (f32 sums,
         f32 weights); on the CPU where it has AVX-512 BF16 or AMX tiles, else ValueError. On a
         CPU with AMX this is already the default (``auto``)."""
-        self.precision = self._engine.set_precision("bf16")
+        self._engine.set_precision("bf16")
         return self
 
     def to_fp16(self) -> "Learner":
         """fastai's ``to_fp16``: f16 convolutions with loss scaling, on a GPU (ValueError on
         the CPU)."""
-        self.precision = self._engine.set_precision("fp16")
+        self._engine.set_precision("fp16")
         return self
 
     def to_fp32(self) -> "Learner":
         """Everything in f32 from now on (fastai's default)."""
-        self.precision = self._engine.set_precision("fp32")
+        self._engine.set_precision("fp32")
         return self
 
     def lr_find(self, show_plot: bool = True) -> SuggestedLRs:

@@ -377,6 +377,14 @@ impl Learner {
         })
     }
 
+    /// The convolutions' precision now (`fp32`, `bf16`, `fp16`: `auto` is resolved when set).
+    fn precision(&self) -> PyResult<String> {
+        Ok(match &*self.lock()? {
+            State::Train(vl) => vl.learner.precision().to_string(),
+            State::Infer(p) => p.precision().to_string(),
+        })
+    }
+
     /// Trains and predicts in `precision` from now on (`auto`, `fp32`, `bf16`, `fp16`); the
     /// precision it resolved to.
     fn set_precision(&self, py: Python<'_>, precision: &str) -> PyResult<String> {

@@ -160,4 +160,4 @@ def test_precision_in_fastais_words(learn, dls):
             learn.to_fp16()
     finally:
         learn._engine.set_precision(before)
-        learn.precision = before
+    assert learn.precision == before

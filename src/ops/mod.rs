@@ -74,9 +74,13 @@ fn fast_path(x: &Tensor<4>) -> bool {
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// How our kernels multiply on this thread now: f32, or under bf16 autocast the CPU's native
-/// bf16 (`None`: a precision our kernels do not compute in, left to burn's ops).
-fn kernel_mul() -> Option<Mul> {
+/// How our kernels multiply `x` on this thread now: f32, or under bf16 autocast the CPU's
+/// native bf16; `None` where they do not take it (another backend or dtype, reference mode, a
+/// precision they do not compute in), left to burn's ops.
+fn kernel_mul(x: &Tensor<4>) -> Option<Mul> {
+    if !fast_path(x) {
+        return None;
+    }
     match autocast::half() {
         None => Some(Mul::F32),
         Some(FloatDType::BF16) => bf16::native(),
@@ -103,7 +107,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let mul = kernel_mul().filter(|_| fast_path(&x));
+    let mul = kernel_mul(&x);
     let Some(mul) = mul.filter(|_| options.groups == 1) else {
         return match autocast::half() {
             // Mixed precision on a backend that has the dtype: compute in half precision, hand
@@ -251,7 +255,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
             return activate(timed(Op::BatchNorm, || bn.forward(y)), act);
         }
     };
-    let mul = kernel_mul().filter(|_| fast_path(&x));
+    let mul = kernel_mul(&x);
     if let (false, 1, Some(mul)) = (autodiff, options.groups, mul) {
         // On flex the BatchNorm's scale and shift are applied in the convolution's output pass
         // (the same arithmetic as folding, without rewriting the weights on every call).

@@ -242,11 +242,12 @@ fn valid_ranges_cover_exactly_the_inside() {
 /// sum of |products|), and so do both gradients (against the f32 kernels on rounded operands).
 #[test]
 fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
-    use super::bf16::{Mul, supports};
-    let units: Vec<Mul> = [Mul::Amx, Mul::Avx512Bf16]
-        .into_iter()
-        .filter(|&u| supports(u))
-        .collect();
+    use super::bf16::Mul;
+    let units = super::bf16::units();
+    if units.is_empty() {
+        eprintln!("no native bf16 on this CPU: nothing to check");
+        return;
+    }
     let round = |v: &[f32]| -> Vec<f32> {
         v.iter()
             .map(|&x| half::bf16::from_f32(x).to_f32())

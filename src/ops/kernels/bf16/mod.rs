@@ -41,9 +41,15 @@ impl Mul {
 /// The CPU's native bf16 arithmetic, fastest first: AMX, else AVX-512 BF16; `None` without
 /// either (or on other architectures).
 pub fn native() -> Option<Mul> {
+    units().into_iter().next()
+}
+
+/// Every bf16 arithmetic this CPU has, fastest first.
+pub fn units() -> Vec<Mul> {
     [Mul::Amx, Mul::Avx512Bf16]
         .into_iter()
-        .find(|&mul| supports(mul))
+        .filter(|&mul| supports(mul))
+        .collect()
 }
 
 /// Whether `mul` can run on this CPU.
@@ -414,10 +420,7 @@ mod tests {
     /// given as bf16 pairs.
     #[test]
     fn bf16_products_equal_an_f64_reference() {
-        let units: Vec<Mul> = [Mul::Amx, Mul::Avx512Bf16]
-            .into_iter()
-            .filter(|&u| supports(u))
-            .collect();
+        let units = units();
         if units.is_empty() {
             eprintln!("no native bf16 on this CPU: nothing to check");
             return;

@@ -123,10 +123,6 @@ pub(super) unsafe fn right(b: Mat, n0: usize, cols: usize, k0: usize, kc: usize,
     let dst = out.as_mut_ptr();
     if b.cs == 1 {
         // Two reduction rows at a time: 16 columns of each, converted together, interleaved.
-        let interleave = _mm512_set_epi16(
-            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
-            4, 19, 3, 18, 2, 17, 1, 16, 0,
-        );
         for l in (0..kt * KB).step_by(2) {
             for half in 0..2 {
                 let width = cols.saturating_sub(half * 16).min(16);
@@ -144,11 +140,7 @@ pub(super) unsafe fn right(b: Mat, n0: usize, cols: usize, k0: usize, kc: usize,
                 };
                 // SAFETY: the tile row lies inside `out`.
                 unsafe {
-                    let v = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
-                        load(l + 1),
-                        load(l),
-                    ));
-                    let v = _mm512_permutexvar_epi16(interleave, v);
+                    let v = pairs16(load(l), load(l + 1));
                     _mm512_storeu_si512(dst.add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i, v);
                 }
             }
@@ -216,6 +208,20 @@ fn transpose16(r: &mut [__m512i; 16]) {
     }
 }
 
+/// 16 values of two reduction rows rounded to bf16 as 16 pairs, `r0[j], r1[j]` side by side: one
+/// tile row of a right panel, or 16 columns of a pair row.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn pairs16(r0: __m512, r1: __m512) -> __m512i {
+    // Word 2j takes word j (row 0's j-th value), word 2j + 1 takes word 16 + j (row 1's).
+    let interleave = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    // SAFETY: both are plain bit reinterpretations of 512-bit vectors.
+    let v = unsafe { std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(r1, r0)) };
+    _mm512_permutexvar_epi16(interleave, v)
+}
+
 /// Rows `r0` and `r1` (`None`: zeros) rounded to bf16 and interleaved as reduction pairs,
 /// `out[2j] = r0[j]`, `out[2j + 1] = r1[j]`: one pair row of a [`super::Pairs`].
 ///
@@ -223,10 +229,6 @@ fn transpose16(r: &mut [__m512i; 16]) {
 /// The CPU has AVX-512 BF16 and BW; `out` is twice as long as `r0` (and `r1`).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 pub(super) unsafe fn interleave(r0: &[f32], r1: Option<&[f32]>, out: &mut [u16]) {
-    let interleave = _mm512_set_epi16(
-        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
-        19, 3, 18, 2, 17, 1, 16, 0,
-    );
     let n = r0.len();
     debug_assert_eq!(out.len(), 2 * n);
     for j in (0..n).step_by(16) {
@@ -238,8 +240,7 @@ pub(super) unsafe fn interleave(r0: &[f32], r1: Option<&[f32]>, out: &mut [u16])
                 Some(r1) => _mm512_maskz_loadu_ps(mask, r1.as_ptr().add(j)),
                 None => _mm512_setzero_ps(),
             };
-            let v = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(b, a));
-            let v = _mm512_permutexvar_epi16(interleave, v);
+            let v = pairs16(a, b);
             let words = if n - j >= 16 {
                 u32::MAX
             } else {
