@@ -1,5 +1,9 @@
 //! Moving files out of a dataset without ever deleting them: quarantine, relabel and undo,
 //! every move appended to a journal.
+//!
+//! Nothing inside the quarantine folder (the folder itself, the journal, a quarantined file), by
+//! its name or through a link, can be kept, quarantined or relabelled: only an undo moves a file
+//! out of it, so the journal stays whole and every move stays undoable.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,8 +131,40 @@ impl Journal {
         std::fs::rename(&src, &dst).map_err(|e| Error::io(&src, e))
     }
 
+    /// Refuses `rel` when it names the quarantine folder or something inside it, by its name
+    /// (any case, `.` parts skipped) or, through a link, by the real file or folder.
+    fn refuse_quarantine(&self, rel: &str) -> Result<()> {
+        let refused = || {
+            Error::Config(format!(
+                "path {rel:?} refused: it is in the quarantine folder {QUARANTINE_DIR}/, which \
+                 holds the journal and quarantined files; only undo moves files out of it"
+            ))
+        };
+        let first = rel.split(['/', '\\']).find(|p| !p.is_empty() && *p != ".");
+        if first.is_some_and(|p| p.eq_ignore_ascii_case(QUARANTINE_DIR)) {
+            return Err(refused());
+        }
+        let path = resolve_inside(&self.root, rel)?;
+        let through_parent = path.parent().and_then(|p| {
+            let name = path.file_name()?;
+            Some(p.canonicalize().ok()?.join(name))
+        });
+        let real = path.canonicalize().ok();
+        let inside = |real: &PathBuf| {
+            real.strip_prefix(&self.root)
+                .ok()
+                .and_then(|r| r.components().next())
+                .is_some_and(|c| c.as_os_str().eq_ignore_ascii_case(QUARANTINE_DIR))
+        };
+        if [through_parent, real].iter().flatten().any(inside) {
+            return Err(refused());
+        }
+        Ok(())
+    }
+
     /// Moves `rel` into the quarantine folder, at the same relative path.
     pub fn quarantine(&self, rel: &str) -> Result<Entry> {
+        self.refuse_quarantine(rel)?;
         let to = format!("{QUARANTINE_DIR}/{}", normalise(rel)?);
         self.move_file(rel, &to)?;
         self.append(Action::Quarantine, rel, &to, None)
@@ -140,6 +176,7 @@ impl Journal {
             return Err(Error::Config(format!("{class:?} is not a class name")));
         }
         let rel = normalise(rel)?;
+        self.refuse_quarantine(&rel)?;
         let (dir, file) = rel
             .rsplit_once('/')
             .ok_or_else(|| Error::Config(format!("{rel}: not inside a class folder")))?;
@@ -157,7 +194,7 @@ impl Journal {
 
     /// Records that `rel` was reviewed and kept.
     pub fn keep(&self, rel: &str) -> Result<Entry> {
-        resolve_inside(&self.root, rel)?;
+        self.refuse_quarantine(rel)?;
         self.append(Action::Keep, rel, rel, None)
     }
 
@@ -268,5 +305,51 @@ mod tests {
             j.entries().unwrap().is_empty(),
             "refused actions are not journaled"
         );
+    }
+
+    #[test]
+    fn nothing_inside_the_quarantine_folder_can_be_moved_or_kept() {
+        let (dir, j) = dataset();
+        let root = dir.path();
+        j.quarantine("train/cat/1.png").unwrap();
+        let journal = std::fs::read(j.path()).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root.join(QUARANTINE_DIR), root.join("train/q")).unwrap();
+        let mut paths = vec![
+            ".fastvision-quarantine/journal.jsonl",
+            "./.fastvision-quarantine//journal.jsonl",
+            ".fastvision-quarantine",
+            ".fastvision-quarantine/",
+            ".FastVision-Quarantine/journal.jsonl",
+            ".fastvision-quarantine/train/cat/1.png",
+        ];
+        if cfg!(unix) {
+            paths.extend(["train/q/journal.jsonl", "train/q"]);
+        }
+        for rel in paths {
+            let results = [
+                j.quarantine(rel),
+                j.relabel(rel, "dog"),
+                j.relabel(rel, "cat"),
+                j.keep(rel),
+            ];
+            for result in results {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("quarantine folder"), "{rel}: {err}");
+            }
+        }
+        assert_eq!(
+            std::fs::read(j.path()).unwrap(),
+            journal,
+            "journal untouched"
+        );
+        assert!(
+            root.join(".fastvision-quarantine/train/cat/1.png")
+                .is_file()
+        );
+        assert!(!root.join("cat").exists() && !root.join("dog").exists());
+        let undone = j.undo_last().unwrap().unwrap();
+        assert_eq!(undone.undoes, Some(0));
+        assert_eq!(std::fs::read(root.join("train/cat/1.png")).unwrap(), b"one");
     }
 }

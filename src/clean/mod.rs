@@ -1,6 +1,7 @@
 //! Data cleaning: confusing images (in-sample or out of fold), quarantine with a journal that
 //! `clean --undo` replays backwards, and the local review page.
 
+mod accept;
 pub mod confusing;
 pub mod journal;
 pub mod safe_path;

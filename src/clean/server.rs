@@ -1,10 +1,15 @@
 //! The review page (the seed's method 2): a local axum server that shows one class and split at a
 //! time, images by loss, with Keep / Delete (quarantine) / Relabel and Undo, every move journaled.
+//!
+//! Every request must carry the token, checked before its body is read; connections are capped
+//! and given a deadline for their headers (`accept.rs`); nothing inside the quarantine
+//! folder (the journal included) can be kept, deleted or relabelled.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -15,6 +20,7 @@ use axum::{Json, Router};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use super::accept::{self, Limits};
 use super::journal::{Action, Entry, Journal};
 use super::safe_path::resolve_inside;
 use crate::error::{Error, Result};
@@ -38,6 +44,9 @@ pub struct ReviewItem {
     /// What the reviewer did (`kept`, `quarantined`, `relabelled`), if anything.
     pub status: Option<String>,
 }
+
+/// Time a request with the right token has for its body and its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct AppState {
     journal: Journal,
@@ -96,6 +105,18 @@ impl ReviewServer {
         host: IpAddr,
         port: u16,
     ) -> Result<Self> {
+        Self::start_with_limits(root, classes, items, host, port, Limits::default())
+    }
+
+    /// [`ReviewServer::start`] with other connection limits.
+    fn start_with_limits(
+        root: &Path,
+        classes: Vec<String>,
+        items: Vec<ReviewItem>,
+        host: IpAddr,
+        port: u16,
+        limits: Limits,
+    ) -> Result<Self> {
         let mut rng = rand::rng();
         let token: String = (0..32)
             .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
@@ -133,11 +154,7 @@ impl ReviewServer {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
+                accept::serve(listener, app, limits, rx).await;
             });
         });
         Ok(Self {
@@ -181,16 +198,20 @@ impl Drop for ReviewServer {
     }
 }
 
-/// Refuses every request whose `token` query parameter is not the server's.
+/// Refuses every request whose `token` query parameter is not the server's, before anything reads
+/// its body (this layer wraps every route, so the handlers' extractors run after it); a request
+/// with the token gets [`REQUEST_TIMEOUT`] for its body and answer.
 async fn check_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let ok = Query::<HashMap<String, String>>::try_from_uri(req.uri())
         .ok()
         .and_then(|q| q.get("token").map(|t| t == &state.token))
         .unwrap_or(false);
-    if ok {
-        next.run(req).await
-    } else {
-        (StatusCode::FORBIDDEN, "missing or wrong token").into_response()
+    if !ok {
+        return (StatusCode::FORBIDDEN, "missing or wrong token").into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error(StatusCode::REQUEST_TIMEOUT, "request took too long"),
     }
 }
 
@@ -334,18 +355,178 @@ async fn undo(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    /// Sends `raw` on a new connection; the reply's status (0 if none) and text, read until the
+    /// server closes the connection or 5 s pass.
+    fn send(addr: SocketAddr, raw: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        (
+            reply.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0),
+            reply,
+        )
+    }
 
     fn get(addr: SocketAddr, target: &str) -> u16 {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        send(
+            addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         )
-        .unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        reply[9..12].parse().unwrap()
+        .0
+    }
+
+    fn post(addr: SocketAddr, target: &str, body: &str) -> (u16, String) {
+        let head = "Host: x\r\nConnection: close\r\nContent-Type: application/json";
+        let len = body.len();
+        send(
+            addr,
+            &format!("POST {target} HTTP/1.1\r\n{head}\r\nContent-Length: {len}\r\n\r\n{body}"),
+        )
+    }
+
+    fn local(root: &Path, classes: &[&str], limits: Limits) -> ReviewServer {
+        let classes = classes.iter().map(|c| c.to_string()).collect();
+        let host = IpAddr::from([127, 0, 0, 1]);
+        ReviewServer::start_with_limits(root, classes, Vec::new(), host, 0, limits).unwrap()
+    }
+
+    /// Whether the server has closed `s` (or is closing it after an error reply).
+    fn closed_by_server(mut s: &TcpStream) -> bool {
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        match s.read(&mut [0u8; 512]) {
+            Ok(_) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+
+    #[test]
+    fn half_sent_requests_cannot_lock_a_real_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("train/cat")).unwrap();
+        let server = local(dir.path(), &["cat"], Limits::default());
+        let half: Vec<TcpStream> = (0..200)
+            .map(|_| {
+                let mut s = TcpStream::connect(server.addr).unwrap();
+                s.write_all(b"GET /api/ite").unwrap();
+                s
+            })
+            .collect();
+        let start = Instant::now();
+        let t = &server.token;
+        let (code, reply) = send(
+            server.addr,
+            &format!("GET /api/items?token={t} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(code, 200, "{reply}");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let closed = half.iter().filter(|s| closed_by_server(s)).count();
+        let cap = Limits::default().max_connections;
+        assert!(
+            closed >= 200 - cap,
+            "{closed} of 200 half-sent requests closed"
+        );
+        drop(half);
+        server.stop();
+    }
+
+    #[test]
+    fn a_half_sent_request_and_an_idle_connection_are_closed_after_the_header_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_connections: 4,
+            header_timeout: Duration::from_secs(1),
+        };
+        let server = local(dir.path(), &[], limits);
+        let t = server.token.clone();
+        // Half a request line (closed, perhaps with a 408), then a keep-alive request left idle.
+        let requests: [(String, &[u16]); 2] = [
+            ("GET /?token=".to_string(), &[0, 408]),
+            (
+                format!("GET /?token={t} HTTP/1.1\r\nHost: x\r\n\r\n"),
+                &[200],
+            ),
+        ];
+        for (raw, codes) in requests {
+            let start = Instant::now();
+            let (code, reply) = send(server.addr, &raw);
+            let waited = start.elapsed();
+            assert!(codes.contains(&code), "{raw}: {reply}");
+            assert!(
+                waited > Duration::from_millis(800),
+                "{raw}: closed after {waited:?}"
+            );
+            assert!(
+                waited < Duration::from_secs(4),
+                "{raw}: open after {waited:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_token_is_refused_before_the_body_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = local(dir.path(), &[], Limits::default());
+        for target in ["/api/action?token=wrong", "/api/undo"] {
+            let start = Instant::now();
+            let head = "Host: x\r\nConnection: close\r\nContent-Type: application/json";
+            let raw =
+                format!("POST {target} HTTP/1.1\r\n{head}\r\nContent-Length: 1000000000\r\n\r\n{{");
+            let (code, reply) = send(server.addr, &raw);
+            assert_eq!(code, 403, "{target}: {reply}");
+            assert!(start.elapsed() < Duration::from_secs(3), "{target}");
+        }
+    }
+
+    #[test]
+    fn the_page_refuses_actions_on_the_quarantine_folder_and_undo_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("train/cat")).unwrap();
+        std::fs::create_dir_all(root.join("train/dog")).unwrap();
+        std::fs::write(root.join("train/cat/a.png"), b"a").unwrap();
+        let server = local(root, &["cat", "dog"], Limits::default());
+        let (addr, t) = (server.addr, server.token.clone());
+        let action = format!("/api/action?token={t}");
+        let delete = r#"{"path": "train/cat/a.png", "action": "delete"}"#;
+        assert_eq!(post(addr, &action, delete).0, 200);
+        let journal_path = root.join(".fastvision-quarantine/journal.jsonl");
+        let journal = std::fs::read(&journal_path).unwrap();
+        for path in [
+            ".fastvision-quarantine/journal.jsonl",
+            "./.fastvision-quarantine/journal.jsonl",
+            ".fastvision-quarantine",
+            ".fastvision-quarantine/train/cat/a.png",
+        ] {
+            for (act, to) in [("delete", None), ("keep", None), ("relabel", Some("dog"))] {
+                let body = serde_json::json!({ "path": path, "action": act, "to": to });
+                let (code, reply) = post(addr, &action, &body.to_string());
+                assert_eq!(code, 400, "{act} {path}: {reply}");
+                assert!(reply.contains("quarantine folder"), "{act} {path}: {reply}");
+            }
+        }
+        assert_eq!(std::fs::read(&journal_path).unwrap(), journal);
+        let (code, reply) = post(addr, &format!("/api/undo?token={t}"), "");
+        assert_eq!(code, 200, "{reply}");
+        assert!(reply.contains(r#""undoes":0"#), "{reply}");
+        assert_eq!(std::fs::read(root.join("train/cat/a.png")).unwrap(), b"a");
+        server.stop();
+        let journal = Journal::new(root).unwrap();
+        assert!(
+            journal.undo_last().unwrap().is_none(),
+            "nothing left for an undo"
+        );
     }
 
     #[test]
