@@ -2,9 +2,11 @@
 //! file in the target's folder, which is then renamed onto the target, so a reader never sees a
 //! half-written file and no file of the user's (say `model.tmp` beside the target) is touched.
 //! [`write_new`] never replaces anything; [`write_atomic`] replaces only the project's own files
-//! (inside a run folder it made). Also JSON read/write with errors that name the file.
+//! (inside a run folder it made). Also JSON read/write with errors that name the file, and the
+//! one way files are opened for reading: regular files only (a FIFO, socket or device named like
+//! a file is refused without blocking), with a cap on what is read.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -29,7 +31,14 @@ fn temporary_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
     // The finished file is an ordinary one (0644 less the umask), not a private temporary.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
+    // tempfile's error names the temporary file; the user knows only the folder.
+    builder.tempfile_in(dir).map_err(|e| {
+        let kind = e.kind();
+        Error::io(
+            dir,
+            std::io::Error::new(kind, format!("cannot write a file in this folder ({kind})")),
+        )
+    })
 }
 
 /// A temporary file beside `path` holding `bytes`.
@@ -97,9 +106,85 @@ fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(|e| Error::model(path, e.to_string()))
 }
 
+/// The most a settings or state file (JSON) can need: far more than any fastvision writes.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// What kind of file system entry `meta` describes, in words, for an error.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() { "a folder" } else { "not a regular file" }
+}
+
+/// Opens `path` for reading if it is a regular file (links to one are followed), with its size.
+/// A FIFO, socket, device or folder is refused at once: the file is opened without blocking and
+/// its type checked on the open handle, so nothing waits on a writer or reads without end.
+pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", kind_of(&meta)),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Checks that `path` is a regular file (links followed) before its name is handed to a
+/// library that opens it itself; the error names the path.
+pub fn check_regular(path: &Path) -> Result<()> {
+    open_regular(path).map(drop).map_err(|e| Error::io(path, e))
+}
+
+/// Reads the regular file `path` whole, refusing one larger than `limit` bytes (`what` says
+/// what the file is, for the message) before reading it.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let (file, len) = open_regular(path).map_err(|e| Error::io(path, e))?;
+    let too_large = || {
+        Error::model(
+            path,
+            format!("{len} bytes: more than {what} can need ({limit} bytes at most)"),
+        )
+    };
+    if len > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`] as text; bytes that are not UTF-8 are an error naming the file.
+pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
+    String::from_utf8(read_limited(path, limit, what)?)
+        .map_err(|_| Error::model(path, "not UTF-8 text"))
+}
+
 /// Reads the JSON file `path`; a missing file, or content of another shape, is an error naming it.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_limited(path, MAX_JSON_BYTES, "a settings file")?;
     serde_json::from_slice(&bytes).map_err(|e| Error::model(path, e.to_string()))
 }
 
@@ -120,6 +205,26 @@ mod tests {
         assert_eq!(std::fs::read(&mine).unwrap(), b"the user's");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_without_blocking_and_sizes_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let err = read_json::<Vec<i32>>(&fifo).unwrap_err().to_string();
+        assert!(err.contains("x.json") && err.contains("FIFO"), "{err}");
+        let err = read_limited(Path::new("/dev/zero"), 10, "a test").unwrap_err().to_string();
+        assert!(err.contains("/dev/zero") && err.contains("device"), "{err}");
+        let err = check_regular(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a folder"), "{err}");
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; 100]).unwrap();
+        let err = read_limited(&big, 10, "a test").unwrap_err().to_string();
+        assert!(err.contains("100 bytes") && err.contains("10 bytes at most"), "{err}");
+        assert_eq!(read_limited(&big, 100, "a test").unwrap().len(), 100);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Robust image decoding: any supported format to upright RGB8, refusing bad files with a reason.
 
-use std::io::Cursor;
+use std::io::{BufRead, BufReader, Cursor, Seek};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
@@ -14,6 +14,9 @@ pub const MAX_PIXELS: u64 = 89_478_485;
 /// Largest accepted side, in pixels.
 pub const MAX_SIDE: u32 = 65_535;
 
+/// Largest accepted image file: an uncompressed 16-bit RGBA image of [`MAX_PIXELS`] fits.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// Whether `path` has an image extension (case-insensitive).
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
@@ -25,18 +28,31 @@ pub fn has_image_extension(path: &Path) -> bool {
 ///
 /// Grayscale, 16-bit, alpha and CMYK images become RGB8, EXIF orientation is applied, a GIF gives
 /// its first frame, and an image whose header claims more than [`MAX_PIXELS`] is refused before
-/// any pixel buffer is allocated.
+/// any pixel buffer is allocated. Only a regular file is opened (a FIFO or device named like an
+/// image is refused without blocking), one over [`MAX_FILE_BYTES`] is refused before it is
+/// read, and the decoder reads the file as it goes: its header first, then only what the
+/// pixels need.
 pub fn decode_rgb(path: &Path) -> Result<RgbImage, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    decode_rgb_bytes(&bytes)
+    let (file, len) = crate::io::open_regular(path).map_err(|e| format!("unreadable: {e}"))?;
+    if len > MAX_FILE_BYTES {
+        return Err(format!(
+            "{len} bytes: larger than any image read ({MAX_FILE_BYTES} bytes at most)"
+        ));
+    }
+    decode_from(BufReader::with_capacity(1 << 16, file), len)
 }
 
 /// Decodes an in-memory encoded image, as [`decode_rgb`] does for a file.
 pub fn decode_rgb_bytes(bytes: &[u8]) -> Result<RgbImage, String> {
-    if bytes.is_empty() {
+    decode_from(Cursor::new(bytes), bytes.len() as u64)
+}
+
+/// Decodes `len` bytes of an encoded image read from `source`.
+fn decode_from(source: impl BufRead + Seek, len: u64) -> Result<RgbImage, String> {
+    if len == 0 {
         return Err("empty file".into());
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(source)
         .with_guessed_format()
         .map_err(|e| format!("unreadable: {e}"))?;
     if reader.format().is_none() {

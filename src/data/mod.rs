@@ -47,10 +47,30 @@ impl Skipped {
     }
 }
 
-/// Formats skipped files one per line (`path: reason`), as written to `skipped.txt`.
+/// Formats skipped files one per line (`path: reason`), as written to `skipped.txt`; control
+/// characters in a name (a newline, say) are escaped, so one file is always one line.
 pub fn skipped_report(skipped: &[Skipped]) -> String {
     skipped
         .iter()
-        .map(|s| format!("{}: {}\n", s.path.display(), s.reason))
+        .map(|s| {
+            format!(
+                "{}: {}\n",
+                one_line(&s.path.display().to_string()),
+                one_line(&s.reason)
+            )
+        })
+        .collect()
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), to fit on one line.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }

@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// Names accepted for the validation folder of an ImageNet-style dataset.
 const VALID_NAMES: &[&str] = &["valid", "val"];
 
+/// The name of a held-out test folder, never read as a class.
+const TEST_NAME: &str = "test";
+
 /// How to split a folder of class folders that has no `valid/`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SplitConfig {
@@ -55,9 +58,9 @@ pub struct ImageFolder {
 impl ImageFolder {
     /// Reads `root`: `root/train/<class>/…` with `root/valid/<class>/…` when both exist,
     /// `root/train/<class>/…` split by `split` when there is no `valid/` (a `test/` beside it
-    /// is not read), else `root/<class>/…` split by `split`. Every image is decoded once to
-    /// check it; files that fail are listed in `skipped`, never fatal. A class folder with no
-    /// usable image is an error.
+    /// is not read), else `root/<class>/…` split by `split` (a `test/` there is not a class
+    /// either). Every image is decoded once to check it; files that fail are listed in
+    /// `skipped`, never fatal. A class folder with no usable image is an error.
     pub fn from_folder(root: &Path, split: SplitConfig) -> Result<Self> {
         if !root.is_dir() {
             return Err(Error::Dataset {
@@ -90,7 +93,34 @@ impl ImageFolder {
                 skipped.extend(s);
                 let (valid, s) = list_classes(valid_dir, &vocab, &mut nested)?;
                 skipped.extend(s);
+                if let Ok((valid_names, _)) = class_names(valid_dir) {
+                    skipped.extend(
+                        valid_names
+                            .iter()
+                            .filter(|n| !vocab.contains(n))
+                            .map(|n| {
+                                Skipped::new(
+                                    &valid_dir.join(n),
+                                    "a validation class with no training folder: not read",
+                                )
+                            }),
+                    );
+                }
                 (vocab, train, Some(valid), skipped)
+            } else if class_root == root {
+                // A flat `<class>/` layout: a `test/` folder beside the classes is the held-out
+                // test set (as in the ImageNet-style layout), not a class.
+                let (mut vocab, mut skipped) = class_names(class_root)?;
+                if let Some(i) = vocab.iter().position(|n| n == TEST_NAME) {
+                    vocab.remove(i);
+                    skipped.push(Skipped::new(
+                        &root.join(TEST_NAME),
+                        "a held-out test folder: not read, and not a class",
+                    ));
+                }
+                let (all, s) = list_classes(class_root, &vocab, &mut nested)?;
+                skipped.extend(s);
+                (vocab, all, None, skipped)
             } else {
                 let (vocab, mut skipped) = class_names(class_root)?;
                 let (all, s) = list_classes(class_root, &vocab, &mut nested)?;

@@ -37,7 +37,7 @@ pub fn stored(dir: &Path) -> Result<Option<Vec<Section>>> {
         ) else {
             continue;
         };
-        let body = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let body = crate::io::read_text(&path, 64 << 20, "a report section")?;
         out.push(Section::new(order, id, body));
     }
     Ok(Some(out))
