@@ -70,6 +70,9 @@ pub enum Error {
     /// The requested compute device cannot be used.
     #[error("{0}")]
     Device(String),
+    /// Training diverged: a loss stopped being finite (the message says where and why).
+    #[error("{0}")]
+    Diverged(String),
     /// A setting is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),

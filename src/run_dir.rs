@@ -39,6 +39,10 @@ pub const REPORT: &str = "report.html";
 /// The report's sections, one HTML fragment each (`NN-id.html`).
 pub const SECTIONS: &str = "report";
 
+/// A run folder taken by one process ([`RunDir::lock`]); dropping it releases the folder.
+#[derive(Debug)]
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
 /// A run folder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunDir {
@@ -95,7 +99,17 @@ impl RunDir {
     pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         Self::refuse_existing(&path)?;
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        // `create_dir` fails on an existing folder: of two runs racing for one name, one wins.
+        std::fs::create_dir(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Config(format!(
+                "run folder {} already exists: choose another `name`, or resume it",
+                path.display()
+            )),
+            _ => Error::io(&path, e),
+        })?;
         Ok(Self {
             path,
             created: true,
@@ -108,16 +122,41 @@ impl RunDir {
         if !path.is_dir() {
             return Err(Error::io(
                 &path,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such run folder (it does not exist)",
-                ),
+                if path.exists() {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not a run folder (it is a file)",
+                    )
+                } else {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such run folder (it does not exist)",
+                    )
+                },
             ));
         }
         Ok(Self {
             path,
             created: false,
         })
+    }
+
+    /// Takes the folder for this process alone while the returned guard lives: one writer per
+    /// run folder (a second `train`, resume or playbook on it is refused, not interleaved). The
+    /// operating system drops the lock when the process ends, however it ends.
+    pub fn lock(&self) -> Result<RunLock> {
+        let dir = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        match dir.try_lock() {
+            Ok(()) => Ok(RunLock(dir)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::io(
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "in use by another process (a training, resume or playbook writing to it): wait for it to end",
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&self.path, e)),
+        }
     }
 
     /// What a failed run leaves: a folder this value made, with no finished epoch (`kept` false),

@@ -56,6 +56,6 @@ fn kind(e: &Error) -> Kind {
         Error::Download { .. } => Kind::Os,
         Error::RunKept { source, .. } => kind(source),
         Error::Cancelled => Kind::Cancelled,
-        Error::Device(_) => Kind::Runtime,
+        Error::Device(_) | Error::Diverged(_) => Kind::Runtime,
     }
 }

@@ -172,8 +172,13 @@ pub trait LearnerView {
     /// The training device (with autodiff).
     fn device(&self) -> &Device;
     /// Writes a checkpoint (model, optimizer, record) into `dir`, after `stage_epochs_done`
-    /// epochs of the stage in progress.
-    fn save_checkpoint(&self, dir: &Path, stage_epochs_done: usize) -> Result<()>;
+    /// epochs of the stage in progress, recording the classes trained on (`data`).
+    fn save_checkpoint(
+        &self,
+        dir: &Path,
+        stage_epochs_done: usize,
+        data: Option<super::checkpoint::DataFingerprint>,
+    ) -> Result<()>;
     /// Writes the model's weights as `dir/model.safetensors`.
     fn save_weights(&self, dir: &Path) -> Result<()>;
 }

@@ -29,18 +29,67 @@ pub struct CheckpointState {
     pub model_file: String,
     /// Optimizer file, relative to the checkpoint folder.
     pub optim_file: String,
+    /// The classes and data the run trained on, so a resume on changed data is refused
+    /// (checkpoints written before this was recorded have none).
+    #[serde(default)]
+    pub data: Option<DataFingerprint>,
+}
+
+/// The class list a run trains on and how many training items each class has: what a resume
+/// must find again for its labels to mean what they meant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Training items per class, in the same order.
+    pub counts: Vec<usize>,
+}
+
+impl DataFingerprint {
+    /// Refuses data whose classes are not the checkpoint's (`self`): a resume would train on
+    /// permuted or missing labels. Changed counts alone are said in the returned note.
+    pub fn check_resume(&self, now: &DataFingerprint, data: &Path) -> Result<Option<String>> {
+        if self.classes != now.classes {
+            return Err(Error::Dataset {
+                path: data.into(),
+                message: format!(
+                    "its classes changed since the run's checkpoint, so resuming would train on \
+                     other labels: the run trained on [{}], the folder now has [{}]; restore the \
+                     folder or train a new run",
+                    self.classes.join(", "),
+                    now.classes.join(", ")
+                ),
+            });
+        }
+        Ok((self.counts != now.counts).then(|| {
+            format!(
+                "the data changed since the checkpoint (training items per class: {:?} then, {:?} now); training goes on with the data as it is",
+                self.counts, now.counts
+            )
+        }))
+    }
 }
 
 /// Writes a checkpoint into its folder after every epoch, so an interrupted run can resume.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     dir: PathBuf,
+    data: Option<DataFingerprint>,
 }
 
 impl Checkpoint {
     /// Checkpoints into `dir` (a run folder's `checkpoint/`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            data: None,
+        }
+    }
+
+    /// Records `data` (the classes trained on) in every checkpoint.
+    pub fn with_data(mut self, data: Option<DataFingerprint>) -> Self {
+        self.data = data;
+        self
     }
 }
 
@@ -48,8 +97,27 @@ impl Listener for Checkpoint {}
 
 impl<B> Callback<B> for Checkpoint {
     fn after_epoch_learner(&mut self, state: &FitState, learner: &dyn LearnerView) -> Result<()> {
-        learner.save_checkpoint(&self.dir, state.epoch + 1)
+        learner.save_checkpoint(&self.dir, state.epoch + 1, self.data.clone())
     }
+}
+
+/// Whether `name` (read from a checkpoint) is one file name, so the file stays in the folder.
+fn own_file(name: &str) -> bool {
+    let path = Path::new(name);
+    !name.is_empty()
+        && path.file_name().is_some_and(|f| f == path.as_os_str())
+        && !name.starts_with('.')
+}
+
+/// A record error of `path` in the user's words: `doing` says what was being done.
+fn record_error(path: &Path, doing: &str, e: burn::store::RecordError) -> Error {
+    let detail = match &e {
+        burn::store::RecordError::Io(m) => format!("corrupt or unreadable checkpoint: {m}"),
+        burn::store::RecordError::Validation(m) => {
+            format!("the checkpoint does not fit this model: {m}")
+        }
+    };
+    Error::model(path, format!("{doing}: {detail}"))
 }
 
 /// Writes the model, optimizer and state into `dir`: new files first, then `checkpoint.json`
@@ -68,11 +136,11 @@ pub fn save<M: Module>(
     model
         .clone()
         .save_file(&model_path)
-        .map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+        .map_err(|e| record_error(&model_path, "writing the model", e))?;
     let optim_path = dir.join(&state.optim_file);
     optim
         .save(&optim_path)
-        .map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+        .map_err(|e| record_error(&optim_path, "writing the optimizer state", e))?;
     let json = serde_json::to_vec(&state).map_err(|e| Error::model(dir, e.to_string()))?;
     write_atomic(&dir.join(STATE_FILE), &json)?;
     if let Some(prev) = previous {
@@ -92,10 +160,13 @@ pub fn to_resume(run_dir: &Path, dir: &Path) -> Result<CheckpointState> {
     if !run_dir.is_dir() {
         return Err(Error::io(
             run_dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "does not exist"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                if run_dir.exists() { "not a folder" } else { "does not exist" },
+            ),
         ));
     }
-    if !dir.join(STATE_FILE).is_file() {
+    if !dir.join(STATE_FILE).exists() {
         return Err(Error::model(
             run_dir,
             format!(
@@ -107,12 +178,23 @@ pub fn to_resume(run_dir: &Path, dir: &Path) -> Result<CheckpointState> {
     load_state(dir)
 }
 
-/// Reads the committed checkpoint state of `dir`.
+/// Reads the committed checkpoint state of `dir`; the files it names must be in `dir`.
 pub fn load_state(dir: &Path) -> Result<CheckpointState> {
     let path = dir.join(STATE_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))
+    let bytes = crate::io::read_limited(&path, crate::io::MAX_JSON_BYTES, "a checkpoint")?;
+    let state: CheckpointState = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))?;
+    for (field, name) in [("model_file", &state.model_file), ("optim_file", &state.optim_file)] {
+        if !own_file(name) {
+            return Err(Error::model(
+                &path,
+                format!(
+                    "corrupt checkpoint: `{field}` {name:?} is not a file name in the checkpoint folder"
+                ),
+            ));
+        }
+    }
+    Ok(state)
 }
 
 /// Loads the checkpoint of `dir` into `model` and `optim`.
@@ -123,12 +205,14 @@ pub fn load<M: Module>(
 ) -> Result<(M, ModuleOptimizer, CheckpointState)> {
     let state = load_state(dir)?;
     let model_path: PathBuf = dir.join(&state.model_file);
+    crate::io::check_regular(&model_path)?;
     let model = model
         .try_load_file(&model_path)
-        .map_err(|e| Error::model(&model_path, format!("{e:?}")))?;
+        .map_err(|e| record_error(&model_path, "loading the model", e))?;
     let optim_path = dir.join(&state.optim_file);
+    crate::io::check_regular(&optim_path)?;
     let optim = optim
         .load(&optim_path)
-        .map_err(|e| Error::model(&optim_path, format!("{e:?}")))?;
+        .map_err(|e| record_error(&optim_path, "loading the optimizer state", e))?;
     Ok((model, optim, state))
 }

@@ -8,7 +8,7 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::callback::{Callback, FitState, LearnerView, Listen, ParamScheduler};
-use super::checkpoint::{self, CheckpointState};
+use super::checkpoint::{self, CheckpointState, DataFingerprint};
 use super::loss::LossFunc;
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
@@ -302,6 +302,18 @@ impl<M: Trainable> Learner<M> {
                 cbs.iter_mut()
                     .for_each(|cb| cb.before_batch(st, &mut batch));
                 let step = self.train_step(&batch, st.lr, st.mom);
+                if !step.loss.is_finite() && self.scaler().is_none() {
+                    return Err(diverged(
+                        format!(
+                            "the training loss became {} at epoch {}, batch {} of {}",
+                            step.loss,
+                            self.epochs_done + 1,
+                            st.iter % st.iters_per_epoch + 1,
+                            st.iters_per_epoch
+                        ),
+                        st.lr,
+                    ));
+                }
                 st.loss = step.loss;
                 cbs.iter_mut().for_each(|cb| cb.after_loss(st, step.loss));
                 sums.add(step, M::Data::batch_len(&batch));
@@ -325,6 +337,15 @@ impl<M: Trainable> Learner<M> {
                 }
             }
             let m = self.epoch_metrics(&sums, t0);
+            if let Some(loss) = m.valid_loss.filter(|l| !l.is_finite()) {
+                return Err(diverged(
+                    format!(
+                        "the validation loss after epoch {} is {loss}: the model's outputs are not finite",
+                        self.epochs_done + 1,
+                    ),
+                    st.lr,
+                ));
+            }
             self.recorder.epochs.push(m.clone());
             self.epochs_done += 1;
             cbs.iter_mut().for_each(|cb| cb.after_epoch(st, &m));
@@ -437,6 +458,14 @@ impl Learner<ImageClassifier> {
     }
 }
 
+/// The error of a fit whose loss stopped being finite (`what`, at learning rate `lr`): nothing of
+/// the epoch is kept, the last checkpoint holds the last finite model.
+fn diverged(what: String, lr: f64) -> Error {
+    Error::Diverged(format!(
+        "{what}: training diverged, most likely from a learning rate too high (`lr` was {lr:.2e} at that step) or an extreme `mixup`; nothing of this epoch was kept"
+    ))
+}
+
 /// The training losses of an epoch, by what each step trained.
 #[derive(Debug, Default)]
 struct LossSums {
@@ -490,8 +519,14 @@ impl<M: Trainable> LearnerView for Learner<M> {
         self.epochs_done
     }
 
-    fn save_checkpoint(&self, dir: &Path, stage_epochs_done: usize) -> Result<()> {
+    fn save_checkpoint(
+        &self,
+        dir: &Path,
+        stage_epochs_done: usize,
+        data: Option<DataFingerprint>,
+    ) -> Result<()> {
         let state = CheckpointState {
+            data,
             epochs_done: self.epochs_done,
             stage: self.stage,
             stage_epochs_done,

@@ -199,6 +199,24 @@ pub fn grads_finite<M: Module>(model: &M, grads: &GradientsParams) -> bool {
     sum.total.is_none_or(|t| t.into_scalar::<f32>().is_finite())
 }
 
+/// Whether every float parameter of `model` is finite (one sum, one sync): a diverged or
+/// damaged model's are not.
+pub fn params_finite<M: Module>(model: &M) -> bool {
+    struct Sum(Option<Tensor<1>>);
+    impl ModuleVisitor for Sum {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let s = param.val().cast(FloatDType::F32).abs().sum();
+            self.0 = Some(match self.0.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+    let mut sum = Sum(None);
+    model.visit(&mut sum);
+    sum.0.is_none_or(|t| t.into_scalar::<f32>().is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,11 +78,21 @@ pub struct Sgdr {
 }
 
 impl Sgdr {
-    /// Total epochs of all cycles (fastai: `cycle_len · (cycle_mult^n − 1) / (cycle_mult − 1)`).
+    /// Total epochs of all cycles (fastai: `cycle_len · (cycle_mult^n − 1) / (cycle_mult − 1)`);
+    /// `usize::MAX` when the count does not fit (see [`Sgdr::checked_epochs`]).
     pub fn n_epochs(&self) -> usize {
-        (0..self.n_cycles)
-            .map(|i| self.cycle_len * self.cycle_mult.pow(i as u32))
-            .sum()
+        self.checked_epochs().unwrap_or(usize::MAX)
+    }
+
+    /// Total epochs of all cycles, or `None` when the count overflows.
+    pub fn checked_epochs(&self) -> Option<usize> {
+        (0..self.n_cycles).try_fold(0usize, |total, i| {
+            let len = self
+                .cycle_mult
+                .checked_pow(u32::try_from(i).ok()?)?
+                .checked_mul(self.cycle_len)?;
+            total.checked_add(len)
+        })
     }
 
     /// Learning rate at progress `pos` of the whole run.
@@ -90,7 +100,8 @@ impl Sgdr {
         let total = self.n_epochs() as f64;
         let mut start = 0.0;
         for i in 0..self.n_cycles {
-            let pct = (self.cycle_len * self.cycle_mult.pow(i as u32)) as f64 / total;
+            let len = self.cycle_len as f64 * (self.cycle_mult as f64).powi(i as i32);
+            let pct = len / total;
             if pos < start + pct || i + 1 == self.n_cycles {
                 return sched_cos(self.lr_max, 0.0, ((pos - start) / pct).clamp(0.0, 1.0));
             }

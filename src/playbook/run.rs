@@ -118,6 +118,7 @@ pub fn run(
         progress.note(n);
     }
     let run = RunDir::create(dir)?;
+    let _lock = run.lock()?;
     write_json(&run.file(PLAN_FILE), &plan)?;
     let mut state = PlaybookState {
         config: config.clone(),
@@ -134,6 +135,8 @@ pub fn run(
         }],
         models: Vec::new(),
         tta_helped: false,
+        step_started: None,
+        interrupted_s: 0.0,
     };
     write_json(&run.file(STATE_FILE), &state)?;
     continue_steps(&run, &mut state, device, &mut progress)?;
@@ -145,17 +148,77 @@ pub fn run(
 /// budget.
 pub fn resume(dir: &Path, device: &Device, mut progress: Listen) -> Result<PlaybookState> {
     let run = RunDir::open(dir)?;
-    let mut state: PlaybookState = read_json(&run.file(STATE_FILE))?;
+    let _lock = run.lock()?;
+    let path = run.file(STATE_FILE);
+    let mut state: PlaybookState = read_json(&path)?;
+    state.check(&path)?;
+    if let Some(started) = state.step_started.take() {
+        // The interrupted step ran until the last heartbeat its process left.
+        let alive = std::fs::metadata(run.file(HEARTBEAT))
+            .and_then(|m| m.modified())
+            .map_or(started, unix_s);
+        let lost = (alive - started).max(0.0);
+        state.interrupted_s += lost;
+        progress.note(&format!(
+            "the interrupted step {} had run {lost:.0} s: counted in the budget",
+            state.steps_done() + 1
+        ));
+    }
     progress.note(&format!(
         "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
         dir.display(),
-        state.results.len() - 1,
+        state.steps_done(),
         state.plan.steps.len(),
         state.spent_s(),
         state.config.budget_s
     ));
     continue_steps(&run, &mut state, device, &mut progress)?;
     Ok(state)
+}
+
+/// A file whose modification time the playbook keeps current while it runs, so a resume after a
+/// kill knows how long the interrupted step ran.
+const HEARTBEAT: &str = ".heartbeat";
+
+/// `t` in seconds since the Unix epoch.
+fn unix_s(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Touches a file every second from a thread of its own until dropped.
+struct Heartbeat {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(path: PathBuf) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _ = std::fs::File::create(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                std::thread::park_timeout(std::time::Duration::from_secs(1));
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// The validation images of the playbook's data (the split every step shares).
@@ -172,8 +235,11 @@ fn continue_steps(
     let base = state.config.base();
     let valid = validation(&base)?;
     let steps = state.plan.steps.clone();
-    for (i, planned) in steps.iter().enumerate().skip(state.results.len() - 1) {
+    let _heartbeat = Heartbeat::start(run.file(HEARTBEAT));
+    for (i, planned) in steps.iter().enumerate().skip(state.steps_done()) {
         let t0 = Instant::now();
+        state.step_started = Some(unix_s(std::time::SystemTime::now()));
+        write_json(&run.file(STATE_FILE), &*state)?;
         let folder = PathBuf::from(STEPS).join(format!("{:02}-{}", i + 1, planned.step.name()));
         let later: f64 = steps.iter().skip(i + 1).map(|s| s.estimate_s).sum();
         let mut result = StepResult::of(&planned.step);
@@ -181,6 +247,7 @@ fn continue_steps(
         let mut play = Play::new(run, state, device, progress, &valid, folder, later);
         planned.step.run(&mut play, &mut result)?;
         result.seconds = t0.elapsed().as_secs_f64();
+        state.step_started = None;
         state.results.push(result);
         write_json(&run.file(STATE_FILE), &*state)?;
     }

@@ -109,11 +109,51 @@ pub struct PlaybookState {
     /// Whether test-time augmentation improved the validation accuracy (then the predictions
     /// for `test/` use it).
     pub tta_helped: bool,
+    /// When the step in progress started (seconds since the Unix epoch), so that a resume after
+    /// a kill counts the time it ran.
+    #[serde(default)]
+    pub step_started: Option<f64>,
+    /// Seconds spent in steps that were interrupted and started again.
+    #[serde(default)]
+    pub interrupted_s: f64,
 }
 
 impl PlaybookState {
     /// Seconds spent so far, across interruptions.
     pub fn spent_s(&self) -> f64 {
-        self.results.iter().map(|r| r.seconds).sum()
+        self.results.iter().map(|r| r.seconds).sum::<f64>() + self.interrupted_s
+    }
+
+    /// Steps finished (the measuring is not a step).
+    pub fn steps_done(&self) -> usize {
+        self.results.len().saturating_sub(1)
+    }
+
+    /// Refuses a state file that cannot be continued (hand-edited or damaged), naming `path`.
+    pub fn check(&self, path: &std::path::Path) -> crate::error::Result<()> {
+        let bad = |m: String| {
+            Err(crate::error::Error::model(
+                path,
+                format!("not a playbook state that can be resumed: {m}"),
+            ))
+        };
+        if self.results.is_empty() {
+            return bad("`results` is empty (its first row is the measuring)".into());
+        }
+        if self.steps_done() > self.plan.steps.len() {
+            return bad(format!(
+                "{} steps done of a plan of {}",
+                self.steps_done(),
+                self.plan.steps.len()
+            ));
+        }
+        let times = self.results.iter().map(|r| r.seconds).chain([self.interrupted_s]);
+        if times.clone().any(|t| !(t.is_finite() && t >= 0.0)) {
+            return bad("a step's `seconds` is negative or not a number".into());
+        }
+        if !(self.config.budget_s.is_finite() && self.config.budget_s > 0.0) {
+            return bad(format!("`budget_s` {}", self.config.budget_s));
+        }
+        Ok(())
     }
 }

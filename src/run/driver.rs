@@ -29,6 +29,7 @@ pub fn train<R: Recipe>(
     let p = recipe.prepare(device, &mut listen)?;
     let mut learner = recipe.learner(&p, device, true, &mut listen)?;
     let run = RunDir::create(run_dir)?;
+    let _lock = run.lock()?;
     let trained = (|| {
         run.write_settings(recipe.settings())?;
         recipe.start(&run, &p)?;
@@ -48,7 +49,9 @@ pub fn train<R: Recipe>(
         execute(&mut learner, &recipe.plan(), 0, 0)
     })();
     if let Err(e) = trained {
-        return Err(run.fail(e, learner.epochs_done > 0));
+        // Kept only with a committed checkpoint: a failure before the first one (a full disk
+        // while writing it) leaves nothing to resume, and the name free.
+        return Err(run.fail(e, has_checkpoint(run.path())));
     }
     recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
 }
@@ -62,10 +65,18 @@ pub fn resume<R: Recipe>(
 ) -> Result<R::Summary> {
     let t0 = Instant::now();
     let run = RunDir::open(run_dir)?;
+    let _lock = run.lock()?;
     let ckpt = run.checkpoint_dir();
-    checkpoint::to_resume(run.path(), &ckpt)?;
+    let saved = checkpoint::to_resume(run.path(), &ckpt)?;
     let recipe = R::from_settings(run.read_settings()?);
-    let p = recipe.prepare(device, &mut listen)?;
+    let p = recipe
+        .prepare(device, &mut listen)
+        .map_err(|e| in_settings_file(e, &run))?;
+    if let (Some(then), Some((data, now))) = (&saved.data, recipe.fingerprint(&p)) {
+        if let Some(note) = then.check_resume(&now, &data)? {
+            listen.note(&note);
+        }
+    }
     let mut learner = recipe.learner(&p, device, false, &mut listen)?;
     let state = learner.load_checkpoint(&ckpt)?;
     attach(&recipe, &run, &p, &mut learner, listen);
@@ -77,6 +88,15 @@ pub fn resume<R: Recipe>(
     )
     .map_err(|e| run.fail(e, true))?;
     recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
+}
+
+/// A setting refused on resume came from the run's settings file, not from the caller: the
+/// error names the file and the field (in the file's own quotes).
+fn in_settings_file(e: Error, run: &RunDir) -> Error {
+    match e {
+        Error::Config(m) => Error::model(run.file(run_dir::SETTINGS), m.replace('`', "\"")),
+        e => e,
+    }
 }
 
 /// Continues the run in `run_dir` where it stands: resumed from its checkpoint, or — a folder
@@ -106,9 +126,10 @@ fn attach<R: Recipe>(
     listen: Listen,
 ) {
     learner.callbacks = recipe.callbacks(run, p);
+    let data = recipe.fingerprint(p).map(|(_, fp)| fp);
     learner
         .callbacks
-        .push(Box::new(Checkpoint::new(run.checkpoint_dir())));
+        .push(Box::new(Checkpoint::new(run.checkpoint_dir()).with_data(data)));
     learner.add_listener(listen);
 }
 

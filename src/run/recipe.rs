@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Result;
 use crate::learner::task::BatchOf;
+use crate::learner::checkpoint::DataFingerprint;
 use crate::learner::{Callback, Learner, Listen, Stage, Trainable};
 use crate::run_dir::RunDir;
 
@@ -43,6 +44,12 @@ pub trait Recipe: Sized {
         fresh: bool,
         listen: &mut Listen,
     ) -> Result<Learner<Self::Model>>;
+    /// The data folder and the classes (with their counts) the run trains on, recorded in every
+    /// checkpoint so that a resume on relabelled data is refused; `None` where labels are not
+    /// classes.
+    fn fingerprint(&self, _p: &Self::Prepared) -> Option<(std::path::PathBuf, DataFingerprint)> {
+        None
+    }
     /// Whether the learning rate is to be found by the LR range test first.
     fn lr_auto(&self) -> bool {
         false

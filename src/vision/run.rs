@@ -15,6 +15,7 @@ use super::snapshots;
 use crate::data::ImageFolder;
 use crate::error::{Error, Result};
 use crate::infer::{BundleConfig, Predictor, save_bundle};
+use crate::learner::checkpoint::DataFingerprint;
 use crate::learner::{Callback, EpochMetrics, Learner, Listen, Listener, LossFunc, Lrs, Stage};
 use crate::models::ImageClassifier;
 use crate::report::grid::{Tile, batch_images, image_grid};
@@ -93,6 +94,20 @@ impl Recipe for VisionRecipe {
         listen: &mut Listen,
     ) -> Result<Learner> {
         build_learner(p, &self.0, device, fresh, listen)
+    }
+
+    fn fingerprint(&self, p: &Prepared) -> Option<(PathBuf, DataFingerprint)> {
+        let mut counts = vec![0; p.data.vocab.len()];
+        for item in &p.data.train {
+            counts[item.label] += 1;
+        }
+        Some((
+            p.data.root.clone(),
+            DataFingerprint {
+                classes: p.data.vocab.clone(),
+                counts,
+            },
+        ))
     }
 
     fn lr_auto(&self) -> bool {
