@@ -288,3 +288,29 @@ pub fn backend_of(device: &Device) -> &'static str {
         _ => "other",
     }
 }
+
+/// Memory the operating system says is available to a new allocation (Linux `MemAvailable`), in
+/// bytes; `None` where it is not known.
+pub fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Refuses, before anything is allocated, work that needs `need` bytes of the CPU's memory when
+/// less is available (a GPU's own memory is not known here, so it is not checked): `what` says
+/// what needs it, `lower` which settings to lower. A refusal beats an abort on allocation.
+pub fn check_fits(device: &Device, need: f64, what: &str, lower: &str) -> Result<()> {
+    if backend_of(device) != "flex" && backend_of(device) != "libtorch" {
+        return Ok(());
+    }
+    match available_memory() {
+        Some(have) if !(need <= have) => Err(Error::Config(format!(
+            "{what} needs about {:.1} GB, but {:.1} GB of memory is free: lower {lower}",
+            need / 1e9,
+            have / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -110,6 +110,19 @@ pub struct BenchReport {
 
 /// Measures the figures of [`BenchReport`].
 pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<BenchReport> {
+    if args.bs == 0 || args.steps == 0 || !(16..=2048).contains(&args.size) {
+        return Err(crate::error::Error::Config(format!(
+            "`bs` {} and `steps` {}: at least 1; `size` {}: between 16 and 2048",
+            args.bs, args.steps, args.size
+        )));
+    }
+    // Training and then inference at this batch and size, with a second batch beside it.
+    crate::backend::check_fits(
+        device,
+        args.arch.training_memory(64, args.bs, args.size) + 2.0 * 12.0 * (args.bs as f64) * f64::from(args.size).powi(2),
+        &format!("timing {} at `size` {} with `bs` {}", args.arch, args.size, args.bs),
+        "`size` or `bs`",
+    )?;
     let root = match &args.data {
         Some(p) => p.clone(),
         None => demo_path()?,

@@ -88,9 +88,24 @@ impl GanConfig {
         if self.n_features == 0 || self.noise == 0 {
             return bad("`n_features` and `noise`: at least 1".into());
         }
+        for (name, v, max) in [
+            ("n_features", self.n_features, MAX_FEATURES),
+            ("noise", self.noise, MAX_FEATURES),
+            ("n_extra_layers", self.n_extra_layers, 64),
+            ("epochs", self.epochs, 100_000),
+            ("n_crit", self.n_crit, 1_000),
+        ] {
+            if v > max {
+                return bad(format!("`{name}` {v}: at most {max}"));
+            }
+        }
         Ok(())
     }
 }
+
+/// The most features of the first critic layer, and noise channels, a GAN is built with
+/// (DCGAN's are 64 and 100).
+pub const MAX_FEATURES: usize = 4096;
 
 /// Clamps every float parameter to [−c, c] (WGAN weight clipping), keeping them trainable leaves.
 struct Clip(f64);

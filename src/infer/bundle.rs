@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{AugTransforms, ItemTransform, Normalize};
 use crate::error::{Error, Result};
+use crate::models::classifier::{MAX_CLASSES, MAX_HIDDEN, MAX_WIDTH};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::weights::{load_weights, save_weights};
 
@@ -62,8 +63,14 @@ impl BundleConfig {
                 self.model.n_classes
             ));
         }
-        if self.model.width == 0 || self.model.hidden == 0 {
-            return bad("\"width\" and \"hidden\" must be at least 1".into());
+        for (name, v, max) in [
+            ("width", self.model.width, MAX_WIDTH),
+            ("hidden", self.model.hidden, MAX_HIDDEN),
+            ("n_classes", self.model.n_classes, MAX_CLASSES),
+        ] {
+            if v == 0 || v > max {
+                return bad(format!("\"{name}\": {v} (between 1 and {max})"));
+            }
         }
         if !(0.0..1.0).contains(&self.model.ps) {
             return bad(format!(
@@ -110,7 +117,7 @@ pub fn load_bundle_config(path: &Path) -> Result<BundleConfig> {
     }
     let dir = path;
     let path = dir.join(CONFIG_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::io::read_limited(&path, crate::io::MAX_JSON_BYTES, "a model configuration")?;
     let config: BundleConfig = serde_json::from_slice(&bytes)
         .map_err(|e| Error::model(&path, format!("not a bundle configuration: {e}")))?;
     config.validate(&path)?;
@@ -128,5 +135,11 @@ pub fn load_bundle(path: &Path, device: &Device) -> Result<(ImageClassifier, Bun
         path.join(WEIGHTS_FILE)
     };
     let model = load_weights(model, &weights, "config.json")?;
+    if !crate::learner::precision::params_finite(&model) {
+        return Err(Error::model(
+            &weights,
+            "its weights are not finite (a diverged or damaged model): it cannot predict",
+        ));
+    }
     Ok((model.valid(), config))
 }

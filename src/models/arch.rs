@@ -43,6 +43,8 @@ pub struct ArchSpec {
     /// Training memory on the CPU per image pixel at torchvision's width, in bytes (activations
     /// and their gradients; ResNet-18 at 224 px, batch 32: about 3 GB measured).
     pub train_bytes_per_pixel: f64,
+    /// The body's parameters at torchvision's width (they grow with the square of the width).
+    pub params: f64,
 }
 
 /// ImageNet statistics, as fastai's `imagenet_stats`.
@@ -57,6 +59,7 @@ pub const ARCHS: [ArchSpec; 5] = [
         min_size: 16,
         stats: IMAGENET,
         train_bytes_per_pixel: 2_000.0,
+        params: 11.2e6,
     },
     ArchSpec {
         arch: Arch::Resnet34,
@@ -65,6 +68,7 @@ pub const ARCHS: [ArchSpec; 5] = [
         min_size: 16,
         stats: IMAGENET,
         train_bytes_per_pixel: 2_000.0,
+        params: 21.3e6,
     },
     ArchSpec {
         arch: Arch::Resnet50,
@@ -73,6 +77,7 @@ pub const ARCHS: [ArchSpec; 5] = [
         min_size: 16,
         stats: IMAGENET,
         train_bytes_per_pixel: 6_000.0,
+        params: 23.5e6,
     },
     // Its TF weights expect (x − 127) / 128 on 0..255 pixels.
     ArchSpec {
@@ -82,6 +87,7 @@ pub const ARCHS: [ArchSpec; 5] = [
         min_size: 16,
         stats: ([127.0 / 255.0; 3], [128.0 / 255.0; 3]),
         train_bytes_per_pixel: 4_000.0,
+        params: 3.4e6,
     },
     // torchvision's weights expect [-1, 1] (its `transform_input`).
     ArchSpec {
@@ -91,10 +97,22 @@ pub const ARCHS: [ArchSpec; 5] = [
         min_size: super::inception::MIN_SIZE,
         stats: ([0.5; 3], [0.5; 3]),
         train_bytes_per_pixel: 5_000.0,
+        params: 21.8e6,
     },
 ];
 
 impl Arch {
+    /// A rough upper bound of the memory training takes on the CPU, in bytes: activations and
+    /// their gradients grow with the batch and the image area (ResNet-18 at 224 px, batch 32:
+    /// about 3 GB measured; wider bodies more), plus the weights, their gradients and Adam's two
+    /// moments (the weights grow with the square of the width).
+    pub fn training_memory(self, width: usize, bs: usize, size: u32) -> f64 {
+        let scale = width as f64 / 64.0;
+        let per_pixel = self.spec().train_bytes_per_pixel * scale;
+        let weights = 4.0 * 4.0 * (self.spec().params * scale * scale + 1e6);
+        bs as f64 * f64::from(size) * f64::from(size) * per_pixel + weights
+    }
+
     /// This architecture's row of [`ARCHS`].
     pub fn spec(self) -> &'static ArchSpec {
         // Every variant has a row (checked by a test).

@@ -63,15 +63,38 @@ pub struct ImageClassifier {
     pub head: Head,
 }
 
+/// The widest body built (torchvision's is 64; ResNet-18 at 1024 already has 3 billion weights).
+pub const MAX_WIDTH: usize = 1024;
+/// The most hidden units of the head (fastai's is 512).
+pub const MAX_HIDDEN: usize = 1 << 16;
+/// The most classes a head has.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 impl ClassifierConfig {
-    /// Builds the model with Kaiming initialisation.
-    pub fn init(&self, device: &Device) -> Result<ImageClassifier> {
+    /// Checks the sizes before anything is built: each within its bound.
+    pub fn check(&self) -> Result<()> {
         if self.n_classes < 2 {
             return Err(Error::Config(format!(
                 "need at least 2 classes, got {}",
                 self.n_classes
             )));
         }
+        for (name, v, max) in [
+            ("n_classes", self.n_classes, MAX_CLASSES),
+            ("width", self.width, MAX_WIDTH),
+            ("hidden", self.hidden, MAX_HIDDEN),
+        ] {
+            if v == 0 || v > max {
+                return Err(Error::Config(format!("`{name}` {v}: between 1 and {max}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the model with Kaiming initialisation; refuses, before its weights are allocated,
+    /// sizes out of bounds or weights that would not fit in memory.
+    pub fn init(&self, device: &Device) -> Result<ImageClassifier> {
+        self.check()?;
         let (body, n_features) = match self.arch {
             Arch::EfficientnetLite0 => (
                 Body::EfficientNetLite(EfficientNetLite::lite0(device)),
@@ -87,13 +110,22 @@ impl ClassifierConfig {
                 (Body::ResNet(cfg.init(device)?), cfg.out_channels())
             }
         };
-        Ok(ImageClassifier {
+        let model = ImageClassifier {
             body,
             head: HeadConfig::new(n_features, self.n_classes)
                 .with_ps(self.ps)
                 .with_hidden(self.hidden)
                 .init(device),
-        })
+        };
+        // burn allocates parameters lazily: counting them allocates nothing.
+        let params = model.num_params();
+        crate::backend::check_fits(
+            device,
+            4.0 * params as f64,
+            &format!("{} with `width` {} ({params} weights)", self.arch, self.width),
+            "`width` or `hidden`",
+        )?;
+        Ok(model)
     }
 }
 

@@ -117,8 +117,21 @@ impl GeneratorConfig {
             .init(device);
         let embed = (self.n_classes > 0)
             .then(|| EmbeddingConfig::new(self.n_classes, self.class_emb).init(device));
-        Ok(Generator { embed, blocks, out })
+        fits(Generator { embed, blocks, out }, device, "the generator")
     }
+}
+
+/// `net` if its weights (with their gradients and Adam's moments) fit in memory; burn allocates
+/// parameters lazily, so nothing is allocated before this check.
+fn fits<M: burn::module::Module>(net: M, device: &Device, what: &str) -> Result<M> {
+    let params = net.num_params();
+    crate::backend::check_fits(
+        device,
+        16.0 * params as f64,
+        &format!("{what} ({params} weights)"),
+        "`n_features`, `noise` or `size`",
+    )?;
+    Ok(net)
 }
 
 impl Generator {
@@ -219,12 +232,16 @@ impl CriticConfig {
                 })
                 .init(device)
         });
-        Ok(Critic {
-            first,
-            blocks,
-            out,
-            embed,
-        })
+        fits(
+            Critic {
+                first,
+                blocks,
+                out,
+                embed,
+            },
+            device,
+            "the critic",
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use crate::learner::schedule::Sgdr;
 use crate::learner::{Callback, CutMix, Lrs, MixUp, OneCycle, Precision, Schedule};
 use crate::learner::{Stage, fine_tune_stages};
 use crate::models::Arch;
+use crate::models::classifier::MAX_WIDTH;
 
 /// The training settings of a run (the CLI's flags), saved as `train.json` so it can resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,19 +108,16 @@ pub struct TrainConfig {
     pub precision: Precision,
 }
 
+/// The largest MixUp/CutMix alpha: Beta(α, α) is already a point mass at ½ long before it.
+pub const MAX_ALPHA: f64 = 1000.0;
+
+/// The most epochs a run trains (more would run for months on any machine).
+pub const MAX_EPOCHS: usize = 100_000;
+
 /// The smallest image side a run trains at.
 pub const MIN_SIZE: u32 = 16;
 /// The largest image side a run trains at (a 2048 px batch of one already needs gigabytes).
 pub const MAX_SIZE: u32 = 2048;
-
-/// A rough upper bound of the memory training takes on the CPU, in bytes: activations and their
-/// gradients grow with the batch and the image area (ResNet-18 at 224 px, batch 32: about 3 GB
-/// measured; wider bodies more), plus the weights and Adam's state.
-pub fn training_memory_estimate(arch: Arch, width: usize, bs: usize, size: u32) -> f64 {
-    let per_pixel = arch.spec().train_bytes_per_pixel * (width as f64 / 64.0);
-    let weights = 4.0 * 4.0 * 25e6;
-    bs as f64 * f64::from(size) * f64::from(size) * per_pixel + weights
-}
 
 /// RandomResizedCrop's default smallest area: 1.0 (no random crop, as fastai's `aug_transforms`),
 /// at every size, from scratch or pretrained. On the demo, min scale 0.08 / 0.35 / 1.0 reached
@@ -298,13 +296,41 @@ impl TrainConfig {
         {
             return bad("`extra_fraction`: a positive number".into());
         }
-        if self.width == 0 {
-            return bad("`width` 0: at least 1".into());
+        if self.width == 0 || self.width > MAX_WIDTH {
+            return bad(format!("`width` {}: between 1 and {MAX_WIDTH}", self.width));
         }
         if self.schedule == ScheduleKind::Sgdr
             && (self.cycles == 0 || self.cycle_len == 0 || self.cycle_mult == 0)
         {
             return bad("`cycles`, `cycle_len` and `cycle_mult`: each at least 1".into());
+        }
+        let sgdr = Sgdr {
+            lr_max: 1.0,
+            n_cycles: self.cycles,
+            cycle_len: self.cycle_len,
+            cycle_mult: self.cycle_mult,
+        };
+        if self.schedule == ScheduleKind::Sgdr
+            && sgdr.checked_epochs().is_none_or(|e| e > MAX_EPOCHS)
+        {
+            return bad(format!(
+                "`cycles` {}, `cycle_len` {} and `cycle_mult` {} make {} epochs: at most {MAX_EPOCHS}",
+                self.cycles,
+                self.cycle_len,
+                self.cycle_mult,
+                sgdr.checked_epochs()
+                    .map_or_else(|| "more than 2^64".to_string(), |e| e.to_string())
+            ));
+        }
+        let total = self
+            .size_epochs
+            .iter()
+            .try_fold(self.epochs, |t, &e| t.checked_add(e));
+        if total.is_none_or(|e| e > MAX_EPOCHS) {
+            return bad(format!(
+                "`epochs` {} (with `size_epochs` {:?}): at most {MAX_EPOCHS} in all",
+                self.epochs, self.size_epochs
+            ));
         }
         self.lr.check("lr")?;
         if self.sizes.len() != self.size_epochs.len() {
@@ -315,8 +341,10 @@ impl TrainConfig {
             )));
         }
         for (name, v) in [("`mixup`", self.mixup), ("`cutmix`", self.cutmix)] {
-            if v.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
-                return Err(Error::Config(format!("{name} needs a positive alpha")));
+            if let Some(a) = v.filter(|a| !(*a > 0.0 && *a <= MAX_ALPHA)) {
+                return Err(Error::Config(format!(
+                    "{name} {a}: an alpha in (0, {MAX_ALPHA}] (fastai's is 0.4)"
+                )));
             }
         }
         if self.mixup.is_some() && self.cutmix.is_some() {

@@ -5,7 +5,7 @@
 
 use burn::tensor::Device;
 
-use super::config::{DEFAULT_MIN_SCALE, TrainConfig, default_aug, training_memory_estimate};
+use super::config::{DEFAULT_MIN_SCALE, TrainConfig, default_aug};
 use crate::data::{
     DataLoaders, ImageFolder, ItemTransform, Normalize, SplitConfig, demo::demo_path,
 };
@@ -111,6 +111,16 @@ fn check_sizes(config: &TrainConfig, data: &ImageFolder) -> Result<u32> {
             ),
         });
     }
+    if data.valid.is_empty() {
+        let per_class = data.train.len() as f64 / data.vocab.len() as f64;
+        return Err(Error::Dataset {
+            path: data.root.clone(),
+            message: format!(
+                "no validation images: the classes have {per_class:.1} usable images each on average, too few to hold `valid_pct` {} of each out (a class keeps at least one for training); add images, or validation images in `valid/<class>/` beside `train/<class>/`",
+                config.valid_pct
+            ),
+        });
+    }
     let size = config.final_size().unwrap_or_else(|| data.min_side.min(64));
     if size < 16 {
         return Err(Error::Config(format!(
@@ -185,21 +195,9 @@ pub fn prepare(config: &TrainConfig, data: ImageFolder) -> Result<Prepared> {
     })
 }
 
-/// Memory the system can still give this process, in bytes (Linux's `MemAvailable`; `None`
-/// elsewhere).
-fn available_memory() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
-
 /// Refuses, before anything is written, a batch and image size whose training would not fit in
 /// the memory the CPU backend has left (a GPU's own memory is not known here).
 pub fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Result<()> {
-    if crate::backend::backend_of(device) != "flex" {
-        return Ok(());
-    }
     let largest = config
         .sizes
         .iter()
@@ -207,18 +205,14 @@ pub fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Resu
         .max()
         .unwrap_or(p.size)
         .max(p.size);
-    let need =
-        training_memory_estimate(config.arch, config.width, p.dls.train.batch_size(), largest);
-    match available_memory() {
-        Some(have) if need > have => Err(Error::Config(format!(
-            "`size` {largest} with `bs` {} needs about {:.1} GB to train {}, but {:.1} GB of memory is free: lower `size` or `bs`",
-            p.dls.train.batch_size(),
-            need / 1e9,
-            config.arch,
-            have / 1e9
-        ))),
-        _ => Ok(()),
-    }
+    let bs = p.dls.train.batch_size();
+    let need = config.arch.training_memory(config.width, bs, largest);
+    crate::backend::check_fits(
+        device,
+        need,
+        &format!("training {} at `size` {largest} with `bs` {bs}", config.arch),
+        "`size` or `bs`",
+    )
 }
 
 #[cfg(test)]

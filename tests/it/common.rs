@@ -151,3 +151,35 @@ pub fn briefly_trained(
     }
     learn.model.valid()
 }
+
+/// [`run_cli`] that fails the test when the command has not ended within `secs` seconds (it is
+/// killed): for cases whose bug would be a hang.
+pub fn run_cli_within(cwd: &Path, args: &[&str], secs: u64) -> (i32, String) {
+    let out = tempfile::tempfile().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastvision"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FASTVISION_DEVICE")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`fastvision {}` hung: killed after {secs} s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut text = String::new();
+    let mut out = out;
+    use std::io::{Read, Seek};
+    out.seek(std::io::SeekFrom::Start(0)).unwrap();
+    out.read_to_string(&mut text).unwrap();
+    (status.code().unwrap_or(-1), text)
+}

@@ -1,0 +1,131 @@
+//! Sizes, counts and numbers with no natural bound: each is bounded before anything is allocated
+//! or written (a clear line and exit 1, never an abort), and a loss that stops being finite stops
+//! training instead of saving a NaN model.
+
+use crate::common;
+
+use std::path::Path;
+
+fn fastvision(cwd: &Path, args: &[&str]) -> (i32, String) {
+    common::run_cli_within(cwd, args, 300)
+}
+
+/// The one line a refused command prints (its last non-empty line).
+fn last_line(out: &str) -> &str {
+    out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+#[test]
+fn sizes_and_counts_are_bounded_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::tiny_dataset(&root.join("photos"), 2, 12, 4);
+    let base = [
+        "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--name", "r",
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--width", "3000"], "--width"),
+        (
+            &[
+                "--width", "8", "--schedule", "sgdr", "--cycles", "2", "--cycle-len",
+                "4611686018427387904", "--cycle-mult", "3",
+            ],
+            "epochs",
+        ),
+        (&["--width", "8", "--schedule", "sgdr", "--cycles", "64"], "epochs"),
+        (
+            &["--width", "8", "--schedule", "sgdr", "--cycles", "40", "--cycle-mult", "10"],
+            "epochs",
+        ),
+    ];
+    for (extra, expect) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let (code, out) = fastvision(root, &args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(last_line(&out).contains(expect), "{args:?}: {out}");
+        assert!(!out.contains("panicked"), "{args:?}: {out}");
+        assert!(!root.join("runs/r").exists(), "{args:?}: no run folder left");
+    }
+    let (code, out) = fastvision(root, &["bench", "--bs", "100000", "--size", "2048"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(last_line(&out).contains("GB"), "{out}");
+
+    // A run's `config.json` asking for a head of 10^12 units: refused naming the file and field.
+    let (code, out) = fastvision(
+        root,
+        &[
+            "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", "ok",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let config = root.join("runs/ok/config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["model"]["hidden"] = 1_000_000_000_000u64.into();
+    std::fs::write(&config, json.to_string()).unwrap();
+    let image = common::any_file(&common::any_file(&root.join("photos/valid")));
+    let (code, out) = fastvision(root, &["predict", "runs/ok", image.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let line = last_line(&out);
+    assert!(line.contains("config.json") && line.contains("hidden"), "{out}");
+}
+
+#[test]
+fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::tiny_dataset(&root.join("photos"), 2, 12, 4);
+    let base = [
+        "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+        "--name", "r",
+    ];
+    for extra in [&["--lr", "1e30"][..], &["--mixup", "1e308"][..]] {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let (code, out) = fastvision(root, &args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        let line = last_line(&out);
+        assert!(
+            line.contains("diverged") || line.contains("--mixup"),
+            "{args:?}: {out}"
+        );
+        assert!(!root.join("runs/r").exists(), "{args:?}: nothing kept");
+    }
+
+    // A model whose weights are NaN is refused, not asked for NaN probabilities.
+    let (code, out) = fastvision(
+        root,
+        &[
+            "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", "ok",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let weights = root.join("runs/ok/model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for b in &mut bytes[header..] {
+        *b = 0xff;
+    }
+    std::fs::write(&weights, bytes).unwrap();
+    let image = common::any_file(&common::any_file(&root.join("photos/valid")));
+    for args in [
+        &["predict", "runs/ok", image.to_str().unwrap()][..],
+        &["evaluate", "runs/ok", "photos"][..],
+    ] {
+        let (code, out) = fastvision(root, args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(last_line(&out).contains("not finite"), "{args:?}: {out}");
+        assert!(!out.contains("NaN"), "{args:?}: {out}");
+    }
+
+    // One image per class: no validation split, said as such.
+    let flat = root.join("one_each");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(flat.join(class)).unwrap();
+        std::fs::copy(&image, flat.join(class).join("only.png")).unwrap();
+    }
+    let (code, out) = fastvision(root, &["train", "one_each", "--epochs", "1", "--width", "8"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(last_line(&out).contains("no validation images"), "{out}");
+}
