@@ -76,11 +76,10 @@ impl Journal {
     /// Every entry so far, oldest first.
     pub fn entries(&self) -> Result<Vec<Entry>> {
         let path = self.path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let text = crate::io::read_text(&path, 256 << 20, "a journal")?;
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
@@ -111,6 +110,17 @@ impl Journal {
         writeln!(f, "{line}").map_err(|e| Error::io(&path, e))?;
         f.sync_all().map_err(|e| Error::io(&path, e))?;
         Ok(entry)
+    }
+
+    /// Takes the quarantine folder (made if needed) for this action alone, until the returned
+    /// handle is dropped: two cleaners (a review page and `clean`, two notebooks) never
+    /// interleave a move and its journal line.
+    fn exclusive(&self) -> Result<std::fs::File> {
+        let dir = self.root.join(QUARANTINE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let handle = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, e))?;
+        handle.lock().map_err(|e| Error::io(&dir, e))?;
+        Ok(handle)
     }
 
     /// Moves `from` to `to` (both relative), refusing to replace an existing file.
@@ -165,6 +175,7 @@ impl Journal {
     /// Moves `rel` into the quarantine folder, at the same relative path.
     pub fn quarantine(&self, rel: &str) -> Result<Entry> {
         self.refuse_quarantine(rel)?;
+        let _one_writer = self.exclusive()?;
         let to = format!("{QUARANTINE_DIR}/{}", normalise(rel)?);
         self.move_file(rel, &to)?;
         self.append(Action::Quarantine, rel, &to, None)
@@ -177,6 +188,7 @@ impl Journal {
         }
         let rel = normalise(rel)?;
         self.refuse_quarantine(&rel)?;
+        let _one_writer = self.exclusive()?;
         let (dir, file) = rel
             .rsplit_once('/')
             .ok_or_else(|| Error::Config(format!("{rel}: not inside a class folder")))?;
@@ -195,11 +207,13 @@ impl Journal {
     /// Records that `rel` was reviewed and kept.
     pub fn keep(&self, rel: &str) -> Result<Entry> {
         self.refuse_quarantine(rel)?;
+        let _one_writer = self.exclusive()?;
         self.append(Action::Keep, rel, rel, None)
     }
 
     /// Moves back the most recent move not yet undone; `None` when nothing is left to undo.
     pub fn undo_last(&self) -> Result<Option<Entry>> {
+        let _one_writer = self.exclusive()?;
         let entries = self.entries()?;
         let undone: Vec<usize> = entries.iter().filter_map(|e| e.undoes).collect();
         let last = entries.iter().rev().find(|e| {
@@ -246,6 +260,29 @@ fn normalise(rel: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_cleaners_at_once_never_interleave_a_move_and_its_line() {
+        let (dir, _) = dataset();
+        for i in 0..60 {
+            std::fs::write(dir.path().join(format!("train/dog/{i}.jpg")), b"x").unwrap();
+        }
+        std::thread::scope(|s| {
+            for half in 0..2 {
+                let root = dir.path();
+                s.spawn(move || {
+                    let j = Journal::new(root).unwrap();
+                    for i in (half..60).step_by(2) {
+                        j.quarantine(&format!("train/dog/{i}.jpg")).unwrap();
+                    }
+                });
+            }
+        });
+        let j = Journal::new(dir.path()).unwrap();
+        let seqs: Vec<usize> = j.entries().unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..60).collect::<Vec<_>>());
+        assert_eq!(j.undo_all().unwrap().len(), 60);
+    }
 
     fn dataset() -> (tempfile::TempDir, Journal) {
         let dir = tempfile::tempdir().unwrap();
