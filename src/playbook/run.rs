@@ -152,13 +152,7 @@ pub fn resume(dir: &Path, device: &Device, mut progress: Listen) -> Result<Playb
     let path = run.file(STATE_FILE);
     let mut state: PlaybookState = read_json(&path)?;
     state.check(&path)?;
-    if let Some(started) = state.step_started.take() {
-        // The interrupted step ran until the last heartbeat its process left.
-        let alive = std::fs::metadata(run.file(HEARTBEAT))
-            .and_then(|m| m.modified())
-            .map_or(started, unix_s);
-        let lost = (alive - started).max(0.0);
-        state.interrupted_s += lost;
+    if let Some(lost) = count_interrupted(&mut state, &run.file(HEARTBEAT)) {
         progress.note(&format!(
             "the interrupted step {} had run {lost:.0} s: counted in the budget",
             state.steps_done() + 1
@@ -184,6 +178,18 @@ const HEARTBEAT: &str = ".heartbeat";
 fn unix_s(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Adds the time the interrupted step ran (from its start to the last `heartbeat` its process
+/// left) to the time spent; returns it, or `None` when no step was interrupted.
+fn count_interrupted(state: &mut PlaybookState, heartbeat: &Path) -> Option<f64> {
+    let started = state.step_started.take()?;
+    let alive = std::fs::metadata(heartbeat)
+        .and_then(|m| m.modified())
+        .map_or(started, unix_s);
+    let lost = (alive - started).max(0.0);
+    state.interrupted_s += lost;
+    Some(lost)
 }
 
 /// Touches a file every second from a thread of its own until dropped.
@@ -254,4 +260,55 @@ fn continue_steps(
     write_page(run, state)?;
     predict_test(run, state, device)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_step_counts_until_its_last_heartbeat_and_a_damaged_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let beat = dir.path().join(HEARTBEAT);
+        let heart = Heartbeat::start(beat.clone());
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        drop(heart);
+        let then = unix_s(std::fs::metadata(&beat).unwrap().modified().unwrap());
+        let mut state = PlaybookState {
+            config: PlaybookConfig::new("d", 60.0),
+            plan: Plan {
+                data: DataSize {
+                    train: 10,
+                    valid: 2,
+                    size: 28,
+                },
+                speeds: Speeds {
+                    train_s_per_image: 0.01,
+                    infer_s_per_image: 0.001,
+                    epoch_overhead_s: 0.3,
+                    run_overhead_s: 1.0,
+                },
+                wishes: Wishes {
+                    budget_s: 60.0,
+                    spent_s: 1.0,
+                    drop_confusing: false,
+                },
+                arch: Arch::Resnet18,
+                lr: 1e-3,
+                pretrained: None,
+                steps: Vec::new(),
+            },
+            results: Vec::new(),
+            models: Vec::new(),
+            tta_helped: false,
+            step_started: Some(then - 20.0),
+            interrupted_s: 0.0,
+        };
+        let lost = count_interrupted(&mut state, &beat).unwrap();
+        assert!((lost - 20.0).abs() < 0.01, "{lost}");
+        assert!((state.spent_s() - 20.0).abs() < 0.01);
+        assert_eq!(count_interrupted(&mut state, &beat), None, "counted once");
+        let err = state.check(Path::new("p.json")).unwrap_err().to_string();
+        assert!(err.contains("p.json") && err.contains("results"), "{err}");
+    }
 }
