@@ -112,6 +112,7 @@ fn own_file(name: &str) -> bool {
 /// A record error of `path` in the user's words: `doing` says what was being done.
 fn record_error(path: &Path, doing: &str, e: burn::store::RecordError) -> Error {
     let detail = match &e {
+        burn::store::RecordError::Io(m) if doing.starts_with("writing") => m.clone(),
         burn::store::RecordError::Io(m) => format!("corrupt or unreadable checkpoint: {m}"),
         burn::store::RecordError::Validation(m) => {
             format!("the checkpoint does not fit this model: {m}")

@@ -129,3 +129,26 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
     assert_eq!(code, 1, "{out}");
     assert!(last_line(&out).contains("no validation images"), "{out}");
 }
+
+#[test]
+fn a_write_failing_before_the_first_checkpoint_leaves_nothing_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::tiny_dataset(&root.join("photos"), 2, 12, 4);
+    // Files beyond 300 KB cannot be written (EFBIG, the signal ignored): the first checkpoint's
+    // weights fail as on a full disk.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 300; exec {} train photos --epochs 2 --bs 8 --size 32 --width 8 --name r",
+            env!("CARGO_BIN_EXE_fastvision")
+        ))
+        .current_dir(root)
+        .env_remove("FASTVISION_DEVICE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("--resume"), "nothing to resume: {text}");
+    assert!(!root.join("runs/r").exists(), "the name is free: {text}");
+}
