@@ -178,9 +178,46 @@ pub fn model_config(config: &TabularConfig, processor: &Processor) -> TabularMod
     .with_y_range(y_range)
 }
 
+/// Bytes each parameter takes while training: the f32 weight, its gradient, Adam's two moments,
+/// and a copy while the weights are saved.
+const TRAIN_BYTES_PER_PARAM: f64 = 20.0;
+
+/// Refuses, naming the CSV file, a model too large to train in the memory left, before it is built.
+pub fn check_model_size(config: &TabularConfig, processor: &Processor) -> Result<()> {
+    let params = model_config(config, processor).n_params();
+    let need = params * TRAIN_BYTES_PER_PARAM;
+    match crate::backend::available_memory() {
+        Some(have) if need > have => Err(Error::table(
+            &config.csv,
+            None,
+            None,
+            format!(
+                "{} categorical and {} continuous inputs make a model of {:.1} million parameters, \
+                 which needs about {:.1} GB to train, but {:.1} GB of memory is free: \
+                 leave columns out of the file or narrow `layers`",
+                processor.classes.len(),
+                processor.cont_names.len(),
+                params / 1e6,
+                need / 1e9,
+                have / 1e9
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Rebuilds the model of the tabular run `dir` on `device`, in eval mode, with its processing.
 pub fn load_bundle(dir: &Path, device: &Device) -> Result<(TabularModel, TabularBundle)> {
-    let bundle: TabularBundle = read_json(&dir.join(TABULAR_FILE))?;
+    let path = dir.join(TABULAR_FILE);
+    let bundle: TabularBundle = read_json(&path)?;
+    // Sizes read from the file are checked before anything is allocated.
+    crate::backend::check_fits(
+        device,
+        4.0 * bundle.model.n_params(),
+        "its model's weights",
+        "`layers`",
+    )
+    .map_err(|e| Error::model(&path, e.to_string().replace('`', "\"")))?;
     let model = bundle.model.init(device);
     let model = load_weights(model, &dir.join(WEIGHTS_FILE), TABULAR_FILE)?;
     Ok((burn::module::Module::valid(&model), bundle))

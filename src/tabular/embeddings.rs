@@ -2,6 +2,7 @@
 //! column (level, vector) with a 2-D PCA projection plot, and the start of a new model's
 //! embeddings from an earlier run's, for the columns and levels both share.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -163,9 +164,13 @@ pub fn init_from(
 ) -> Result<usize> {
     let (old, old_bundle) = load_bundle(from, &device.clone().without_autodiff())?;
     let old_names = old_bundle.processor.cat_inputs();
+    let mut old_index: HashMap<&str, usize> = HashMap::new();
+    for (j, n) in old_names.iter().enumerate() {
+        old_index.entry(n.as_str()).or_insert(j); // the first of a repeated name, as before
+    }
     let mut copied = 0;
     for (i, name) in processor.cat_inputs().iter().enumerate() {
-        let Some(j) = old_names.iter().position(|n| n == name) else {
+        let Some(&j) = old_index.get(name.as_str()) else {
             continue;
         };
         let (src, d_old) = embedding_rows(&old, j);
@@ -173,11 +178,13 @@ pub fn init_from(
         if d != d_old {
             continue;
         }
+        let old_levels: HashMap<&str, usize> = old_bundle.processor.classes[j]
+            .iter()
+            .enumerate()
+            .map(|(s, l)| (l.as_str(), s))
+            .collect();
         for (r, level) in processor.classes[i].iter().enumerate() {
-            if let Some(s) = old_bundle.processor.classes[j]
-                .iter()
-                .position(|l| l == level)
-            {
+            if let Some(&s) = old_levels.get(level.as_str()) {
                 dst[r * d..(r + 1) * d].copy_from_slice(&src[s * d..(s + 1) * d]);
                 copied += 1;
             }

@@ -108,11 +108,30 @@ impl TabularModelConfig {
             y_hi: hi,
         }
     }
+
+    /// Numbers the model will hold (parameters, BatchNorm statistics), counted without building it.
+    pub fn n_params(&self) -> f64 {
+        let n_emb: usize = self.emb_szs.iter().map(|e| e.1).sum();
+        let emb: f64 = self.emb_szs.iter().map(|&(n, d)| n as f64 * d as f64).sum();
+        let mut sizes = vec![(n_emb + self.n_cont) as f64];
+        sizes.extend(self.layers.iter().map(|&w| w as f64));
+        // Linear without bias, then BatchNorm's γ, β, mean and variance, per hidden block.
+        let hidden: f64 = sizes.windows(2).map(|w| w[0] * w[1] + 4.0 * w[1]).sum();
+        let last = *sizes.last().unwrap_or(&1.0);
+        let out = self.out_size as f64;
+        emb + 4.0 * self.n_cont as f64 + hidden + last * out + out
+    }
 }
 
 impl TabularModel {
     /// Outputs `[n, out]` from category codes `[n, n_cat]` and continuous values `[n, n_cont]`.
     pub fn forward(&self, cats: Option<Tensor<2, Int>>, conts: Option<Tensor<2>>) -> Tensor<2> {
+        let x = self.features(cats, conts);
+        self.forward_from_first(self.first_linear().forward(x))
+    }
+
+    /// The first linear layer's input: embeddings, then normalised continuous values, per row.
+    pub fn features(&self, cats: Option<Tensor<2, Int>>, conts: Option<Tensor<2>>) -> Tensor<2> {
         let mut parts = Vec::new();
         if let (Some(cats), false) = (cats, self.embeds.is_empty()) {
             let n = cats.dims()[0];
@@ -131,11 +150,26 @@ impl TabularModel {
         if let (Some(conts), Some(bn)) = (conts, &self.bn_cont) {
             parts.push(bn.forward(conts));
         }
-        let mut x = Tensor::cat(parts, 1);
-        for l in &self.layers {
-            x = l.drop.forward(l.bn.forward(relu(l.lin.forward(x))));
-        }
-        let x = self.out.forward(x);
+        Tensor::cat(parts, 1)
+    }
+
+    /// The first linear layer: the first hidden block's (no bias), or the output layer.
+    pub fn first_linear(&self) -> &Linear {
+        self.layers.first().map_or(&self.out, |l| &l.lin)
+    }
+
+    /// Outputs from the first linear layer's output `h`: the rest of [`TabularModel::forward`].
+    pub fn forward_from_first(&self, h: Tensor<2>) -> Tensor<2> {
+        let x = match self.layers.split_first() {
+            Some((first, rest)) => {
+                let mut x = first.drop.forward(first.bn.forward(relu(h)));
+                for l in rest {
+                    x = l.drop.forward(l.bn.forward(relu(l.lin.forward(x))));
+                }
+                self.out.forward(x)
+            }
+            None => h,
+        };
         if self.use_y_range {
             sigmoid(x)
                 .mul_scalar(self.y_hi - self.y_lo)
@@ -147,17 +181,25 @@ impl TabularModel {
 
     /// Outputs for a batch of processed rows.
     pub fn forward_batch(&self, batch: &TabBatch, device: &Device) -> Tensor<2> {
-        let n = batch.n;
-        let n_cat = batch.cats.len() / n.max(1);
-        let n_cont = batch.conts.len() / n.max(1);
-        let cats = (n_cat > 0).then(|| {
-            Tensor::<2, Int>::from_data(TensorData::new(batch.cats.clone(), [n, n_cat]), device)
-        });
-        let conts = (n_cont > 0).then(|| {
-            Tensor::<2>::from_data(TensorData::new(batch.conts.clone(), [n, n_cont]), device)
-        });
+        let (cats, conts) = batch_inputs(batch, device);
         self.forward(cats, conts)
     }
+}
+
+/// A batch's category codes `[n, n_cat]` and continuous values `[n, n_cont]` as tensors.
+pub fn batch_inputs(
+    batch: &TabBatch,
+    device: &Device,
+) -> (Option<Tensor<2, Int>>, Option<Tensor<2>>) {
+    let n = batch.n;
+    let n_cat = batch.cats.len() / n.max(1);
+    let n_cont = batch.conts.len() / n.max(1);
+    let cats = (n_cat > 0).then(|| {
+        Tensor::<2, Int>::from_data(TensorData::new(batch.cats.clone(), [n, n_cat]), device)
+    });
+    let conts = (n_cont > 0)
+        .then(|| Tensor::<2>::from_data(TensorData::new(batch.conts.clone(), [n, n_cont]), device));
+    (cats, conts)
 }
 
 /// The loss of outputs on a batch: cross-entropy for classes, mean squared error for values.

@@ -32,24 +32,29 @@ pub fn predict_processed(
     p: &super::process::Processed,
     device: &Device,
 ) -> Vec<Vec<f32>> {
-    let k = processor.target.out_size();
     let mut out = Vec::with_capacity(p.n);
     for start in (0..p.n).step_by(512) {
         let rows: Vec<usize> = (start..(start + 512).min(p.n)).collect();
         let y = model.forward_batch(&gather(p, &rows), device);
-        let y = if processor.target.is_regression() {
-            y
-        } else {
-            softmax(y, 1)
-        };
-        let v: Vec<f32> = y
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        out.extend(v.chunks(k).map(<[f32]>::to_vec));
+        out.extend(output_rows(processor, y));
     }
     out
+}
+
+/// Model outputs `[n, out]` as one row each: class probabilities (softmax), or the value.
+pub fn output_rows(processor: &Processor, y: burn::tensor::Tensor<2>) -> Vec<Vec<f32>> {
+    let k = processor.target.out_size();
+    let y = if processor.target.is_regression() {
+        y
+    } else {
+        softmax(y, 1)
+    };
+    let v: Vec<f32> = y
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    v.chunks(k.max(1)).map(<[f32]>::to_vec).collect()
 }
 
 /// What `tabular predict` wrote.
@@ -153,7 +158,15 @@ pub fn score(
     p: &super::process::Processed,
     device: &Device,
 ) -> TabularEval {
-    let preds = predict_processed(model, pr, p, device);
+    score_outputs(pr, p, &predict_processed(model, pr, p, device))
+}
+
+/// Scores outputs `preds` (as [`output_rows`] gives them) of processed rows with targets.
+pub fn score_outputs(
+    pr: &Processor,
+    p: &super::process::Processed,
+    preds: &[Vec<f32>],
+) -> TabularEval {
     let n = p.n.max(1) as f64;
     let (loss, accuracy, rmse) = if pr.target.is_regression() {
         let mse = preds

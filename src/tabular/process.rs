@@ -143,9 +143,10 @@ impl Processor {
         cont_names: &[String],
         target: &TargetSpec,
     ) -> Result<Self> {
-        let mut classes = Vec::new();
-        for name in cat_names {
-            let c = train.column(name)?;
+        let cat_cols = train.columns_of(cat_names)?;
+        let cont_cols = train.columns_of(cont_names)?;
+        let mut classes = Vec::with_capacity(cat_names.len());
+        for &c in &cat_cols {
             let mut levels: Vec<String> = train.columns[c].iter().flatten().cloned().collect();
             sort_levels(&mut levels);
             levels.insert(0, NA_LEVEL.into());
@@ -153,8 +154,7 @@ impl Processor {
         }
         let (mut fill, mut means, mut stds, mut na_flags) = (vec![], vec![], vec![], vec![]);
         let mut flag_classes = Vec::new();
-        for name in cont_names {
-            let c = train.column(name)?;
+        for &c in &cont_cols {
             let values = train.numbers(c, "continuous")?;
             let present: Vec<f64> = values.iter().flatten().copied().collect();
             let med = median(present.clone());
@@ -218,8 +218,9 @@ impl Processor {
         let n_cont = self.cont_names.len();
         let mut cats = vec![0i64; n * n_cat];
         let mut unseen = vec![0usize; n_cat];
-        for (j, name) in self.cat_names.iter().enumerate() {
-            let c = table.column(name)?;
+        let cat_cols = table.columns_of(&self.cat_names)?;
+        let cont_cols = table.columns_of(&self.cont_names)?;
+        for (j, &c) in cat_cols.iter().enumerate() {
             let index: std::collections::HashMap<&str, i64> = self.classes[j]
                 .iter()
                 .enumerate()
@@ -237,8 +238,7 @@ impl Processor {
         }
         let mut conts = vec![0f32; n * n_cont];
         let mut flag = self.cat_names.len();
-        for (k, name) in self.cont_names.iter().enumerate() {
-            let c = table.column(name)?;
+        for (k, &c) in cont_cols.iter().enumerate() {
             let values = table.numbers(c, "continuous")?;
             for (r, v) in values.iter().enumerate() {
                 let x = v.unwrap_or(self.fill[k]);
@@ -263,9 +263,14 @@ impl Processor {
             let c = table.column(self.target.name())?;
             match &self.target {
                 Target::Classification { vocab, name } => {
+                    let index: std::collections::HashMap<&str, usize> = vocab
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (v.as_str(), i))
+                        .collect();
                     for (cell, &line) in table.columns[c].iter().zip(&table.lines) {
                         let s = cell.as_deref().unwrap_or("");
-                        let i = vocab.iter().position(|v| v == s).ok_or_else(|| {
+                        let i = index.get(s).copied().ok_or_else(|| {
                             Error::table(
                                 &table.path,
                                 Some(line),

@@ -2,6 +2,7 @@
 //! on the training rows, train the model with the Learner, and write the run folder (bundle with
 //! the fitted processing, `log.json`, plots, `report.html`). Orchestration only.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
@@ -10,7 +11,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 pub use super::config::{
-    TABULAR_FILE, TabularBundle, TabularConfig, ValidSpec, load_bundle, model_config,
+    TABULAR_FILE, TabularBundle, TabularConfig, ValidSpec, check_model_size, load_bundle,
+    model_config,
 };
 use super::data::TabularDataLoaders;
 use super::model::TabularModel;
@@ -71,6 +73,7 @@ pub fn prepare(config: &TabularConfig) -> Result<Prepared> {
         y_range: config.y_range,
     };
     let processor = Processor::fit(&train, &cat, &cont, &spec)?;
+    check_model_size(config, &processor)?;
     let dls = TabularDataLoaders::new(
         processor.transform(&train, true)?,
         processor.transform(&valid, true)?,
@@ -92,24 +95,24 @@ fn column_roles(
     config: &TabularConfig,
     valid_col: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>)> {
-    for name in config.cat.iter().chain(&config.cont) {
-        table.column(name)?;
-        if name == &config.target {
-            return Err(Error::Config(format!(
-                "column \"{name}\" is the target; it cannot also be an input"
-            )));
-        }
+    let named: Vec<String> = config.cat.iter().chain(&config.cont).cloned().collect();
+    table.columns_of(&named)?;
+    if named.contains(&config.target) {
+        return Err(Error::Config(format!(
+            "column \"{}\" is the target; it cannot also be an input",
+            config.target
+        )));
     }
     let mut skip: Vec<&str> = vec![config.target.as_str()];
     skip.extend(valid_col);
-    skip.extend(config.cat.iter().map(String::as_str));
-    skip.extend(config.cont.iter().map(String::as_str));
+    skip.extend(named.iter().map(String::as_str));
     let (auto_cont, auto_cat) = cont_cat_split(table, config.max_card, &skip);
     let in_order = |names: Vec<String>| -> Vec<String> {
+        let names: HashSet<String> = names.into_iter().collect();
         table
             .headers
             .iter()
-            .filter(|h| names.contains(h))
+            .filter(|h| names.contains(*h))
             .cloned()
             .collect()
     };
@@ -127,9 +130,7 @@ fn split(
     match &config.valid {
         ValidSpec::File(path) => {
             let valid = Table::read(path, delim)?;
-            for h in &table.headers {
-                valid.column(h)?;
-            }
+            valid.columns_of(&table.headers)?;
             let t = valid.column(&config.target)?;
             let keep: Vec<usize> = (0..valid.len())
                 .filter(|&r| valid.columns[t][r].is_some())
@@ -257,10 +258,20 @@ fn describe(p: &Prepared, config: &TabularConfig) -> Vec<String> {
                     format!("regression, y_range {:.4}..{:.4}", y_range.0, y_range.1),
             }
         ),
-        format!("categorical: {}", pr.cat_inputs().join(", ")),
-        format!("continuous:  {}", pr.cont_names.join(", ")),
+        format!("categorical: {}", names_list(&pr.cat_inputs())),
+        format!("continuous:  {}", names_list(&pr.cont_names)),
         rows,
     ]
+}
+
+/// Column names for a note: all of them, or the first 50 and how many more.
+fn names_list(names: &[String]) -> String {
+    const SHOWN: usize = 50;
+    let mut s = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(", … and {} more", names.len() - SHOWN));
+    }
+    s
 }
 
 /// A tabular model's run: its [`TabularConfig`] as a [`Recipe`] for the run driver.

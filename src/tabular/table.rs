@@ -1,7 +1,7 @@
 //! A CSV file read into columns of cells, with missing cells recognised, each column's kind
 //! inferred the way pandas' `read_csv` does, and fastai's `cont_cat_split`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,11 @@ pub const MISSING: [&str; 10] = [
 pub fn is_missing(cell: &str) -> bool {
     MISSING.contains(&cell.trim())
 }
+
+// Each column becomes its own embedding or input of the model, and every batch runs through
+// every one of them: a header wider than this is refused before any row is read.
+/// The most columns a CSV file may have.
+pub const MAX_COLUMNS: usize = 100_000;
 
 /// What a column holds, as pandas would type it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +52,7 @@ pub struct Table {
 impl Table {
     /// Reads `path` (UTF-8, a header row, fields separated by `delimiter`, quotes as RFC 4180).
     pub fn read(path: &Path, delimiter: u8) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let (file, _) = crate::io::open_regular(path).map_err(|e| Error::io(path, e))?;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
@@ -60,12 +65,19 @@ impl Table {
             };
             Error::table(path, line, None, message)
         };
-        let headers: Vec<String> = reader
-            .headers()
-            .map_err(csv_err)?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let header = reader.headers().map_err(csv_err)?;
+        if header.len() > MAX_COLUMNS {
+            return Err(Error::table(
+                path,
+                Some(1),
+                None,
+                format!(
+                    "the header has {} columns; at most {MAX_COLUMNS} are supported (each column is a model input)",
+                    header.len()
+                ),
+            ));
+        }
+        let headers: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
         if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
             return Err(Error::table(path, None, None, "empty file: no header row"));
         }
@@ -133,17 +145,44 @@ impl Table {
 
     /// Index of column `name`, or an error listing the columns there are.
     pub fn column(&self, name: &str) -> Result<usize> {
-        self.headers.iter().position(|h| h == name).ok_or_else(|| {
-            Error::table(
-                &self.path,
-                Some(1),
-                None,
-                format!(
-                    "no column named \"{name}\"; the columns are: {}",
-                    self.headers.join(", ")
-                ),
-            )
-        })
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| self.no_column(name))
+    }
+
+    /// Indices of the columns `names`, through one index of the header (linear in the columns).
+    pub fn columns_of(&self, names: &[String]) -> Result<Vec<usize>> {
+        let index: HashMap<&str, usize> = self
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.as_str(), i))
+            .collect();
+        names
+            .iter()
+            .map(|n| {
+                index
+                    .get(n.as_str())
+                    .copied()
+                    .ok_or_else(|| self.no_column(n))
+            })
+            .collect()
+    }
+
+    /// The error for a column `name` the header lacks, listing (the first 50 of) the columns.
+    fn no_column(&self, name: &str) -> Error {
+        const SHOWN: usize = 50;
+        let mut list = self.headers[..self.headers.len().min(SHOWN)].join(", ");
+        if self.headers.len() > SHOWN {
+            list.push_str(&format!(", … ({} columns)", self.headers.len()));
+        }
+        Error::table(
+            &self.path,
+            Some(1),
+            None,
+            format!("no column named \"{name}\"; the columns are: {list}"),
+        )
     }
 
     /// The kind of column `c`, inferred from its non-missing cells.
@@ -202,7 +241,7 @@ impl Table {
 /// The data rows of `path` exactly as written (cells untrimmed, missing markers kept), in the
 /// order [`Table::read`] reads them; for outputs that keep the user's input columns.
 pub fn raw_rows(path: &Path, delimiter: u8) -> Result<Vec<csv::StringRecord>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, _) = crate::io::open_regular(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
@@ -251,9 +290,10 @@ pub fn infer_kind(cells: &[Option<String>]) -> ColumnKind {
 /// fastai's `cont_cat_split`: floats, and integers with more than `max_card` distinct values, are
 /// continuous; everything else is categorical. Columns in `skip` (the target) are left out.
 pub fn cont_cat_split(table: &Table, max_card: usize, skip: &[&str]) -> (Vec<String>, Vec<String>) {
+    let skip: HashSet<&str> = skip.iter().copied().collect();
     let (mut cont, mut cat) = (Vec::new(), Vec::new());
     for (c, name) in table.headers.iter().enumerate() {
-        if skip.contains(&name.as_str()) {
+        if skip.contains(name.as_str()) {
             continue;
         }
         match table.kind(c) {

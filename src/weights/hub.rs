@@ -2,7 +2,7 @@
 //! the cache folder, through a temporary file that resumes after an interruption (HTTP range),
 //! verified by SHA-256 before it is renamed into place.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -293,7 +293,7 @@ fn agent(url: &str) -> (ureq::Agent, Option<String>) {
 
 /// The hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut file, _) = crate::io::open_regular(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
