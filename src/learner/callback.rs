@@ -177,7 +177,7 @@ pub trait LearnerView {
         &self,
         dir: &Path,
         stage_epochs_done: usize,
-        data: Option<super::checkpoint::DataFingerprint>,
+        data: Option<super::fingerprint::DataFingerprint>,
     ) -> Result<()>;
     /// Writes the model's weights as `dir/model.safetensors`.
     fn save_weights(&self, dir: &Path) -> Result<()>;

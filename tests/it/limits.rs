@@ -152,3 +152,32 @@ fn a_write_failing_before_the_first_checkpoint_leaves_nothing_to_resume() {
     assert!(!text.contains("--resume"), "nothing to resume: {text}");
     assert!(!root.join("runs/r").exists(), "the name is free: {text}");
 }
+
+#[test]
+fn a_tabular_runs_file_asking_for_a_huge_model_is_refused_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut text = String::from("x,z,y\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},{},{}\n", i as f64 * 0.1, (i * 7) % 5, i % 2));
+    }
+    std::fs::write(root.join("t.csv"), &text).unwrap();
+    let (code, out) = fastvision(
+        root,
+        &[
+            "tabular", "train", "t.csv", "--target", "y", "--epochs", "1", "--bs", "16", "--name",
+            "t",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let file = root.join("runs/t/tabular.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json["model"]["layers"] = serde_json::json!([1_000_000_000_000u64, 1_000_000_000_000u64]);
+    std::fs::write(&file, json.to_string()).unwrap();
+    let (code, out) = fastvision(root, &["tabular", "predict", "runs/t", "t.csv"]);
+    assert_eq!(code, 1, "{out}");
+    let line = last_line(&out);
+    assert!(line.contains("tabular.json") && line.contains("GB"), "{out}");
+    assert!(!out.contains("panicked") && !out.contains("memory allocation"), "{out}");
+}
