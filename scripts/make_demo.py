@@ -4,6 +4,7 @@
 Default: the bundled demo under data/demo/ — a stratified subset, 300 train + 100 valid images per
 class, chosen with a fixed seed from the official train and test sets.
 --full OUT writes all 60 000 train / 10 000 test images as OUT/train/<class>/ and OUT/valid/<class>/.
+--out OUT writes a stratified subset (the per-class counts and seed given) there instead of the demo.
 
 Source: the Debian package dataset-fashion-mnist (apt-get install -y dataset-fashion-mnist).
 Standard library only (the PNGs are written with zlib).
@@ -54,6 +55,7 @@ def main():
     ap.add_argument("--train-per-class", type=int, default=300)
     ap.add_argument("--valid-per-class", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="write the subset here instead of data/demo")
     args = ap.parse_args()
     tr_x, shape = read_idx(f"{SRC}/train-images-idx3-ubyte.gz")
     tr_y, _ = read_idx(f"{SRC}/train-labels-idx1-ubyte.gz")
@@ -63,7 +65,7 @@ def main():
         write(args.full, "train", tr_x, tr_y, shape, range(len(tr_y)))
         write(args.full, "valid", te_x, te_y, shape, range(len(te_y)))
         return
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "demo")
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "demo")
     rng = random.Random(args.seed)
     write(out, "train", tr_x, tr_y, shape, stratified(tr_y, args.train_per_class, rng))
     write(out, "valid", te_x, te_y, shape, stratified(te_y, args.valid_per_class, rng))

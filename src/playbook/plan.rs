@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::Arch;
+use crate::run::most_epochs;
 
 /// What this machine was measured to do on this data, for planning.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -183,12 +184,20 @@ impl Plan {
     }
 }
 
-/// Epochs from which MixUp pays (fastai's advice: it needs longer training).
-pub const MIXUP_FROM_EPOCHS: usize = 10;
+/// Epochs from which MixUp pays: only in the longest runs (fastai's advice: it needs long
+/// training; short runs lose to any augmentation: on full Fashion-MNIST, 2 epochs, flips alone
+/// cost 0.5–0.8 point).
+pub const MIXUP_FROM_EPOCHS: usize = 40;
 /// Epochs from which the main model trains with progressive resizing: with fewer, its epochs at
 /// small sizes cost more accuracy than they save time (full Fashion-MNIST, 5 epochs: 90.2 % with
-/// 3 of them at 16 px, 91.2 % at 28 px throughout, for 1.4× the time).
-pub const PROGRESSIVE_FROM_EPOCHS: usize = 10;
+/// 3 of them at 16 px, 91.2 % at 28 px throughout, for 1.4× the time); below this the main model
+/// trains as `train` does.
+pub const PROGRESSIVE_FROM_EPOCHS: usize = 20;
+/// Epochs the main model gets before any ensemble member: one-cycle wants all its epochs in one
+/// run, and a model short of its learning curve's knee gains more from epochs than from a
+/// partner (8 → 14 epochs: +0.6 point on an unseen 8 000-image set, where splitting the same
+/// time into a 5-epoch main model and an 8-epoch member lost 0.4 point to one 14-epoch run).
+pub const MEMBERS_FROM_EPOCHS: usize = 20;
 /// Most epochs the main model is given, however large the budget.
 pub const MAX_EPOCHS: usize = 40;
 /// Most ensemble members besides the main model.
@@ -227,11 +236,14 @@ pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
     }
 }
 
-/// Plans the playbook so that its estimate fits `wishes.budget_s`: the main model gets about
-/// 40 % of what is left (30 % when it is retrained without the confusing images), confusing
-/// images are judged out of fold (3 folds, half the epochs) when that costs under a fifth of
-/// what is left, and ensemble members of the main recipe with other seeds (and a second size)
-/// fill the rest, at most [`MAX_MEMBERS`], each with at least a quarter of the main epochs.
+/// Plans the playbook so that its estimate fits `wishes.budget_s`, spending where it pays:
+/// the main model first, with all the time there is up to [`MEMBERS_FROM_EPOCHS`] epochs (then
+/// test-time augmentation, which costs seconds); ensemble members only when the time buys the
+/// main model and at least one member that many epochs each, every model of the ensemble then
+/// getting an equal share (at most [`MAX_EPOCHS`] each, [`MAX_MEMBERS`] members). Confusing
+/// images are judged by the main model, or out of fold (3 folds, half the epochs) when they are
+/// to be dropped and that costs under a fifth of the time left. Members are the main recipe
+/// with other seeds at the same size, so the pace measured at that size holds for them.
 pub fn plan(
     d: DataSize,
     sp: Speeds,
@@ -242,39 +254,61 @@ pub fn plan(
 ) -> Plan {
     let left = (wishes.budget_s - wishes.spent_s).max(0.0);
     let tta_s = 5.0 * d.valid as f64 * sp.infer_s_per_image + 2.0;
-    let ensemble_s = 2.0 * d.valid as f64 * sp.infer_s_per_image * (MAX_MEMBERS + 1) as f64 + 2.0;
-    let share = if wishes.drop_confusing { 0.3 } else { 0.4 };
-    let epochs = main_epochs(
-        &d,
-        &sp,
-        (left - tta_s - ensemble_s - sp.run_overhead_s) * share,
-    );
+    // Judging the confusing images: in sample, or out of fold within a fifth of what is left.
+    let judging_s = if wishes.drop_confusing {
+        0.2 * left
+    } else {
+        d.train as f64 * sp.infer_s_per_image + 1.0
+    };
+    let ensemble_s = |models: usize| 2.0 * d.valid as f64 * sp.infer_s_per_image * models as f64 + 2.0;
+    let runs = if wishes.drop_confusing { 2.0 } else { 1.0 };
+    let cost = |e: usize| train_estimate(&d, &sp, &sizes_for(d.size, e), e);
+    let member_cost = |e: usize| train_estimate(&d, &sp, &[d.size], e);
+    // One model with all the room (a retrain without the confusing images runs it twice).
+    let room = left - tta_s - judging_s - ensemble_s(1);
+    let alone = most_epochs(1, MAX_EPOCHS, room, |e| runs * cost(e));
+    // Members once the main model and each member get MEMBERS_FROM_EPOCHS epochs or more.
+    let shared = (1..=MAX_MEMBERS).rev().find_map(|k| {
+        let room = left - tta_s - judging_s - ensemble_s(k + 1);
+        let e = most_epochs(1, MAX_EPOCHS, room, |e| {
+            runs * cost(e) + k as f64 * member_cost(e)
+        });
+        let fits = runs * cost(e) + k as f64 * member_cost(e) <= room;
+        (fits && e >= MEMBERS_FROM_EPOCHS && alone > MEMBERS_FROM_EPOCHS).then_some((e, k))
+    });
+    let (epochs, n_members) = shared.unwrap_or((alone, 0));
     let sizes = sizes_for(d.size, epochs);
     let mut steps = vec![PlannedStep {
-        estimate_s: train_estimate(&d, &sp, &sizes, epochs),
+        estimate_s: cost(epochs),
         step: Step::Train {
             sizes: sizes.clone(),
             epochs,
             mixup: epochs >= MIXUP_FROM_EPOCHS,
         },
     }];
-    steps.push(confusing_step(&d, &sp, epochs, left));
+    steps.push(confusing_step(&d, &sp, epochs, left, wishes.drop_confusing));
     if wishes.drop_confusing {
         steps.push(PlannedStep {
             step: Step::Retrain { epochs },
-            estimate_s: train_estimate(&d, &sp, &sizes, epochs),
+            estimate_s: cost(epochs),
         });
     }
     steps.push(PlannedStep {
         step: Step::Tta,
         estimate_s: tta_s,
     });
-    // Members fill what is left before the ensemble step.
-    let spent: f64 = steps.iter().map(|s| s.estimate_s).sum();
-    steps.extend(members(&d, &sp, arch, epochs, left - spent - ensemble_s));
+    steps.extend((0..n_members).map(|i| PlannedStep {
+        step: Step::Member {
+            arch,
+            seed: 100 + i as u64,
+            size: d.size,
+            epochs,
+        },
+        estimate_s: member_cost(epochs),
+    }));
     steps.push(PlannedStep {
         step: Step::Ensemble,
-        estimate_s: ensemble_s,
+        estimate_s: ensemble_s(n_members + 1),
     });
     Plan {
         data: d,
@@ -287,24 +321,10 @@ pub fn plan(
     }
 }
 
-/// The main model's epochs for `room` seconds: progressive resizing when that buys at least
-/// [`PROGRESSIVE_FROM_EPOCHS`], else all at the final size; at most [`MAX_EPOCHS`].
-fn main_epochs(d: &DataSize, sp: &Speeds, room: f64) -> usize {
-    let at = |sizes: &[u32]| {
-        let epoch_s = (train_estimate(d, sp, sizes, 10) - sp.run_overhead_s) / 10.0;
-        ((room / epoch_s.max(1e-9)).floor() as usize).clamp(1, MAX_EPOCHS)
-    };
-    let epochs = at(&sizes_for(d.size, MAX_EPOCHS));
-    if epochs < PROGRESSIVE_FROM_EPOCHS {
-        at(&[d.size])
-    } else {
-        epochs
-    }
-}
-
 /// Confusing images: out of fold (3 folds, each on 2/3 of the images for half the main
-/// model's `epochs`) when that costs under a fifth of `left`, else judged by the main model.
-fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64) -> PlannedStep {
+/// model's `epochs`) when they are to be dropped (`drop`) and that costs under a fifth of
+/// `left`, else judged by the main model (a list to review costs seconds, not models).
+fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64, drop: bool) -> PlannedStep {
     let fold_epochs = (epochs / 2).max(1);
     let fold_data = DataSize {
         train: d.train * 2 / 3,
@@ -312,7 +332,7 @@ fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64) -> Planne
         ..*d
     };
     let oof_s = 3.0 * train_estimate(&fold_data, sp, &sizes_for(d.size, fold_epochs), fold_epochs);
-    if oof_s <= 0.2 * left {
+    if drop && oof_s <= 0.2 * left {
         PlannedStep {
             step: Step::Confusing {
                 folds: 3,
@@ -329,44 +349,6 @@ fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64) -> Planne
             estimate_s: d.train as f64 * sp.infer_s_per_image + 1.0,
         }
     }
-}
-
-/// Ensemble members of the main recipe with other seeds (every other one at 5/4 of the size)
-/// within `room` seconds: at most [`MAX_MEMBERS`], each with the most epochs up to the main
-/// model's that fit, and none with under a quarter of them (rarely worth its time).
-fn members(
-    d: &DataSize,
-    sp: &Speeds,
-    arch: Arch,
-    epochs: usize,
-    mut room: f64,
-) -> Vec<PlannedStep> {
-    let sizes = [
-        d.size,
-        (d.size * 5 / 4).min(crate::vision::config::MAX_SIZE),
-    ];
-    let mut out = Vec::new();
-    for i in 0..MAX_MEMBERS {
-        let size = sizes[i % 2];
-        let md = DataSize { size, ..*d };
-        let msp = sp.at_size(d.size, size);
-        let cost = |e: usize| train_estimate(&md, &msp, &[size], e);
-        let e = crate::run::most_epochs(1, epochs, room, cost);
-        if cost(e) > room || e * 4 < epochs {
-            break;
-        }
-        room -= cost(e);
-        out.push(PlannedStep {
-            step: Step::Member {
-                arch,
-                seed: 100 + i as u64,
-                size,
-                epochs: e,
-            },
-            estimate_s: cost(e),
-        });
-    }
-    out
 }
 
 #[cfg(test)]
@@ -466,7 +448,67 @@ mod tests {
         assert!(members(&big) >= members(&small));
         assert!(matches!(
             big.steps[1].step,
+            Step::Confusing { folds: 0, .. }
+        ));
+        let dropping = Wishes {
+            drop_confusing: true,
+            ..w(30.0)
+        };
+        let big = plan(d, speeds(), dropping, Arch::Resnet18, 1e-3, None);
+        assert!(matches!(
+            big.steps[1].step,
             Step::Confusing { folds: 3, .. }
         ));
+    }
+
+    #[test]
+    fn the_main_model_comes_first_and_members_only_past_its_knee() {
+        let d = DataSize {
+            train: 8000,
+            valid: 2000,
+            size: 28,
+        };
+        let sp = Speeds {
+            train_s_per_image: 0.0017,
+            infer_s_per_image: 0.0003,
+            epoch_overhead_s: 0.3,
+            run_overhead_s: 2.0,
+        };
+        let at = |minutes: f64| {
+            let w = Wishes {
+                budget_s: minutes * 60.0,
+                spent_s: 11.0,
+                drop_confusing: false,
+            };
+            let p = plan(d, sp, w, Arch::Resnet18, 1e-3, None);
+            let main = match &p.steps[0].step {
+                Step::Train { epochs, .. } => *epochs,
+                _ => 0,
+            };
+            let members: Vec<usize> = p
+                .steps
+                .iter()
+                .filter_map(|s| match s.step {
+                    Step::Member { epochs, size, .. } => {
+                        assert_eq!(size, d.size, "members at the measured size");
+                        Some(epochs)
+                    }
+                    _ => None,
+                })
+                .collect();
+            (main, members, p.estimate_s(), w.budget_s)
+        };
+        // 4 minutes: one model with (almost) all of it, as one long `train` would.
+        let (main, members, est, budget) = at(4.0);
+        assert!(members.is_empty() && main >= 13, "{main} epochs, members {members:?}");
+        assert!(est <= budget && est >= 0.9 * budget, "{est} s of {budget} s");
+        // 20 minutes and an hour: members, each as long as the main model, past
+        // MEMBERS_FROM_EPOCHS (at an hour, the caps on epochs and members leave time over).
+        for minutes in [20.0, 60.0] {
+            let (main, members, est, budget) = at(minutes);
+            assert!(!members.is_empty(), "{minutes} min: {main} epochs alone");
+            assert!(members.iter().all(|&e| e == main && e >= MEMBERS_FROM_EPOCHS));
+            assert!(est <= budget && est >= 0.7 * budget, "{est} s of {budget} s");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::output::{predict_test, write_page};
-use super::plan::{DataSize, Plan, Speeds, Wishes, plan};
+use super::plan::{DataSize, MEMBERS_FROM_EPOCHS, Plan, Speeds, Step, Wishes, plan};
 use super::state::{PLAN_FILE, PlaybookConfig, PlaybookState, STATE_FILE, STEPS, StepResult};
 use super::steps::Play;
 use crate::data::Item;
@@ -101,6 +101,20 @@ pub fn plan_text(plan: &Plan) -> Vec<String> {
         plan.estimate_s(),
         plan.wishes.budget_s
     ));
+    let main = plan.steps.iter().find_map(|s| match s.step {
+        Step::Train { epochs, .. } => Some(epochs),
+        _ => None,
+    });
+    let members = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Member { .. }))
+        .count();
+    if let (Some(e), 0) = (main, members) {
+        out.push(format!(
+            "  no ensemble members: the budget buys one model {e} epochs; a second model pays only once each gets {MEMBERS_FROM_EPOCHS}"
+        ));
+    }
     out
 }
 

@@ -59,7 +59,7 @@ impl<'a> Play<'a> {
                 .plan
                 .steps
                 .iter()
-                .take(state.results.len() - 1)
+                .take(state.steps_done())
                 .map(|s| s.estimate_s)
                 .sum::<f64>();
         let pace = (state.spent_s() / planned.max(1.0)).clamp(0.5, 3.0);
@@ -226,8 +226,9 @@ fn tta(play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
     Ok(())
 }
 
-/// An ensemble member of `config`'s architecture, seed and size, taking up to
-/// [`super::plan::MAX_EPOCHS`] epochs of what the budget leaves (skipped when one no longer fits).
+/// An ensemble member of `config`'s architecture, seed and size with its planned epochs, or as
+/// many as the budget still holds; skipped when under three quarters of them fit (a member much
+/// shorter than the main model weakens the ensemble more than it adds).
 fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> Result<()> {
     let plan = &play.state.plan;
     let size = config.size.unwrap_or(plan.data.size);
@@ -235,11 +236,14 @@ fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> 
     let sp = plan.speeds.at_size(plan.data.size, size);
     let pace = play.pace;
     let est = |e: usize| train_estimate(&d, &sp, &[size], e) * pace;
-    if est(1) > play.room {
-        result.note = "skipped: it no longer fits the budget".into();
+    let e = most_epochs(1, config.epochs, play.room, est);
+    if est(e) > play.room || 4 * e < 3 * config.epochs {
+        result.note = format!(
+            "skipped: {e} of its {} epochs fit what is left of the budget",
+            config.epochs
+        );
         return Ok(());
     }
-    let e = most_epochs(1, super::plan::MAX_EPOCHS, play.room, est);
     result.shortened(e, config.epochs);
     let config = TrainConfig {
         epochs: e,
