@@ -302,7 +302,7 @@ pub fn available_memory() -> Option<f64> {
 /// less is available (a GPU's own memory is not known here, so it is not checked): `what` says
 /// what needs it, `lower` which settings to lower. A refusal beats an abort on allocation.
 pub fn check_fits(device: &Device, need: f64, what: &str, lower: &str) -> Result<()> {
-    if backend_of(device) != "flex" && backend_of(device) != "libtorch" {
+    if backend_of(device) != "flex" {
         return Ok(());
     }
     match available_memory() {

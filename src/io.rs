@@ -106,8 +106,9 @@ fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(|e| Error::model(path, e.to_string()))
 }
 
-/// The most a settings or state file (JSON) can need: far more than any fastvision writes.
-pub const MAX_JSON_BYTES: u64 = 64 << 20;
+/// The most a settings or state file (JSON) is read: far more than any fastvision writes (a
+/// checkpoint's record of a very long run, a wide table's vocabularies) and still a bound.
+pub const MAX_JSON_BYTES: u64 = 1 << 30;
 
 /// What kind of file system entry `meta` describes, in words, for an error.
 fn kind_of(meta: &std::fs::Metadata) -> &'static str {

@@ -41,7 +41,16 @@ pub const SECTIONS: &str = "report";
 
 /// A run folder taken by one process ([`RunDir::lock`]); dropping it releases the folder.
 #[derive(Debug)]
-pub struct RunLock(#[allow(dead_code)] std::fs::File);
+pub struct RunLock(#[allow(dead_code)] Option<std::fs::File>);
+
+/// Whether `e` says the file system cannot lock (rather than that another process holds it).
+pub fn unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOLCK | libc::EBADF | libc::EOPNOTSUPP | libc::EINVAL)
+        )
+}
 
 /// A run folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +156,9 @@ impl RunDir {
     pub fn lock(&self) -> Result<RunLock> {
         let dir = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         match dir.try_lock() {
-            Ok(()) => Ok(RunLock(dir)),
+            Ok(()) => Ok(RunLock(Some(dir))),
+            // A file system without locks on folders (some network ones): unlocked, as before.
+            Err(std::fs::TryLockError::Error(e)) if unsupported(&e) => Ok(RunLock(None)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::io(
                 &self.path,
                 std::io::Error::new(

@@ -119,8 +119,11 @@ impl Journal {
         let dir = self.root.join(QUARANTINE_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let handle = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, e))?;
-        handle.lock().map_err(|e| Error::io(&dir, e))?;
-        Ok(handle)
+        match handle.lock() {
+            Err(e) if !crate::run_dir::unsupported(&e) => Err(Error::io(&dir, e)),
+            // Locked, or a file system without locks on folders (then unlocked, as before).
+            _ => Ok(handle),
+        }
     }
 
     /// Moves `from` to `to` (both relative), refusing to replace an existing file.

@@ -279,9 +279,15 @@ async fn image(State(state): State<Arc<AppState>>, Query(q): Query<ImageQuery>) 
         Some("bmp") => "image/bmp",
         _ => "application/octet-stream",
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, &format!("{}: {e}", q.path)),
+    // A regular file only (never a FIFO that would hold a thread), no larger than any image.
+    let read = tokio::task::spawn_blocking(move || {
+        crate::io::read_limited(&path, crate::data::decode::MAX_FILE_BYTES, "an image")
+    })
+    .await;
+    match read {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, &format!("{}: {e}", q.path)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

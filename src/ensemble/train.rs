@@ -155,6 +155,23 @@ pub fn train(
         }
         None => read_json(&dir.join(PLAN_FILE))?,
     };
+    // Member folders are plain names inside the ensemble (a plan file edited to name `..` or an
+    // absolute path must not send a removal or a run outside it).
+    for m in &planned {
+        let inside = m.dir.components().count() > 0
+            && m.dir
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            return Err(Error::model(
+                dir.join(PLAN_FILE),
+                format!(
+                    "member folder {:?} is not a relative path inside the ensemble",
+                    m.dir
+                ),
+            ));
+        }
+    }
     let file = EnsembleFile {
         members: planned
             .iter()

@@ -298,11 +298,18 @@ impl<M: Trainable> Learner<M> {
             let t0 = Instant::now();
             self.device.seed(mix(self.seed, self.epochs_done as u64, 1));
             let mut sums = LossSums::default();
+            // What a diverged epoch rolls back to (clones share the tensors: no copy).
+            let before = (
+                self.model.clone(),
+                self.optim.clone(),
+                self.recorder.batches.len(),
+            );
             for mut batch in self.dls.train_batches(self.epochs_done) {
                 cbs.iter_mut()
                     .for_each(|cb| cb.before_batch(st, &mut batch));
                 let step = self.train_step(&batch, st.lr, st.mom);
                 if !step.loss.is_finite() && self.scaler().is_none() {
+                    self.roll_back(before);
                     return Err(diverged(
                         format!(
                             "the training loss became {} at epoch {}, batch {} of {}",
@@ -338,6 +345,7 @@ impl<M: Trainable> Learner<M> {
             }
             let m = self.epoch_metrics(&sums, t0);
             if let Some(loss) = m.valid_loss.filter(|l| !l.is_finite()) {
+                self.roll_back(before);
                 return Err(diverged(
                     format!(
                         "the validation loss after epoch {} is {loss}: the model's outputs are not finite",
@@ -357,6 +365,14 @@ impl<M: Trainable> Learner<M> {
             }
         }
         Ok(())
+    }
+
+    /// Puts back the model, optimizer and batch record of the start of a diverged epoch, so
+    /// that nothing of it is kept in memory either.
+    fn roll_back(&mut self, (model, optim, batches): (M, ModuleOptimizer, usize)) {
+        self.model = model;
+        self.optim = optim;
+        self.recorder.batches.truncate(batches);
     }
 
     /// Validates and makes the epoch's record from its training losses.
@@ -462,7 +478,7 @@ impl Learner<ImageClassifier> {
 /// the epoch is kept, the last checkpoint holds the last finite model.
 fn diverged(what: String, lr: f64) -> Error {
     Error::Diverged(format!(
-        "{what}: training diverged, most likely from a learning rate too high (`lr` was {lr:.2e} at that step) or an extreme `mixup`; nothing of this epoch was kept"
+        "{what}: training diverged, most likely from a learning rate too high (`lr` was {lr:.2e} at that step); nothing of this epoch was kept"
     ))
 }
 

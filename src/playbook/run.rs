@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::output::{predict_test, write_page};
-use super::plan::{DataSize, MEMBERS_FROM_EPOCHS, Plan, Speeds, Step, Wishes, plan};
+use super::plan::{DataSize, MEMBERS_FROM_EPOCHS, MIN_LR, Plan, Speeds, Step, Wishes, plan};
 use super::state::{PLAN_FILE, PlaybookConfig, PlaybookState, STATE_FILE, STEPS, StepResult};
 use super::steps::Play;
 use crate::data::Item;
@@ -49,7 +49,7 @@ pub fn make_plan(config: &PlaybookConfig, device: &Device) -> Result<(Plan, Vec<
         spent_s: t0.elapsed().as_secs_f64(),
         drop_confusing: config.drop_confusing,
     };
-    let lr = crate::learner::lr_find::round_lr(m.lr_find.suggestions.valley);
+    let lr = crate::learner::lr_find::round_lr(m.lr_find.suggestions.valley).max(MIN_LR);
     Ok((plan(d, speeds, wishes, config.arch, lr, pretrained), notes))
 }
 

@@ -151,6 +151,12 @@ impl PlaybookState {
         if times.clone().any(|t| !(t.is_finite() && t >= 0.0)) {
             return bad("a step's `seconds` is negative or not a number".into());
         }
+        if self.step_started.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+            return bad("`step_started` is not a time".into());
+        }
+        if self.steps_done() > 0 && self.models.is_empty() {
+            return bad("steps are done but `models` is empty".into());
+        }
         if !(self.config.budget_s.is_finite() && self.config.budget_s > 0.0) {
             return bad(format!("`budget_s` {}", self.config.budget_s));
         }

@@ -179,6 +179,17 @@ fn confusing(
 ) -> Result<()> {
     let main = play.main_model();
     let data = vision::load_data(&play.state.config.base())?;
+    // Out of fold only while the folds' models still fit what is left, at the pace so far.
+    let plan = &play.state.plan;
+    let fold_data = DataSize {
+        train: plan.data.train * 2 / 3,
+        valid: plan.data.train / 3,
+        ..plan.data
+    };
+    let folds_s = folds as f64
+        * train_estimate(&fold_data, &plan.speeds, &sizes_for(plan.data.size, epochs), epochs)
+        * play.pace;
+    let folds = if folds_s <= play.room { folds } else { 0 };
     let interp = if folds >= 2 {
         let config = main_recipe(play.state, epochs);
         out_of_fold(&config, &data, folds, play.device, play.progress.clone())?

@@ -112,6 +112,8 @@ pub fn train_or_resume<R: Recipe>(
         return resume::<R>(run_dir, device, listen);
     }
     if run_dir.exists() {
+        // Not while another process trains in it (its first epoch not yet checkpointed).
+        drop(RunDir::open(run_dir)?.lock()?);
         std::fs::remove_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     }
     train(recipe, run_dir, device, listen)
@@ -158,7 +160,11 @@ pub fn lr_find_into<M: Trainable>(learner: &mut Learner<M>, run: &RunDir) -> Res
     Ok(found)
 }
 
-/// Whether `run_dir` holds a committed checkpoint (an interrupted run that a resume continues).
+/// Whether `run_dir` holds a committed checkpoint (an interrupted run that a resume continues;
+/// one that cannot be read is said so by the resume, never removed).
 pub fn has_checkpoint(run_dir: &Path) -> bool {
-    checkpoint::load_state(&run_dir.join(run_dir::CHECKPOINT)).is_ok()
+    run_dir
+        .join(run_dir::CHECKPOINT)
+        .join(checkpoint::STATE_FILE)
+        .exists()
 }

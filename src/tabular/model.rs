@@ -111,9 +111,9 @@ impl TabularModelConfig {
 
     /// Numbers the model will hold (parameters, BatchNorm statistics), counted without building it.
     pub fn n_params(&self) -> f64 {
-        let n_emb: usize = self.emb_szs.iter().map(|e| e.1).sum();
+        let n_emb: f64 = self.emb_szs.iter().map(|e| e.1 as f64).sum();
         let emb: f64 = self.emb_szs.iter().map(|&(n, d)| n as f64 * d as f64).sum();
-        let mut sizes = vec![(n_emb + self.n_cont) as f64];
+        let mut sizes = vec![n_emb + self.n_cont as f64];
         sizes.extend(self.layers.iter().map(|&w| w as f64));
         // Linear without bias, then BatchNorm's γ, β, mean and variance, per hidden block.
         let hidden: f64 = sizes.windows(2).map(|w| w[0] * w[1] + 4.0 * w[1]).sum();

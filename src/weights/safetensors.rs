@@ -119,7 +119,8 @@ fn read_header(path: &Path, file: &mut std::fs::File) -> Result<Header> {
     let mut entries = Vec::with_capacity(header.len());
     for (name, v) in header {
         if name == "__metadata__" {
-            metadata = serde_json::from_value(v).unwrap_or_default();
+            metadata = serde_json::from_value(v)
+                .map_err(|e| bad(&format!("`__metadata__` is not a map of strings: {e}")))?;
             continue;
         }
         let field = |k: &str| {
