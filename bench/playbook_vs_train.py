@@ -104,7 +104,8 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "fastvision"))
-    ap.add_argument("--data", action="append", required=True, help="NAME=FOLDER")
+    ap.add_argument("--data", action="append", required=True,
+                    help="NAME=FOLDER, or NAME=FOLDER@MIN,MIN for budgets of its own")
     ap.add_argument("--budgets", nargs="+", type=float, default=[4, 10, 20], help="minutes")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--json", help="also write the rows here")
@@ -115,7 +116,11 @@ def main():
     try:
         for spec in args.data:
             name, folder = spec.split("=", 1)
-            for minutes in args.budgets:
+            budgets = args.budgets
+            if "@" in folder:
+                folder, minutes = folder.split("@", 1)
+                budgets = [float(m) for m in minutes.split(",")]
+            for minutes in budgets:
                 r = one(bin_, name, folder, minutes, work)
                 print(json.dumps(r), flush=True)
                 rows.append(r)
