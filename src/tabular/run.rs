@@ -314,6 +314,24 @@ impl Recipe for TabularRecipe {
         build_learner(p, &self.0, device, listen)
     }
 
+    fn fingerprint(
+        &self,
+        p: &Prepared,
+    ) -> Option<(std::path::PathBuf, crate::learner::checkpoint::DataFingerprint)> {
+        // A classification's classes: a resume on a table whose target levels changed would
+        // give the outputs other meanings.
+        match &p.processor.target {
+            super::process::Target::Classification { vocab, .. } => Some((
+                self.0.csv.clone(),
+                crate::learner::checkpoint::DataFingerprint {
+                    classes: vocab.clone(),
+                    counts: Vec::new(),
+                },
+            )),
+            _ => None,
+        }
+    }
+
     fn lr_auto(&self) -> bool {
         self.0.lr_auto
     }
