@@ -119,8 +119,12 @@ pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<Benc
     // Training and then inference at this batch and size, with a second batch beside it.
     crate::backend::check_fits(
         device,
-        args.arch.training_memory(64, args.bs, args.size) + 2.0 * 12.0 * (args.bs as f64) * f64::from(args.size).powi(2),
-        &format!("timing {} at `size` {} with `bs` {}", args.arch, args.size, args.bs),
+        args.arch.training_memory(64, args.bs, args.size)
+            + 2.0 * 12.0 * (args.bs as f64) * f64::from(args.size).powi(2),
+        &format!(
+            "timing {} at `size` {} with `bs` {}",
+            args.arch, args.size, args.bs
+        ),
         "`size` or `bs`",
     )?;
     let root = match &args.data {

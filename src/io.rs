@@ -126,7 +126,11 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
             return "a device";
         }
     }
-    if kind.is_dir() { "a folder" } else { "not a regular file" }
+    if kind.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Opens `path` for reading if it is a regular file (links to one are followed), with its size.
@@ -213,18 +217,26 @@ mod tests {
     fn special_files_are_refused_without_blocking_and_sizes_are_capped() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("x.json");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let err = read_json::<Vec<i32>>(&fifo).unwrap_err().to_string();
         assert!(err.contains("x.json") && err.contains("FIFO"), "{err}");
-        let err = read_limited(Path::new("/dev/zero"), 10, "a test").unwrap_err().to_string();
+        let err = read_limited(Path::new("/dev/zero"), 10, "a test")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/dev/zero") && err.contains("device"), "{err}");
         let err = check_regular(dir.path()).unwrap_err().to_string();
         assert!(err.contains("a folder"), "{err}");
         let big = dir.path().join("big.json");
         std::fs::write(&big, vec![b' '; 100]).unwrap();
         let err = read_limited(&big, 10, "a test").unwrap_err().to_string();
-        assert!(err.contains("100 bytes") && err.contains("10 bytes at most"), "{err}");
+        assert!(
+            err.contains("100 bytes") && err.contains("10 bytes at most"),
+            "{err}"
+        );
         assert_eq!(read_limited(&big, 100, "a test").unwrap().len(), 100);
     }
 

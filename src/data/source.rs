@@ -94,17 +94,12 @@ impl ImageFolder {
                 let (valid, s) = list_classes(valid_dir, &vocab, &mut nested)?;
                 skipped.extend(s);
                 if let Ok((valid_names, _)) = class_names(valid_dir) {
-                    skipped.extend(
-                        valid_names
-                            .iter()
-                            .filter(|n| !vocab.contains(n))
-                            .map(|n| {
-                                Skipped::new(
-                                    &valid_dir.join(n),
-                                    "a validation class with no training folder: not read",
-                                )
-                            }),
-                    );
+                    skipped.extend(valid_names.iter().filter(|n| !vocab.contains(n)).map(|n| {
+                        Skipped::new(
+                            &valid_dir.join(n),
+                            "a validation class with no training folder: not read",
+                        )
+                    }));
                 }
                 (vocab, train, Some(valid), skipped)
             } else if class_root == root {

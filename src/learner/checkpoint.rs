@@ -129,7 +129,11 @@ pub fn to_resume(run_dir: &Path, dir: &Path) -> Result<CheckpointState> {
             run_dir,
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                if run_dir.exists() { "not a folder" } else { "does not exist" },
+                if run_dir.exists() {
+                    "not a folder"
+                } else {
+                    "does not exist"
+                },
             ),
         ));
     }
@@ -151,7 +155,10 @@ pub fn load_state(dir: &Path) -> Result<CheckpointState> {
     let bytes = crate::io::read_limited(&path, crate::io::MAX_JSON_BYTES, "a checkpoint")?;
     let state: CheckpointState = serde_json::from_slice(&bytes)
         .map_err(|e| Error::model(&path, format!("corrupt checkpoint: {e}")))?;
-    for (field, name) in [("model_file", &state.model_file), ("optim_file", &state.optim_file)] {
+    for (field, name) in [
+        ("model_file", &state.model_file),
+        ("optim_file", &state.optim_file),
+    ] {
         if !own_file(name) {
             return Err(Error::model(
                 &path,

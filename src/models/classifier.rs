@@ -122,7 +122,10 @@ impl ClassifierConfig {
         crate::backend::check_fits(
             device,
             4.0 * params as f64,
-            &format!("{} with `width` {} ({params} weights)", self.arch, self.width),
+            &format!(
+                "{} with `width` {} ({params} weights)",
+                self.arch, self.width
+            ),
             "`width` or `hidden`",
         )?;
         Ok(model)

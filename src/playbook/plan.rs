@@ -268,7 +268,8 @@ pub fn plan(
     } else {
         d.train as f64 * sp.infer_s_per_image + 1.0
     };
-    let ensemble_s = |models: usize| 2.0 * d.valid as f64 * sp.infer_s_per_image * models as f64 + 2.0;
+    let ensemble_s =
+        |models: usize| 2.0 * d.valid as f64 * sp.infer_s_per_image * models as f64 + 2.0;
     let runs = if wishes.drop_confusing { 2.0 } else { 1.0 };
     let cost = |e: usize| train_estimate(&d, &sp, &sizes_for(d.size, e), e);
     let member_cost = |e: usize| train_estimate(&d, &sp, &[d.size], e);
@@ -508,15 +509,28 @@ mod tests {
         };
         // 4 minutes: one model with (almost) all of it, as one long `train` would.
         let (main, members, est, budget) = at(4.0);
-        assert!(members.is_empty() && main >= 13, "{main} epochs, members {members:?}");
-        assert!(est <= budget && est >= 0.9 * budget, "{est} s of {budget} s");
+        assert!(
+            members.is_empty() && main >= 13,
+            "{main} epochs, members {members:?}"
+        );
+        assert!(
+            est <= budget && est >= 0.9 * budget,
+            "{est} s of {budget} s"
+        );
         // 20 minutes and an hour: members, each as long as the main model, past
         // MEMBERS_FROM_EPOCHS (at an hour, the caps on epochs and members leave time over).
         for minutes in [20.0, 60.0] {
             let (main, members, est, budget) = at(minutes);
             assert!(!members.is_empty(), "{minutes} min: {main} epochs alone");
-            assert!(members.iter().all(|&e| e == main && e >= MEMBERS_FROM_EPOCHS));
-            assert!(est <= budget && est >= 0.7 * budget, "{est} s of {budget} s");
+            assert!(
+                members
+                    .iter()
+                    .all(|&e| e == main && e >= MEMBERS_FROM_EPOCHS)
+            );
+            assert!(
+                est <= budget && est >= 0.7 * budget,
+                "{est} s of {budget} s"
+            );
         }
     }
 }

@@ -147,11 +147,18 @@ impl PlaybookState {
                 self.plan.steps.len()
             ));
         }
-        let times = self.results.iter().map(|r| r.seconds).chain([self.interrupted_s]);
+        let times = self
+            .results
+            .iter()
+            .map(|r| r.seconds)
+            .chain([self.interrupted_s]);
         if times.clone().any(|t| !(t.is_finite() && t >= 0.0)) {
             return bad("a step's `seconds` is negative or not a number".into());
         }
-        if self.step_started.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+        if self
+            .step_started
+            .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+        {
             return bad("`step_started` is not a time".into());
         }
         if self.steps_done() > 0 && self.models.is_empty() {

@@ -187,7 +187,12 @@ fn confusing(
         ..plan.data
     };
     let folds_s = folds as f64
-        * train_estimate(&fold_data, &plan.speeds, &sizes_for(plan.data.size, epochs), epochs)
+        * train_estimate(
+            &fold_data,
+            &plan.speeds,
+            &sizes_for(plan.data.size, epochs),
+            epochs,
+        )
         * play.pace;
     let folds = if folds_s <= play.room { folds } else { 0 };
     let interp = if folds >= 2 {

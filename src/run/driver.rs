@@ -129,9 +129,9 @@ fn attach<R: Recipe>(
 ) {
     learner.callbacks = recipe.callbacks(run, p);
     let data = recipe.fingerprint(p).map(|(_, fp)| fp);
-    learner
-        .callbacks
-        .push(Box::new(Checkpoint::new(run.checkpoint_dir()).with_data(data)));
+    learner.callbacks.push(Box::new(
+        Checkpoint::new(run.checkpoint_dir()).with_data(data),
+    ));
     learner.add_listener(listen);
 }
 

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
-use crate::learner::task::BatchOf;
 use crate::learner::checkpoint::DataFingerprint;
+use crate::learner::task::BatchOf;
 use crate::learner::{Callback, Learner, Listen, Stage, Trainable};
 use crate::run_dir::RunDir;
 

@@ -317,7 +317,10 @@ impl Recipe for TabularRecipe {
     fn fingerprint(
         &self,
         p: &Prepared,
-    ) -> Option<(std::path::PathBuf, crate::learner::checkpoint::DataFingerprint)> {
+    ) -> Option<(
+        std::path::PathBuf,
+        crate::learner::checkpoint::DataFingerprint,
+    )> {
         // A classification's classes: a resume on a table whose target levels changed would
         // give the outputs other meanings.
         match &p.processor.target {

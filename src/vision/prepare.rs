@@ -210,7 +210,10 @@ pub fn check_memory(config: &TrainConfig, p: &Prepared, device: &Device) -> Resu
     crate::backend::check_fits(
         device,
         need,
-        &format!("training {} at `size` {largest} with `bs` {bs}", config.arch),
+        &format!(
+            "training {} at `size` {largest} with `bs` {bs}",
+            config.arch
+        ),
         "`size` or `bs`",
     )
 }

@@ -172,7 +172,10 @@ pub fn run_cli_within(cwd: &Path, args: &[&str], secs: u64) -> (i32, String) {
         if t0.elapsed().as_secs() >= secs {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`fastvision {}` hung: killed after {secs} s", args.join(" "));
+            panic!(
+                "`fastvision {}` hung: killed after {secs} s",
+                args.join(" ")
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };

@@ -12,7 +12,10 @@ fn fastvision(cwd: &Path, args: &[&str]) -> (i32, String) {
 
 /// The one line a refused command prints (its last non-empty line).
 fn last_line(out: &str) -> &str {
-    out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+    out.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 #[test]
@@ -27,14 +30,34 @@ fn sizes_and_counts_are_bounded_before_allocation() {
         (&["--width", "3000"], "--width"),
         (
             &[
-                "--width", "8", "--schedule", "sgdr", "--cycles", "2", "--cycle-len",
-                "4611686018427387904", "--cycle-mult", "3",
+                "--width",
+                "8",
+                "--schedule",
+                "sgdr",
+                "--cycles",
+                "2",
+                "--cycle-len",
+                "4611686018427387904",
+                "--cycle-mult",
+                "3",
             ],
             "epochs",
         ),
-        (&["--width", "8", "--schedule", "sgdr", "--cycles", "64"], "epochs"),
         (
-            &["--width", "8", "--schedule", "sgdr", "--cycles", "40", "--cycle-mult", "10"],
+            &["--width", "8", "--schedule", "sgdr", "--cycles", "64"],
+            "epochs",
+        ),
+        (
+            &[
+                "--width",
+                "8",
+                "--schedule",
+                "sgdr",
+                "--cycles",
+                "40",
+                "--cycle-mult",
+                "10",
+            ],
             "epochs",
         ),
     ];
@@ -44,7 +67,10 @@ fn sizes_and_counts_are_bounded_before_allocation() {
         assert_eq!(code, 1, "{args:?}: {out}");
         assert!(last_line(&out).contains(expect), "{args:?}: {out}");
         assert!(!out.contains("panicked"), "{args:?}: {out}");
-        assert!(!root.join("runs/r").exists(), "{args:?}: no run folder left");
+        assert!(
+            !root.join("runs/r").exists(),
+            "{args:?}: no run folder left"
+        );
     }
     let (code, out) = fastvision(root, &["bench", "--bs", "100000", "--size", "2048"]);
     assert_eq!(code, 1, "{out}");
@@ -68,7 +94,10 @@ fn sizes_and_counts_are_bounded_before_allocation() {
     let (code, out) = fastvision(root, &["predict", "runs/ok", image.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     let line = last_line(&out);
-    assert!(line.contains("config.json") && line.contains("hidden"), "{out}");
+    assert!(
+        line.contains("config.json") && line.contains("hidden"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -77,8 +106,8 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
     let root = dir.path();
     common::tiny_dataset(&root.join("photos"), 2, 12, 4);
     let base = [
-        "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
-        "--name", "r",
+        "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8", "--name",
+        "r",
     ];
     for extra in [&["--lr", "1e30"][..], &["--mixup", "1e308"][..]] {
         let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
@@ -125,7 +154,10 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
         std::fs::create_dir_all(flat.join(class)).unwrap();
         std::fs::copy(&image, flat.join(class).join("only.png")).unwrap();
     }
-    let (code, out) = fastvision(root, &["train", "one_each", "--epochs", "1", "--width", "8"]);
+    let (code, out) = fastvision(
+        root,
+        &["train", "one_each", "--epochs", "1", "--width", "8"],
+    );
     assert_eq!(code, 1, "{out}");
     assert!(last_line(&out).contains("no validation images"), "{out}");
 }
@@ -178,6 +210,12 @@ fn a_tabular_runs_file_asking_for_a_huge_model_is_refused_before_allocation() {
     let (code, out) = fastvision(root, &["tabular", "predict", "runs/t", "t.csv"]);
     assert_eq!(code, 1, "{out}");
     let line = last_line(&out);
-    assert!(line.contains("tabular.json") && line.contains("GB"), "{out}");
-    assert!(!out.contains("panicked") && !out.contains("memory allocation"), "{out}");
+    assert!(
+        line.contains("tabular.json") && line.contains("GB"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("panicked") && !out.contains("memory allocation"),
+        "{out}"
+    );
 }

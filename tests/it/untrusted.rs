@@ -33,7 +33,10 @@ fn mkfifo(path: &Path) {
 
 /// The one line a refused command prints (its last non-empty line).
 fn last_line(out: &str) -> &str {
-    out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+    out.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 #[test]
@@ -52,15 +55,21 @@ fn special_files_named_like_images_or_weights_never_block() {
     let run = tiny_run(root, "r");
     let skipped = std::fs::read_to_string(run.join("skipped.txt")).unwrap();
     assert!(
-        skipped.lines().any(|l| l.contains("x.png") && l.contains("FIFO")),
+        skipped
+            .lines()
+            .any(|l| l.contains("x.png") && l.contains("FIFO")),
         "{skipped}"
     );
     assert!(
-        skipped.lines().any(|l| l.contains("z.png") && l.contains("device")),
+        skipped
+            .lines()
+            .any(|l| l.contains("z.png") && l.contains("device")),
         "{skipped}"
     );
     assert!(
-        skipped.lines().any(|l| l.contains("big.png") && l.contains("larger than any image")),
+        skipped
+            .lines()
+            .any(|l| l.contains("big.png") && l.contains("larger than any image")),
         "{skipped}"
     );
 
@@ -68,7 +77,10 @@ fn special_files_named_like_images_or_weights_never_block() {
     let (code, out) =
         common::run_cli_within(root, &["predict", "runs/r", fifo.to_str().unwrap()], 60);
     assert_eq!(code, 1, "{out}");
-    assert!(last_line(&out).contains("x.png") && out.contains("FIFO"), "{out}");
+    assert!(
+        last_line(&out).contains("x.png") && out.contains("FIFO"),
+        "{out}"
+    );
 
     // A checkpoint naming a FIFO in its own folder: refused, not waited on.
     let ckpt = run.join("checkpoint");
@@ -80,7 +92,10 @@ fn special_files_named_like_images_or_weights_never_block() {
     std::fs::write(&state, json.to_string()).unwrap();
     let (code, out) = common::run_cli_within(root, &["train", "--resume", "runs/r"], 120);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("model-e9.bpk") && out.contains("FIFO"), "{out}");
+    assert!(
+        out.contains("model-e9.bpk") && out.contains("FIFO"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -102,7 +117,10 @@ fn paths_in_a_runs_own_files_stay_inside_the_run() {
         out.contains("checkpoint.json") && out.contains("not a file name in the checkpoint folder"),
         "{out}"
     );
-    assert!(!out.contains("Io(") && !out.contains("Validation("), "no Debug text: {out}");
+    assert!(
+        !out.contains("Io(") && !out.contains("Validation("),
+        "no Debug text: {out}"
+    );
     assert_eq!(std::fs::read(&other).unwrap(), b"the user's");
 }
 
@@ -153,7 +171,11 @@ fn folder_layouts_are_read_as_meant_and_skipped_names_stay_one_line() {
     let f = ImageFolder::from_folder(&flat, SplitConfig::default()).unwrap();
     assert_eq!(f.vocab.len(), 2, "{:?}", f.vocab);
     assert!(!f.vocab.contains(&"test".to_string()));
-    assert!(f.skipped.iter().any(|s| s.path.ends_with("test")), "{:?}", f.skipped);
+    assert!(
+        f.skipped.iter().any(|s| s.path.ends_with("test")),
+        "{:?}",
+        f.skipped
+    );
 
     // `valid/<class>/` with no `train/<class>/`: reported, not dropped in silence.
     let split = dir.path().join("split");
