@@ -97,6 +97,15 @@ impl Error {
 }
 
 impl Error {
+    /// A setting refused while reading the file `path` (a run's settings, a model's
+    /// configuration): said as that file's field, in its own quotes, not as a setting to pass.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::Config(m) => Error::model(path, m.replace('`', "\"")),
+            e => e,
+        }
+    }
+
     /// A table error at `line` (1-based, as an editor counts) and `column`, when known.
     pub fn table(
         path: impl Into<PathBuf>,

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{AugTransforms, ItemTransform, Normalize};
 use crate::error::{Error, Result};
-use crate::models::classifier::{MAX_CLASSES, MAX_HIDDEN, MAX_WIDTH};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::weights::{load_weights, save_weights};
 
@@ -63,15 +62,8 @@ impl BundleConfig {
                 self.model.n_classes
             ));
         }
-        for (name, v, max) in [
-            ("width", self.model.width, MAX_WIDTH),
-            ("hidden", self.model.hidden, MAX_HIDDEN),
-            ("n_classes", self.model.n_classes, MAX_CLASSES),
-        ] {
-            if v == 0 || v > max {
-                return bad(format!("\"{name}\": {v} (between 1 and {max})"));
-            }
-        }
+        // The same bounds the model is built with, said as this file's fields.
+        self.model.check().map_err(|e| e.in_file(path))?;
         if !(0.0..1.0).contains(&self.model.ps) {
             return bad(format!(
                 "\"ps\": {} is not a dropout probability",

@@ -71,7 +71,7 @@ pub fn resume<R: Recipe>(
     let recipe = R::from_settings(run.read_settings()?);
     let p = recipe
         .prepare(device, &mut listen)
-        .map_err(|e| in_settings_file(e, &run))?;
+        .map_err(|e| e.in_file(run.file(run_dir::SETTINGS)))?;
     if let (Some(then), Some((data, now))) = (&saved.data, recipe.fingerprint(&p)) {
         if let Some(note) = then.check_resume(&now, &data)? {
             listen.note(&note);
@@ -88,15 +88,6 @@ pub fn resume<R: Recipe>(
     )
     .map_err(|e| run.fail(e, true))?;
     recipe.finish(&run, &learner, &p, t0.elapsed().as_secs_f64())
-}
-
-/// A setting refused on resume came from the run's settings file, not from the caller: the
-/// error names the file and the field (in the file's own quotes).
-fn in_settings_file(e: Error, run: &RunDir) -> Error {
-    match e {
-        Error::Config(m) => Error::model(run.file(run_dir::SETTINGS), m.replace('`', "\"")),
-        e => e,
-    }
 }
 
 /// Continues the run in `run_dir` where it stands: resumed from its checkpoint, or — a folder

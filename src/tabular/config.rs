@@ -217,7 +217,7 @@ pub fn load_bundle(dir: &Path, device: &Device) -> Result<(TabularModel, Tabular
         "its model's weights",
         "`layers`",
     )
-    .map_err(|e| Error::model(&path, e.to_string().replace('`', "\"")))?;
+    .map_err(|e| e.in_file(&path))?;
     let model = bundle.model.init(device);
     let model = load_weights(model, &dir.join(WEIGHTS_FILE), TABULAR_FILE)?;
     Ok((burn::module::Module::valid(&model), bundle))

@@ -186,3 +186,11 @@ pub fn run_cli_within(cwd: &Path, args: &[&str], secs: u64) -> (i32, String) {
     out.read_to_string(&mut text).unwrap();
     (status.code().unwrap_or(-1), text)
 }
+
+/// The one line a refused command prints (its last non-empty line).
+pub fn last_line(out: &str) -> &str {
+    out.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}

@@ -10,14 +10,6 @@ fn fastvision(cwd: &Path, args: &[&str]) -> (i32, String) {
     common::run_cli_within(cwd, args, 300)
 }
 
-/// The one line a refused command prints (its last non-empty line).
-fn last_line(out: &str) -> &str {
-    out.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-}
-
 #[test]
 fn sizes_and_counts_are_bounded_before_allocation() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +57,7 @@ fn sizes_and_counts_are_bounded_before_allocation() {
         let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
         let (code, out) = fastvision(root, &args);
         assert_eq!(code, 1, "{args:?}: {out}");
-        assert!(last_line(&out).contains(expect), "{args:?}: {out}");
+        assert!(common::last_line(&out).contains(expect), "{args:?}: {out}");
         assert!(!out.contains("panicked"), "{args:?}: {out}");
         assert!(
             !root.join("runs/r").exists(),
@@ -74,7 +66,7 @@ fn sizes_and_counts_are_bounded_before_allocation() {
     }
     let (code, out) = fastvision(root, &["bench", "--bs", "100000", "--size", "2048"]);
     assert_eq!(code, 1, "{out}");
-    assert!(last_line(&out).contains("GB"), "{out}");
+    assert!(common::last_line(&out).contains("GB"), "{out}");
 
     // A run's `config.json` asking for a head of 10^12 units: refused naming the file and field.
     let (code, out) = fastvision(
@@ -93,7 +85,7 @@ fn sizes_and_counts_are_bounded_before_allocation() {
     let image = common::any_file(&common::any_file(&root.join("photos/valid")));
     let (code, out) = fastvision(root, &["predict", "runs/ok", image.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    let line = last_line(&out);
+    let line = common::last_line(&out);
     assert!(
         line.contains("config.json") && line.contains("hidden"),
         "{out}"
@@ -113,7 +105,7 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
         let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
         let (code, out) = fastvision(root, &args);
         assert_eq!(code, 1, "{args:?}: {out}");
-        let line = last_line(&out);
+        let line = common::last_line(&out);
         assert!(
             line.contains("diverged") || line.contains("--mixup"),
             "{args:?}: {out}"
@@ -144,7 +136,10 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
     ] {
         let (code, out) = fastvision(root, args);
         assert_eq!(code, 1, "{args:?}: {out}");
-        assert!(last_line(&out).contains("not finite"), "{args:?}: {out}");
+        assert!(
+            common::last_line(&out).contains("not finite"),
+            "{args:?}: {out}"
+        );
         assert!(!out.contains("NaN"), "{args:?}: {out}");
     }
 
@@ -159,7 +154,10 @@ fn a_loss_that_is_not_finite_stops_training_and_nothing_nan_is_kept() {
         &["train", "one_each", "--epochs", "1", "--width", "8"],
     );
     assert_eq!(code, 1, "{out}");
-    assert!(last_line(&out).contains("no validation images"), "{out}");
+    assert!(
+        common::last_line(&out).contains("no validation images"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -209,7 +207,7 @@ fn a_tabular_runs_file_asking_for_a_huge_model_is_refused_before_allocation() {
     std::fs::write(&file, json.to_string()).unwrap();
     let (code, out) = fastvision(root, &["tabular", "predict", "runs/t", "t.csv"]);
     assert_eq!(code, 1, "{out}");
-    let line = last_line(&out);
+    let line = common::last_line(&out);
     assert!(
         line.contains("tabular.json") && line.contains("GB"),
         "{out}"

@@ -31,14 +31,6 @@ fn mkfifo(path: &Path) {
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
-/// The one line a refused command prints (its last non-empty line).
-fn last_line(out: &str) -> &str {
-    out.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-}
-
 #[test]
 fn special_files_named_like_images_or_weights_never_block() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +70,7 @@ fn special_files_named_like_images_or_weights_never_block() {
         common::run_cli_within(root, &["predict", "runs/r", fifo.to_str().unwrap()], 60);
     assert_eq!(code, 1, "{out}");
     assert!(
-        last_line(&out).contains("x.png") && out.contains("FIFO"),
+        common::last_line(&out).contains("x.png") && out.contains("FIFO"),
         "{out}"
     );
 
@@ -146,7 +138,7 @@ fn a_resume_on_relabelled_data_is_refused_with_both_class_lists() {
     let log_before = std::fs::read(root.join("runs/r/log.json")).unwrap();
     let (code, out) = common::run_cli_within(root, &["train", "--resume", "runs/r"], 120);
     assert_eq!(code, 1, "{out}");
-    let line = last_line(&out);
+    let line = common::last_line(&out);
     assert!(
         line.contains(&names.join(", ")) && line.contains(renamed),
         "both class lists named: {out}"
