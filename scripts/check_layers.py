@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Floors, lowest first: a module may use modules on lower floors only (and itself).
 FLOORS = [
     ["error"],
-    ["io", "backend"],
+    ["io", "backend", "distributed"],
     ["ops"],
     ["data", "models"],
     ["weights"],

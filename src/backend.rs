@@ -91,7 +91,10 @@ pub fn device() -> Device {
 
 /// The CPU device of this build: libtorch with `tch`, else flex with our kernels.
 fn cpu() -> Selected {
-    let threads = rayon::current_num_threads();
+    let threads = match rayon::current_num_threads() {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    };
     #[cfg(feature = "tch")]
     {
         // burn 0.22 deprecates burn-tch in favour of CubeCL backends; it stays an opt-in feature.
@@ -99,14 +102,14 @@ fn cpu() -> Selected {
         let device = Device::libtorch();
         Selected {
             device,
-            description: format!("cpu (libtorch, {threads} threads)"),
+            description: format!("cpu (libtorch, {threads})"),
             gpu: false,
         }
     }
     #[cfg(not(feature = "tch"))]
     Selected {
         device: Device::flex(),
-        description: format!("cpu (flex with fastvision's kernels, {threads} threads)"),
+        description: format!("cpu (flex with fastvision's kernels, {threads})"),
         gpu: false,
     }
 }

@@ -152,11 +152,19 @@ pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<Benc
     let mut learner = Learner::new(model, dls, Default::default(), &device, 0);
     learner.set_precision(args.precision)?;
     let s = args.size as usize;
-    let x = Tensor::<4>::random([args.bs, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
+    // Data parallel: `bs` is the global batch, each rank steps on its share.
+    crate::distributed::check_batch(args.bs)?;
+    let local = crate::distributed::share(
+        args.bs,
+        crate::distributed::rank(),
+        crate::distributed::size(),
+    )
+    .len();
+    let x = Tensor::<4>::random([local, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(
         burn::tensor::TensorData::new(
-            (0..args.bs as i64).map(|i| i % 10).collect::<Vec<_>>(),
-            [args.bs],
+            (0..local as i64).map(|i| i % 10).collect::<Vec<_>>(),
+            [local],
         ),
         &device,
     );
@@ -175,9 +183,11 @@ pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<Benc
     let train_img_s = (args.steps * args.bs) as f64 / elapsed.as_secs_f64();
     let per_step = |d: std::time::Duration| 1e3 * d.as_secs_f64() / args.steps as f64;
     let totals = profile::totals();
+    let alone = crate::distributed::group().is_none();
     let mut step_ms: Vec<(String, f64)> = Op::ALL
         .iter()
         .zip(totals)
+        .filter(|(op, _)| !(alone && **op == Op::Communication))
         .map(|(op, d)| (op.label().to_string(), per_step(d)))
         .collect();
     let other = elapsed.saturating_sub(totals.iter().sum());

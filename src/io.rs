@@ -152,6 +152,29 @@ pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     Ok((file, meta.len()))
 }
 
+/// Copies the folder `from` (its regular files and folders; links and special files are left
+/// out) to the new folder `to`.
+pub fn copy_folder(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(from).to_path_buf();
+            Error::io(path, e.into())
+        })?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(Path::new(""));
+        let dest = to.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+        } else if kind.is_file() {
+            let (mut src, _) =
+                open_regular(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            let mut out = std::fs::File::create(&dest).map_err(|e| Error::io(&dest, e))?;
+            std::io::copy(&mut src, &mut out).map_err(|e| Error::io(&dest, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `path` is a regular file (links followed) before its name is handed to a
 /// library that opens it itself; the error names the path.
 pub fn check_regular(path: &Path) -> Result<()> {

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod bench;
 pub mod clean;
 pub mod data;
+pub mod distributed;
 pub mod ensemble;
 pub mod error;
 pub mod gan;

@@ -91,6 +91,24 @@ pub fn run_path(name: Option<&str>) -> Result<PathBuf> {
     Ok(Path::new(RUNS).join(name))
 }
 
+/// Where this process writes the run `run_dir`: the folder itself on rank 0 or alone; on another
+/// data-parallel rank a private temporary folder (removed with the returned guard), a copy of
+/// the run's files when it `resumes` — every rank computes the same run, rank 0 alone keeps it.
+pub fn rank_folder(run_dir: &Path, resumes: bool) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    if crate::distributed::is_main() {
+        return Ok((None, run_dir.to_path_buf()));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("fastvision-rank{}-", crate::distributed::rank()))
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let private = tmp.path().join("run");
+    if resumes {
+        crate::io::copy_folder(run_dir, &private)?;
+    }
+    Ok((Some(tmp), private))
+}
+
 impl RunDir {
     /// Refuses `path` as a new run folder when it exists (it may hold another run): a run checks
     /// this before reading its data, and creates the folder only once the work can start.

@@ -24,3 +24,19 @@ def test_an_error_is_one_line_and_exit_1(tmp_path):
     lines = r.stderr.splitlines()
     assert r.returncode == 1 and lines[0].startswith("device:") and len(lines) == 2
     assert lines[1].startswith("error: ") and lines[1].count("No such file") == 1
+
+
+def test_launch_trains_on_two_ranks_through_the_python_door(penguins, tmp_path):
+    """The ranks `launch` starts run `python -m fastvision` with this interpreter (a wheel built
+    with the `distributed` feature; without it, `launch` says which feature it needs)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "fastvision", "launch", "--nproc", "2", "--threads", "1", "--",
+         "tabular", "train", penguins, "--target", "species", "--epochs", "2", "--name", "dp"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    if "`distributed` feature" in r.stderr:
+        assert r.returncode == 1
+        return
+    assert r.returncode == 0, r.stderr
+    assert "data parallel over 2 ranks" in r.stdout
+    assert (tmp_path / "runs" / "dp" / "model.safetensors").is_file()

@@ -170,6 +170,10 @@ pub fn run(cmd: EnsembleCommand, device: &fastvision::burn::tensor::Device) -> R
                 ens_train::train(planned, &dir, device, progress::on_stdout()).map_err(|e| {
                     super::messages::resumable(e, "fastvision ensemble train --resume", &dir)
                 })?;
+            // The other ranks trained the members with rank 0: the ensemble is its to finish.
+            if !fastvision::distributed::is_main() {
+                return Ok(());
+            }
             println!(
                 "ensemble of {} members trained in {:.1}s",
                 file.members.len(),

@@ -7,6 +7,7 @@ mod ensemble;
 mod gan;
 mod infer;
 mod interpret;
+mod launch;
 mod messages;
 mod parse;
 mod playbook;
@@ -80,6 +81,9 @@ enum Command {
     /// Named pretrained checkpoints: list them, or download them into the cache.
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
+    /// Data-parallel training over MPI: start a training command as several ranks, on this
+    /// machine or on several (`launch --nproc 2 -- train DIR`).
+    Launch(launch::LaunchArgs),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr (the
@@ -100,16 +104,44 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
             return code;
         }
     };
-    match run(cli) {
-        Ok(()) => 0,
+    match launch::join_group().and_then(|()| run(cli)) {
+        Ok(()) => {
+            fastvision::distributed::leave();
+            0
+        }
         Err(e) => {
-            eprintln!("error: {}", messages::to_cli(&messages::one_line(&e)));
+            // A rank's error is said by the rank (the others' output goes nowhere); its exit
+            // without leaving the group makes the launcher stop every rank.
+            launch::restore_stderr();
+            let rank = match fastvision::distributed::size() {
+                1 => String::new(),
+                n => format!("rank {} of {n}: ", fastvision::distributed::rank()),
+            };
+            eprintln!("error: {rank}{}", messages::to_cli(&messages::one_line(&e)));
             1
         }
     }
 }
 
+/// Whether `command` trains data parallel when started as one of several ranks: the training
+/// commands and `bench` (the others would each do their work once per rank).
+fn data_parallel(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Train(_)
+            | Command::Bench(_)
+            | Command::Tabular(tabular::TabularCommand::Train(_))
+            | Command::Ensemble(ensemble::EnsembleCommand::Train { .. })
+    )
+}
+
 fn run(cli: Cli) -> Result<()> {
+    if fastvision::distributed::size() > 1 && !data_parallel(&cli.command) {
+        anyhow::bail!(
+            "this command does not run data parallel: launch `train`, `tabular train`, `ensemble \
+             train` or `bench`"
+        );
+    }
     fastvision::weights::hub::set_offline(cli.offline);
     progress::report_downloads();
     let choice = match cli.device {
@@ -120,6 +152,9 @@ fn run(cli: Cli) -> Result<()> {
     // stdout stays the command's data) with the precision the command's convolutions take there.
     let device_in = |precision: Option<Precision>| -> Result<Device> {
         let s = select(choice)?;
+        if fastvision::distributed::sync_batchnorm() && s.gpu {
+            anyhow::bail!("--sync-bn synchronises our CPU BatchNorm only: train with --device cpu");
+        }
         match precision {
             Some(p) => eprintln!("device: {} · {}", s.description, p.explain(&s.device)),
             None => eprintln!("device: {}", s.description),
@@ -159,5 +194,6 @@ fn run(cli: Cli) -> Result<()> {
             bench::bench(args, &device_in(precision)?)
         }
         Command::Weights(cmd) => weights::run(cmd),
+        Command::Launch(args) => launch::launch(args),
     }
 }

@@ -174,6 +174,16 @@ impl DataLoader {
     fn make_batch(&self, order: &[usize], b: usize, epoch: usize) -> Batch {
         let start = b * self.batch_size;
         let idx = &order[start..(start + self.batch_size).min(order.len())];
+        // Data parallel: a training batch is this rank's share of the global batch.
+        let idx = if self.shuffle {
+            &idx[crate::distributed::share(
+                idx.len(),
+                crate::distributed::rank(),
+                crate::distributed::size(),
+            )]
+        } else {
+            idx
+        };
         let size = self.tfm.size() as usize;
         let plane = 3 * size * size;
         let decoded: Vec<Option<(usize, Vec<f32>)>> = idx

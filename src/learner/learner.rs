@@ -17,7 +17,7 @@ use super::precision::{GradScaler, Precision};
 use super::schedule::{OneCycle, Schedule, Sgdr};
 use super::stage::{Stage, fine_tune_stages};
 use super::step::{StepContext, StepKind, StepLoss};
-use super::task::{BatchOf, TrainData, Trainable, Validation};
+use super::task::{BatchOf, TrainData, Trainable, Validation, broadcast_validation};
 use crate::data::DataLoaders;
 use crate::data::loader::mix;
 use crate::error::{Error, Result};
@@ -291,7 +291,9 @@ impl<M: Trainable> Learner<M> {
         st: &mut FitState,
         start: usize,
     ) -> Result<()> {
+        crate::distributed::check_batch(self.dls.batch_size())?;
         cbs.iter_mut().for_each(|cb| cb.before_fit(st));
+        let (mut steps, mut step_time, mut comm_time) = (0usize, 0.0, 0.0);
         for epoch in start..st.n_epochs {
             st.epoch = epoch;
             cbs.iter_mut().for_each(|cb| cb.before_epoch(st));
@@ -304,10 +306,12 @@ impl<M: Trainable> Learner<M> {
                 self.optim.clone(),
                 self.recorder.batches.len(),
             );
+            let comm0 = communication_seconds();
             for mut batch in self.dls.train_batches(self.epochs_done) {
                 cbs.iter_mut()
                     .for_each(|cb| cb.before_batch(st, &mut batch));
                 let step = self.train_step(&batch, st.lr, st.mom);
+                steps += 1;
                 if !step.loss.is_finite() && self.scaler().is_none() {
                     self.roll_back(before);
                     return Err(diverged(
@@ -343,7 +347,13 @@ impl<M: Trainable> Learner<M> {
                     break;
                 }
             }
-            let m = self.epoch_metrics(&sums, t0);
+            step_time += t0.elapsed().as_secs_f64();
+            let comm = communication_seconds() - comm0;
+            comm_time += comm;
+            let mut m = self.epoch_metrics(&sums, t0);
+            if let Some(g) = crate::distributed::group() {
+                (m.ranks, m.comm_seconds) = (Some(g.size()), Some(comm));
+            }
             if let Some(loss) = m.valid_loss.filter(|l| !l.is_finite()) {
                 self.roll_back(before);
                 return Err(diverged(
@@ -363,6 +373,16 @@ impl<M: Trainable> Learner<M> {
             if st.stop {
                 break;
             }
+        }
+        if let (Some(g), true) = (crate::distributed::group(), steps > 0) {
+            let text = format!(
+                "data parallel over {} ranks: {:.1} ms per step communicating, {:.0} % of the \
+                 training steps' time",
+                g.size(),
+                1e3 * comm_time / steps as f64,
+                100.0 * comm_time / step_time.max(1e-9),
+            );
+            cbs.iter_mut().for_each(|cb| cb.note(&text));
         }
         Ok(())
     }
@@ -393,20 +413,24 @@ impl<M: Trainable> Learner<M> {
             gen_loss: (sums.gen_steps > 0).then(|| sums.gen_sum / sums.gen_steps as f64),
             real,
             synthetic,
+            ranks: None,
+            comm_seconds: None,
         }
     }
 
     /// One training step on `batch` (mixed or not), the model's own; returns its loss.
     pub(crate) fn train_step(&mut self, batch: &BatchOf<M>, lr: f64, mom: f64) -> StepLoss {
-        self.step_with(lr, mom, |model, ctx| model.train_step(batch, ctx))
+        let items = M::Data::batch_len(batch);
+        self.step_with(lr, mom, items, |model, ctx| model.train_step(batch, ctx))
     }
 
     /// Runs `step` on the model with this learner's optimizer, loss scaler, loss and device at
-    /// `lr` and `mom`, and keeps the model it returns.
+    /// `lr` and `mom` on a batch of `items` items, and keeps the model it returns.
     fn step_with<T>(
         &mut self,
         lr: f64,
         mom: f64,
+        items: usize,
         step: impl FnOnce(M, &mut StepContext<'_>) -> (M, T),
     ) -> T {
         let mut ctx = StepContext {
@@ -418,6 +442,7 @@ impl<M: Trainable> Learner<M> {
             lr,
             mom,
             iter: self.recorder.batches.len(),
+            items,
         };
         let (model, out) = step(self.model.clone(), &mut ctx);
         self.model = model;
@@ -425,11 +450,21 @@ impl<M: Trainable> Learner<M> {
     }
 
     /// Loss and metrics on the validation set, in eval mode.
+    /// In data-parallel training rank 0 validates and tells the others.
     pub fn validate(&self) -> Validation {
-        let device = self.device.clone().without_autodiff();
-        with_autocast(self.precision.half(), || {
-            self.model.valid().validate(&self.dls, &device)
-        })
+        let group = crate::distributed::group();
+        let v = if group.is_none_or(|g| g.rank() == 0) {
+            let device = self.device.clone().without_autodiff();
+            with_autocast(self.precision.half(), || {
+                self.model.valid().validate(&self.dls, &device)
+            })
+        } else {
+            Validation::default()
+        };
+        match group {
+            Some(g) => broadcast_validation(v, g),
+            None => v,
+        }
     }
 
     /// Restores the state of a checkpoint folder into this learner; returns it.
@@ -466,12 +501,19 @@ impl Learner<ImageClassifier> {
         lr: f64,
         mom: f64,
     ) -> f64 {
+        let items = images.dims()[0];
         let loss = with_autocast(self.precision.half(), || {
             let logits = self.model.forward(images);
             self.loss_func.hard(logits, targets, &self.device)
         });
-        self.step_with(lr, mom, |model, ctx| ctx.backward_step(model, loss))
+        self.step_with(lr, mom, items, |model, ctx| ctx.backward_step(model, loss))
     }
+}
+
+/// Seconds this process has spent communicating with its data-parallel ranks so far.
+fn communication_seconds() -> f64 {
+    let op = crate::ops::profile::Op::Communication;
+    crate::ops::profile::totals()[op as usize].as_secs_f64()
 }
 
 /// The error of a fit whose loss stopped being finite (`what`, at learning rate `lr`): nothing of

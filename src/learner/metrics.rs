@@ -43,6 +43,13 @@ pub struct EpochMetrics {
     /// Synthetic training items of the epoch (`--extra-data`).
     #[serde(default)]
     pub synthetic: usize,
+    /// Data-parallel training: the ranks that trained the epoch together (absent alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
+    /// Data-parallel training: seconds of the epoch rank 0 spent communicating (gradient
+    /// all-reduce, synchronised BatchNorm), waiting for the slowest rank included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_seconds: Option<f64>,
 }
 
 /// One training batch: loss and the hyper-parameters used.

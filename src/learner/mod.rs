@@ -3,6 +3,7 @@
 pub mod callback;
 pub mod cancel;
 pub mod checkpoint;
+pub mod data_parallel;
 pub mod fingerprint;
 #[allow(clippy::module_inception)]
 pub mod learner;

@@ -9,6 +9,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::data_parallel::all_reduce_grads;
 use super::loss::LossFunc;
 use super::optimizer::AdamHandles;
 use super::precision::{GradScaler, grads_finite};
@@ -61,6 +62,9 @@ pub struct StepContext<'a> {
     pub mom: f64,
     /// Training steps taken before this one over the learner's life (a GAN switches on it).
     pub iter: usize,
+    /// Items in this process's batch (its share of the global batch in data-parallel training:
+    /// the weight of its gradients in the all-reduce).
+    pub items: usize,
 }
 
 impl StepContext<'_> {
@@ -88,6 +92,11 @@ impl StepContext<'_> {
         };
         let mut grads = loss.backward();
         let grads = GradientsParams::from_module(&mut grads, part(&model));
+        // Data parallel: every rank steps with the global batch's gradients and loss.
+        let (grads, value) = match crate::distributed::group() {
+            Some(g) => all_reduce_grads(part(&model), grads, value, self.items, g),
+            None => (grads, value),
+        };
         if let Some(scaler) = self.scaler.as_mut() {
             let finite = grads_finite(&model, &grads);
             scaler.update(finite);

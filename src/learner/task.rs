@@ -48,6 +48,27 @@ pub struct Validation {
     pub rmse: Option<f64>,
 }
 
+/// Rank 0's validation `v`, on every rank (the others pass anything): the ranks' running
+/// BatchNorm statistics may differ, and every decision taken on validation (a diverged epoch,
+/// early stopping, the best model) must be the same on all of them.
+pub fn broadcast_validation(
+    v: Validation,
+    group: &dyn crate::distributed::Collective,
+) -> Validation {
+    let pack = |m: Option<f64>| [f64::from(u8::from(m.is_some())), m.unwrap_or(0.0)];
+    let mut buf: Vec<f64> = [v.loss, v.accuracy, v.rmse]
+        .into_iter()
+        .flat_map(pack)
+        .collect();
+    group.broadcast_f64(&mut buf);
+    let unpack = |i: usize| (buf[2 * i] != 0.0).then_some(buf[2 * i + 1]);
+    Validation {
+        loss: unpack(0),
+        accuracy: unpack(1),
+        rmse: unpack(2),
+    }
+}
+
 /// A model the learner can train on its [`TrainData`].
 pub trait Trainable: Module + 'static {
     /// The data it trains on.

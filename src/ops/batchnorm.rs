@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::kernels::rows_filled_by;
 use super::profile::{Op, timed};
 use super::{contiguous, slice};
+use crate::distributed::Collective;
 
 /// BatchNorm (+ ReLU) with batch statistics.
 #[backend_extension(Flex, Autodiff)]
@@ -210,6 +211,52 @@ pub fn batch_stats(x: &[f32], b: usize, c: usize, s: usize) -> (Vec<f32>, Vec<f3
         .unzip()
 }
 
+/// The group BatchNorm synchronises over, when it does (PyTorch's `SyncBatchNorm`).
+fn synced() -> Option<&'static dyn Collective> {
+    crate::distributed::group().filter(|_| crate::distributed::sync_batchnorm())
+}
+
+/// Per-channel mean and biased variance over the batches of every rank (synchronised
+/// BatchNorm): the sums and counts summed over the ranks, then the squared deviations from the
+/// global mean.
+fn synced_stats(
+    x: &[f32],
+    (b, c, s): (usize, usize, usize),
+    group: &dyn Collective,
+) -> (Vec<f32>, Vec<f32>) {
+    let sums = channel_sums((x, x), (b, c, s), &vec![(); c], |v, _, ()| (v, 0.0));
+    let mut buf: Vec<f64> = sums.iter().map(|t| t.0).chain([(b * s) as f64]).collect();
+    timed(Op::Communication, || group.all_reduce_sum_f64(&mut buf));
+    let n = buf[c].max(1.0);
+    let mean: Vec<f32> = buf[..c].iter().map(|v| (v / n) as f32).collect();
+    let sq = channel_sums((x, x), (b, c, s), &mean, |v, _, m| {
+        let d = v - m;
+        (d * d, 0.0)
+    });
+    let mut buf: Vec<f64> = sq.iter().map(|t| t.0).collect();
+    timed(Op::Communication, || group.all_reduce_sum_f64(&mut buf));
+    let var = buf.iter().map(|v| (v / n) as f32).collect();
+    (mean, var)
+}
+
+/// The backward pass's per-channel sums (`dγ`, `dβ`) of a rank with `n` of the values, as sums
+/// over the global batch: each rank's loss is the mean over its own items, so its sums count
+/// `n / N` of the global batch's (`N` every rank's values together).
+fn synced_sums(sums: &[(f64, f64)], n: usize, group: &dyn Collective) -> Vec<(f64, f64)> {
+    let n = n as f64;
+    let mut buf: Vec<f64> = sums
+        .iter()
+        .flat_map(|&(g, b)| [g * n, b * n])
+        .chain([n])
+        .collect();
+    timed(Op::Communication, || group.all_reduce_sum_f64(&mut buf));
+    let total = buf[2 * sums.len()].max(1.0);
+    buf[..2 * sums.len()]
+        .chunks_exact(2)
+        .map(|p| (p[0] / total, p[1] / total))
+        .collect()
+}
+
 /// One channel's values in the backward pass: the forward's affine map (`scale`, `shift`), the
 /// batch mean and `1/σ`, and (for `dx`) the `γ/(σ·n)` factor and the sums `dβ`, `dγ`.
 #[derive(Clone, Copy)]
@@ -235,7 +282,10 @@ impl FastBatchNorm for Flex {
             let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
             let (b, c, s) = dims(&x);
             let (xs, gs, bs) = (slice(&x), slice(&gamma), slice(&beta));
-            let (mean, var) = batch_stats(xs, b, c, s);
+            let (mean, var) = match synced() {
+                Some(g) => synced_stats(xs, (b, c, s), g),
+                None => batch_stats(xs, b, c, s),
+            };
             let affine: Vec<(f32, f32)> = (0..c)
                 .map(|ci| {
                     let scale = gs[ci] / (var[ci] + eps).sqrt();
@@ -311,6 +361,13 @@ impl FastBatchNorm for Flex {
                 let g = dz(v, g, p);
                 (g * ((v - p.mean) * p.invstd), g)
             });
+            // dx takes the sums over every rank's batch when BatchNorm is synchronised; γ and β
+            // get this rank's own (the gradient all-reduce sums them).
+            let local: Vec<(f32, f32)> = sums.iter().map(|&(g, b)| (g as f32, b as f32)).collect();
+            let sums = match synced() {
+                Some(g) => synced_sums(&sums, b * s, g),
+                None => sums,
+            };
             for (p, &(dg, db)) in params.iter_mut().zip(&sums) {
                 (p.dgamma, p.dbeta) = (dg as f32, db as f32);
             }
@@ -318,7 +375,7 @@ impl FastBatchNorm for Flex {
                 let xhat = (v - p.mean) * p.invstd;
                 p.k * (n * dz(v, g, p) - p.dbeta - xhat * p.dgamma)
             });
-            let (dgamma, dbeta) = params.iter().map(|p| (p.dgamma, p.dbeta)).unzip();
+            let (dgamma, dbeta) = local.into_iter().unzip();
             let shape = x.layout().shape().clone();
             (
                 FlexTensor::from_data(TensorData::new(dx, shape)),

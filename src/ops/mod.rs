@@ -278,6 +278,20 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
     activate(conv2d(x, weight, Some(bias), options), act)
 }
 
+/// `bn(x)` over `[b, c]` rows (a tabular model's BatchNorm1d): in training on flex our
+/// BatchNorm, which synchronises its statistics over data-parallel ranks when asked; elsewhere
+/// burn's.
+pub fn batch_norm_1d(bn: &BatchNorm, x: Tensor<2>) -> Tensor<2> {
+    let [b, c] = x.dims();
+    if b > 0 && x.device().is_autodiff() && bn.training.is_enabled() {
+        let y = x.clone().reshape([b, c, 1, 1]);
+        if fast_path(&y) {
+            return batch_norm_train(bn, y, Activation::Identity).reshape([b, c]);
+        }
+    }
+    bn.forward(x)
+}
+
 /// `act(bn(y))` in training on flex: our fused BatchNorm (+ ReLU), and the running statistics
 /// updated exactly as burn's `BatchNorm::forward` does (momentum, biased batch variance).
 fn batch_norm_train(bn: &BatchNorm, y: Tensor<4>, act: Activation) -> Tensor<4> {

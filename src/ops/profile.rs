@@ -16,15 +16,19 @@ pub enum Op {
     BatchNorm,
     /// The optimizer step over all parameters.
     OptimizerStep,
+    /// Data-parallel communication: the gradient all-reduce and synchronised BatchNorm's
+    /// statistics (waiting for the slowest rank included).
+    Communication,
 }
 
 impl Op {
     /// Every op, in report order.
-    pub const ALL: [Op; 4] = [
+    pub const ALL: [Op; 5] = [
         Op::ConvForward,
         Op::ConvBackward,
         Op::BatchNorm,
         Op::OptimizerStep,
+        Op::Communication,
     ];
 
     /// A short label for tables.
@@ -34,11 +38,12 @@ impl Op {
             Op::ConvBackward => "conv backward",
             Op::BatchNorm => "batchnorm (+ReLU)",
             Op::OptimizerStep => "optimizer step",
+            Op::Communication => "communication",
         }
     }
 }
 
-static NANOS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static NANOS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// Runs `f`, adding its wall time to `op`'s total.
 pub fn timed<R>(op: Op, f: impl FnOnce() -> R) -> R {
@@ -56,6 +61,6 @@ pub fn reset() {
 }
 
 /// The totals since the last [`reset`], in the order of [`Op::ALL`].
-pub fn totals() -> [Duration; 4] {
+pub fn totals() -> [Duration; 5] {
     Op::ALL.map(|op| Duration::from_nanos(NANOS[op as usize].load(Ordering::Relaxed)))
 }

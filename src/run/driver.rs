@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::learner::lr_find::{LrFind, LrFindConfig, round_lr};
 use crate::learner::{Checkpoint, Learner, Listen, Listener, Stage, Trainable, checkpoint};
 use crate::report::plot::plot_lr_find;
-use crate::run_dir::{self, RunDir};
+use crate::run_dir::{self, RunDir, rank_folder};
 
 /// Trains `recipe` into the new run folder `run_dir` (refused when it exists) and finishes it.
 /// `listen` hears the notes, every epoch and every batch.
@@ -23,7 +23,11 @@ pub fn train<R: Recipe>(
     device: &Device,
     mut listen: Listen,
 ) -> Result<R::Summary> {
-    RunDir::refuse_existing(run_dir)?;
+    // Rank 0 alone checks (the others write elsewhere, and could see its new folder).
+    if crate::distributed::is_main() {
+        RunDir::refuse_existing(run_dir)?;
+    }
+    let (_private, run_dir) = &rank_folder(run_dir, false)?;
     let t0 = Instant::now();
     let mut recipe = recipe.with_absolute_paths();
     let p = recipe.prepare(device, &mut listen)?;
@@ -64,6 +68,7 @@ pub fn resume<R: Recipe>(
     mut listen: Listen,
 ) -> Result<R::Summary> {
     let t0 = Instant::now();
+    let (_private, run_dir) = &rank_folder(run_dir, true)?;
     let run = RunDir::open(run_dir)?;
     let _lock = run.lock()?;
     let ckpt = run.checkpoint_dir();
@@ -102,7 +107,7 @@ pub fn train_or_resume<R: Recipe>(
     if has_checkpoint(run_dir) {
         return resume::<R>(run_dir, device, listen);
     }
-    if run_dir.exists() {
+    if run_dir.exists() && crate::distributed::is_main() {
         // Not while another process trains in it (its first epoch not yet checkpointed).
         drop(RunDir::open(run_dir)?.lock()?);
         std::fs::remove_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;

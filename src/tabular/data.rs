@@ -107,7 +107,16 @@ impl Iterator for TabIter {
         if end > self.order.len() {
             return None;
         }
-        let b = gather(&self.data, &self.order[self.next..end]);
+        // Data parallel: this rank's share of the global batch.
+        let rows = &self.order[self.next..end];
+        let b = gather(
+            &self.data,
+            &rows[crate::distributed::share(
+                rows.len(),
+                crate::distributed::rank(),
+                crate::distributed::size(),
+            )],
+        );
         self.next = end;
         Some(b)
     }

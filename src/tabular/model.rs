@@ -13,6 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::data::{TabBatch, TabularDataLoaders};
 use crate::learner::{LossFunc, Trainable, Validation};
+use crate::ops::batch_norm_1d;
 
 /// Settings of fastai's `tabular_learner` model (`layers` [200, 100], no dropout, `embed_p` 0).
 #[derive(Config, Debug, PartialEq)]
@@ -148,7 +149,7 @@ impl TabularModel {
             parts.push(self.emb_drop.forward(Tensor::cat(embs, 1)));
         }
         if let (Some(conts), Some(bn)) = (conts, &self.bn_cont) {
-            parts.push(bn.forward(conts));
+            parts.push(batch_norm_1d(bn, conts));
         }
         Tensor::cat(parts, 1)
     }
@@ -162,9 +163,9 @@ impl TabularModel {
     pub fn forward_from_first(&self, h: Tensor<2>) -> Tensor<2> {
         let x = match self.layers.split_first() {
             Some((first, rest)) => {
-                let mut x = first.drop.forward(first.bn.forward(relu(h)));
+                let mut x = first.drop.forward(batch_norm_1d(&first.bn, relu(h)));
                 for l in rest {
-                    x = l.drop.forward(l.bn.forward(relu(l.lin.forward(x))));
+                    x = l.drop.forward(batch_norm_1d(&l.bn, relu(l.lin.forward(x))));
                 }
                 self.out.forward(x)
             }

@@ -155,15 +155,39 @@ pub fn briefly_trained(
 /// [`run_cli`] that fails the test when the command has not ended within `secs` seconds (it is
 /// killed): for cases whose bug would be a hang.
 pub fn run_cli_within(cwd: &Path, args: &[&str], secs: u64) -> (i32, String) {
+    let (child, out) = spawn_cli(cwd, args, &[]);
+    wait_within(child, out, args, secs)
+}
+
+/// Starts the built `fastvision` in `cwd` with `args` and the variables `env` (stdin empty);
+/// its stdout and stderr go into the returned temporary file.
+pub fn spawn_cli(
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::fs::File) {
     let out = tempfile::tempfile().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastvision"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_fastvision"))
         .args(args)
         .current_dir(cwd)
         .env_remove("FASTVISION_DEVICE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out.try_clone().unwrap())
         .spawn()
         .unwrap();
+    (child, out)
+}
+
+/// Waits for `child` (started with `args` by [`spawn_cli`]) at most `secs` seconds, then kills
+/// it and fails the test; returns its exit code and output.
+pub fn wait_within(
+    mut child: std::process::Child,
+    out: std::fs::File,
+    args: &[&str],
+    secs: u64,
+) -> (i32, String) {
     let t0 = std::time::Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -179,12 +203,16 @@ pub fn run_cli_within(cwd: &Path, args: &[&str], secs: u64) -> (i32, String) {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let mut text = String::new();
-    let mut out = out;
+    (status.code().unwrap_or(-1), read_output(out))
+}
+
+/// All that a command wrote into the temporary file `out` of [`spawn_cli`].
+pub fn read_output(mut out: std::fs::File) -> String {
     use std::io::{Read, Seek};
+    let mut text = String::new();
     out.seek(std::io::SeekFrom::Start(0)).unwrap();
     out.read_to_string(&mut text).unwrap();
-    (status.code().unwrap_or(-1), text)
+    text
 }
 
 /// The one line a refused command prints (its last non-empty line).

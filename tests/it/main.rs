@@ -7,6 +7,8 @@ mod augment;
 mod clean;
 mod cli;
 mod data;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod ensemble;
 mod finetune;
 mod gan;
