@@ -135,6 +135,20 @@ def train_ensemble(
     path: Optional[str] = None,
     progress: Any = None,
 ) -> Tuple[str, str]: ...
+def plan_ensemble(
+    dls: DataLoaders,
+    members: List[str],
+    seeds: int = 1,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    variation: str = "none",
+    folds: int = 5,
+    path: Optional[str] = None,
+) -> Tuple[str, int]: ...
+def train_ensemble_member(
+    path: str, index: int, progress: Any = None
+) -> Optional[Tuple[float, float]]: ...
+def finish_ensemble(path: str) -> str: ...
 def train_gan(
     data: Optional[str] = None,
     epochs: int = 10,

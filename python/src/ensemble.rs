@@ -13,10 +13,103 @@ use crate::errors::to_py;
 use crate::listen;
 use crate::vision::DataLoaders;
 
-/// Registers `train_ensemble`.
+/// Registers `train_ensemble` and the three parts a cluster runs apart.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train_ensemble, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_ensemble, m)?)?;
+    m.add_function(wrap_pyfunction!(train_ensemble_member, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_ensemble, m)?)?;
     Ok(())
+}
+
+/// The members `train_ensemble` would train (its arguments; the data path made absolute, so
+/// that a process started elsewhere finds it).
+#[allow(clippy::too_many_arguments)]
+fn planned(
+    dls: &DataLoaders,
+    members: &[String],
+    seeds: usize,
+    epochs: usize,
+    lr: f64,
+    variation: &str,
+    folds: usize,
+) -> PyResult<Vec<train::PlannedMember>> {
+    let variation = match variation {
+        "none" => Variation::None,
+        "bagging" => Variation::Bagging,
+        "folds" => Variation::Folds(folds),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "invalid setting: `variation` {other:?}: \"none\", \"bagging\" or \"folds\""
+            )));
+        }
+    };
+    let mut base = TrainConfig {
+        epochs,
+        lr: Lrs::Single(lr),
+        ..dls.config.clone()
+    };
+    if let Some(data) = base.data.as_mut() {
+        *data = std::path::absolute(&*data).map_err(|e| to_py(fastvision::Error::io(&*data, e)))?;
+    }
+    let archs = members
+        .iter()
+        .map(|m| train::parse_member(m))
+        .collect::<fastvision::Result<Vec<_>>>()
+        .map_err(to_py)?;
+    train::plan(&base, &archs, seeds, variation).map_err(to_py)
+}
+
+/// Creates the ensemble folder `path` with the plan of `train_ensemble`'s members and trains
+/// nothing; returns (the folder, absolute, and the number of members) — for members trained
+/// elsewhere (`train_ensemble_member`, one task each), then `finish_ensemble`.
+#[pyfunction]
+#[pyo3(signature = (dls, members, seeds=1, epochs=5, lr=1e-3, variation="none", folds=5, path=None))]
+#[allow(clippy::too_many_arguments)]
+fn plan_ensemble(
+    dls: &DataLoaders,
+    members: Vec<String>,
+    seeds: usize,
+    epochs: usize,
+    lr: f64,
+    variation: &str,
+    folds: usize,
+    path: Option<PathBuf>,
+) -> PyResult<(String, usize)> {
+    let planned = planned(dls, &members, seeds, epochs, lr, variation, folds)?;
+    let dir = crate::settings::new_run(path, "ensemble")?;
+    let dir = std::path::absolute(&dir).map_err(|e| to_py(fastvision::Error::io(&dir, e)))?;
+    train::create(&planned, &dir).map_err(to_py)?;
+    Ok((dir.display().to_string(), planned.len()))
+}
+
+/// Trains member `index` of the ensemble folder `path` (resumed from its checkpoint; nothing
+/// when it is finished); returns (accuracy, seconds) when it trained.
+#[pyfunction]
+#[pyo3(signature = (path, index, progress=None))]
+fn train_ensemble_member(
+    py: Python<'_>,
+    path: PathBuf,
+    index: usize,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Option<(f64, f64)>> {
+    let device = fastvision::device();
+    listen::run(py, progress, |l| {
+        train::train_member(&path, index, &device, l)
+    })
+}
+
+/// Writes the ensemble file of the folder `path` once every member is trained, and its report;
+/// returns the report as text.
+#[pyfunction]
+fn finish_ensemble(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    let device = fastvision::device();
+    listen::run(py, None, |_| {
+        train::finish(&path)?;
+        let r = report::report(&path, &device)?;
+        report::write(&path, &r)?;
+        Ok(report::to_text(&r))
+    })
 }
 
 /// Trains an ensemble on `dls`: each of `members` ("resnet18", "resnet34@64") × `seeds`
@@ -37,27 +130,7 @@ fn train_ensemble(
     path: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, String)> {
-    let variation = match variation {
-        "none" => Variation::None,
-        "bagging" => Variation::Bagging,
-        "folds" => Variation::Folds(folds),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "invalid setting: `variation` {other:?}: \"none\", \"bagging\" or \"folds\""
-            )));
-        }
-    };
-    let base = TrainConfig {
-        epochs,
-        lr: Lrs::Single(lr),
-        ..dls.config.clone()
-    };
-    let archs = members
-        .iter()
-        .map(|m| train::parse_member(m))
-        .collect::<fastvision::Result<Vec<_>>>()
-        .map_err(to_py)?;
-    let planned = train::plan(&base, &archs, seeds, variation).map_err(to_py)?;
+    let planned = planned(dls, &members, seeds, epochs, lr, variation, folds)?;
     let dir = crate::settings::new_run(path, "ensemble")?;
     let device = fastvision::device();
     let hint = format!("`fastvision ensemble train --resume {}`", dir.display());

@@ -139,7 +139,9 @@ pub fn member_done(dir: &Path) -> bool {
 }
 
 /// Trains the members of `planned` into `dir` (new) or, with `resume`, the ones not finished
-/// (an interrupted member continues from its checkpoint); `listen` hears every member.
+/// (an interrupted member continues from its checkpoint); `listen` hears every member. The
+/// three parts — [`create`], [`train_member`] for each, [`finish`] — are public so that members
+/// can train elsewhere (one task per member on a cluster) into the same folder.
 pub fn train(
     planned: Option<Vec<PlannedMember>>,
     dir: &Path,
@@ -147,17 +149,62 @@ pub fn train(
     mut listen: Listen,
 ) -> Result<EnsembleFile> {
     let resume = planned.is_none();
+    // Data parallel: every rank trains every member, rank 0 alone into `dir`.
+    let (_private, dir) = &crate::run_dir::rank_folder(dir, resume)?;
+    let dir = dir.as_path();
     let planned = match planned {
         Some(p) => {
-            let run = crate::run_dir::RunDir::create(dir)?;
-            write_json(&run.file(PLAN_FILE), &p)?;
+            create(&p, dir)?;
             p
         }
-        None => read_json(&dir.join(PLAN_FILE))?,
+        None => read_plan(dir)?,
     };
-    // Member folders are plain names inside the ensemble (a plan file edited to name `..` or an
-    // absolute path must not send a removal or a run outside it).
-    for m in &planned {
+    let n = planned.len();
+    for (i, m) in planned.iter().enumerate() {
+        let mdir = dir.join(&m.dir);
+        if member_done(&mdir) {
+            if resume {
+                listen.note(&format!(
+                    "member {}/{n} {}: already trained",
+                    i + 1,
+                    m.dir.display()
+                ));
+            }
+            continue;
+        }
+        listen.note(&format!(
+            "member {}/{n} {}: {}, seed {}, {:?}",
+            i + 1,
+            m.dir.display(),
+            m.config.arch,
+            m.config.seed,
+            m.sampling
+        ));
+        if let Some((accuracy, seconds)) = train_member(dir, i, device, listen.clone())? {
+            listen.note(&format!("  accuracy {accuracy:.4} in {seconds:.1}s"));
+        }
+    }
+    finish(dir)
+}
+
+/// Creates the ensemble folder `dir` (refused when it exists) with its plan file.
+pub fn create(planned: &[PlannedMember], dir: &Path) -> Result<()> {
+    check_member_dirs(planned, dir)?;
+    let run = crate::run_dir::RunDir::create(dir)?;
+    write_json(&run.file(PLAN_FILE), &planned)
+}
+
+/// The members planned in the ensemble folder `dir`.
+pub fn read_plan(dir: &Path) -> Result<Vec<PlannedMember>> {
+    let planned: Vec<PlannedMember> = read_json(&dir.join(PLAN_FILE))?;
+    check_member_dirs(&planned, dir)?;
+    Ok(planned)
+}
+
+/// Member folders are plain names inside the ensemble (a plan file edited to name `..` or an
+/// absolute path must not send a removal or a run outside it).
+fn check_member_dirs(planned: &[PlannedMember], dir: &Path) -> Result<()> {
+    for m in planned {
         let inside = m.dir.components().count() > 0
             && m.dir
                 .components()
@@ -172,7 +219,46 @@ pub fn train(
             ));
         }
     }
-    let file = EnsembleFile {
+    Ok(())
+}
+
+/// Trains member `index` of the ensemble in `dir` — resumed from its checkpoint when it has
+/// one, nothing when it is finished; returns its final accuracy and training seconds when it
+/// trained. Safe to call again after a crash: a finished member is never retrained.
+pub fn train_member(
+    dir: &Path,
+    index: usize,
+    device: &Device,
+    listen: Listen,
+) -> Result<Option<(f64, f64)>> {
+    let planned = read_plan(dir)?;
+    let m = planned.get(index).ok_or_else(|| {
+        Error::Config(format!(
+            "member {index}: the ensemble in {} has {} members",
+            dir.display(),
+            planned.len()
+        ))
+    })?;
+    let mdir = dir.join(&m.dir);
+    if member_done(&mdir) {
+        return Ok(None);
+    }
+    let recipe = VisionRecipe(m.config.clone());
+    let s = crate::run::train_or_resume(recipe, &mdir, device, listen)?;
+    Ok(s.last.and_then(|l| l.accuracy).map(|a| (a, s.seconds)))
+}
+
+/// Writes the ensemble file of the folder `dir` once every member is trained (refused before:
+/// the error names the first unfinished one).
+pub fn finish(dir: &Path) -> Result<EnsembleFile> {
+    let planned = read_plan(dir)?;
+    if let Some(m) = planned.iter().find(|m| !member_done(&dir.join(&m.dir))) {
+        return Err(Error::model(
+            dir.join(&m.dir),
+            "this member is not trained yet: train it (or resume the ensemble) first",
+        ));
+    }
+    let mut file = EnsembleFile {
         members: planned
             .iter()
             .map(|m| Member {
@@ -186,35 +272,6 @@ pub fn train(
         combination: Combination::Mean,
         fit_items: Vec::new(),
     };
-    let n = planned.len();
-    for (i, m) in planned.iter().enumerate() {
-        let mdir = dir.join(&m.dir);
-        let mut note = |text: String| listen.note(&text);
-        if member_done(&mdir) {
-            if resume {
-                note(format!(
-                    "member {}/{n} {}: already trained",
-                    i + 1,
-                    m.dir.display()
-                ));
-            }
-            continue;
-        }
-        note(format!(
-            "member {}/{n} {}: {}, seed {}, {:?}",
-            i + 1,
-            m.dir.display(),
-            m.config.arch,
-            m.config.seed,
-            m.sampling
-        ));
-        let recipe = VisionRecipe(m.config.clone());
-        let s = crate::run::train_or_resume(recipe, &mdir, device, listen.clone())?;
-        if let Some(accuracy) = s.last.and_then(|m| m.accuracy) {
-            listen.note(&format!("  accuracy {accuracy:.4} in {:.1}s", s.seconds));
-        }
-    }
-    let mut file = file;
     // The sizes the members really trained at.
     for m in &mut file.members {
         if let Ok(c) = crate::infer::bundle::load_bundle_config(&dir.join(&m.dir)) {

@@ -1,0 +1,77 @@
+"""Independent runs on a Ray cluster: the members of an ensemble (folds and bagged samples
+included) trained as Ray tasks, one per member, with resource requests, into one folder that
+every node can read and write (a shared path); the ensemble file and its report are made
+exactly as :func:`fastvision.train_ensemble` makes them. A worker killed mid-task is retried
+by Ray and its member resumes from its last checkpoint; a finished member is never trained
+again.
+
+Needs ``pip install ray``; ``fastvision`` must be installed on every node."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+from . import _engine
+from .vision import ImageDataLoaders
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _train_member(path: str, index: int):
+    """One member, in a Ray worker: trained, resumed, or left alone when finished."""
+    return _engine.train_ensemble_member(path, index)
+
+
+def train_ensemble(
+    dls: ImageDataLoaders,
+    members: Sequence[str] = ("resnet18", "resnet34"),
+    seeds: int = 1,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    variation: str = "none",
+    folds: int = 5,
+    path: Optional[PathLike] = None,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    max_retries: int = 3,
+    address: Optional[str] = None,
+    show: bool = True,
+) -> Tuple[str, str]:
+    """:func:`fastvision.train_ensemble` with every member a Ray task asking for ``num_cpus``
+    CPUs and ``num_gpus`` GPUs (each member's compute threads: ``num_cpus``), retried up to
+    ``max_retries`` times when its worker dies. ``path`` (default ``runs/ensemble-<time>``)
+    and the data must be on a path every node reads and writes. Connects to the cluster at
+    ``address`` (``"auto"``: the one this machine belongs to) unless Ray is already
+    initialised; with neither, Ray starts a local one. Returns (the folder, its report)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="warning", log_to_driver=False)
+    folder, n = _engine.plan_ensemble(
+        dls._engine,
+        list(members),
+        seeds=seeds,
+        epochs=epochs,
+        lr=lr,
+        variation=variation,
+        folds=folds,
+        path=None if path is None else os.fspath(path),
+    )
+    threads = str(max(1, int(num_cpus)))
+    task = ray.remote(_train_member).options(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_retries=max_retries,
+        retry_exceptions=False,
+        runtime_env={"env_vars": {"RAYON_NUM_THREADS": threads}},
+    )
+    pending = {task.remote(folder, i): i for i in range(n)}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(done[0])
+        result = ray.get(done[0])
+        if show:
+            said = "already trained" if result is None else f"accuracy {result[0]:.4f} in {result[1]:.1f}s"
+            print(f"member {index + 1}/{n}: {said}")
+    return folder, _engine.finish_ensemble(folder)

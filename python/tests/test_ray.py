@@ -1,0 +1,137 @@
+"""Independent runs on Ray: a local cluster — a head and one worker node, started with
+``ray start`` on 127.0.0.1 and stopped by the fixture — trains a two-member ensemble as Ray
+tasks; a worker killed mid-task is retried and its member resumes from its checkpoint."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import fastvision as fv  # noqa: E402
+from fastvision.ray import train_ensemble  # noqa: E402
+
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    port = free_port()
+
+    def ray_cli(*args):
+        subprocess.run([RAY, *args], check=True, timeout=180, env=env, capture_output=True)
+
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    try:
+        ray_cli("start", "--head", f"--port={port}", "--include-dashboard=false", *common)
+        ray_cli("start", f"--address=127.0.0.1:{port}", *common)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([RAY, "stop", "--force"], timeout=180, env=env, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def small(demo, tmp_path_factory):
+    """The demo cut to 60 training and 20 validation images per class."""
+    root = tmp_path_factory.mktemp("small")
+    for split, n in (("train", 60), ("valid", 20)):
+        for cls in sorted(os.listdir(os.path.join(demo, split))):
+            src = os.path.join(demo, split, cls)
+            dst = os.path.join(root, split, cls)
+            os.makedirs(dst)
+            for f in sorted(os.listdir(src))[:n]:
+                shutil.copy(os.path.join(src, f), dst)
+    return fv.ImageDataLoaders.from_folder(root, size=28, bs=32, seed=1)
+
+
+def test_a_two_member_ensemble_trains_on_a_ray_cluster(cluster, small, tmp_path):
+    folder, report = train_ensemble(
+        small, ["resnet18"], seeds=2, epochs=2, lr=2e-3, path=tmp_path / "ens",
+        address=cluster, show=False,
+    )
+    # Both nodes took part: the cluster has two CPUs, one per node.
+    assert len(ray.nodes()) == 2
+    assert sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]) == 2
+    with open(os.path.join(folder, "ensemble.json")) as f:
+        members = json.load(f)["members"]
+    assert len(members) == 2
+    # The report is the local one (every member, the combinations), the ensemble loads and
+    # predicts above chance (10 classes).
+    assert "mean" in report, report
+    learn = fv.load_learner(folder)
+    items = small.valid_items
+    right = sum(learn.predict(p)[1] == label for p, label in items)
+    assert right / len(items) > 0.3, report
+
+
+def ray_worker_pids():
+    """The processes running a member (Ray names a task's worker after its function)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::_train_member"):
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_killed_worker_is_retried_and_its_member_resumes(cluster, small, tmp_path):
+    import threading
+
+    path = tmp_path / "killed"
+    result = {}
+
+    def run():
+        result["out"] = train_ensemble(
+            small, ["resnet18"], seeds=2, epochs=6, lr=2e-3, path=path, address=cluster,
+            show=False,
+        )
+
+    t = threading.Thread(target=run)
+    t.start()
+    # Wait for a member's first checkpoint, keep its epochs, then kill the worker training it.
+    deadline = time.time() + 240
+    ckpt = None
+    while ckpt is None:
+        assert time.time() < deadline, "no member checkpointed"
+        assert t.is_alive(), result
+        for p in sorted((path / "members").glob("*/checkpoint/checkpoint.json")):
+            ckpt = (p.parent.parent, json.loads(p.read_text()))
+            break
+        time.sleep(0.2)
+    pids = ray_worker_pids()
+    assert pids, "no worker found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    t.join(timeout=300)
+    assert not t.is_alive(), "the ensemble hung after the kill"
+    folder, _ = result["out"]
+    with open(os.path.join(folder, "ensemble.json")) as f:
+        assert len(json.load(f)["members"]) == 2
+    # The killed member resumed: the epochs it had finished are in its log as they were
+    # (a member trained again from scratch would have other timings).
+    member, state = ckpt
+    with open(member / "log.json") as f:
+        log = json.load(f)
+    done = state["recorder"]["epochs"]
+    assert len(log["epochs"]) == 6
+    assert log["epochs"][: len(done)] == done
