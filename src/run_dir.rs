@@ -95,11 +95,19 @@ pub fn run_path(name: Option<&str>) -> Result<PathBuf> {
 /// data-parallel rank a private temporary folder (removed with the returned guard), a copy of
 /// the run's files when it `resumes` — every rank computes the same run, rank 0 alone keeps it.
 pub fn rank_folder(run_dir: &Path, resumes: bool) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
-    if crate::distributed::is_main() {
+    let prefix = format!("fastvision-rank{}-", crate::distributed::rank());
+    // Rank 0 writes the folder itself; another rank's run inside its own private folder (an
+    // ensemble's member) stays there.
+    let private = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&prefix))
+    };
+    if crate::distributed::is_main() || run_dir.ancestors().any(private) {
         return Ok((None, run_dir.to_path_buf()));
     }
     let tmp = tempfile::Builder::new()
-        .prefix(&format!("fastvision-rank{}-", crate::distributed::rank()))
+        .prefix(&prefix)
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let private = tmp.path().join("run");

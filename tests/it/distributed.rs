@@ -126,6 +126,42 @@ fn images_train_on_two_ranks_and_rank_0_alone_writes() {
     );
 }
 
+#[test]
+fn an_ensemble_trains_on_two_ranks_and_the_others_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("data"), 2, 16, 8);
+    // The ranks' private folders go to this test's own temporary folder.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let command = format!(
+        "{TWO_RANKS} -- ensemble train data --members resnet18 --seeds 2 --epochs 1 --bs 8 \
+         --size 32 --width 8 --name e"
+    );
+    let command = args(&command, "");
+    let env = [
+        ("RAYON_NUM_THREADS", "1"),
+        ("TMPDIR", tmp.to_str().unwrap()),
+    ];
+    let (child, out) = spawn_cli(dir.path(), &command, &env);
+    let (code, out) = wait_within(child, out, &command, 300);
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.path().join("runs/e/ensemble.json").is_file(), "{out}");
+    assert_eq!(out.matches("best subset").count(), 1, "{out}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{out}");
+}
+
+#[test]
+fn an_unreachable_host_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = args("launch --hosts nosuchhost.invalid:2 -- train", "");
+    let (code, out) = run(dir.path(), &command, 60);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        common::last_line(&out).contains("host nosuchhost.invalid cannot be reached"),
+        "{out}"
+    );
+}
+
 /// The process ids of the ranks whose command line names `tag`, with their ranks.
 fn rank_pids(tag: &str) -> Vec<(u32, usize)> {
     let mut found = Vec::new();
