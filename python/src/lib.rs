@@ -14,6 +14,7 @@ mod errors;
 mod gan;
 mod listen;
 mod playbook;
+mod plots;
 mod settings;
 mod tabular;
 mod vision;
@@ -50,6 +51,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device_description, m)?)?;
     m.add_function(wrap_pyfunction!(demo_path, m)?)?;
     vision::register(m)?;
+    plots::register(m)?;
     tabular::register(m)?;
     playbook::register(m)?;
     ensemble::register(m)?;

@@ -134,4 +134,9 @@ def test_a_killed_worker_is_retried_and_its_member_resumes(cluster, small, tmp_p
         log = json.load(f)
     done = state["recorder"]["epochs"]
     assert len(log["epochs"]) == 6
-    assert log["epochs"][: len(done)] == done
+    for kept, was in zip(log["epochs"], done):
+        assert kept.keys() == was.keys()
+        for k, v in was.items():
+            # JSON's last digit may differ after a round trip; a retrained epoch's seconds
+            # differ by milliseconds.
+            assert kept[k] == pytest.approx(v, rel=1e-12), (k, kept, was)

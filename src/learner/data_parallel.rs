@@ -110,3 +110,24 @@ impl ModuleVisitor for Scatter {
         self.grads.register::<D>(param.id, g);
     }
 }
+
+/// Seconds this process has spent communicating with its data-parallel ranks so far.
+pub fn communication_seconds() -> f64 {
+    let op = crate::ops::profile::Op::Communication;
+    crate::ops::profile::totals()[op as usize].as_secs_f64()
+}
+
+/// The note that ends a data-parallel fit of `steps` steps that took `step_time` seconds, of
+/// which `comm_time` communicating (`None` alone).
+pub fn communication_note(steps: usize, step_time: f64, comm_time: f64) -> Option<String> {
+    let group = crate::distributed::group()?;
+    (steps > 0).then(|| {
+        format!(
+            "data parallel over {} ranks: {:.1} ms per step communicating, {:.0} % of the \
+             training steps' time",
+            group.size(),
+            1e3 * comm_time / steps as f64,
+            100.0 * comm_time / step_time.max(1e-9),
+        )
+    })
+}

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::callback::{Callback, FitState, LearnerView, Listen, ParamScheduler};
 use super::checkpoint::{self, CheckpointState, DataFingerprint};
+use super::data_parallel::{communication_note, communication_seconds};
 use super::loss::LossFunc;
 use super::metrics::{BatchRecord, EpochMetrics, Recorder};
 use super::optimizer::{Adam, AdamConfig, AdamHandles};
@@ -374,14 +375,7 @@ impl<M: Trainable> Learner<M> {
                 break;
             }
         }
-        if let (Some(g), true) = (crate::distributed::group(), steps > 0) {
-            let text = format!(
-                "data parallel over {} ranks: {:.1} ms per step communicating, {:.0} % of the \
-                 training steps' time",
-                g.size(),
-                1e3 * comm_time / steps as f64,
-                100.0 * comm_time / step_time.max(1e-9),
-            );
+        if let Some(text) = communication_note(steps, step_time, comm_time) {
             cbs.iter_mut().for_each(|cb| cb.note(&text));
         }
         Ok(())
@@ -508,12 +502,6 @@ impl Learner<ImageClassifier> {
         });
         self.step_with(lr, mom, items, |model, ctx| ctx.backward_step(model, loss))
     }
-}
-
-/// Seconds this process has spent communicating with its data-parallel ranks so far.
-fn communication_seconds() -> f64 {
-    let op = crate::ops::profile::Op::Communication;
-    crate::ops::profile::totals()[op as usize].as_secs_f64()
 }
 
 /// The error of a fit whose loss stopped being finite (`what`, at learning rate `lr`): nothing of
