@@ -27,7 +27,8 @@ pub struct LaunchArgs {
     /// A host file as mpirun reads it (one `NAME slots=N` per line).
     #[arg(long)]
     pub hostfile: Option<PathBuf>,
-    /// Compute threads of each rank [default: this machine's cores shared between its ranks].
+    /// Compute threads of each rank [default: this machine's cores shared between the ranks of
+    /// one machine].
     #[arg(long, value_parser = at_least(1))]
     pub threads: Option<usize>,
     /// BatchNorm's statistics over the whole global batch (PyTorch's SyncBatchNorm) instead of
@@ -68,14 +69,10 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
         (None, true) => 2,
         (None, false) => hosts.iter().map(|(_, n)| n).sum(),
     };
-    let local = hosts.iter().filter(|(h, _)| is_local(h)).map(|(_, n)| *n);
-    let here = if hosts.is_empty() {
-        nproc
-    } else {
-        local.sum::<usize>().max(1)
-    };
+    // Ranks per machine: all here, or the most any host takes (its cores assumed like ours).
+    let per_host = hosts.iter().map(|(_, n)| *n).max().unwrap_or(nproc);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = args.threads.unwrap_or((cores / here.max(1)).max(1));
+    let threads = args.threads.unwrap_or((cores / per_host.max(1)).max(1));
 
     let mut cmd = Command::new(&mpirun);
     cmd.arg("-np").arg(nproc.to_string());
