@@ -166,10 +166,7 @@ pub fn copy_folder(from: &Path, to: &Path) -> Result<()> {
         if kind.is_dir() {
             std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
         } else if kind.is_file() {
-            let (mut src, _) =
-                open_regular(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            let mut out = std::fs::File::create(&dest).map_err(|e| Error::io(&dest, e))?;
-            std::io::copy(&mut src, &mut out).map_err(|e| Error::io(&dest, e))?;
+            std::fs::copy(entry.path(), &dest).map_err(|e| Error::io(entry.path(), e))?;
         }
     }
     Ok(())

@@ -251,41 +251,32 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Joins the ranks' group when an MPI launcher started this process as one of several; on any
 /// rank but 0, the output goes nowhere (errors excepted: [`restore_stderr`] brings them back).
 /// A build without MPI refuses to train as one of several.
 pub fn join_group() -> Result<()> {
-    let Some((rank, size)) = fastvision::distributed::launched_as_rank().filter(|&(_, n)| n > 1)
-    else {
-        return Ok(());
-    };
     #[cfg(feature = "distributed")]
     {
         let config = fastvision::distributed::GroupConfig {
             sync_batchnorm: std::env::var(SYNC_BN_VAR).is_ok_and(|v| v == "1"),
         };
-        fastvision::distributed::join_mpi(config)?;
-        if rank != 0 {
+        if fastvision::distributed::join_mpi(config)?.is_some_and(|(rank, _)| rank != 0) {
             quiet();
         }
-        let _ = size;
         Ok(())
     }
     #[cfg(not(feature = "distributed"))]
-    bail!(
-        "started as rank {rank} of {size} by an MPI launcher, but this fastvision was built \
-         without the `distributed` feature: each rank would train alone"
-    )
+    match fastvision::distributed::launched_as_rank().filter(|&(_, n)| n > 1) {
+        Some((rank, size)) => bail!(
+            "started as rank {rank} of {size} by an MPI launcher, but this fastvision was built \
+             without the `distributed` feature: each rank would train alone"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The original stderr of a quietened rank.

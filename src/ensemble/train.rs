@@ -180,11 +180,11 @@ pub fn train(
             m.config.seed,
             m.sampling
         ));
-        if let Some((accuracy, seconds)) = train_member(dir, i, device, listen.clone())? {
+        if let Some((accuracy, seconds)) = train_one(dir, m, device, listen.clone())? {
             listen.note(&format!("  accuracy {accuracy:.4} in {seconds:.1}s"));
         }
     }
-    finish(dir)
+    write_file(dir, &planned)
 }
 
 /// Creates the ensemble folder `dir` (refused when it exists) with its plan file.
@@ -239,19 +239,32 @@ pub fn train_member(
             planned.len()
         ))
     })?;
-    let mdir = dir.join(&m.dir);
-    if member_done(&mdir) {
+    if member_done(&dir.join(&m.dir)) {
         return Ok(None);
     }
+    train_one(dir, m, device, listen)
+}
+
+/// Trains (or resumes) the member `m` of the ensemble in `dir`; its final accuracy and seconds.
+fn train_one(
+    dir: &Path,
+    m: &PlannedMember,
+    device: &Device,
+    listen: Listen,
+) -> Result<Option<(f64, f64)>> {
     let recipe = VisionRecipe(m.config.clone());
-    let s = crate::run::train_or_resume(recipe, &mdir, device, listen)?;
+    let s = crate::run::train_or_resume(recipe, &dir.join(&m.dir), device, listen)?;
     Ok(s.last.and_then(|l| l.accuracy).map(|a| (a, s.seconds)))
 }
 
 /// Writes the ensemble file of the folder `dir` once every member is trained (refused before:
 /// the error names the first unfinished one).
 pub fn finish(dir: &Path) -> Result<EnsembleFile> {
-    let planned = read_plan(dir)?;
+    write_file(dir, &read_plan(dir)?)
+}
+
+/// The ensemble file of the members `planned` in `dir`, written.
+fn write_file(dir: &Path, planned: &[PlannedMember]) -> Result<EnsembleFile> {
     if let Some(m) = planned.iter().find(|m| !member_done(&dir.join(&m.dir))) {
         return Err(Error::model(
             dir.join(&m.dir),
