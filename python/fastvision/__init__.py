@@ -11,7 +11,7 @@ from ._display import Image
 from ._engine import __version__, demo_path, device_description
 from ._progress import Progress
 from .clean import Cleaner, find_confusing
-from .ensemble import train_ensemble
+from .ensemble import train_ensemble, train_trials
 from .gan import gan_sample, train_gan
 from .playbook import playbook, resume_playbook
 from .tabular import TabularLearner, tabular_learner
@@ -52,5 +52,6 @@ __all__ = [
     "tabular_learner",
     "train_ensemble",
     "train_gan",
+    "train_trials",
     "vision_learner",
 ]

@@ -149,6 +149,13 @@ def train_ensemble_member(
     path: str, index: int, progress: Any = None
 ) -> Optional[Tuple[float, float]]: ...
 def finish_ensemble(path: str) -> str: ...
+def plan_trials(
+    dls: DataLoaders,
+    trials: str,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    path: Optional[str] = None,
+) -> Tuple[str, List[str]]: ...
 def train_gan(
     data: Optional[str] = None,
     epochs: int = 10,

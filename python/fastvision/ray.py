@@ -1,7 +1,8 @@
 """Independent runs on a Ray cluster: the members of an ensemble (folds and bagged samples
-included) trained as Ray tasks, one per member, with resource requests, into one folder that
-every node can read and write (a shared path); the ensemble file and its report are made
-exactly as :func:`fastvision.train_ensemble` makes them. A worker killed mid-task is retried
+included) or hyper-parameter trials trained as Ray tasks, one per run, with resource requests,
+into one folder that every node can read and write (a shared path); the ensemble file, its
+report and the trials' table are made exactly as :func:`fastvision.train_ensemble` and
+:func:`fastvision.train_trials` make them. A worker killed mid-task is retried
 by Ray and its member resumes from its last checkpoint; a finished member is never trained
 again.
 
@@ -10,9 +11,10 @@ Needs ``pip install ray``; ``fastvision`` must be installed on every node."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from . import _engine
+from .ensemble import Trial, plan_trials, trials_table
 from .vision import ImageDataLoaders
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -44,10 +46,7 @@ def train_ensemble(
     and the data must be on a path every node reads and writes. Connects to the cluster at
     ``address`` (``"auto"``: the one this machine belongs to) unless Ray is already
     initialised; with neither, Ray starts a local one. Returns (the folder, its report)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, logging_level="warning", log_to_driver=False)
+    _connect(address)
     folder, n = _engine.plan_ensemble(
         dls._engine,
         list(members),
@@ -58,6 +57,52 @@ def train_ensemble(
         folds=folds,
         path=None if path is None else os.fspath(path),
     )
+    names = [f"member {i + 1}/{n}" for i in range(n)]
+    _train_all(folder, names, num_cpus, num_gpus, max_retries, show)
+    return folder, _engine.finish_ensemble(folder)
+
+
+def train_trials(
+    dls: ImageDataLoaders,
+    trials: Sequence[Trial],
+    epochs: int = 5,
+    lr: float = 1e-3,
+    path: Optional[PathLike] = None,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    max_retries: int = 3,
+    address: Optional[str] = None,
+    show: bool = True,
+) -> Any:
+    """:func:`fastvision.train_trials` with every trial a Ray task, as :func:`train_ensemble`
+    runs members (resources, retries, the shared ``path``, ``address``). Returns the same
+    table, best first."""
+    _connect(address)
+    folder, dirs = plan_trials(dls, trials, epochs, lr, path)
+    names = [f"trial {i + 1}/{len(dirs)} {dict(t)}" for i, t in enumerate(trials)]
+    _train_all(folder, names, num_cpus, num_gpus, max_retries, show)
+    return trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
+
+
+def _connect(address: Optional[str]) -> None:
+    """Joins the cluster at ``address`` unless Ray is already initialised."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="warning", log_to_driver=False)
+
+
+def _train_all(
+    folder: str,
+    names: List[str],
+    num_cpus: float,
+    num_gpus: float,
+    max_retries: int,
+    show: bool,
+) -> None:
+    """Every member of the folder as a Ray task, waited for; each one's outcome told as it ends."""
+    import ray
+
     threads = str(max(1, int(num_cpus)))
     task = ray.remote(_train_member).options(
         num_cpus=num_cpus,
@@ -66,12 +111,11 @@ def train_ensemble(
         retry_exceptions=False,
         runtime_env={"env_vars": {"RAYON_NUM_THREADS": threads}},
     )
-    pending = {task.remote(folder, i): i for i in range(n)}
+    pending = {task.remote(folder, i): i for i in range(len(names))}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         index = pending.pop(done[0])
         result = ray.get(done[0])
         if show:
             said = "already trained" if result is None else f"accuracy {result[0]:.4f} in {result[1]:.1f}s"
-            print(f"member {index + 1}/{n}: {said}")
-    return folder, _engine.finish_ensemble(folder)
+            print(f"{names[index]}: {said}")

@@ -19,11 +19,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan_ensemble, m)?)?;
     m.add_function(wrap_pyfunction!(train_ensemble_member, m)?)?;
     m.add_function(wrap_pyfunction!(finish_ensemble, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_trials, m)?)?;
     Ok(())
 }
 
-/// The members `train_ensemble` would train (its arguments; the data path made absolute, so
-/// that a process started elsewhere finds it).
+/// The members `train_ensemble` would train (its arguments).
 #[allow(clippy::too_many_arguments)]
 fn planned(
     dls: &DataLoaders,
@@ -44,6 +44,18 @@ fn planned(
             )));
         }
     };
+    let base = base(dls, epochs, lr)?;
+    let archs = members
+        .iter()
+        .map(|m| train::parse_member(m))
+        .collect::<fastvision::Result<Vec<_>>>()
+        .map_err(to_py)?;
+    train::plan(&base, &archs, seeds, variation).map_err(to_py)
+}
+
+/// `dls`'s settings with `epochs` of one-cycle at `lr`, the data path made absolute (so that a
+/// process started elsewhere finds it).
+fn base(dls: &DataLoaders, epochs: usize, lr: f64) -> PyResult<TrainConfig> {
     let mut base = TrainConfig {
         epochs,
         lr: Lrs::Single(lr),
@@ -52,12 +64,34 @@ fn planned(
     if let Some(data) = base.data.as_mut() {
         *data = std::path::absolute(&*data).map_err(|e| to_py(fastvision::Error::io(&*data, e)))?;
     }
-    let archs = members
+    Ok(base)
+}
+
+/// Creates the folder `path` (default `runs/trials-<time>`) with one member per trial and
+/// trains nothing: `trials` is a JSON list of objects, each the settings it changes from
+/// `dls`'s with `epochs` and `lr`. Returns (the folder, absolute, and the member folders) —
+/// for `train_ensemble_member` on each, then `finish_ensemble`.
+#[pyfunction]
+#[pyo3(signature = (dls, trials, epochs=5, lr=1e-3, path=None))]
+fn plan_trials(
+    dls: &DataLoaders,
+    trials: &str,
+    epochs: usize,
+    lr: f64,
+    path: Option<PathBuf>,
+) -> PyResult<(String, Vec<String>)> {
+    let list: Vec<fastvision::ensemble::trials::Trial> = serde_json::from_str(trials)
+        .map_err(|e| PyValueError::new_err(format!("invalid setting: `trials`: {e}")))?;
+    let planned =
+        fastvision::ensemble::trials::plan(&base(dls, epochs, lr)?, &list).map_err(to_py)?;
+    let dir = crate::settings::new_run(path, "trials")?;
+    let dir = std::path::absolute(&dir).map_err(|e| to_py(fastvision::Error::io(&dir, e)))?;
+    train::create(&planned, &dir).map_err(to_py)?;
+    let dirs = planned
         .iter()
-        .map(|m| train::parse_member(m))
-        .collect::<fastvision::Result<Vec<_>>>()
-        .map_err(to_py)?;
-    train::plan(&base, &archs, seeds, variation).map_err(to_py)
+        .map(|m| m.dir.display().to_string())
+        .collect();
+    Ok((dir.display().to_string(), dirs))
 }
 
 /// Creates the ensemble folder `path` with the plan of `train_ensemble`'s members and trains

@@ -2,6 +2,7 @@
 learner trained on it once for the whole session."""
 
 import os
+import shutil
 
 import pytest
 
@@ -31,3 +32,17 @@ def learn(dls):
 @pytest.fixture(scope="session")
 def penguins():
     return os.path.join(REPO, "data", "tabular", "penguins.csv")
+
+
+@pytest.fixture(scope="session")
+def small(demo, tmp_path_factory):
+    """The demo cut to 60 training and 20 validation images per class."""
+    root = tmp_path_factory.mktemp("small")
+    for split, n in (("train", 60), ("valid", 20)):
+        for cls in sorted(os.listdir(os.path.join(demo, split))):
+            src = os.path.join(demo, split, cls)
+            dst = os.path.join(root, split, cls)
+            os.makedirs(dst)
+            for f in sorted(os.listdir(src))[:n]:
+                shutil.copy(os.path.join(src, f), dst)
+    return fv.ImageDataLoaders.from_folder(root, size=28, bs=32, seed=1)

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 
 import fastvision as fv
 
@@ -15,6 +16,27 @@ def test_an_ensemble_trains_reports_and_loads(dls, tmp_path):
     path, label = dls.valid_items[0]
     name, idx, probs = learn.predict(path)
     assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-4
+
+
+def test_trials_train_in_turn_and_come_back_ranked(small, tmp_path):
+    table = fv.train_trials(small, [{"lr": 3e-3}, {"lr": 1e-6, "arch": "resnet34"}], epochs=2,
+                            path=tmp_path / "trials", show=False)
+    rows = table.to_dict("records")
+    assert [r["lr"] for r in rows] == [3e-3, 1e-6], rows
+    assert rows[0]["accuracy"] > 0.3 and rows[1]["accuracy"] < rows[0]["accuracy"] - 0.1, rows
+    assert all(r["seconds"] > 0 for r in rows)
+    with open(os.path.join(rows[1]["path"], "train.json")) as f:
+        assert '"resnet34"' in f.read()
+    # The trials' folder is an ensemble of them.
+    assert fv.load_learner(table.attrs["path"]).predict(small.valid_items[0][0])[2].shape == (10,)
+
+
+def test_a_mistaken_trial_is_named_and_nothing_is_written(small, tmp_path):
+    for trial, says in (({"lrr": 1}, "`lrr`"), ({"valid_pct": 0.5}, "`valid_pct`"), ({"epochs": 0}, "`epochs`")):
+        with pytest.raises(ValueError, match="trial 2") as e:
+            fv.train_trials(small, [{}, trial], path=tmp_path / "t", show=False)
+        assert says in str(e.value)
+    assert not (tmp_path / "t").exists()
 
 
 def test_a_gan_trains_and_writes_synthetic_images(demo, tmp_path):

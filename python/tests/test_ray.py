@@ -1,10 +1,9 @@
 """Independent runs on Ray: a local cluster — a head and one worker node, started with
-``ray start`` on 127.0.0.1 and stopped by the fixture — trains a two-member ensemble as Ray
-tasks; a worker killed mid-task is retried and its member resumes from its checkpoint."""
+``ray start`` on 127.0.0.1 and stopped by the fixture — trains a two-member ensemble and two
+trials as Ray tasks; a worker killed mid-task is retried and its member resumes from its checkpoint."""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import fastvision as fv  # noqa: E402
-from fastvision.ray import train_ensemble  # noqa: E402
+from fastvision.ray import train_ensemble, train_trials  # noqa: E402
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
@@ -46,20 +45,6 @@ def cluster():
         subprocess.run([RAY, "stop", "--force"], timeout=180, env=env, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def small(demo, tmp_path_factory):
-    """The demo cut to 60 training and 20 validation images per class."""
-    root = tmp_path_factory.mktemp("small")
-    for split, n in (("train", 60), ("valid", 20)):
-        for cls in sorted(os.listdir(os.path.join(demo, split))):
-            src = os.path.join(demo, split, cls)
-            dst = os.path.join(root, split, cls)
-            os.makedirs(dst)
-            for f in sorted(os.listdir(src))[:n]:
-                shutil.copy(os.path.join(src, f), dst)
-    return fv.ImageDataLoaders.from_folder(root, size=28, bs=32, seed=1)
-
-
 def test_a_two_member_ensemble_trains_on_a_ray_cluster(cluster, small, tmp_path):
     folder, report = train_ensemble(
         small, ["resnet18"], seeds=2, epochs=2, lr=2e-3, path=tmp_path / "ens",
@@ -78,6 +63,18 @@ def test_a_two_member_ensemble_trains_on_a_ray_cluster(cluster, small, tmp_path)
     items = small.valid_items
     right = sum(learn.predict(p)[1] == label for p, label in items)
     assert right / len(items) > 0.3, report
+
+
+def test_trials_train_as_ray_tasks_and_come_back_ranked(cluster, small, tmp_path):
+    trials = [{"lr": 1e-6}, {"lr": 3e-3, "epochs": 3}]
+    table = train_trials(small, trials, epochs=2, path=tmp_path / "trials", address=cluster, show=False)
+    rows = table.to_dict("records")
+    # Ranked by validation accuracy: a rate of 1e-6 barely moves the weights.
+    assert [r["lr"] for r in rows] == [3e-3, 1e-6], rows
+    assert rows[0]["accuracy"] > 0.3 and rows[1]["accuracy"] < rows[0]["accuracy"] - 0.1, rows
+    with open(os.path.join(rows[0]["path"], "log.json")) as f:
+        assert len(json.load(f)["epochs"]) == 3
+    assert "mean" in table.attrs["report"]
 
 
 def ray_worker_pids():
