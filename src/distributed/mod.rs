@@ -24,9 +24,12 @@ pub trait Collective: Send + Sync {
     fn rank(&self) -> usize;
     /// The number of processes.
     fn size(&self) -> usize;
-    /// Replaces `buf` on every rank by its element-wise sum over the ranks.
-    fn all_reduce_sum(&self, buf: &mut [f32]);
-    /// As [`all_reduce_sum`](Self::all_reduce_sum), in f64 (statistics that need its range).
+    /// Writes into `recv` on every rank the element-wise sum over the ranks of their `send`
+    /// (two buffers: the bindings do not offer MPI's in-place form, and a copy of a model's
+    /// gradients costs milliseconds).
+    fn all_reduce_sum(&self, send: &[f32], recv: &mut [f32]);
+    /// Replaces `buf` on every rank by its element-wise sum over the ranks, in f64 (statistics
+    /// that need its range).
     fn all_reduce_sum_f64(&self, buf: &mut [f64]);
     /// Replaces `buf` on every rank by rank 0's.
     fn broadcast_f64(&self, buf: &mut [f64]);

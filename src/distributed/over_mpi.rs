@@ -16,9 +16,6 @@ use crate::error::{Error, Result};
 struct World {
     universe: Option<Universe>,
     world: SimpleCommunicator,
-    /// The send side of every f32 all-reduce, kept between calls (MPI's in-place form is not
-    /// offered by the bindings).
-    send: Vec<f32>,
 }
 
 /// The group over MPI: every call is made under the lock (MPI initialised `SERIALIZED`).
@@ -51,12 +48,8 @@ impl Collective for Mpi {
         self.size
     }
 
-    fn all_reduce_sum(&self, buf: &mut [f32]) {
-        let mut w = self.world.lock().unwrap_or_else(|e| e.into_inner());
-        let World { world, send, .. } = &mut *w;
-        send.clear();
-        send.extend_from_slice(buf);
-        world.all_reduce_into(&send[..], buf, SystemOperation::sum());
+    fn all_reduce_sum(&self, send: &[f32], recv: &mut [f32]) {
+        self.with(|w| w.all_reduce_into(send, recv, SystemOperation::sum()));
     }
 
     fn all_reduce_sum_f64(&self, buf: &mut [f64]) {
@@ -94,7 +87,6 @@ pub fn join_mpi(config: GroupConfig) -> Result<Option<(usize, usize)>> {
         world: Mutex::new(World {
             universe: Some(universe),
             world,
-            send: Vec::new(),
         }),
         rank,
         size,

@@ -1,13 +1,23 @@
 //! Data parallelism in the training step: each rank back-propagates its share of the global
-//! batch, then the ranks sum their gradients, weighted by their items, in one all-reduce (one
-//! bucket: the whole model's gradients and the loss travel in one message), so that every rank
+//! batch, then the ranks sum their gradients, weighted by their items, so that every rank
 //! steps its optimizer with the gradient of the global batch's mean loss — PyTorch DDP's step.
+//!
+//! A gradient is a large buffer that every pass over costs milliseconds (ResNet-18's are 45
+//! MB), so each large gradient is all-reduced from its own buffer into a scratch buffer and
+//! copied back scaled (PyTorch DDP copies into 25 MB buckets instead); the small ones travel
+//! together in one bucket, so that the number of messages stays small. The items of every
+//! rank and their losses go first, in one tiny all-reduce: the gradients are weighted by their
+//! rank's items only when the shares differ (a last, uneven batch).
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 use crate::distributed::Collective;
+use crate::ops::profile::{Op, timed};
+
+/// Gradients of at least this many values are all-reduced alone; smaller ones in one bucket.
+const ALONE: usize = 1 << 16;
 
 /// Replaces `grads` (of a loss that is the mean over `items` items) and `loss` by their means
 /// over the global batch of every rank.
@@ -18,95 +28,154 @@ pub fn all_reduce_grads<M: Module>(
     items: usize,
     group: &dyn Collective,
 ) -> (GradientsParams, f64) {
-    let w = items as f32;
-    // One buffer for the process's life: a new one would fault in its pages at every step.
-    let mut buf = SCRATCH.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    buf.clear();
+    let w = items as f64;
+    // Σ items, Σ items², Σ loss × items over the ranks (in f64: the sums of whole numbers are
+    // exact, so equal shares are told apart from nearly equal ones).
+    let mut totals = [w, w * w, loss * w];
+    timed(Op::Communication, || group.all_reduce_sum_f64(&mut totals));
+    let [total, squares, losses] = totals;
+    let total = total.max(1.0);
+    let loss = losses / total;
+    // Equal shares: the sum divided by the ranks; otherwise each rank's gradient weighted by
+    // its items first.
+    let n = group.size() as f64;
+    let (weight, scale) = if n * squares == total * total {
+        (1.0, 1.0 / n as f32)
+    } else {
+        (w as f32, 1.0 / total as f32)
+    };
+
     let mut gather = Gather {
         grads,
-        buf,
         parts: Vec::new(),
-        weight: w,
     };
     model.visit(&mut gather);
-    let Gather {
-        grads,
-        mut buf,
-        parts,
-        ..
-    } = gather;
-    buf.push(loss as f32 * w);
-    buf.push(w);
-    crate::ops::profile::timed(crate::ops::profile::Op::Communication, || {
-        group.all_reduce_sum(&mut buf)
+    let Gather { grads, mut parts } = gather;
+    SCRATCH.with(|s| {
+        let (sum, bucket) = &mut *s.borrow_mut();
+        reduce_parts(&mut parts, weight, scale, group, sum, bucket);
     });
-    let total = buf.pop().unwrap_or(1.0).max(1.0);
-    let loss = f64::from(buf.pop().unwrap_or(0.0) / total);
     let mut scatter = Scatter {
         grads,
-        buf,
         parts: parts.into_iter().peekable(),
-        offset: 0,
-        scale: 1.0 / total,
     };
     model.visit(&mut scatter);
-    SCRATCH.with(|b| *b.borrow_mut() = scatter.buf);
     (scatter.grads, loss)
 }
 
-thread_local! {
-    /// The gradient buffer of [`all_reduce_grads`], kept between steps.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Sums `parts` over the ranks in place, each value times `weight` before and `scale` after:
+/// the large ones alone, the small ones in `bucket`; `sum` receives every all-reduce.
+fn reduce_parts(
+    parts: &mut [Part],
+    weight: f32,
+    scale: f32,
+    group: &dyn Collective,
+    sum: &mut Vec<f32>,
+    bucket: &mut Vec<f32>,
+) {
+    bucket.clear();
+    for part in parts.iter_mut() {
+        let values = part.values();
+        if weight != 1.0 {
+            values.iter_mut().for_each(|v| *v *= weight);
+        }
+        if values.len() < ALONE {
+            bucket.extend_from_slice(values);
+            continue;
+        }
+        all_reduce(group, values, sum);
+        values
+            .iter_mut()
+            .zip(sum.iter())
+            .for_each(|(v, s)| *v = s * scale);
+    }
+    if bucket.is_empty() {
+        return;
+    }
+    all_reduce(group, bucket, sum);
+    let mut offset = 0;
+    for part in parts.iter_mut() {
+        let values = part.values();
+        if values.len() < ALONE {
+            let summed = &sum[offset..offset + values.len()];
+            values
+                .iter_mut()
+                .zip(summed)
+                .for_each(|(v, s)| *v = s * scale);
+            offset += values.len();
+        }
+    }
 }
 
-/// Takes each parameter's gradient, weighted, into one flat buffer (in visiting order).
+/// `send` summed over the ranks into `sum` (resized to it).
+fn all_reduce(group: &dyn Collective, send: &[f32], sum: &mut Vec<f32>) {
+    sum.resize(send.len(), 0.0);
+    timed(Op::Communication, || group.all_reduce_sum(send, sum));
+}
+
+thread_local! {
+    /// The buffers of [`all_reduce_grads`] (what an all-reduce receives, the bucket of small
+    /// gradients), kept between steps: new ones would fault in their pages at every step.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// One parameter's gradient, taken out of burn's tensors (its own buffer on the CPU).
+struct Part {
+    id: ParamId,
+    device: Device,
+    data: TensorData,
+}
+
+impl Part {
+    /// The gradient's values.
+    fn values(&mut self) -> &mut [f32] {
+        // Taken as f32 in `Gather`.
+        self.data.as_mut_slice::<f32>().unwrap_or_default()
+    }
+}
+
+/// Takes each parameter's gradient out, as f32 values (in visiting order).
 struct Gather {
     grads: GradientsParams,
-    buf: Vec<f32>,
-    parts: Vec<(ParamId, Device)>,
-    weight: f32,
+    parts: Vec<Part>,
 }
 
 impl ModuleVisitor for Gather {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.parts.push((param.id, g.device()));
-            let w = self.weight;
+            let device = g.device();
             let data = g.cast(FloatDType::F32).into_data();
-            match data.as_slice::<f32>() {
-                Ok(values) => self.buf.extend(values.iter().map(|v| v * w)),
-                Err(_) => self.buf.extend(data.iter::<f32>().map(|v| v * w)),
-            }
+            let data = if data.as_slice::<f32>().is_ok() {
+                data
+            } else {
+                TensorData::new(data.iter::<f32>().collect(), data.shape().clone())
+            };
+            self.parts.push(Part {
+                id: param.id,
+                device,
+                data,
+            });
         }
     }
 }
 
-/// Puts the summed gradients back, scaled to the global mean, in the same order.
+/// Puts the summed gradients back, in the same order.
 struct Scatter {
     grads: GradientsParams,
-    buf: Vec<f32>,
-    parts: std::iter::Peekable<std::vec::IntoIter<(ParamId, Device)>>,
-    offset: usize,
-    scale: f32,
+    parts: std::iter::Peekable<std::vec::IntoIter<Part>>,
 }
 
 impl ModuleVisitor for Scatter {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         // Only the parameters that had a gradient were gathered, in this order.
-        if self.parts.peek().is_none_or(|(id, _)| *id != param.id) {
+        if self.parts.peek().is_none_or(|p| p.id != param.id) {
             return;
         }
-        let Some((_, device)) = self.parts.next() else {
+        let Some(part) = self.parts.next() else {
             return;
         };
-        let shape = param.shape();
-        let n = shape.num_elements();
-        let values: Vec<f32> = self.buf[self.offset..self.offset + n]
-            .iter()
-            .map(|v| v * self.scale)
-            .collect();
-        self.offset += n;
-        let g = Tensor::<D>::from_data(TensorData::new(values, shape), &device);
+        let g = Tensor::<D>::from_data(part.data, &part.device);
         self.grads.register::<D>(param.id, g);
     }
 }
