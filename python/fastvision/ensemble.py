@@ -61,22 +61,49 @@ def train_trials(
     ``{"mixup": 0.4}``, ``{"lr": [1e-4, 1e-2]}`` for a range over the layer groups; any field
     of the run's ``train.json`` but those that decide the validation split) — into the new
     folder ``path`` (default ``runs/trials-<time>``), every run judged on the same validation
-    images. Returns the trials' table, best first (a pandas DataFrame when pandas is installed,
-    else a list of dicts; the folder in ``attrs["path"]``, the report of the trials combined
-    as an ensemble in ``attrs["report"]``). :func:`fastvision.ray.train_trials` runs each
+    images. Returns the trials' table, best first: the settings any trial changes (as each
+    run had them), accuracy, validation loss, training seconds and run folder (a pandas
+    DataFrame when pandas is installed, else a list of dicts; either way the folder in
+    ``attrs["path"]`` and the report of the trials combined as an ensemble in
+    ``attrs["report"]``). :func:`fastvision.ray.train_trials` runs each
     trial as a Ray task."""
-    folder, dirs = plan_trials(dls, trials, epochs, lr, path)
+    trials = _as_dicts(trials)
+    folder, dirs = _plan_trials(dls, trials, epochs, lr, path)
     progress = Progress(show)
     for i in range(len(dirs)):
         if show:
-            print(f"trial {i + 1}/{len(dirs)}: {dict(trials[i])}")
+            print(f"trial {i + 1}/{len(dirs)}: {trials[i]}")
         _engine.train_ensemble_member(folder, i, progress=progress)
-    return trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
+    return _trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
 
 
-def plan_trials(
+def _as_dicts(trials: Sequence[Trial]) -> List[Dict[str, Any]]:
+    """The trials as plain dicts of JSON values (numpy scalars and paths made plain); a
+    ``ValueError`` naming the trial for anything else."""
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "item") and callable(value.item):
+            return value.item()
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(type(value).__name__)
+
+    out = []
+    for i, trial in enumerate(trials):
+        trial = dict(trial)
+        try:
+            json.dumps(trial, default=plain, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid setting: trial {i + 1}: not a JSON value: {e}") from None
+        out.append(json.loads(json.dumps(trial, default=plain)))
+    return out
+
+
+def _plan_trials(
     dls: ImageDataLoaders,
-    trials: Sequence[Trial],
+    trials: List[Dict[str, Any]],
     epochs: int,
     lr: float,
     path: Optional[PathLike],
@@ -84,38 +111,53 @@ def plan_trials(
     """The trials' folder, created with their plan, and each trial's run folder in it."""
     return _engine.plan_trials(
         dls._engine,
-        json.dumps([dict(t) for t in trials]),
+        json.dumps(trials),
         epochs=epochs,
         lr=lr,
         path=None if path is None else os.fspath(path),
     )
 
 
-def trials_table(folder: str, trials: Sequence[Trial], dirs: List[str], report: str) -> Any:
-    """One row per trial — its settings, validation accuracy and loss, training seconds and
-    run folder — best accuracy first."""
+class _Rows(list):
+    """The table as a list of dicts when pandas is missing, with a DataFrame's ``attrs``."""
+
+    attrs: Dict[str, Any]
+
+
+def _setting(config: Dict[str, Any], key: str) -> Any:
+    """A setting as a trial gives it, read from a run's ``train.json``."""
+    value = config.get(key)
+    if key == "lr" and isinstance(value, dict):
+        single = value.get("Single")
+        return single if single is not None else value.get("Range", value)
+    return value
+
+
+def _trials_table(folder: str, trials: List[Dict[str, Any]], dirs: List[str], report: str) -> Any:
+    """One row per trial — the settings any trial changes (as each run had them), validation
+    accuracy and loss, training seconds and run folder — best accuracy first."""
     with open(os.path.join(folder, "ensemble_report.json")) as f:
         scores = {m["name"]: m for m in json.load(f)["members"]}
+    keys = list(dict.fromkeys(k for t in trials for k in t))
     rows: List[Dict[str, Any]] = []
-    for trial, d in zip(trials, dirs):
-        with open(os.path.join(folder, d, "log.json")) as f:
+    for d in dirs:
+        run = os.path.join(folder, d)
+        with open(os.path.join(run, "log.json")) as f:
             seconds = sum(e["seconds"] for e in json.load(f)["epochs"])
+        with open(os.path.join(run, "train.json")) as f:
+            config = json.load(f)
         score = scores[d]
-        rows.append(
-            dict(
-                trial,
-                accuracy=score["accuracy"],
-                valid_loss=score["loss"],
-                seconds=seconds,
-                path=os.path.join(folder, d),
-            )
-        )
+        row = {k: _setting(config, k) for k in keys}
+        row.update(accuracy=score["accuracy"], valid_loss=score["loss"], seconds=seconds, path=run)
+        rows.append(row)
     rows.sort(key=lambda r: -r["accuracy"])
+    attrs = {"path": folder, "report": report}
     try:
         import pandas as pd  # type: ignore
     except ImportError:
-        return rows
+        table = _Rows(rows)
+        table.attrs = attrs
+        return table
     table = pd.DataFrame(rows)
-    table.attrs["path"] = folder
-    table.attrs["report"] = report
+    table.attrs.update(attrs)
     return table

@@ -14,7 +14,7 @@ import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from . import _engine
-from .ensemble import Trial, plan_trials, trials_table
+from .ensemble import Trial, _as_dicts, _plan_trials, _trials_table
 from .vision import ImageDataLoaders
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -77,11 +77,12 @@ def train_trials(
     """:func:`fastvision.train_trials` with every trial a Ray task, as :func:`train_ensemble`
     runs members (resources, retries, the shared ``path``, ``address``). Returns the same
     table, best first."""
+    trials = _as_dicts(trials)
     _connect(address)
-    folder, dirs = plan_trials(dls, trials, epochs, lr, path)
-    names = [f"trial {i + 1}/{len(dirs)} {dict(t)}" for i, t in enumerate(trials)]
+    folder, dirs = _plan_trials(dls, trials, epochs, lr, path)
+    names = [f"trial {i + 1}/{len(dirs)} {t}" for i, t in enumerate(trials)]
     _train_all(folder, names, num_cpus, num_gpus, max_retries, show)
-    return trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
+    return _trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
 
 
 def _connect(address: Optional[str]) -> None:
@@ -104,14 +105,19 @@ def _train_all(
     import ray
 
     threads = str(max(1, int(num_cpus)))
-    task = ray.remote(_train_member).options(
+    task = ray.remote(_train_member)
+    options = dict(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         max_retries=max_retries,
         retry_exceptions=False,
         runtime_env={"env_vars": {"RAYON_NUM_THREADS": threads}},
     )
-    pending = {task.remote(folder, i): i for i in range(len(names))}
+    # Named for Ray's dashboard and process titles: which run of the folder each task trains.
+    pending = {
+        task.options(name=f"fastvision-run-{i + 1}", **options).remote(folder, i): i
+        for i in range(len(names))
+    }
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         index = pending.pop(done[0])

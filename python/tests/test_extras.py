@@ -19,10 +19,12 @@ def test_an_ensemble_trains_reports_and_loads(dls, tmp_path):
 
 
 def test_trials_train_in_turn_and_come_back_ranked(small, tmp_path):
-    table = fv.train_trials(small, [{"lr": 3e-3}, {"lr": 1e-6, "arch": "resnet34"}], epochs=2,
-                            path=tmp_path / "trials", show=False)
+    # A numpy value is a plain number; a setting one trial leaves is the base's in the table.
+    table = fv.train_trials(small, [{"lr": np.float64(3e-3)}, {"lr": 1e-6, "arch": "resnet34"}],
+                            epochs=2, path=tmp_path / "trials", show=False)
     rows = table.to_dict("records")
     assert [r["lr"] for r in rows] == [3e-3, 1e-6], rows
+    assert [r["arch"] for r in rows] == ["resnet18", "resnet34"], rows
     assert rows[0]["accuracy"] > 0.3 and rows[1]["accuracy"] < rows[0]["accuracy"] - 0.1, rows
     assert all(r["seconds"] > 0 for r in rows)
     with open(os.path.join(rows[1]["path"], "train.json")) as f:
@@ -32,7 +34,8 @@ def test_trials_train_in_turn_and_come_back_ranked(small, tmp_path):
 
 
 def test_a_mistaken_trial_is_named_and_nothing_is_written(small, tmp_path):
-    for trial, says in (({"lrr": 1}, "`lrr`"), ({"valid_pct": 0.5}, "`valid_pct`"), ({"epochs": 0}, "`epochs`")):
+    for trial, says in (({"lrr": 1}, "`lrr`"), ({"valid_pct": 0.5}, "`valid_pct`"), ({"epochs": 0}, "`epochs`"),
+                        ({"lr": object()}, "not a JSON value"), ({"lr": float("nan")}, "not a JSON value")):
         with pytest.raises(ValueError, match="trial 2") as e:
             fv.train_trials(small, [{}, trial], path=tmp_path / "t", show=False)
         assert says in str(e.value)

@@ -78,7 +78,7 @@ def test_trials_train_as_ray_tasks_and_come_back_ranked(cluster, small, tmp_path
 
 
 def ray_worker_pids():
-    """The processes running a member (Ray names a task's worker after its function)."""
+    """The processes running a member (Ray titles a task's worker after the task's name)."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -86,7 +86,7 @@ def ray_worker_pids():
                 cmd = f.read()
         except OSError:
             continue
-        if cmd.startswith(b"ray::_train_member"):
+        if cmd.startswith(b"ray::fastvision-run-"):
             pids.append(int(pid))
     return pids
 

@@ -96,8 +96,8 @@ fn to_value(base: &TrainConfig) -> Result<Value> {
     serde_json::to_value(base).map_err(|e| Error::Config(format!("training configuration: {e}")))
 }
 
-/// The folder name of trial `i`: its number and its settings (`03-lr-0.003-epochs-8`), kept
-/// to letters, digits, dots and dashes.
+/// The folder name of trial `i` (from 0): its number and its settings, by name
+/// (`03-trial-epochs-8-lr-0.003`), kept to letters, digits, dots and dashes.
 fn name(i: usize, trial: &Trial) -> String {
     let mut name = format!("{i:02}-trial");
     for (key, value) in trial {

@@ -83,34 +83,38 @@ fn reduce_parts(
             bucket.extend_from_slice(values);
             continue;
         }
-        all_reduce(group, values, sum);
+        let summed = all_reduce(group, values, sum);
         values
             .iter_mut()
-            .zip(sum.iter())
+            .zip(summed)
             .for_each(|(v, s)| *v = s * scale);
     }
     if bucket.is_empty() {
         return;
     }
-    all_reduce(group, bucket, sum);
+    let summed = all_reduce(group, bucket, sum);
     let mut offset = 0;
     for part in parts.iter_mut() {
         let values = part.values();
         if values.len() < ALONE {
-            let summed = &sum[offset..offset + values.len()];
             values
                 .iter_mut()
-                .zip(summed)
+                .zip(&summed[offset..])
                 .for_each(|(v, s)| *v = s * scale);
             offset += values.len();
         }
     }
 }
 
-/// `send` summed over the ranks into `sum` (resized to it).
-fn all_reduce(group: &dyn Collective, send: &[f32], sum: &mut Vec<f32>) {
-    sum.resize(send.len(), 0.0);
-    timed(Op::Communication, || group.all_reduce_sum(send, sum));
+/// `send` summed over the ranks into the start of `sum` (grown when too short, never cleared:
+/// zeroing megabytes every step would cost what the buffer saves); the sums.
+fn all_reduce<'a>(group: &dyn Collective, send: &[f32], sum: &'a mut Vec<f32>) -> &'a [f32] {
+    if sum.len() < send.len() {
+        sum.resize(send.len(), 0.0);
+    }
+    let out = &mut sum[..send.len()];
+    timed(Op::Communication, || group.all_reduce_sum(send, out));
+    out
 }
 
 thread_local! {
@@ -130,8 +134,9 @@ struct Part {
 impl Part {
     /// The gradient's values.
     fn values(&mut self) -> &mut [f32] {
-        // Taken as f32 in `Gather`.
-        self.data.as_mut_slice::<f32>().unwrap_or_default()
+        self.data
+            .as_mut_slice::<f32>()
+            .expect("gradients are taken as f32 values in `Gather`")
     }
 }
 
@@ -199,4 +204,70 @@ pub fn communication_note(steps: usize, step_time: f64, comm_time: f64) -> Optio
             100.0 * comm_time / step_time.max(1e-9),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Rank 0 of two, whose peer sends `peer` times what this rank sends; records each
+    /// all-reduce's length.
+    struct Pair {
+        peer: f32,
+        calls: Mutex<Vec<usize>>,
+    }
+
+    impl Collective for Pair {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn all_reduce_sum(&self, send: &[f32], recv: &mut [f32]) {
+            assert_eq!(send.len(), recv.len());
+            self.calls.lock().unwrap().push(send.len());
+            for (r, s) in recv.iter_mut().zip(send) {
+                *r = s + self.peer * s;
+            }
+        }
+        fn all_reduce_sum_f64(&self, buf: &mut [f64]) {
+            buf.iter_mut()
+                .for_each(|v| *v *= 1.0 + f64::from(self.peer));
+        }
+        fn broadcast_f64(&self, _: &mut [f64]) {}
+        fn leave(&self) {}
+    }
+
+    fn part(n: usize, device: &Device) -> Part {
+        let values = (0..n).map(|i| (i % 97) as f32 - 48.0).collect();
+        Part {
+            id: ParamId::new(),
+            device: device.clone(),
+            data: TensorData::new(values, [n]),
+        }
+    }
+
+    #[test]
+    fn large_gradients_go_alone_small_ones_in_one_bucket_each_back_in_place() {
+        let cpu = crate::backend::select(crate::backend::DeviceChoice::Cpu);
+        let device = cpu.expect("the CPU").device;
+        let sizes = [ALONE + 3, 5, ALONE, 7, 1];
+        let mut parts: Vec<Part> = sizes.iter().map(|&n| part(n, &device)).collect();
+        let before: Vec<Vec<f32>> = parts.iter_mut().map(|p| p.values().to_vec()).collect();
+        let group = Pair {
+            peer: 3.0,
+            calls: Mutex::new(Vec::new()),
+        };
+        // A longer buffer from an earlier step: only its start is used.
+        let (mut sum, mut bucket) = (vec![f32::NAN; 2 * ALONE], Vec::new());
+        let (weight, scale) = (2.0, 0.125);
+        reduce_parts(&mut parts, weight, scale, &group, &mut sum, &mut bucket);
+        assert_eq!(*group.calls.lock().unwrap(), [ALONE + 3, ALONE, 13]);
+        for (p, was) in parts.iter_mut().zip(&before) {
+            let want: Vec<f32> = was.iter().map(|v| v * weight * 4.0 * scale).collect();
+            assert_eq!(p.values(), &want[..]);
+        }
+    }
 }
