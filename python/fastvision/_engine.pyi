@@ -124,17 +124,6 @@ def run_playbook(
     progress: Any = None,
 ) -> Tuple[str, str]: ...
 def resume_playbook(path: str, progress: Any = None) -> Tuple[str, str]: ...
-def train_ensemble(
-    dls: DataLoaders,
-    members: List[str],
-    seeds: int = 1,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    variation: str = "none",
-    folds: int = 5,
-    path: Optional[str] = None,
-    progress: Any = None,
-) -> Tuple[str, str]: ...
 def plan_ensemble(
     dls: DataLoaders,
     members: List[str],
@@ -149,6 +138,7 @@ def train_ensemble_member(
     path: str, index: int, progress: Any = None
 ) -> Optional[Tuple[float, float]]: ...
 def finish_ensemble(path: str) -> str: ...
+def train_planned(path: str, progress: Any = None) -> str: ...
 def plan_trials(
     dls: DataLoaders,
     trials: str,

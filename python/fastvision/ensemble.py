@@ -32,7 +32,22 @@ def train_ensemble(
     the new folder ``path`` (default ``runs/ensemble-<time>``). Returns (the folder, its report:
     every member's and the combinations' accuracy). fastai has no ensemble API; this is the
     command line's ``ensemble train``."""
-    return _engine.train_ensemble(
+    folder, _ = _plan_ensemble(dls, members, seeds, epochs, lr, variation, folds, path)
+    return folder, _engine.train_planned(folder, progress=Progress(show))
+
+
+def _plan_ensemble(
+    dls: ImageDataLoaders,
+    members: Sequence[str],
+    seeds: int,
+    epochs: int,
+    lr: float,
+    variation: str,
+    folds: int,
+    path: Optional[PathLike],
+) -> Tuple[str, int]:
+    """The ensemble's folder, created with its plan, and the number of members."""
+    return _engine.plan_ensemble(
         dls._engine,
         list(members),
         seeds=seeds,
@@ -41,7 +56,6 @@ def train_ensemble(
         variation=variation,
         folds=folds,
         path=None if path is None else os.fspath(path),
-        progress=Progress(show),
     )
 
 
@@ -69,12 +83,8 @@ def train_trials(
     trial as a Ray task."""
     trials = _as_dicts(trials)
     folder, dirs = _plan_trials(dls, trials, epochs, lr, path)
-    progress = Progress(show)
-    for i in range(len(dirs)):
-        if show:
-            print(f"trial {i + 1}/{len(dirs)}: {trials[i]}")
-        _engine.train_ensemble_member(folder, i, progress=progress)
-    return _trials_table(folder, trials, dirs, _engine.finish_ensemble(folder))
+    report = _engine.train_planned(folder, progress=Progress(show))
+    return _trials_table(folder, trials, dirs, report)
 
 
 def _as_dicts(trials: Sequence[Trial]) -> List[Dict[str, Any]]:
@@ -92,12 +102,10 @@ def _as_dicts(trials: Sequence[Trial]) -> List[Dict[str, Any]]:
 
     out = []
     for i, trial in enumerate(trials):
-        trial = dict(trial)
         try:
-            json.dumps(trial, default=plain, allow_nan=False)
+            out.append(json.loads(json.dumps(dict(trial), default=plain, allow_nan=False)))
         except (TypeError, ValueError) as e:
             raise ValueError(f"invalid setting: trial {i + 1}: not a JSON value: {e}") from None
-        out.append(json.loads(json.dumps(trial, default=plain)))
     return out
 
 

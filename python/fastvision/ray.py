@@ -14,7 +14,7 @@ import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from . import _engine
-from .ensemble import Trial, _as_dicts, _plan_trials, _trials_table
+from .ensemble import Trial, _as_dicts, _plan_ensemble, _plan_trials, _trials_table
 from .vision import ImageDataLoaders
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -47,16 +47,7 @@ def train_ensemble(
     ``address`` (``"auto"``: the one this machine belongs to) unless Ray is already
     initialised; with neither, Ray starts a local one. Returns (the folder, its report)."""
     _connect(address)
-    folder, n = _engine.plan_ensemble(
-        dls._engine,
-        list(members),
-        seeds=seeds,
-        epochs=epochs,
-        lr=lr,
-        variation=variation,
-        folds=folds,
-        path=None if path is None else os.fspath(path),
-    )
+    folder, n = _plan_ensemble(dls, members, seeds, epochs, lr, variation, folds, path)
     names = [f"member {i + 1}/{n}" for i in range(n)]
     _train_all(folder, names, num_cpus, num_gpus, max_retries, show)
     return folder, _engine.finish_ensemble(folder)

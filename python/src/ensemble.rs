@@ -13,17 +13,18 @@ use crate::errors::to_py;
 use crate::listen;
 use crate::vision::DataLoaders;
 
-/// Registers `train_ensemble` and the three parts a cluster runs apart.
+/// Registers the parts of an ensemble or trials' training: the plan, every member in turn or
+/// one member (a cluster's task), the ensemble file and report.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(train_ensemble, m)?)?;
     m.add_function(wrap_pyfunction!(plan_ensemble, m)?)?;
     m.add_function(wrap_pyfunction!(train_ensemble_member, m)?)?;
     m.add_function(wrap_pyfunction!(finish_ensemble, m)?)?;
     m.add_function(wrap_pyfunction!(plan_trials, m)?)?;
+    m.add_function(wrap_pyfunction!(train_planned, m)?)?;
     Ok(())
 }
 
-/// The members `train_ensemble` would train (its arguments).
+/// The members of an ensemble (`plan_ensemble`'s arguments).
 #[allow(clippy::too_many_arguments)]
 fn planned(
     dls: &DataLoaders,
@@ -146,33 +147,18 @@ fn finish_ensemble(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     })
 }
 
-/// Trains an ensemble on `dls`: each of `members` ("resnet18", "resnet34@64") × `seeds`
-/// seeds, varied by `variation` ("none", "bagging", "folds"), into the new folder `path`
-/// (default `runs/ensemble-<time>`); returns (the folder, its report as text).
+/// Trains every member of the folder `path` made by `plan_ensemble` or `plan_trials` (in turn,
+/// resuming an interrupted one, skipping finished ones), writes its ensemble file and report;
+/// returns the report as text.
 #[pyfunction]
-#[pyo3(signature = (dls, members, seeds=1, epochs=5, lr=1e-3, variation="none", folds=5, path=None, progress=None))]
-#[allow(clippy::too_many_arguments)]
-fn train_ensemble(
-    py: Python<'_>,
-    dls: &DataLoaders,
-    members: Vec<String>,
-    seeds: usize,
-    epochs: usize,
-    lr: f64,
-    variation: &str,
-    folds: usize,
-    path: Option<PathBuf>,
-    progress: Option<Py<PyAny>>,
-) -> PyResult<(String, String)> {
-    let planned = planned(dls, &members, seeds, epochs, lr, variation, folds)?;
-    let dir = crate::settings::new_run(path, "ensemble")?;
+#[pyo3(signature = (path, progress=None))]
+fn train_planned(py: Python<'_>, path: PathBuf, progress: Option<Py<PyAny>>) -> PyResult<String> {
     let device = fastvision::device();
-    let hint = format!("`fastvision ensemble train --resume {}`", dir.display());
-    let text = listen::run_in(py, progress, &dir, &hint, |l| {
-        train::train(Some(planned), &dir, &device, l)?;
-        let r = report::report(&dir, &device)?;
-        report::write(&dir, &r)?;
+    let hint = format!("`fastvision ensemble train --resume {}`", path.display());
+    listen::run_in(py, progress, &path, &hint, |l| {
+        train::train(None, &path, &device, l)?;
+        let r = report::report(&path, &device)?;
+        report::write(&path, &r)?;
         Ok(report::to_text(&r))
-    })?;
-    Ok((dir.display().to_string(), text))
+    })
 }

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -99,10 +99,11 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
         cmd.args(["-x", SYNC_BN_VAR]);
     }
     for (name, _) in std::env::vars_os() {
-        if let Some(name) = name.to_str().filter(|n| n.starts_with("FASTVISION_")) {
-            if name != SYNC_BN_VAR {
-                cmd.args(["-x", name]);
-            }
+        if let Some(name) = name
+            .to_str()
+            .filter(|n| n.starts_with("FASTVISION_") && *n != SYNC_BN_VAR)
+        {
+            cmd.args(["-x", name]);
         }
     }
     // Open MPI refuses root unless told twice; containers and CI run as root.
@@ -189,7 +190,7 @@ fn parse_hosts(spec: &str) -> Result<Vec<(String, usize)>> {
 }
 
 /// The hosts of an mpirun host file (`NAME [slots=N]` per line, `#` comments).
-fn read_hostfile(path: &PathBuf) -> Result<Vec<(String, usize)>> {
+fn read_hostfile(path: &Path) -> Result<Vec<(String, usize)>> {
     let text = fastvision::io::read_text(path, 1 << 20, "host file")?;
     let mut hosts = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -151,6 +151,7 @@ impl ModuleVisitor for Gather {
         if let Some(g) = self.grads.remove::<D>(param.id) {
             let device = g.device();
             let data = g.cast(FloatDType::F32).into_data();
+            // Bytes not aligned for f32 (none from burn's CPU backend) are copied into a Vec.
             let data = if data.as_slice::<f32>().is_ok() {
                 data
             } else {
