@@ -124,6 +124,22 @@ def run_playbook(
     progress: Any = None,
 ) -> Tuple[str, str]: ...
 def resume_playbook(path: str, progress: Any = None) -> Tuple[str, str]: ...
+def start_playbook(
+    data: str,
+    budget: str,
+    workers: int,
+    path: Optional[str] = None,
+    arch: str = "resnet18",
+    size: Optional[int] = None,
+    seed: int = 42,
+    valid_pct: float = 0.2,
+    drop_confusing: bool = False,
+) -> Tuple[str, List[str]]: ...
+def playbook_main(path: str, progress: Any = None) -> None: ...
+def playbook_beside(
+    path: str, index: int, progress: Any = None
+) -> Tuple[Optional[float], float]: ...
+def playbook_beside_steps(path: str) -> List[int]: ...
 def plan_ensemble(
     dls: DataLoaders,
     members: List[str],

@@ -1,5 +1,6 @@
-"""Shared fixtures: the bundled demo (Fashion-MNIST, 10 classes, 4 000 images at 28 px) and a
-learner trained on it once for the whole session."""
+"""Shared fixtures: the bundled demo (Fashion-MNIST, 10 classes, 4 000 images at 28 px), cuts
+of it, and a learner trained on it once for the whole session. Tests never download: pretrained
+weights are looked up in the cache only (here and in the Ray nodes the tests start)."""
 
 import os
 import shutil
@@ -7,6 +8,8 @@ import shutil
 import pytest
 
 import fastvision as fv
+
+os.environ["FASTVISION_OFFLINE"] = "1"
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,3 +49,15 @@ def small(demo, tmp_path_factory):
             for f in sorted(os.listdir(src))[:n]:
                 shutil.copy(os.path.join(src, f), dst)
     return fv.ImageDataLoaders.from_folder(root, size=28, bs=32, seed=1)
+
+
+@pytest.fixture
+def photos(demo, tmp_path):
+    """Two classes of 16 training and 6 validation images from the demo."""
+    root = tmp_path / "photos"
+    for split, n in (("train", 16), ("valid", 6)):
+        for c in ("bag", "trouser"):
+            (root / split / c).mkdir(parents=True)
+            for f in sorted(os.listdir(os.path.join(demo, split, c)))[:n]:
+                shutil.copy(os.path.join(demo, split, c, f), root / split / c / f)
+    return root

@@ -1,25 +1,12 @@
 """The playbook from Python: its table, and a stopped playbook resumed."""
 
 import os
-import shutil
 import signal
 import threading
 
 import pytest
 
 import fastvision as fv
-
-
-@pytest.fixture
-def photos(demo, tmp_path):
-    """Two classes of 16 training and 6 validation images from the demo."""
-    root = tmp_path / "photos"
-    for split, n in (("train", 16), ("valid", 6)):
-        for c in ("bag", "trouser"):
-            (root / split / c).mkdir(parents=True)
-            for f in sorted(os.listdir(os.path.join(demo, split, c)))[:n]:
-                shutil.copy(os.path.join(demo, split, c, f), root / split / c / f)
-    return root
 
 
 def test_a_stopped_playbook_resumes_and_returns_its_table(photos, tmp_path):

@@ -1,6 +1,7 @@
 """Independent runs on Ray: a local cluster — a head and one worker node, started with
-``ray start`` on 127.0.0.1 and stopped by the fixture — trains a two-member ensemble and two
-trials as Ray tasks; a worker killed mid-task is retried and its member resumes from its checkpoint."""
+``ray start`` on 127.0.0.1 and stopped by the fixture — trains a two-member ensemble, two
+trials, and a playbook whose member trains beside its main model, as Ray tasks; a worker killed
+mid-task is retried and its member resumes from its checkpoint."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import fastvision as fv  # noqa: E402
-from fastvision.ray import train_ensemble, train_trials  # noqa: E402
+from fastvision.ray import playbook, train_ensemble, train_trials  # noqa: E402
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
@@ -75,6 +76,25 @@ def test_trials_train_as_ray_tasks_and_come_back_ranked(cluster, small, tmp_path
     with open(os.path.join(rows[0]["path"], "log.json")) as f:
         assert len(json.load(f)["epochs"]) == 3
     assert "mean" in table.attrs["report"]
+
+
+def test_a_playbook_on_two_workers_trains_its_member_beside_the_main_model(
+    cluster, photos, tmp_path
+):
+    table = playbook(photos, budget="30s", path=tmp_path / "play", address=cluster, show=False)
+    rows = {r["name"]: r for r in table.to_dict("records")}
+    member = next(r for n, r in rows.items() if n.startswith("member"))
+    assert "beside the main model" in member["note"], rows
+    assert member["accuracy"] > 0.5 and rows["ensemble"]["seconds"] >= 0, rows
+    folder = table.attrs["path"]
+    with open(os.path.join(folder, "ensemble.json")) as f:
+        assert len(json.load(f)["members"]) == 2
+    # The member trained at the same time as the main model, on the other node's CPU.
+    with open(os.path.join(folder, "playbook.json")) as f:
+        state = json.load(f)
+    spans = {r["name"]: (r["ended"] - r["seconds"], r["ended"]) for r in state["results"]}
+    (a0, a1), (b0, b1) = spans["train"], spans[member["name"]]
+    assert a0 < b1 and b0 < a1, spans
 
 
 def ray_worker_pids():

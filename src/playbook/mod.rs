@@ -8,8 +8,9 @@ pub mod plan;
 pub mod run;
 pub mod state;
 pub mod steps;
+pub mod thresholds;
 
 pub use output::table;
 pub use plan::{Plan, Step};
-pub use run::{make_plan, plan_text, resume, run};
+pub use run::{beside_steps, make_plan, plan_text, resume, run, run_beside, run_main, start};
 pub use state::{PlaybookConfig, PlaybookState, StepResult};

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::thresholds::*;
 use crate::models::Arch;
 use crate::run::most_epochs;
 
@@ -52,6 +53,15 @@ pub struct Wishes {
     pub spent_s: f64,
     /// Retrain without the confusing images (journaled, undoable).
     pub drop_confusing: bool,
+    /// Runs that can train at once (Ray workers): with more than one, ensemble members train
+    /// beside the main model, one per further worker.
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+/// One worker: the playbook's steps in turn.
+fn one() -> usize {
+    1
 }
 
 /// One step of the plan.
@@ -156,6 +166,10 @@ pub struct PlannedStep {
     pub step: Step,
     /// Estimated seconds.
     pub estimate_s: f64,
+    /// Trains on another worker beside the main model's steps, so its time is not added to the
+    /// plan's.
+    #[serde(default)]
+    pub beside: bool,
 }
 
 /// The whole plan.
@@ -178,38 +192,18 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The estimated seconds of the steps plus what measuring cost.
+    /// The estimated seconds of the steps in turn (not those beside them) plus what measuring
+    /// cost.
     pub fn estimate_s(&self) -> f64 {
-        self.wishes.spent_s + self.steps.iter().map(|s| s.estimate_s).sum::<f64>()
+        self.wishes.spent_s
+            + self
+                .steps
+                .iter()
+                .filter(|s| !s.beside)
+                .map(|s| s.estimate_s)
+                .sum::<f64>()
     }
 }
-
-/// Epochs from which MixUp pays: fastai's advice is long training (80 epochs and more), past
-/// any run the playbook makes. Short runs lose to augmentation (full Fashion-MNIST, 2 epochs:
-/// flips alone cost 0.5–0.8 point); on the demo a 40-epoch main model with MixUp and
-/// progressive resizing reached 86.0 %, a plain 41-epoch `train` 87.2 %.
-pub const MIXUP_FROM_EPOCHS: usize = MAX_EPOCHS + 1;
-/// Epochs from which the main model trains with progressive resizing; below, it trains as
-/// `train` does. Its small-size epochs cost more accuracy than they save time in the runs
-/// measured (full Fashion-MNIST, 5 epochs: 90.2 % with 3 at 16 px, 91.2 % at 28 px throughout;
-/// the demo's 40-epoch figure above), so no run within the playbook's cap uses it.
-pub const PROGRESSIVE_FROM_EPOCHS: usize = MAX_EPOCHS + 1;
-/// Epochs the main model and each member get before an ensemble is planned: one-cycle wants all
-/// its epochs in one run, and a model short of its learning curve's knee gains more from epochs
-/// than from a partner. On the demo at 4 minutes, a 20-epoch main model and a 20-epoch member
-/// (85.9 % with TTA) lost 1.3 points to one 41-epoch `train` (87.2 %); on an unseen 8 000-image
-/// set, 8 → 14 epochs gained 0.6 point.
-pub const MEMBERS_FROM_EPOCHS: usize = 40;
-/// Most epochs one model is given, however large the budget: room for twice
-/// [`MEMBERS_FROM_EPOCHS`] before a second model pays, short of where the demo overfits (one
-/// 180-epoch `train`: 86.7 %, one 44-epoch: 87.8 %).
-pub const MAX_EPOCHS: usize = 80;
-/// The lowest learning rate the playbook trains with: the LR finder's valley, but never below
-/// fastai's default 1e-3 — from scratch the valley is cautious (4.8e-4 on the demo, 5.75e-4 on
-/// an unseen 8 000-image set, where 6 epochs reached 86.25 % at the valley and 86.90 % at 1e-3).
-pub const MIN_LR: f64 = 1e-3;
-/// Most ensemble members besides the main model.
-pub const MAX_MEMBERS: usize = 4;
 
 /// Seconds of one training run of `epochs` over `sizes` (the progressive stages share the
 /// epochs; a stage at side s costs (s/size)² of one at the final size).
@@ -251,7 +245,9 @@ pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
 /// [`MAX_MEMBERS`] members). Confusing
 /// images are judged by the main model, or out of fold (3 folds, half the epochs) when they are
 /// to be dropped and that costs under a fifth of the time left. Members are the main recipe
-/// with other seeds at the same size, so the pace measured at that size holds for them.
+/// with other seeds at the same size, so the pace measured at that size holds for them. With
+/// more than one worker, one member per further worker (at most [`MAX_MEMBERS`]) trains beside
+/// the main model, as many epochs as it, for no time of the budget but the ensemble step's.
 pub fn plan(
     d: DataSize,
     sp: Speeds,
@@ -285,7 +281,14 @@ pub fn plan(
         let fits = runs * cost(e) + k as f64 * member_cost(e) <= room;
         (fits && e >= MEMBERS_FROM_EPOCHS && alone >= MEMBERS_FROM_EPOCHS).then_some((e, k))
     });
-    let (epochs, n_members) = shared.unwrap_or((alone, 0));
+    // With more workers, members train beside the main model: as long as it, for no time.
+    let beside = wishes.workers.saturating_sub(1).min(MAX_MEMBERS);
+    let (epochs, n_members) = if beside > 0 {
+        let room = left - tta_s - judging_s - ensemble_s(beside + 1);
+        (most_epochs(1, MAX_EPOCHS, room, |e| runs * cost(e)), beside)
+    } else {
+        shared.unwrap_or((alone, 0))
+    };
     let sizes = sizes_for(d.size, epochs);
     let mut steps = vec![PlannedStep {
         estimate_s: cost(epochs),
@@ -294,17 +297,20 @@ pub fn plan(
             epochs,
             mixup: epochs >= MIXUP_FROM_EPOCHS,
         },
+        beside: false,
     }];
     steps.push(confusing_step(&d, &sp, epochs, left, wishes.drop_confusing));
     if wishes.drop_confusing {
         steps.push(PlannedStep {
             step: Step::Retrain { epochs },
             estimate_s: cost(epochs),
+            beside: false,
         });
     }
     steps.push(PlannedStep {
         step: Step::Tta,
         estimate_s: tta_s,
+        beside: false,
     });
     steps.extend((0..n_members).map(|i| PlannedStep {
         step: Step::Member {
@@ -314,10 +320,12 @@ pub fn plan(
             epochs,
         },
         estimate_s: member_cost(epochs),
+        beside: beside > 0,
     }));
     steps.push(PlannedStep {
         step: Step::Ensemble,
         estimate_s: ensemble_s(n_members + 1),
+        beside: false,
     });
     Plan {
         data: d,
@@ -348,6 +356,7 @@ fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64, drop: boo
                 epochs: fold_epochs,
             },
             estimate_s: oof_s,
+            beside: false,
         }
     } else {
         PlannedStep {
@@ -356,6 +365,7 @@ fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64, drop: boo
                 epochs: 0,
             },
             estimate_s: d.train as f64 * sp.infer_s_per_image + 1.0,
+            beside: false,
         }
     }
 }
@@ -386,6 +396,7 @@ mod tests {
                     budget_s: minutes * 60.0,
                     spent_s: 20.0,
                     drop_confusing: drop,
+                    workers: 1,
                 };
                 let p = plan(d, speeds(), w, Arch::Resnet18, 1e-3, None);
                 assert!(
@@ -430,6 +441,7 @@ mod tests {
             budget_s: m * 60.0,
             spent_s: 20.0,
             drop_confusing: false,
+            workers: 1,
         };
         let small = plan(d, speeds(), w(3.0), Arch::Resnet18, 1e-3, None);
         let big = plan(d, speeds(), w(30.0), Arch::Resnet18, 1e-3, None);
@@ -471,6 +483,46 @@ mod tests {
     }
 
     #[test]
+    fn with_more_workers_members_train_beside_the_main_model_for_no_time() {
+        let d = DataSize {
+            train: 8000,
+            valid: 2000,
+            size: 28,
+        };
+        let w = |workers: usize| Wishes {
+            budget_s: 240.0,
+            spent_s: 11.0,
+            drop_confusing: false,
+            workers,
+        };
+        let one = plan(d, speeds(), w(1), Arch::Resnet18, 1e-3, None);
+        let main = |p: &Plan| match p.steps[0].step {
+            Step::Train { epochs, .. } => epochs,
+            _ => 0,
+        };
+        assert!(one.steps.iter().all(|s| !s.beside));
+        for (workers, members) in [(2, 1), (3, 2), (16, MAX_MEMBERS)] {
+            let p = plan(d, speeds(), w(workers), Arch::Resnet18, 1e-3, None);
+            let beside: Vec<&PlannedStep> = p.steps.iter().filter(|s| s.beside).collect();
+            assert_eq!(beside.len(), members, "{workers} workers");
+            for s in &beside {
+                let Step::Member { epochs, .. } = s.step else {
+                    panic!("only members train beside: {:?}", s.step);
+                };
+                assert_eq!(epochs, main(&p), "as long as the main model");
+                assert!(
+                    s.estimate_s <= p.estimate_s(),
+                    "within the main model's time"
+                );
+            }
+            // The main model loses only the ensemble step's seconds to them.
+            assert!(main(&p) + 1 >= main(&one), "{} vs {}", main(&p), main(&one));
+            assert!(p.estimate_s() <= 240.0, "{} s", p.estimate_s());
+            assert!(matches!(p.steps.last().unwrap().step, Step::Ensemble));
+        }
+    }
+
+    #[test]
     fn the_main_model_comes_first_and_members_only_past_its_knee() {
         let d = DataSize {
             train: 8000,
@@ -488,6 +540,7 @@ mod tests {
                 budget_s: minutes * 60.0,
                 spent_s: 11.0,
                 drop_confusing: false,
+                workers: 1,
             };
             let p = plan(d, sp, w, Arch::Resnet18, 1e-3, None);
             let main = match &p.steps[0].step {

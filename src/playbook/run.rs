@@ -48,6 +48,7 @@ pub fn make_plan(config: &PlaybookConfig, device: &Device) -> Result<(Plan, Vec<
         budget_s: config.budget_s,
         spent_s: t0.elapsed().as_secs_f64(),
         drop_confusing: config.drop_confusing,
+        workers: config.workers,
     };
     let lr = crate::learner::lr_find::round_lr(m.lr_find.suggestions.valley).max(MIN_LR);
     Ok((plan(d, speeds, wishes, config.arch, lr, pretrained), notes))
@@ -89,10 +90,15 @@ pub fn plan_text(plan: &Plan) -> Vec<String> {
     ));
     for s in &plan.steps {
         out.push(format!(
-            "  {:<28} {:>8.0} s  {}",
+            "  {:<28} {:>8.0} s  {}{}",
             s.step.name(),
             s.estimate_s,
-            s.step.describe()
+            s.step.describe(),
+            if s.beside {
+                " (beside the main model, on another worker)"
+            } else {
+                ""
+            }
         ));
     }
     out.push(format!(
@@ -125,6 +131,19 @@ pub fn run(
     device: &Device,
     mut progress: Listen,
 ) -> Result<PlaybookState> {
+    start(config, dir, device, &mut progress)?;
+    resume_in(dir, device, progress, Until::End)
+}
+
+/// Measures, plans and creates the playbook folder `dir` (which must not exist) with its plan
+/// and state, running no step: [`resume`] runs them, or, with several workers, [`run_main`] and
+/// [`run_beside`] on each.
+pub fn start(
+    config: &PlaybookConfig,
+    dir: &Path,
+    device: &Device,
+    progress: &mut Listen,
+) -> Result<PlaybookState> {
     RunDir::refuse_existing(dir)?;
     let t0 = Instant::now();
     let (plan, notes) = make_plan(config, device)?;
@@ -134,33 +153,142 @@ pub fn run(
     let run = RunDir::create(dir)?;
     let _lock = run.lock()?;
     write_json(&run.file(PLAN_FILE), &plan)?;
-    let mut state = PlaybookState {
+    let measure = StepResult {
+        name: "measure".into(),
+        what: "bench and LR range test".into(),
+        accuracy: None,
+        loss: None,
+        gain: None,
+        seconds: t0.elapsed().as_secs_f64(),
+        note: String::new(),
+        run: None,
+        beside: false,
+        ended: Some(unix_s(std::time::SystemTime::now())),
+    };
+    let state = PlaybookState {
         config: config.clone(),
         plan,
-        results: vec![StepResult {
-            name: "measure".into(),
-            what: "bench and LR range test".into(),
-            accuracy: None,
-            loss: None,
-            gain: None,
-            seconds: t0.elapsed().as_secs_f64(),
-            note: String::new(),
-            run: None,
-        }],
+        results: vec![measure],
         models: Vec::new(),
         tta_helped: false,
         step_started: None,
         interrupted_s: 0.0,
+        waited_s: 0.0,
     };
     write_json(&run.file(STATE_FILE), &state)?;
-    continue_steps(&run, &mut state, device, &mut progress)?;
     Ok(state)
+}
+
+/// Runs the main model's steps of the playbook in `dir` (made by [`start`]), up to the steps
+/// that train beside them, which [`run_beside`] runs on other workers; then [`resume`] ends it.
+pub fn run_main(dir: &Path, device: &Device, progress: Listen) -> Result<PlaybookState> {
+    resume_in(dir, device, progress, Until::Beside)
+}
+
+/// Runs step `index` (from 0) of the playbook in `dir`, one that trains beside the main model,
+/// on this worker: its planned epochs whatever the time, its result in `steps/NN-name.json`
+/// for [`resume`] to collect; the result already there when it ran before (a retried task).
+pub fn run_beside(
+    dir: &Path,
+    index: usize,
+    device: &Device,
+    mut progress: Listen,
+) -> Result<StepResult> {
+    let run = RunDir::open(dir)?;
+    let path = run.file(STATE_FILE);
+    let mut state: PlaybookState = read_json(&path)?;
+    state.check(&path)?;
+    let Some(planned) = state.plan.steps.get(index).filter(|s| s.beside).cloned() else {
+        return Err(crate::error::Error::model(
+            &path,
+            format!("its step {index} does not train beside the main model"),
+        ));
+    };
+    let folder = step_folder(index, &planned.step);
+    if let Some(done) = beside_result(&run, &folder)? {
+        return Ok(done);
+    }
+    let valid = validation(&state.config.base())?;
+    let t0 = Instant::now();
+    let mut result = StepResult::of(&planned.step);
+    let mut play = Play::new(
+        &run,
+        &mut state,
+        device,
+        &mut progress,
+        &valid,
+        folder.clone(),
+        0.0,
+    );
+    // Its epochs as planned: the main model's time is its own, whatever the others' pace.
+    play.pace = 1.0;
+    play.room = f64::INFINITY;
+    planned.step.run(&mut play, &mut result)?;
+    result.seconds = t0.elapsed().as_secs_f64();
+    result.beside = true;
+    if result.note.is_empty() {
+        result.note = "trained beside the main model, on another worker".into();
+    }
+    result.ended = Some(unix_s(std::time::SystemTime::now()));
+    write_json(&run.file(&beside_file(&folder)), &result)?;
+    Ok(result)
+}
+
+/// The indices (from 0) of the steps of the playbook in `dir` that train beside its main model.
+pub fn beside_steps(dir: &Path) -> Result<Vec<usize>> {
+    let run = RunDir::open(dir)?;
+    let path = run.file(STATE_FILE);
+    let state: PlaybookState = read_json(&path)?;
+    state.check(&path)?;
+    Ok((state.plan.steps.iter().enumerate())
+        .filter(|(_, s)| s.beside)
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// The run folder of step `index` (from 0), relative to the playbook folder.
+fn step_folder(index: usize, step: &Step) -> PathBuf {
+    PathBuf::from(STEPS).join(format!("{:02}-{}", index + 1, step.name()))
+}
+
+/// Where a step run beside the main model leaves its result: beside its run folder.
+fn beside_file(folder: &Path) -> String {
+    format!("{}.json", folder.to_string_lossy())
+}
+
+/// The result of the step in `folder` run beside the main model, once it has ended.
+fn beside_result(run: &RunDir, folder: &Path) -> Result<Option<StepResult>> {
+    let path = run.file(&beside_file(folder));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_json(&path).map(Some)
+}
+
+/// How far a resumed playbook goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Every step, the output files too.
+    End,
+    /// Up to the first step beside the main model that has not ended.
+    Beside,
 }
 
 /// Continues the playbook in `dir` after an interruption: finished steps are kept, an
 /// interrupted training resumes from its checkpoint, the rest runs within what is left of the
-/// budget.
-pub fn resume(dir: &Path, device: &Device, mut progress: Listen) -> Result<PlaybookState> {
+/// budget. Steps planned beside the main model that ended on other workers are collected;
+/// those that did not run here, in turn.
+pub fn resume(dir: &Path, device: &Device, progress: Listen) -> Result<PlaybookState> {
+    resume_in(dir, device, progress, Until::End)
+}
+
+/// [`resume`], up to `until`.
+fn resume_in(
+    dir: &Path,
+    device: &Device,
+    mut progress: Listen,
+    until: Until,
+) -> Result<PlaybookState> {
     let run = RunDir::open(dir)?;
     let _lock = run.lock()?;
     let path = run.file(STATE_FILE);
@@ -172,15 +300,17 @@ pub fn resume(dir: &Path, device: &Device, mut progress: Listen) -> Result<Playb
             state.steps_done() + 1
         ));
     }
-    progress.note(&format!(
-        "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
-        dir.display(),
-        state.steps_done(),
-        state.plan.steps.len(),
-        state.spent_s(),
-        state.config.budget_s
-    ));
-    continue_steps(&run, &mut state, device, &mut progress)?;
+    if state.steps_done() > 0 {
+        progress.note(&format!(
+            "resuming {}: {} of {} steps done, {:.0} s of {:.0} s spent",
+            dir.display(),
+            state.steps_done(),
+            state.plan.steps.len(),
+            state.spent_s(),
+            state.config.budget_s
+        ));
+    }
+    continue_steps(&run, &mut state, device, &mut progress, until)?;
     Ok(state)
 }
 
@@ -251,29 +381,66 @@ fn continue_steps(
     state: &mut PlaybookState,
     device: &Device,
     progress: &mut Listen,
+    until: Until,
 ) -> Result<()> {
     let base = state.config.base();
     let valid = validation(&base)?;
     let steps = state.plan.steps.clone();
     let _heartbeat = Heartbeat::start(run.file(HEARTBEAT));
     for (i, planned) in steps.iter().enumerate().skip(state.steps_done()) {
+        let folder = step_folder(i, &planned.step);
+        if planned.beside {
+            if let Some(r) = beside_result(run, &folder)? {
+                collect(state, r);
+                write_json(&run.file(STATE_FILE), &*state)?;
+                continue;
+            }
+            if until == Until::Beside {
+                return Ok(());
+            }
+        }
         let t0 = Instant::now();
         state.step_started = Some(unix_s(std::time::SystemTime::now()));
         write_json(&run.file(STATE_FILE), &*state)?;
-        let folder = PathBuf::from(STEPS).join(format!("{:02}-{}", i + 1, planned.step.name()));
-        let later: f64 = steps.iter().skip(i + 1).map(|s| s.estimate_s).sum();
+        let later: f64 = steps
+            .iter()
+            .skip(i + 1)
+            .filter(|s| !s.beside)
+            .map(|s| s.estimate_s)
+            .sum();
         let mut result = StepResult::of(&planned.step);
         progress.note(&format!("step {}: {}", i + 1, result.what));
         let mut play = Play::new(run, state, device, progress, &valid, folder, later);
         planned.step.run(&mut play, &mut result)?;
         result.seconds = t0.elapsed().as_secs_f64();
+        result.ended = Some(unix_s(std::time::SystemTime::now()));
         state.step_started = None;
         state.results.push(result);
         write_json(&run.file(STATE_FILE), &*state)?;
     }
-    write_page(run, state)?;
-    predict_test(run, state, device)?;
+    if until == Until::End {
+        write_page(run, state)?;
+        predict_test(run, state, device)?;
+    }
     Ok(())
+}
+
+/// Adds the result of a step that ran beside the main model, its model among the final ones,
+/// and the time the main model's steps waited for it.
+fn collect(state: &mut PlaybookState, result: StepResult) {
+    let main_ended = state
+        .results
+        .iter()
+        .rev()
+        .find(|r| !r.beside)
+        .and_then(|r| r.ended);
+    if let (Some(main), Some(ended)) = (main_ended, result.ended) {
+        state.waited_s = state.waited_s.max(ended - main);
+    }
+    if let Some(run) = &result.run {
+        state.models.push(run.clone());
+    }
+    state.results.push(result);
 }
 
 #[cfg(test)]
@@ -306,6 +473,7 @@ mod tests {
                     budget_s: 60.0,
                     spent_s: 1.0,
                     drop_confusing: false,
+                    workers: 1,
                 },
                 arch: Arch::Resnet18,
                 lr: 1e-3,
@@ -317,6 +485,7 @@ mod tests {
             tta_helped: false,
             step_started: Some(then - 20.0),
             interrupted_s: 0.0,
+            waited_s: 0.0,
         };
         let lost = count_interrupted(&mut state, &beat).unwrap();
         assert!((lost - 20.0).abs() < 0.01, "{lost}");

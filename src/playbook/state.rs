@@ -40,6 +40,15 @@ pub struct PlaybookConfig {
     pub valid_pct: f64,
     /// Float precision (`Auto`: bf16 on a CPU with AMX, else fp32).
     pub precision: Precision,
+    /// Runs that can train at once (Ray workers): with more than one, ensemble members train
+    /// beside the main model.
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+/// One worker.
+fn one() -> usize {
+    1
 }
 
 impl PlaybookConfig {
@@ -54,6 +63,7 @@ impl PlaybookConfig {
             seed: 42,
             valid_pct: 0.2,
             precision: Precision::Auto,
+            workers: 1,
         }
     }
 
@@ -93,6 +103,12 @@ pub struct StepResult {
     pub note: String,
     /// Its run folder, relative to the playbook folder, if it trained one.
     pub run: Option<PathBuf>,
+    /// It trained on another worker beside the main model's steps: its seconds overlap theirs.
+    #[serde(default)]
+    pub beside: bool,
+    /// When it ended, seconds since the Unix epoch.
+    #[serde(default)]
+    pub ended: Option<f64>,
 }
 
 /// `playbook.json`: the configuration, the plan and the steps done.
@@ -116,12 +132,22 @@ pub struct PlaybookState {
     /// Seconds spent in steps that were interrupted and started again.
     #[serde(default)]
     pub interrupted_s: f64,
+    /// Seconds the main model's steps waited for the steps beside them to end.
+    #[serde(default)]
+    pub waited_s: f64,
 }
 
 impl PlaybookState {
-    /// Seconds spent so far, across interruptions.
+    /// Seconds spent so far, across interruptions (steps beside the main model's count only
+    /// as long as it waited for them).
     pub fn spent_s(&self) -> f64 {
-        self.results.iter().map(|r| r.seconds).sum::<f64>() + self.interrupted_s
+        self.results
+            .iter()
+            .filter(|r| !r.beside)
+            .map(|r| r.seconds)
+            .sum::<f64>()
+            + self.interrupted_s
+            + self.waited_s
     }
 
     /// Steps finished (the measuring is not a step).
@@ -151,7 +177,7 @@ impl PlaybookState {
             .results
             .iter()
             .map(|r| r.seconds)
-            .chain([self.interrupted_s]);
+            .chain([self.interrupted_s, self.waited_s]);
         if times.clone().any(|t| !(t.is_finite() && t >= 0.0)) {
             return bad("a step's `seconds` is negative or not a number".into());
         }

@@ -60,6 +60,7 @@ impl<'a> Play<'a> {
                 .steps
                 .iter()
                 .take(state.steps_done())
+                .filter(|s| !s.beside)
                 .map(|s| s.estimate_s)
                 .sum::<f64>();
         let pace = (state.spent_s() / planned.max(1.0)).clamp(0.5, 3.0);
@@ -112,6 +113,8 @@ impl StepResult {
             seconds: 0.0,
             note: String::new(),
             run: None,
+            beside: false,
+            ended: None,
         }
     }
 

@@ -130,3 +130,70 @@ fn a_killed_playbook_resumes_without_redoing_its_finished_steps() {
     assert!(ok && out.contains("accuracy"), "{out}");
     assert!(dir.path().join("runs/p/playbook.html").is_file());
 }
+
+#[test]
+fn a_playbook_for_two_workers_trains_its_member_beside_the_main_model() {
+    use fastvision::learner::Listen;
+    use fastvision::playbook::{self, PlaybookConfig, Step};
+    let _g = common::rng_lock();
+    fastvision::weights::hub::set_offline(true);
+    let dir = tempfile::tempdir().unwrap();
+    photos(dir.path());
+    let device = fastvision::device();
+    let mut config = PlaybookConfig::new(dir.path().join("photos"), 20.0);
+    config.workers = 2;
+    let p = dir.path().join("p");
+    let planned = playbook::start(&config, &p, &device, &mut Listen::none()).unwrap();
+    let beside = playbook::beside_steps(&p).unwrap();
+    assert_eq!(beside.len(), 1, "{:?}", planned.plan.steps);
+    let member = &planned.plan.steps[beside[0]];
+    let main_epochs = planned.plan.steps.iter().find_map(|s| match s.step {
+        Step::Train { epochs, .. } => Some(epochs),
+        _ => None,
+    });
+    assert!(
+        matches!(member.step, Step::Member { epochs, .. } if Some(epochs) == main_epochs),
+        "a member as long as the main model: {:?}",
+        planned.plan.steps
+    );
+    // One worker runs the main model's steps: they stop at the member, nothing is finished.
+    let main = playbook::run_main(&p, &device, Listen::none()).unwrap();
+    assert_eq!(main.steps_done(), beside[0], "{:?}", main.results);
+    assert!(!p.join("playbook.html").exists());
+    // Another runs the member; run again (a retried task), it keeps what it did.
+    let done = playbook::run_beside(&p, beside[0], &device, Listen::none()).unwrap();
+    assert!(done.beside && done.accuracy.is_some(), "{done:?}");
+    let weights = p.join(done.run.as_ref().unwrap()).join("model.safetensors");
+    let before = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    let again = playbook::run_beside(&p, beside[0], &device, Listen::none()).unwrap();
+    assert_eq!(again, done);
+    assert_eq!(
+        std::fs::metadata(&weights).unwrap().modified().unwrap(),
+        before
+    );
+    let err = playbook::run_beside(&p, 0, &device, Listen::none()).unwrap_err();
+    assert!(err.to_string().contains("beside"), "{err}");
+    // The end collects it: two final models, an ensemble step, the page, and the member's
+    // time counted only as long as the main model's steps waited for it.
+    let end = playbook::resume(&p, &device, Listen::none()).unwrap();
+    assert_eq!(end.results.len(), end.plan.steps.len() + 1);
+    assert_eq!(end.models.len(), 2, "{:?}", end.models);
+    assert!(p.join("playbook.html").is_file());
+    let in_turn: f64 = end
+        .results
+        .iter()
+        .filter(|r| !r.beside)
+        .map(|r| r.seconds)
+        .sum();
+    assert!(
+        end.waited_s > 0.0 && end.waited_s <= done.seconds + 1.0,
+        "{}",
+        end.waited_s
+    );
+    assert!((end.spent_s() - in_turn - end.waited_s).abs() < 1e-9);
+    let table = playbook::table(&end).join("\n");
+    assert!(
+        table.contains("beside the main model") && table.contains("ensemble"),
+        "{table}"
+    );
+}
