@@ -170,21 +170,36 @@ def resume_playbook(
         task = member.options(name=f"fastvision-run-{i + 1}", **options)
         pending[task.remote(folder, i)] = f"member {n + 1}/{len(beside)}"
     failed = None
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        name = pending.pop(done[0])
-        try:
-            result = ray.get(done[0])
-        except Exception as e:  # every task is waited for before the first failure is raised
-            failed = failed or e
-            continue
-        if show:
-            said = "done" if result is None else f"accuracy {result[0]:.4f} in {result[1]:.1f}s"
-            print(f"{name}: {said}")
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            name = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as e:  # every task is waited for before the first failure is raised
+                failed = failed or e
+                continue
+            if show:
+                print(f"{name}: {_said(result)}")
+    except KeyboardInterrupt:
+        for task in pending:
+            ray.cancel(task, force=True)
+        raise KeyboardInterrupt(
+            f"stopped: {folder} keeps what is done; "
+            f"fastvision.ray.resume_playbook({folder!r}) continues it"
+        ) from None
     if failed is not None:
         raise failed
     folder, steps = _engine.resume_playbook(folder, progress=Progress(show))
     return _table(folder, steps)
+
+
+def _said(result) -> str:
+    """A task's outcome in words."""
+    if result is None:
+        return "done"
+    accuracy, seconds = result
+    return "skipped" if accuracy is None else f"accuracy {accuracy:.4f} in {seconds:.1f}s"
 
 
 def _slots(num_cpus: float, num_gpus: float) -> int:
