@@ -124,11 +124,12 @@ def run_playbook(
     progress: Any = None,
 ) -> Tuple[str, str]: ...
 def resume_playbook(path: str, progress: Any = None) -> Tuple[str, str]: ...
+def new_playbook_folder() -> str: ...
 def start_playbook(
     data: str,
     budget: str,
     workers: int,
-    path: Optional[str] = None,
+    path: str,
     arch: str = "resnet18",
     size: Optional[int] = None,
     seed: int = 42,

@@ -133,7 +133,7 @@ def playbook(
             os.path.abspath(os.fspath(data)),
             budget,
             workers,
-            path=None if path is None else os.path.abspath(os.fspath(path)),
+            os.path.abspath(os.fspath(path)) if path else _engine.new_playbook_folder(),
             arch=arch,
             size=size,
             seed=seed,

@@ -17,6 +17,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(playbook_main, m)?)?;
     m.add_function(wrap_pyfunction!(playbook_beside, m)?)?;
     m.add_function(wrap_pyfunction!(playbook_beside_steps, m)?)?;
+    m.add_function(wrap_pyfunction!(new_playbook_folder, m)?)?;
     Ok(())
 }
 
@@ -46,17 +47,27 @@ fn run_playbook(
     steps(&dir, &state)
 }
 
-/// Measures, plans for `workers` runs at once and creates the playbook folder `path` (absolute
-/// when none is given), running no step; returns (the folder, the plan as lines of text).
+/// The absolute path of a new playbook folder, `runs/playbook-<time>` here: named where the
+/// playbook is started, not on the worker that plans it.
 #[pyfunction]
-#[pyo3(signature = (data, budget, workers, path=None, arch="resnet18", size=None, seed=42, valid_pct=0.2, drop_confusing=false))]
+fn new_playbook_folder() -> PyResult<String> {
+    let dir = crate::settings::new_run(None, "playbook")?;
+    std::path::absolute(&dir)
+        .map(|d| d.display().to_string())
+        .map_err(|e| PyValueError::new_err(format!("{}: {e}", dir.display())))
+}
+
+/// Measures, plans for `workers` runs at once and creates the playbook folder `path`, running
+/// no step; returns (the folder, the plan as lines of text).
+#[pyfunction]
+#[pyo3(signature = (data, budget, workers, path, arch="resnet18", size=None, seed=42, valid_pct=0.2, drop_confusing=false))]
 #[allow(clippy::too_many_arguments)]
 fn start_playbook(
     py: Python<'_>,
     data: PathBuf,
     budget: &str,
     workers: usize,
-    path: Option<PathBuf>,
+    path: PathBuf,
     arch: &str,
     size: Option<u32>,
     seed: u64,
@@ -73,9 +84,7 @@ fn start_playbook(
         drop_confusing,
         workers,
     )?;
-    let dir = crate::settings::new_run(path, "playbook")?;
-    let dir = std::path::absolute(&dir)
-        .map_err(|e| PyValueError::new_err(format!("{}: {e}", dir.display())))?;
+    let dir = path;
     let device = fastvision::device();
     let state = listen::run(py, None, |mut l| {
         playbook::start(&config, &dir, &device, &mut l)
@@ -89,7 +98,11 @@ fn start_playbook(
 #[pyo3(signature = (path, progress=None))]
 fn playbook_main(py: Python<'_>, path: PathBuf, progress: Option<Py<PyAny>>) -> PyResult<()> {
     let device = fastvision::device();
-    listen::run_in(py, progress, &path, &resume_hint(&path), |l| {
+    let hint = format!(
+        "fastvision.ray.resume_playbook({:?})",
+        path.display().to_string()
+    );
+    listen::run_in(py, progress, &path, &hint, |l| {
         playbook::run_main(&path, &device, l).map(|_| ())
     })
 }

@@ -247,7 +247,8 @@ pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
 /// to be dropped and that costs under a fifth of the time left. Members are the main recipe
 /// with other seeds at the same size, so the pace measured at that size holds for them. With
 /// more than one worker, one member per further worker (at most [`MAX_MEMBERS`]) trains beside
-/// the main model, as many epochs as it, for no time of the budget but the ensemble step's.
+/// the main model, as many epochs as it, for no time of the budget but the ensemble step's
+/// (unless the confusing images are dropped: members then train on the cleaned data, in turn).
 pub fn plan(
     d: DataSize,
     sp: Speeds,
@@ -281,8 +282,13 @@ pub fn plan(
         let fits = runs * cost(e) + k as f64 * member_cost(e) <= room;
         (fits && e >= MEMBERS_FROM_EPOCHS && alone >= MEMBERS_FROM_EPOCHS).then_some((e, k))
     });
-    // With more workers, members train beside the main model: as long as it, for no time.
-    let beside = wishes.workers.saturating_sub(1).min(MAX_MEMBERS);
+    // With more workers, members train beside the main model: as long as it, for no time. Not
+    // when the confusing images are dropped: the members need the data as the retrain has it.
+    let beside = if wishes.drop_confusing {
+        0
+    } else {
+        wishes.workers.saturating_sub(1).min(MAX_MEMBERS)
+    };
     let (epochs, n_members) = if beside > 0 {
         let room = left - tta_s - judging_s - ensemble_s(beside + 1);
         (most_epochs(1, MAX_EPOCHS, room, |e| runs * cost(e)), beside)
@@ -520,6 +526,15 @@ mod tests {
             assert!(p.estimate_s() <= 240.0, "{} s", p.estimate_s());
             assert!(matches!(p.steps.last().unwrap().step, Step::Ensemble));
         }
+        let dropping = Wishes {
+            drop_confusing: true,
+            ..w(3)
+        };
+        let p = plan(d, speeds(), dropping, Arch::Resnet18, 1e-3, None);
+        assert!(
+            p.steps.iter().all(|s| !s.beside),
+            "members wait for the cleaned data"
+        );
     }
 
     #[test]

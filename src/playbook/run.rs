@@ -179,8 +179,9 @@ pub fn start(
     Ok(state)
 }
 
-/// Runs the main model's steps of the playbook in `dir` (made by [`start`]), up to the steps
-/// that train beside them, which [`run_beside`] runs on other workers; then [`resume`] ends it.
+/// Runs the main model's steps of the playbook in `dir` (made by [`start`]), up to the first
+/// step beside them that has not ended ([`run_beside`] runs those on other workers; when all
+/// have, on to the ensemble step); then [`resume`] ends it.
 pub fn run_main(dir: &Path, device: &Device, progress: Listen) -> Result<PlaybookState> {
     resume_in(dir, device, progress, Until::Beside)
 }
@@ -230,8 +231,10 @@ pub fn run_beside(
         result.note = "trained beside the main model, on another worker".into();
     }
     result.ended = Some(unix_s(std::time::SystemTime::now()));
-    write_json(&run.file(&beside_file(&folder)), &result)?;
-    Ok(result)
+    let file = run.file(&beside_file(&folder));
+    write_json(&file, &result)?;
+    // As a retried task will read it (JSON may round a float's last digit).
+    read_json(&file)
 }
 
 /// The indices (from 0) of the steps of the playbook in `dir` that train beside its main model.
@@ -435,7 +438,10 @@ fn collect(state: &mut PlaybookState, result: StepResult) {
         .find(|r| !r.beside)
         .and_then(|r| r.ended);
     if let (Some(main), Some(ended)) = (main_ended, result.ended) {
-        state.waited_s = state.waited_s.max(ended - main);
+        // At most its own seconds: a resume days later does not charge the days.
+        state.waited_s = state
+            .waited_s
+            .max((ended - main).clamp(0.0, result.seconds));
     }
     if let Some(run) = &result.run {
         state.models.push(run.clone());
@@ -447,6 +453,73 @@ fn collect(state: &mut PlaybookState, result: StepResult) {
 mod tests {
     use super::*;
 
+    /// A plan of no steps, for the state's bookkeeping.
+    fn make_test_plan() -> Plan {
+        Plan {
+            data: DataSize {
+                train: 10,
+                valid: 2,
+                size: 28,
+            },
+            speeds: Speeds {
+                train_s_per_image: 0.01,
+                infer_s_per_image: 0.001,
+                epoch_overhead_s: 0.3,
+                run_overhead_s: 1.0,
+            },
+            wishes: Wishes {
+                budget_s: 60.0,
+                spent_s: 1.0,
+                drop_confusing: false,
+                workers: 1,
+            },
+            arch: Arch::Resnet18,
+            lr: 1e-3,
+            pretrained: None,
+            steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_step_beside_the_main_model_counts_only_as_long_as_it_was_waited_for() {
+        let row = |name: &str, seconds: f64, ended: f64, beside: bool| StepResult {
+            name: name.into(),
+            what: String::new(),
+            accuracy: Some(0.5),
+            loss: None,
+            gain: None,
+            seconds,
+            note: String::new(),
+            run: beside.then(|| PathBuf::from(format!("steps/{name}"))),
+            beside,
+            ended: Some(ended),
+        };
+        let mut state = PlaybookState {
+            config: PlaybookConfig::new("d", 60.0),
+            plan: make_test_plan(),
+            results: vec![
+                row("measure", 5.0, 1005.0, false),
+                row("tta", 50.0, 1055.0, false),
+            ],
+            models: vec![PathBuf::from("steps/01-train")],
+            tta_helped: false,
+            step_started: None,
+            interrupted_s: 0.0,
+            waited_s: 0.0,
+        };
+        // Ended before the main model's steps: no wait.
+        collect(&mut state, row("a", 40.0, 1045.0, true));
+        assert_eq!(state.spent_s(), 55.0);
+        // Ended 10 s after them: 10 s.
+        collect(&mut state, row("b", 45.0, 1065.0, true));
+        assert_eq!(state.spent_s(), 65.0);
+        // Collected a day later: at most its own seconds.
+        collect(&mut state, row("c", 30.0, 1055.0 + 86_400.0, true));
+        assert_eq!(state.spent_s(), 85.0);
+        assert_eq!(state.models.len(), 4, "the members after the main model");
+        assert_eq!(state.steps_done(), 4);
+    }
+
     #[test]
     fn an_interrupted_step_counts_until_its_last_heartbeat_and_a_damaged_state_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -457,29 +530,7 @@ mod tests {
         let then = unix_s(std::fs::metadata(&beat).unwrap().modified().unwrap());
         let mut state = PlaybookState {
             config: PlaybookConfig::new("d", 60.0),
-            plan: Plan {
-                data: DataSize {
-                    train: 10,
-                    valid: 2,
-                    size: 28,
-                },
-                speeds: Speeds {
-                    train_s_per_image: 0.01,
-                    infer_s_per_image: 0.001,
-                    epoch_overhead_s: 0.3,
-                    run_overhead_s: 1.0,
-                },
-                wishes: Wishes {
-                    budget_s: 60.0,
-                    spent_s: 1.0,
-                    drop_confusing: false,
-                    workers: 1,
-                },
-                arch: Arch::Resnet18,
-                lr: 1e-3,
-                pretrained: None,
-                steps: Vec::new(),
-            },
+            plan: make_test_plan(),
             results: Vec::new(),
             models: Vec::new(),
             tta_helped: false,

@@ -179,18 +179,13 @@ fn a_playbook_for_two_workers_trains_its_member_beside_the_main_model() {
     assert_eq!(end.results.len(), end.plan.steps.len() + 1);
     assert_eq!(end.models.len(), 2, "{:?}", end.models);
     assert!(p.join("playbook.html").is_file());
-    let in_turn: f64 = end
-        .results
-        .iter()
-        .filter(|r| !r.beside)
-        .map(|r| r.seconds)
-        .sum();
+    // It ran after the main model's steps here, so they waited for all of it.
     assert!(
-        end.waited_s > 0.0 && end.waited_s <= done.seconds + 1.0,
-        "{}",
-        end.waited_s
+        (end.waited_s - done.seconds).abs() < 1e-6,
+        "{} vs {}",
+        end.waited_s,
+        done.seconds
     );
-    assert!((end.spent_s() - in_turn - end.waited_s).abs() < 1e-9);
     let table = playbook::table(&end).join("\n");
     assert!(
         table.contains("beside the main model") && table.contains("ensemble"),
