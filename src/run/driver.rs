@@ -77,10 +77,10 @@ pub fn resume<R: Recipe>(
     let p = recipe
         .prepare(device, &mut listen)
         .map_err(|e| e.in_file(run.file(run_dir::SETTINGS)))?;
-    if let (Some(then), Some((data, now))) = (&saved.data, recipe.fingerprint(&p)) {
-        if let Some(note) = then.check_resume(&now, &data)? {
-            listen.note(&note);
-        }
+    if let (Some(then), Some((data, now))) = (&saved.data, recipe.fingerprint(&p))
+        && let Some(note) = then.check_resume(&now, &data)?
+    {
+        listen.note(&note);
     }
     let mut learner = recipe.learner(&p, device, false, &mut listen)?;
     let state = learner.load_checkpoint(&ckpt)?;
