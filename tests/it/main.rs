@@ -6,6 +6,7 @@ mod common;
 mod augment;
 mod clean;
 mod cli;
+mod cli_apps;
 mod data;
 #[cfg(feature = "distributed")]
 mod distributed;
