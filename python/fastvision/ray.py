@@ -169,27 +169,7 @@ def resume_playbook(
     for n, i in enumerate(beside):
         task = member.options(name=f"fastvision-run-{i + 1}", **options)
         pending[task.remote(folder, i)] = f"member {n + 1}/{len(beside)}"
-    failed = None
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            name = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except Exception as e:  # every task is waited for before the first failure is raised
-                failed = failed or e
-                continue
-            if show:
-                print(f"{name}: {_said(result)}")
-    except KeyboardInterrupt:
-        for task in pending:
-            ray.cancel(task, force=True)
-        raise KeyboardInterrupt(
-            f"stopped: {folder} keeps what is done; "
-            f"fastvision.ray.resume_playbook({folder!r}) continues it"
-        ) from None
-    if failed is not None:
-        raise failed
+    _wait_all(pending, show, f"fastvision.ray.resume_playbook({folder!r}) continues it")
     folder, steps = _engine.resume_playbook(folder, progress=Progress(show))
     return _table(folder, steps)
 
@@ -250,10 +230,29 @@ def _train_all(
         task.options(name=f"fastvision-run-{i + 1}", **options).remote(folder, i): i
         for i in range(len(names))
     }
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        index = pending.pop(done[0])
-        result = ray.get(done[0])
-        if show:
-            said = "already trained" if result is None else f"accuracy {result[0]:.4f} in {result[1]:.1f}s"
-            print(f"{names[index]}: {said}")
+    _wait_all({ref: names[i] for ref, i in pending.items()}, show, "finished members are never trained again")
+
+
+def _wait_all(pending: dict, show: bool, resume: str) -> None:
+    """Waits for every task of ``pending`` (task → name), telling each one's outcome as it ends;
+    then raises the first failure. Ctrl-C cancels the tasks left and says ``resume``."""
+    import ray
+
+    failed = None
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            name = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as e:  # every task is waited for before the first failure is raised
+                failed = failed or e
+                continue
+            if show:
+                print(f"{name}: {_said(result)}")
+    except KeyboardInterrupt:
+        for task in pending:
+            ray.cancel(task, force=True)
+        raise KeyboardInterrupt(f"stopped: the folder keeps what is done; {resume}") from None
+    if failed is not None:
+        raise failed

@@ -196,12 +196,10 @@ pub fn run_beside(
     mut progress: Listen,
 ) -> Result<StepResult> {
     let run = RunDir::open(dir)?;
-    let path = run.file(STATE_FILE);
-    let mut state: PlaybookState = read_json(&path)?;
-    state.check(&path)?;
+    let mut state = load_state(&run)?;
     let Some(planned) = state.plan.steps.get(index).filter(|s| s.beside).cloned() else {
         return Err(crate::error::Error::model(
-            &path,
+            run.file(STATE_FILE),
             format!("its step {index} does not train beside the main model"),
         ));
     };
@@ -239,14 +237,19 @@ pub fn run_beside(
 
 /// The indices (from 0) of the steps of the playbook in `dir` that train beside its main model.
 pub fn beside_steps(dir: &Path) -> Result<Vec<usize>> {
-    let run = RunDir::open(dir)?;
-    let path = run.file(STATE_FILE);
-    let state: PlaybookState = read_json(&path)?;
-    state.check(&path)?;
+    let state = load_state(&RunDir::open(dir)?)?;
     Ok((state.plan.steps.iter().enumerate())
         .filter(|(_, s)| s.beside)
         .map(|(i, _)| i)
         .collect())
+}
+
+/// The playbook's state in `run`, refused when it cannot be continued.
+fn load_state(run: &RunDir) -> Result<PlaybookState> {
+    let path = run.file(STATE_FILE);
+    let state: PlaybookState = read_json(&path)?;
+    state.check(&path)?;
+    Ok(state)
 }
 
 /// The run folder of step `index` (from 0), relative to the playbook folder.
@@ -294,9 +297,7 @@ fn resume_in(
 ) -> Result<PlaybookState> {
     let run = RunDir::open(dir)?;
     let _lock = run.lock()?;
-    let path = run.file(STATE_FILE);
-    let mut state: PlaybookState = read_json(&path)?;
-    state.check(&path)?;
+    let mut state = load_state(&run)?;
     if let Some(lost) = count_interrupted(&mut state, &run.file(HEARTBEAT)) {
         progress.note(&format!(
             "the interrupted step {} had run {lost:.0} s: counted in the budget",
