@@ -111,6 +111,22 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
         cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
+    // On this machine the ranks' temporary folders (another rank's private copy of the run)
+    // live in one folder of the launch's, removed when it ends: a rank that is killed cannot
+    // remove its own.
+    let scratch = if hosts.is_empty() {
+        let dir = tempfile::Builder::new()
+            .prefix("fastvision-launch-")
+            .tempdir()
+            .context("could not create the ranks' temporary folder")?;
+        // (The ranks' only: mpirun keeps its own for its session files.)
+        let mut var = OsString::from("TMPDIR=");
+        var.push(dir.path());
+        cmd.arg("-x").arg(var);
+        Some(dir)
+    } else {
+        None
+    };
     let (program, pre) = this_program()?;
     cmd.arg(program).args(pre).args(&args.command);
     eprintln!(
@@ -137,6 +153,7 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("could not start {}", mpirun.display()))?;
+    drop(scratch);
     if !status.success() {
         bail!(
             "the ranks stopped ({}): mpirun's message above says which rank and why; every rank \

@@ -195,7 +195,10 @@ fn a_killed_rank_stops_the_job_and_the_run_resumes() {
         "{TWO_RANKS} -- tabular train {{}} --target species --epochs 400 --bs 16 --name {tag}"
     );
     let command = args(&command, &csv);
-    let (mut child, out) = spawn_cli(dir.path(), &command, &[]);
+    // The job's temporary folders go here, to check that none outlives it.
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_var = [("TMPDIR", tmp.path().to_str().unwrap())];
+    let (mut child, out) = spawn_cli(dir.path(), &command, &tmp_var);
     let run_dir: PathBuf = ["runs", tag].iter().collect();
     let ckpt = dir.path().join(&run_dir).join("checkpoint/checkpoint.json");
     let t0 = Instant::now();
@@ -216,6 +219,9 @@ fn a_killed_rank_stops_the_job_and_the_run_resumes() {
     // No rank is left behind.
     std::thread::sleep(Duration::from_millis(500));
     assert!(rank_pids(tag).is_empty(), "ranks still running");
+    // Nor the killed rank's private copy of the run.
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "temporary folders left: {left:?}");
     // The run folder kept its finished epochs, and all ranks resume it.
     let resume = format!("{TWO_RANKS} -- tabular train --resume {{}}");
     let (code, out) = run(dir.path(), &args(&resume, run_dir.to_str().unwrap()), 300);
