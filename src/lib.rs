@@ -31,6 +31,7 @@ pub mod report;
 pub mod run;
 pub mod run_dir;
 pub mod tabular;
+pub mod text;
 pub mod vision;
 pub mod weights;
 

@@ -256,7 +256,11 @@ pub fn train(args: TrainArgs, device: &Device) -> Result<()> {
         text.lines().take(20).for_each(|l| println!("  {l}"));
     }
     if let Some(m) = &summary.last {
-        let done = format!("after {} epochs in {:.1}s", m.epoch + 1, summary.seconds);
+        let done = format!(
+            "after {} in {:.1}s",
+            fastvision::text::count(m.epoch + 1, "epoch"),
+            summary.seconds
+        );
         match (m.accuracy, m.valid_loss) {
             (Some(a), Some(l)) => println!("final: accuracy {a:.4}, valid_loss {l:.4} {done}"),
             _ => println!(

@@ -107,58 +107,6 @@ pub enum Step {
     Ensemble,
 }
 
-impl Step {
-    /// A short name for tables and folder names.
-    pub fn name(&self) -> String {
-        match self {
-            Step::Train { .. } => "train".into(),
-            Step::Confusing { .. } => "confusing".into(),
-            Step::Retrain { .. } => "retrain".into(),
-            Step::Tta => "tta".into(),
-            Step::Member {
-                arch, seed, size, ..
-            } => format!("member-{arch}-s{seed}-{size}px"),
-            Step::Ensemble => "ensemble".into(),
-        }
-    }
-
-    /// What the step does, in words.
-    pub fn describe(&self) -> String {
-        match self {
-            Step::Train {
-                sizes,
-                epochs,
-                mixup,
-            } => format!(
-                "{epochs} epochs of one-cycle at {} px{}",
-                sizes
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" → "),
-                if *mixup { ", MixUp" } else { "" }
-            ),
-            Step::Confusing { folds: 0, .. } => {
-                "confusing images judged by the main model (in-sample)".into()
-            }
-            Step::Confusing { folds, epochs } => {
-                format!("confusing images out of fold: {folds} models of {epochs} epochs")
-            }
-            Step::Retrain { epochs } => {
-                format!("{epochs} epochs again without the confusing images")
-            }
-            Step::Tta => "test-time augmentation on the validation images".into(),
-            Step::Member {
-                arch,
-                seed,
-                size,
-                epochs,
-            } => format!("{arch}, seed {seed}, {size} px, {epochs} epochs"),
-            Step::Ensemble => "greedy selection of the ensemble (Caruana)".into(),
-        }
-    }
-}
-
 /// A step with its estimated time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedStep {
@@ -380,6 +328,14 @@ fn confusing_step(d: &DataSize, sp: &Speeds, epochs: usize, left: f64, drop: boo
 mod tests {
     use super::*;
 
+    /// The main model's epochs in `p` (its first step).
+    fn main_epochs(p: &Plan) -> usize {
+        match p.steps.first().map(|s| &s.step) {
+            Some(Step::Train { epochs, .. }) => *epochs,
+            _ => 0,
+        }
+    }
+
     fn speeds() -> Speeds {
         Speeds {
             train_s_per_image: 0.003,
@@ -423,10 +379,7 @@ mod tests {
                     p.steps.last().map(|s| &s.step),
                     Some(Step::Ensemble)
                 ));
-                let main = match p.steps.first().map(|s| &s.step) {
-                    Some(Step::Train { epochs, .. }) => *epochs,
-                    _ => 0,
-                };
+                let main = main_epochs(&p);
                 for s in &p.steps {
                     if let Step::Member { epochs, .. } = s.step {
                         assert!(epochs * 4 >= main, "{minutes} min: a {epochs}-epoch member");
@@ -451,17 +404,13 @@ mod tests {
         };
         let small = plan(d, speeds(), w(3.0), Arch::Resnet18, 1e-3, None);
         let big = plan(d, speeds(), w(30.0), Arch::Resnet18, 1e-3, None);
-        let epochs = |p: &Plan| match &p.steps[0].step {
-            Step::Train { epochs, .. } => *epochs,
-            _ => 0,
-        };
         let members = |p: &Plan| {
             p.steps
                 .iter()
                 .filter(|s| matches!(s.step, Step::Member { .. }))
                 .count()
         };
-        assert!(epochs(&big) > epochs(&small));
+        assert!(main_epochs(&big) > main_epochs(&small));
         for p in [&small, &big] {
             let Step::Train { sizes, epochs, .. } = &p.steps[0].step else {
                 panic!("the plan starts with the main model");

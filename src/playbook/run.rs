@@ -20,6 +20,7 @@ use crate::io::{read_json, write_json};
 use crate::learner::{Listen, Listener};
 use crate::models::Arch;
 use crate::run_dir::RunDir;
+use crate::text::count;
 use crate::vision::{self, TrainConfig};
 
 /// Measures the machine on the data (LR range test, timed) and plans within the budget; writes
@@ -118,7 +119,8 @@ pub fn plan_text(plan: &Plan) -> Vec<String> {
         .count();
     if let (Some(e), 0) = (main, members) {
         out.push(format!(
-            "  no ensemble members: the budget buys one model {e} epochs; a second model pays only once each gets {MEMBERS_FROM_EPOCHS}"
+            "  no ensemble members: the budget buys one model {}; a second model pays only once each gets {MEMBERS_FROM_EPOCHS}",
+            count(e, "epoch")
         ));
     }
     out

@@ -1,6 +1,6 @@
-//! Each step of the playbook runs itself ([`Step::run`]): the main model, confusing images,
-//! TTA, ensemble members and the ensemble, given what the playbook has done so far and the time
-//! it may take ([`Play`]).
+//! Each step of the playbook names, describes and runs itself ([`Step::run`]): the main model,
+//! confusing images, TTA, ensemble members and the ensemble, given what the playbook has done so
+//! far and the time it may take ([`Play`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,7 @@ use crate::io::write_atomic;
 use crate::learner::{Listen, Lrs};
 use crate::run::plan::most_epochs;
 use crate::run_dir::RunDir;
+use crate::text::count;
 use crate::vision::{self, TrainConfig};
 
 /// What a step runs with: the playbook folder and state, the device and listener, the
@@ -121,15 +122,73 @@ impl StepResult {
     /// Says that `run` of the `planned` epochs ran, to fit the budget.
     fn shortened(&mut self, run: usize, planned: usize) {
         if run != planned {
-            self.note = format!("{run} epochs instead of {planned}, to fit the budget");
+            self.note = format!(
+                "{} instead of {planned}, to fit the budget",
+                count(run, "epoch")
+            );
             self.what = self
                 .what
-                .replace(&format!("{planned} epochs"), &format!("{run} epochs"));
+                .replace(&count(planned, "epoch"), &count(run, "epoch"));
         }
     }
 }
 
 impl Step {
+    /// A short name for tables and folder names.
+    pub fn name(&self) -> String {
+        match self {
+            Step::Train { .. } => "train".into(),
+            Step::Confusing { .. } => "confusing".into(),
+            Step::Retrain { .. } => "retrain".into(),
+            Step::Tta => "tta".into(),
+            Step::Member {
+                arch, seed, size, ..
+            } => format!("member-{arch}-s{seed}-{size}px"),
+            Step::Ensemble => "ensemble".into(),
+        }
+    }
+
+    /// What the step does, in words.
+    pub fn describe(&self) -> String {
+        let epochs = |n: &usize| count(*n, "epoch");
+        match self {
+            Step::Train {
+                sizes,
+                epochs: e,
+                mixup,
+            } => format!(
+                "{} of one-cycle at {} px{}",
+                epochs(e),
+                sizes
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                if *mixup { ", MixUp" } else { "" }
+            ),
+            Step::Confusing { folds: 0, .. } => {
+                "confusing images judged by the main model (in-sample)".into()
+            }
+            Step::Confusing { folds, epochs: e } => {
+                format!(
+                    "confusing images out of fold: {folds} models of {}",
+                    epochs(e)
+                )
+            }
+            Step::Retrain { epochs: e } => {
+                format!("{} again without the confusing images", epochs(e))
+            }
+            Step::Tta => "test-time augmentation on the validation images".into(),
+            Step::Member {
+                arch,
+                seed,
+                size,
+                epochs: e,
+            } => format!("{arch}, seed {seed}, {size} px, {}", epochs(e)),
+            Step::Ensemble => "greedy selection of the ensemble (Caruana)".into(),
+        }
+    }
+
     /// Runs this step within `play`, recording what it did and bought in `result`.
     pub fn run(&self, play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
         match self {
@@ -258,8 +317,8 @@ fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> 
     let e = most_epochs(1, config.epochs, play.room, est);
     if est(e) > play.room || 4 * e < 3 * config.epochs {
         result.note = format!(
-            "skipped: {e} of its {} epochs fit what is left of the budget",
-            config.epochs
+            "skipped: {e} of its {} fit what is left of the budget",
+            count(config.epochs, "epoch")
         );
         return Ok(());
     }

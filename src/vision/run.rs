@@ -46,9 +46,9 @@ fn plan_notes(config: &TrainConfig) -> Vec<String> {
         .enumerate()
         .map(|(i, stage)| {
             format!(
-                "stage {}: {} epochs, {}, lr {}{}{}",
+                "stage {}: {}, {}, lr {}{}{}",
                 i + 1,
-                stage.epochs,
+                crate::text::count(stage.epochs, "epoch"),
                 stage.schedule,
                 stage.lrs,
                 if stage.frozen { ", body frozen" } else { "" },

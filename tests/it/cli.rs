@@ -317,11 +317,11 @@ fn augmentation_progressive_mixup_and_tta_from_the_command_line() {
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains("stage 1: 1 epochs") && out.contains("16 px"),
+        out.contains("stage 1: 1 epoch,") && out.contains("16 px"),
         "{out}"
     );
     assert!(
-        out.contains("stage 2: 1 epochs") && out.contains("24 px"),
+        out.contains("stage 2: 1 epoch,") && out.contains("24 px"),
         "{out}"
     );
     let train: serde_json::Value =
