@@ -126,9 +126,8 @@ pub fn run(cmd: GanCommand, device: &fastvision::burn::tensor::Device) -> Result
                     super::messages::resumable(e, "fastvision gan train --resume", &dir)
                 })?;
             println!(
-                "trained {} generator{} in {:.1}s",
-                nets.len(),
-                if nets.len() == 1 { "" } else { "s" },
+                "trained {} in {:.1}s",
+                fastvision::text::count(nets.len(), "generator"),
                 t0.elapsed().as_secs_f64()
             );
             println!("run folder: {}", dir.display());

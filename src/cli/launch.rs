@@ -130,7 +130,7 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
     let (program, pre) = this_program()?;
     cmd.arg(program).args(pre).args(&args.command);
     eprintln!(
-        "launch: {nproc} ranks{}, {threads} thread{} each{}",
+        "launch: {nproc} ranks{}, {} each{}",
         if hosts.is_empty() {
             " on this machine".to_string()
         } else {
@@ -143,7 +143,7 @@ pub fn launch(args: LaunchArgs) -> Result<()> {
                     .join(", ")
             )
         },
-        if threads == 1 { "" } else { "s" },
+        fastvision::text::count(threads, "thread"),
         if args.sync_bn {
             ", synchronised BatchNorm"
         } else {

@@ -112,12 +112,11 @@ impl Recipe for GanNetRecipe {
         let data = load_dataset(s.data.as_deref())?;
         let real = GanData::load(&data, &s.classes, s.gan.size, s.gan.bs)?;
         listen.note(&format!(
-            "{} real images of {}, {} px, {} channel{}",
+            "{} real images of {}, {} px, {}",
             real.n,
             s.classes.join(", "),
             real.size,
-            real.channels,
-            if real.channels == 1 { "" } else { "s" }
+            crate::text::count(real.channels, "channel")
         ));
         Ok(real)
     }

@@ -89,9 +89,8 @@ fn data_notes(data: &ImageFolder) -> Vec<String> {
             .map(|p| p.display().to_string())
             .collect();
         notes.push(format!(
-            "{} folder{} inside class folders: their images take the class's label ({}{})",
-            data.nested.len(),
-            if data.nested.len() == 1 { "" } else { "s" },
+            "{} inside class folders: their images take the class's label ({}{})",
+            crate::text::count(data.nested.len(), "folder"),
             shown.join(", "),
             if data.nested.len() > 5 { ", …" } else { "" }
         ));
