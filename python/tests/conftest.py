@@ -4,12 +4,18 @@ weights are looked up in the cache only (here and in the Ray nodes the tests sta
 
 import os
 import shutil
+import signal
 
 import pytest
 
 import fastvision as fv
 
 os.environ["FASTVISION_OFFLINE"] = "1"
+
+# Ctrl-C as in a terminal or a notebook: Python raises KeyboardInterrupt. A process started in
+# the background by a shell without job control (`cmd &` in a script, a CI runner) inherits
+# SIGINT ignored, and Python then installs no handler: the interrupt tests would test the shell.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
