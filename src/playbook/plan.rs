@@ -186,6 +186,42 @@ pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
     }
 }
 
+impl Step {
+    /// The main model at `size` px over `epochs`: progressive sizes and MixUp where that many
+    /// epochs earn them ([`PROGRESSIVE_FROM_EPOCHS`], [`MIXUP_FROM_EPOCHS`]).
+    pub fn main(size: u32, epochs: usize) -> Self {
+        Step::Train {
+            sizes: sizes_for(size, epochs),
+            epochs,
+            mixup: epochs >= MIXUP_FROM_EPOCHS,
+        }
+    }
+
+    /// This step as it runs with `epochs` instead of its planned ones (to fit the budget): a
+    /// shorter main model may also train at fewer sizes or without MixUp.
+    pub fn with_epochs(&self, epochs: usize) -> Self {
+        match self {
+            Step::Train { sizes, .. } => {
+                Step::main(sizes.iter().copied().max().unwrap_or_default(), epochs)
+            }
+            Step::Confusing { folds, .. } => Step::Confusing {
+                folds: *folds,
+                epochs,
+            },
+            Step::Retrain { .. } => Step::Retrain { epochs },
+            Step::Member {
+                arch, seed, size, ..
+            } => Step::Member {
+                arch: *arch,
+                seed: *seed,
+                size: *size,
+                epochs,
+            },
+            Step::Tta | Step::Ensemble => self.clone(),
+        }
+    }
+}
+
 /// Plans the playbook so that its estimate fits `wishes.budget_s`, spending where it pays:
 /// the main model first, with all the time there is up to [`MEMBERS_FROM_EPOCHS`] epochs (then
 /// test-time augmentation, which costs seconds); ensemble members only when the time buys the
@@ -243,14 +279,9 @@ pub fn plan(
     } else {
         shared.unwrap_or((alone, 0))
     };
-    let sizes = sizes_for(d.size, epochs);
     let mut steps = vec![PlannedStep {
         estimate_s: cost(epochs),
-        step: Step::Train {
-            sizes: sizes.clone(),
-            epochs,
-            mixup: epochs >= MIXUP_FROM_EPOCHS,
-        },
+        step: Step::main(d.size, epochs),
         beside: false,
     }];
     steps.push(confusing_step(&d, &sp, epochs, left, wishes.drop_confusing));

@@ -119,16 +119,15 @@ impl StepResult {
         }
     }
 
-    /// Says that `run` of the `planned` epochs ran, to fit the budget.
-    fn shortened(&mut self, run: usize, planned: usize) {
+    /// Says that `step` runs `run` of its planned `planned` epochs, to fit the budget, and
+    /// describes it as it runs.
+    fn shortened(&mut self, step: &Step, run: usize, planned: usize) {
         if run != planned {
             self.note = format!(
                 "{} instead of {planned}, to fit the budget",
                 count(run, "epoch")
             );
-            self.what = self
-                .what
-                .replace(&count(planned, "epoch"), &count(run, "epoch"));
+            self.what = step.with_epochs(run).describe();
         }
     }
 }
@@ -193,7 +192,7 @@ impl Step {
     pub fn run(&self, play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
         match self {
             Step::Train { epochs, .. } | Step::Retrain { epochs } => {
-                main_model(play, *epochs, result)
+                main_model(play, self, *epochs, result)
             }
             Step::Confusing { folds, epochs } => confusing(play, *folds, *epochs, result),
             Step::Tta => tta(play, result),
@@ -210,7 +209,7 @@ impl Step {
                     epochs: *epochs,
                     ..play.state.config.base()
                 };
-                member(play, config, result)
+                member(play, self, config, result)
             }
             Step::Ensemble => finish_ensemble(play.run, play.state, result, play.device),
         }
@@ -219,11 +218,16 @@ impl Step {
 
 /// The main model (or its retraining without the confusing images), as many of its `epochs`
 /// as fit.
-fn main_model(play: &mut Play<'_>, epochs: usize, result: &mut StepResult) -> Result<()> {
+fn main_model(
+    play: &mut Play<'_>,
+    step: &Step,
+    epochs: usize,
+    result: &mut StepResult,
+) -> Result<()> {
     let (data, speeds, pace) = (play.state.plan.data, play.state.plan.speeds, play.pace);
     let est = |e: usize| train_estimate(&data, &speeds, &sizes_for(data.size, e), e) * pace;
     let e = most_epochs(1, epochs, play.room, est);
-    result.shortened(e, epochs);
+    result.shortened(step, e, epochs);
     let previous = play.state.results.iter().rev().find_map(|r| r.accuracy);
     let a = play.train(&main_recipe(play.state, e), result)?;
     result.gain = previous.map(|p| a - p);
@@ -307,7 +311,12 @@ fn tta(play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
 /// An ensemble member of `config`'s architecture, seed and size with its planned epochs, or as
 /// many as the budget still holds; skipped when under three quarters of them fit (a member much
 /// shorter than the main model weakens the ensemble more than it adds).
-fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> Result<()> {
+fn member(
+    play: &mut Play<'_>,
+    step: &Step,
+    config: TrainConfig,
+    result: &mut StepResult,
+) -> Result<()> {
     let plan = &play.state.plan;
     let size = config.size.unwrap_or(plan.data.size);
     let d = DataSize { size, ..plan.data };
@@ -322,7 +331,7 @@ fn member(play: &mut Play<'_>, config: TrainConfig, result: &mut StepResult) -> 
         );
         return Ok(());
     }
-    result.shortened(e, config.epochs);
+    result.shortened(step, e, config.epochs);
     let config = TrainConfig {
         epochs: e,
         split_seed: Some(play.state.config.seed),
@@ -434,4 +443,30 @@ fn finish_ensemble(
     let r = crate::ensemble::report::report(run.path(), device)?;
     crate::ensemble::report::write(run.path(), &r)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::thresholds::{MIXUP_FROM_EPOCHS, PROGRESSIVE_FROM_EPOCHS};
+
+    #[test]
+    fn a_shortened_main_model_reads_as_it_runs() {
+        let planned = PROGRESSIVE_FROM_EPOCHS.max(MIXUP_FROM_EPOCHS) + 2;
+        let step = Step::main(28, planned);
+        let mut r = StepResult::of(&step);
+        assert_eq!(
+            r.what,
+            format!("{planned} epochs of one-cycle at 16 → 28 px, MixUp")
+        );
+        r.shortened(&step, 5, planned);
+        assert_eq!(r.what, "5 epochs of one-cycle at 28 px");
+        assert_eq!(
+            r.note,
+            format!("5 epochs instead of {planned}, to fit the budget")
+        );
+        let mut same = StepResult::of(&step);
+        same.shortened(&step, planned, planned);
+        assert_eq!((same.what, same.note), (step.describe(), String::new()));
+    }
 }
