@@ -15,7 +15,9 @@ def test_a_stopped_playbook_resumes_and_returns_its_table(photos, tmp_path):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            fv.playbook(photos, budget="20s", path=folder, show=False)
+            # 30 s: with the other pytest worker on the same two cores, the measuring took 11
+            # of a 20 s budget and left the main model 3 steps of SGD: chance accuracy.
+            fv.playbook(photos, budget="30s", path=folder, show=False)
     finally:
         timer.cancel()
     assert folder.is_dir(), "the folder is kept"
