@@ -116,9 +116,12 @@ async fn relabel_delete_and_undo_in_headless_chromium() {
     );
 
     let port = free_port();
+    // Chromium's profile and scratch folders go in the test's folder (left in /tmp they
+    // outlived every run: two a run).
     let _driver = Killed(
         Command::new(driver)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
