@@ -39,8 +39,8 @@ pub struct BenchArgs {
     /// (GFLOP/s on all cores: the ceiling of the convolutions).
     #[arg(long, value_name = "N", value_parser = between(64, 8192))]
     gemm: Option<u32>,
-    /// Float precision of training and inference: auto (bf16 on a CPU with AMX tiles, else
-    /// fp32), fp32, bf16, fp16 (GPU).
+    /// Float precision of training and inference: auto (bf16 on AMX tiles or AMD's AVX-512
+    /// BF16, else fp32), fp32, bf16, fp16 (GPU).
     #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
     pub precision: Precision,
 }

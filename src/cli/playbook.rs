@@ -41,7 +41,7 @@ pub struct PlaybookArgs {
     /// Validation fraction when DIR has no valid/ folder, strictly between 0 and 1.
     #[arg(long, default_value_t = 0.2, value_parser = open_fraction)]
     valid_pct: f64,
-    /// Float precision: auto (bf16 on a CPU with AMX tiles, else fp32), fp32, bf16, fp16 (GPU).
+    /// Float precision: auto (bf16 on AMX tiles or AMD's AVX-512 BF16, else fp32), fp32, bf16, fp16 (GPU).
     #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
     pub precision: Precision,
     /// Playbook folder name under ./runs [default: a timestamp].

@@ -144,9 +144,9 @@ pub struct TrainArgs {
     /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
     #[arg(long)]
     pub snapshots: bool,
-    /// Float precision of the convolutions, over f32 weights: auto (bf16 on a CPU with AMX
-    /// tiles, else fp32), fp32, bf16 (a CPU with AVX-512 BF16 or AMX; libtorch on CUDA) or fp16
-    /// (a GPU, with loss scaling: fastai's to_fp16).
+    /// Float precision of the convolutions, over f32 weights: auto (bf16 on AMX tiles or AMD's
+    /// AVX-512 BF16, else fp32), fp32, bf16 (a CPU with AVX-512 BF16 or AMX; libtorch on CUDA)
+    /// or fp16 (a GPU, with loss scaling: fastai's to_fp16).
     #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
     pub precision: Precision,
 }

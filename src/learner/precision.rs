@@ -2,7 +2,8 @@
 //! PyTorch's autocast — half-precision convolutions over f32 master weights
 //! ([`crate::ops::autocast`]), with dynamic loss scaling for fp16 so small gradients do not
 //! flush to zero. On the CPU, bf16 runs where the CPU multiplies it natively
-//! ([`crate::ops::kernels::bf16`]); `auto` takes it where that is measured faster (AMX).
+//! ([`crate::ops::kernels::bf16`]); `auto` takes it where that is measured faster (AMX tiles,
+//! AVX-512 BF16 on AMD).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -16,8 +17,8 @@ use crate::ops::kernels::bf16::{self, Mul};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// bf16 on a CPU with AMX tiles (1.1–1.8× faster there than f32), f32 everywhere else
-    /// ([`Precision::resolve`]).
+    /// bf16 on a CPU whose bf16 arithmetic is measured faster than f32 (AMX tiles, AVX-512
+    /// BF16 on AMD), f32 everywhere else ([`Precision::resolve`]).
     #[default]
     Auto,
     /// Everything in f32 (fastai's default).
@@ -65,14 +66,14 @@ impl Precision {
     }
 
     /// The definite precision `self` means on `device`: `Auto` is bf16 on a CPU whose bf16
-    /// runs on AMX tiles (there ResNet-18 trains 1.07–1.52× and predicts 1.18–1.79× faster than
-    /// in f32 at 28–224 px; docs/benchmarks.md), fp32 elsewhere — on AVX-512 BF16 alone bf16 products are no
-    /// faster than f32 FMAs on the CPUs measured, and GPUs train in fp32 unless asked.
+    /// arithmetic is measured faster than its f32 FMAs ([`bf16::faster_than_f32`]: AMX tiles,
+    /// AVX-512 BF16 on AMD; there ResNet-18 trains and predicts 1.1–1.8× faster than in f32,
+    /// docs/benchmarks.md), fp32 elsewhere (GPUs train in fp32 unless asked).
     pub fn resolve(self, device: &Device) -> Self {
         match self {
             Self::Auto
                 if crate::backend::backend_of(device) == "flex"
-                    && bf16::native() == Some(Mul::Amx) =>
+                    && bf16::faster_than_f32().is_some() =>
             {
                 Self::Bf16
             }
@@ -82,19 +83,21 @@ impl Precision {
     }
 
     /// `self` resolved on `device`, and why, in a few words for the device line
-    /// (`bf16 (auto: AMX tiles)`, `bf16 (AVX-512 BF16)`, `fp32 (auto: no AMX)`).
+    /// (`bf16 (auto: AMX tiles)`, `bf16 (auto: AVX-512 BF16 on AMD)`,
+    /// `fp32 (auto: AVX-512 BF16 only, no faster than f32 here)`).
     pub fn explain(self, device: &Device) -> String {
         let resolved = self.resolve(device);
         let flex = crate::backend::backend_of(device) == "flex";
         let unit = match bf16::native() {
             Some(Mul::Amx) => "AMX tiles",
+            Some(_) if bf16::faster_than_f32().is_some() => "AVX-512 BF16 on AMD",
             Some(_) => "AVX-512 BF16",
             None => "no native bf16",
         };
         match (self, resolved, flex) {
             (Self::Auto, Self::Bf16, _) => format!("bf16 (auto: {unit})"),
             (Self::Auto, _, true) if bf16::native().is_some() => {
-                format!("fp32 (auto: {unit} only, no faster than f32)")
+                format!("fp32 (auto: {unit} only, no faster than f32 here)")
             }
             (Self::Auto, _, true) => "fp32 (auto: no native bf16 on this CPU)".into(),
             (Self::Auto, _, false) => "fp32 (auto)".into(),
@@ -241,14 +244,14 @@ mod tests {
         assert!(Precision::Fp16.check(&Device::flex()).is_err());
         assert!(Precision::Fp32.check(&Device::flex()).is_ok());
         assert!(Precision::Auto.check(&Device::flex()).is_ok());
-        // bf16 on the CPU exactly where it has native bf16; auto takes it only with AMX.
+        // bf16 on the CPU exactly where it has native bf16; auto takes it where that is faster.
         let native = bf16::native();
         assert_eq!(
             Precision::Bf16.check(&Device::flex()).is_ok(),
             native.is_some()
         );
         let auto = Precision::Auto.resolve(&Device::flex());
-        assert_eq!(auto == Precision::Bf16, native == Some(Mul::Amx));
+        assert_eq!(auto == Precision::Bf16, bf16::faster_than_f32().is_some());
         assert_eq!("auto".parse::<Precision>(), Ok(Precision::Auto));
     }
 }

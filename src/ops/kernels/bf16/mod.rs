@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use super::mat::Mat;
 
 /// How a convolution's products multiply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mul {
     /// f32 products (the `gemm` crate).
     #[default]
@@ -42,6 +42,34 @@ impl Mul {
 /// either (or on other architectures).
 pub fn native() -> Option<Mul> {
     units().into_iter().next()
+}
+
+/// The bf16 arithmetic that is measured faster than f32 FMAs on this CPU, which `auto`
+/// precision takes: AMX tiles (Intel Sapphire Rapids: ResNet-18 1.1–1.8× f32), or AVX-512 BF16
+/// on an AMD CPU (Zen 4: a 2048³ product 1.6× f32's, docs/benchmarks.md). `None` elsewhere:
+/// Sapphire Rapids' AVX-512 BF16 alone runs at half its f32 FMA rate, other Intel CPUs with it
+/// were not measured.
+pub fn faster_than_f32() -> Option<Mul> {
+    match native()? {
+        Mul::Avx512Bf16 if !amd() => None,
+        unit => Some(unit),
+    }
+}
+
+/// Whether the CPU is AMD's (CPUID vendor "AuthenticAMD").
+fn amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        let id = unsafe { std::arch::x86_64::__cpuid(0) };
+        [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .eq(*b"AuthenticAMD")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Every bf16 arithmetic this CPU has, fastest first.
@@ -391,6 +419,18 @@ struct Scratch([f32; PANEL * PANEL]);
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_vendor_check_agrees_with_the_kernel_and_auto_follows_it() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        assert_eq!(amd(), info.contains("AuthenticAMD"));
+        let expected = match native() {
+            Some(Mul::Avx512Bf16) if !amd() => None,
+            unit => unit,
+        };
+        assert_eq!(faster_than_f32(), expected);
+    }
 
     fn ramp(n: usize, seed: f64) -> Vec<f32> {
         (0..n)
