@@ -1,6 +1,7 @@
 //! Prediction with a trained bundle: class probabilities for image files or a whole loader.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -17,6 +18,7 @@ use crate::error::Result;
 use crate::learner::Precision;
 use crate::models::ImageClassifier;
 use crate::ops::autocast::with_autocast;
+use crate::ops::kernels::{FrozenWeights, with_frozen_weights};
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +51,10 @@ pub struct Predictor {
     pub combination: super::combine::Combination,
     /// Images an ensemble's weights were fitted on: left out whenever it is scored.
     pub fit_items: Vec<PathBuf>,
-    /// The convolutions' precision (resolved: `Auto` is bf16 on a CPU with AMX, else fp32).
+    /// The convolutions' precision (resolved: `Auto` is bf16 where the CPU's bf16 is faster).
     precision: Precision,
+    /// The model's weights packed for bf16 products, kept from batch to batch.
+    frozen: Arc<FrozenWeights>,
 }
 
 impl Predictor {
@@ -95,6 +99,7 @@ impl Predictor {
             combination: super::combine::Combination::Mean,
             fit_items: Vec::new(),
             precision: Precision::Auto.resolve(&device),
+            frozen: FrozenWeights::new(),
             device,
         }
     }
@@ -118,7 +123,9 @@ impl Predictor {
     /// Class probabilities of a host batch.
     pub fn probs_for_batch(&self, batch: &crate::data::Batch) -> Vec<Vec<f32>> {
         let half = self.precision.half();
-        let logits = with_autocast(half, || self.model.forward(batch.images(&self.device)));
+        let logits = with_frozen_weights(&self.frozen, || {
+            with_autocast(half, || self.model.forward(batch.images(&self.device)))
+        });
         let n_classes = self.config.vocab.len();
         let flat: Vec<f32> = softmax(logits, 1)
             .into_data()

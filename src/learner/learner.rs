@@ -24,6 +24,7 @@ use crate::data::loader::mix;
 use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::ops::autocast::with_autocast;
+use crate::ops::kernels::{FrozenWeights, with_frozen_weights};
 
 /// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`]:
 /// a tabular model, a WGAN) with fastai's Adam and callbacks: one fit loop whose step the model
@@ -449,8 +450,11 @@ impl<M: Trainable> Learner<M> {
         let group = crate::distributed::group();
         let v = if group.is_none_or(|g| g.rank() == 0) {
             let device = self.device.clone().without_autodiff();
-            with_autocast(self.precision.half(), || {
-                self.model.valid().validate(&self.dls, &device)
+            // The weights do not change while validating: packed once for every batch.
+            with_frozen_weights(&FrozenWeights::new(), || {
+                with_autocast(self.precision.half(), || {
+                    self.model.valid().validate(&self.dls, &device)
+                })
             })
         } else {
             Validation::default()

@@ -264,7 +264,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: Activation) -> 
             shift = shift + b.val() * scale.clone();
         }
         let weight = conv.weight.val();
-        let geom = geom_of(&x, &weight, &options, mul);
+        let geom = geom_of(&x, &weight, &options, mul).with_weight_id(conv.weight.id.val());
         return Tensor::from_dispatch(<Dispatch as FastConvInference>::fast_conv2d_affine_act(
             x.into_dispatch(),
             weight.into_dispatch(),

@@ -1,10 +1,13 @@
 //! The forward convolution `Y = W · col(X)`, with inference's affine map and activation fused
 //! into the output pass.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::bf16::{Left, Packed, Pairs};
 use super::buffers::*;
+use super::frozen::packed_weight;
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
@@ -67,7 +70,8 @@ pub fn conv2d_forward_fused(
 
 /// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
 /// tap, else one product per live tap, `Y += W_t · col_t`, with `W_t` (`[o × c]`) read in
-/// place from the weight (the other taps only read padding).
+/// place from the weight (the other taps only read padding). In bf16 each weight operand is
+/// packed once (and kept under `with_frozen_weights`).
 pub(super) fn weight_times_col(
     w: &[f32],
     col: &[f32],
@@ -75,22 +79,37 @@ pub(super) fn weight_times_col(
     taps: &[(usize, usize)],
 ) -> Vec<f32> {
     let (nt, n) = (taps.len(), col.len() / (g.c * taps.len()).max(1));
+    let weight = |a: Mat<'_>, k: usize, tap: Option<usize>| {
+        packed_weight(g.weight_id, a, g.o, k, g.mul, tap)
+    };
     if nt == g.kh * g.kw {
-        return matmul(g.o, n, g.k(), Mat::rows(w, g.k()), Mat::rows(col, n), g.mul);
+        let a = Mat::rows(w, g.k());
+        let packed = weight(a, g.k(), None);
+        return matmul_left(g.o, n, g.k(), left(a, &packed), Mat::rows(col, n), g.mul);
     }
-    let mut yt = matmul(
+    let tap_index = |(i, j): (usize, usize)| Some(i * g.kw + j);
+    let w_0 = tap_weight(w, g, taps[0]);
+    let packed = weight(w_0, g.c, tap_index(taps[0]));
+    let mut yt = matmul_left(
         g.o,
         n,
         g.c,
-        tap_weight(w, g, taps[0]),
+        left(w_0, &packed),
         tap_rows(col, n, nt, 0),
         g.mul,
     );
     for (t, &tap) in taps.iter().enumerate().skip(1) {
         let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
-        matmul_into(&mut yt, n, g.o, n, g.c, w_t, col_t, true, g.mul);
+        let packed = weight(w_t, g.c, tap_index(tap));
+        let a = left(w_t, &packed);
+        product_into(&mut yt, n, g.o, n, g.c, a, col_t, true, g.mul);
     }
     yt
+}
+
+/// `a` packed as `packed` where there is a packed copy, else as it lies.
+fn left<'a>(a: Mat<'a>, packed: &'a Option<Arc<Packed>>) -> Left<'a> {
+    packed.as_deref().map_or(Left::Mat(a), Left::Packed)
 }
 
 /// `[b, o, oh, ow]` from a GEMM's `[o × b·oh·ow]` output, whose columns are `(image, pixel)`
@@ -130,10 +149,11 @@ pub(super) fn forward_by_image(
     let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
     let pairs = small_plane_pairs(g, taps);
     let per_core = g.b.div_ceil(rayon::current_num_threads());
-    // In bf16 the weight is rounded and packed once for every image.
-    let packed = Packed::new(Mat::rows(w, k), g.o, k, g.mul);
+    // In bf16 the weight is rounded and packed once for every image (and every call, under
+    // `with_frozen_weights`).
+    let packed = packed_weight(g.weight_id, Mat::rows(w, k), g.o, k, g.mul, None);
     let weight = packed
-        .as_ref()
+        .as_deref()
         .map_or(Left::Mat(Mat::rows(w, k)), Left::Packed);
     let mut y = uninit(g.b * g.o * s);
     y.par_chunks_mut(g.o * s)

@@ -8,17 +8,13 @@ pub(super) use super::mat::Mat;
 
 /// `dst[m × n] (row-major) = a[m × k] · b[k × n]`, one multithreaded GEMM (the `gemm` crate).
 pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, mul: Mul) -> Vec<f32> {
+    matmul_left(m, n, k, Left::Mat(a), b, mul)
+}
+
+/// [`matmul`] with a left operand that may be packed already.
+pub(super) fn matmul_left(m: usize, n: usize, k: usize, a: Left, b: Mat, mul: Mul) -> Vec<f32> {
     let mut dst = uninit(m * n);
-    product_into_unwritten(
-        &mut dst,
-        m,
-        n,
-        k,
-        Left::Mat(a),
-        b,
-        rayon::current_num_threads(),
-        mul,
-    );
+    product_into_unwritten(&mut dst, m, n, k, a, b, rayon::current_num_threads(), mul);
     // SAFETY: `product_into_unwritten` initialised every element.
     unsafe { assume_init(dst) }
 }
@@ -106,7 +102,23 @@ pub fn matmul_into(
     accumulate: bool,
     mul: Mul,
 ) {
-    a.check(m, k);
+    product_into(dst, dst_rs, m, n, k, Left::Mat(a), b, accumulate, mul);
+}
+
+/// [`matmul_into`] with a left operand that may be packed already.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product_into(
+    dst: &mut [f32],
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Left,
+    b: Mat,
+    accumulate: bool,
+    mul: Mul,
+) {
+    check_left(a, m, k);
     b.check(k, n);
     Mat::rows(dst, dst_rs).check(m, n);
     if m == 0 || n == 0 {
@@ -130,7 +142,7 @@ pub fn matmul_into(
             k,
             Ptr(dst.as_mut_ptr()),
             dst_rs,
-            Left::Mat(a),
+            a,
             b,
             accumulate,
             threads,
@@ -205,12 +217,11 @@ pub(super) unsafe fn split_gemm(
     parts: usize,
     mul: Mul,
 ) {
-    // Below ~2 MFLOP a split costs more than it saves; a packed left operand runs on one core.
-    let split = match a {
-        Left::Mat(a) if parts > 1 && m * n * k >= 1 << 20 && (m >= 2 || n >= 2) => Some(a),
-        _ => None,
-    };
-    let Some(a) = split else {
+    // Below ~2 MFLOP a split costs more than it saves. A packed left operand is split by
+    // columns only (its panels are shared by both halves).
+    let packed = matches!(a, Left::Packed(_));
+    let split = parts > 1 && m * n * k >= 1 << 20 && (n >= 2 || (m >= 2 && !packed));
+    if !split {
         if mul.is_bf16() {
             // SAFETY: as promised by the caller; `bf16::gemm` checks `mul` and packed shapes.
             unsafe { bf16::gemm(m, n, k, dst.0, dst_rs, a, Right::Mat(b), accumulate, mul) };
@@ -246,7 +257,7 @@ pub(super) unsafe fn split_gemm(
         return;
     };
     let (p0, p1) = (parts / 2, parts - parts / 2);
-    if m >= n {
+    if let (Left::Mat(a), true) = (a, m >= n) {
         let h = m * p0 / parts;
         let a1 = Mat {
             data: &a.data[h * a.rs..],
@@ -280,21 +291,8 @@ pub(super) unsafe fn split_gemm(
         // SAFETY: columns [0, h) and [h, n) of `dst` are disjoint blocks of the caller's block.
         let dst1 = Ptr(unsafe { dst.0.add(h) });
         rayon::join(
-            || unsafe { split_gemm(m, h, k, dst, dst_rs, Left::Mat(a), b, accumulate, p0, mul) },
-            || unsafe {
-                split_gemm(
-                    m,
-                    n - h,
-                    k,
-                    dst1,
-                    dst_rs,
-                    Left::Mat(a),
-                    b1,
-                    accumulate,
-                    p1,
-                    mul,
-                )
-            },
+            || unsafe { split_gemm(m, h, k, dst, dst_rs, a, b, accumulate, p0, mul) },
+            || unsafe { split_gemm(m, n - h, k, dst1, dst_rs, a, b1, accumulate, p1, mul) },
         );
     }
 }

@@ -32,6 +32,9 @@ pub struct ConvGeom {
     pub ow: usize,
     /// How the convolution's products multiply (f32 unless set with [`ConvGeom::with_mul`]).
     pub mul: Mul,
+    /// The weight's parameter id when the weight is a model's parameter that does not change
+    /// while [`super::with_frozen_weights`] is on: the key of its packed copy there.
+    pub weight_id: Option<u64>,
 }
 
 impl ConvGeom {
@@ -71,12 +74,21 @@ impl ConvGeom {
             oh: out(h, kh, stride[0], padding[0], dilation[0]),
             ow: out(w, kw, stride[1], padding[1], dilation[1]),
             mul: Mul::F32,
+            weight_id: None,
         }
     }
 
     /// The same geometry with its products multiplied as `mul`.
     pub fn with_mul(self, mul: Mul) -> Self {
         Self { mul, ..self }
+    }
+
+    /// The same geometry for a weight that is the parameter `id` (see [`ConvGeom::weight_id`]).
+    pub fn with_weight_id(self, id: u64) -> Self {
+        Self {
+            weight_id: Some(id),
+            ..self
+        }
     }
 
     /// Rows of the full im2col matrix: `c · kh · kw`.

@@ -313,3 +313,40 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
         }
     }
 }
+
+/// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,
+/// with the same result as packing it on each call; a weight rewritten in place (same address,
+/// same id) is packed again; a weight that is not a parameter is never kept.
+#[test]
+fn frozen_weights_are_packed_once_and_never_read_stale() {
+    use super::frozen::{FrozenWeights, with_frozen_weights};
+    let units = super::bf16::units();
+    if units.is_empty() {
+        eprintln!("no native bf16 on this CPU: nothing to check");
+        return;
+    }
+    for (xs, ws, st, pad, dil) in PATH_CASES {
+        for &unit in &units {
+            let plain = ConvGeom::new(xs, ws, st, pad, dil).with_mul(unit);
+            let g = plain.with_weight_id(42);
+            let x = ramp(xs.iter().product(), 0.1);
+            let mut w = ramp(ws.iter().product(), 0.7);
+            let want = conv2d_forward(&x, &w, &g);
+            let frozen = FrozenWeights::new();
+            with_frozen_weights(&frozen, || {
+                let _ = conv2d_forward(&x, &w, &plain);
+                assert!(frozen.is_empty(), "{g:?}: kept a weight with no id");
+                for _ in 0..2 {
+                    assert_eq!(conv2d_forward(&x, &w, &g), want, "{g:?}");
+                }
+            });
+            let kept = frozen.len();
+            assert!(kept > 0, "{g:?}: nothing kept");
+            w.iter_mut().for_each(|v| *v = 0.5 - *v);
+            let fresh = conv2d_forward(&x, &w, &plain);
+            let got = with_frozen_weights(&frozen, || conv2d_forward(&x, &w, &g));
+            assert_eq!(got, fresh, "{g:?}: read a stale packing");
+            assert_eq!(frozen.len(), kept, "{g:?}: repacked beside, not in place");
+        }
+    }
+}
