@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """fastvision against PyTorch's CPU paths, in turn, on this machine: ResNet-18 training and
 inference throughput (images/s) at 28, 64 and 224 px, for fastvision in fp32 and in its default
-precision (`auto`: bf16 where the CPU has AMX tiles) and PyTorch in fp32, fp32 channels-last,
+precision (`auto`: bf16 on AMX tiles or AMD's AVX-512 BF16) and PyTorch in fp32, fp32 channels-last,
 bf16 autocast and bf16 autocast + channels-last (`bench/pytorch_bench.py --no-loader`). Each
 round runs every configuration once, one after the other, so the machine's drift touches them
 alike; the table gives the median over the rounds (and the range). Then the ceilings: one
 2048×2048×2048 product on all cores, fastvision's GEMM (`fastvision bench --gemm`) and
 PyTorch's `torch.matmul`, in f32 and bf16. With --write the table replaces the section between
-the markers in docs/benchmarks.md.
+the markers in docs/benchmarks.md (`--section NAME`: between `<!-- NAME:begin -->` and
+`<!-- NAME:end -->`, one section per CPU measured).
 
 Needs `cargo build` (the CLI at target/debug/fastvision) and PyTorch + torchvision in PYTHON's
 environment (default: python3):
     pip install torch torchvision
     PYTHON=/path/to/venv/bin/python python3 bench/cpu_precision.py [--rounds 3] [--write]
+        [--section cpu-precision-amd]
 """
 import argparse, json, os, re, statistics, subprocess, sys, time
 
@@ -58,6 +60,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
+    ap.add_argument("--section", default="cpu-precision", help="the markers' name in docs/benchmarks.md")
     args = ap.parse_args()
     python = os.environ.get("PYTHON", "python3")
     figures = {}  # (size, config) -> [(train, infer)]
@@ -107,7 +110,7 @@ def main():
     if args.write:
         path = os.path.join(ROOT, "docs", "benchmarks.md")
         doc = open(path).read()
-        begin, end = "<!-- cpu-precision:begin -->", "<!-- cpu-precision:end -->"
+        begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
         if begin not in doc:
             raise SystemExit(f"{path} has no {begin} … {end} section")
         head, rest = doc.split(begin, 1)
