@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::bf16::{Left, Packed, Pairs};
 use super::buffers::*;
-use super::frozen::packed_weight;
+use super::frozen::{kept_weight, packed_weight};
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
@@ -70,8 +70,8 @@ pub fn conv2d_forward_fused(
 
 /// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
 /// tap, else one product per live tap, `Y += W_t · col_t`, with `W_t` (`[o × c]`) read in
-/// place from the weight (the other taps only read padding). In bf16 each weight operand is
-/// packed once (and kept under `with_frozen_weights`).
+/// place from the weight (the other taps only read padding). Under `with_frozen_weights` each
+/// bf16 weight operand comes packed from there.
 pub(super) fn weight_times_col(
     w: &[f32],
     col: &[f32],
@@ -79,9 +79,9 @@ pub(super) fn weight_times_col(
     taps: &[(usize, usize)],
 ) -> Vec<f32> {
     let (nt, n) = (taps.len(), col.len() / (g.c * taps.len()).max(1));
-    let weight = |a: Mat<'_>, k: usize, tap: Option<usize>| {
-        packed_weight(g.weight_id, a, g.o, k, g.mul, tap)
-    };
+    // Packed here only where it is kept across calls; otherwise each core packs its part.
+    let weight =
+        |a: Mat<'_>, k: usize, tap: Option<usize>| kept_weight(g.weight_id, a, g.o, k, g.mul, tap);
     if nt == g.kh * g.kw {
         let a = Mat::rows(w, g.k());
         let packed = weight(a, g.k(), None);
@@ -102,7 +102,8 @@ pub(super) fn weight_times_col(
         let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
         let packed = weight(w_t, g.c, tap_index(tap));
         let a = left(w_t, &packed);
-        product_into(&mut yt, n, g.o, n, g.c, a, col_t, true, g.mul);
+        let threads = rayon::current_num_threads();
+        product_into(&mut yt, n, g.o, n, g.c, a, col_t, true, threads, g.mul);
     }
     yt
 }

@@ -71,10 +71,22 @@ pub(super) fn packed_weight(
     mul: Mul,
     tap: Option<usize>,
 ) -> Option<Arc<Packed>> {
-    let active = id.and_then(|_| ACTIVE.with(|a| a.borrow().clone()));
-    let (Some(id), Some(weights)) = (id, active) else {
-        return Packed::new(a, m, k, mul).map(Arc::new);
-    };
+    kept_weight(id, a, m, k, mul, tap).or_else(|| Packed::new(a, m, k, mul).map(Arc::new))
+}
+
+/// [`packed_weight`] only where it is kept: `None` outside [`with_frozen_weights`], for a
+/// weight that is not a parameter, or for f32 products (the caller then lets each core pack
+/// its own part, as in training).
+pub(super) fn kept_weight(
+    id: Option<u64>,
+    a: Mat,
+    m: usize,
+    k: usize,
+    mul: Mul,
+    tap: Option<usize>,
+) -> Option<Arc<Packed>> {
+    let id = id?;
+    let weights = ACTIVE.with(|a| a.borrow().clone())?;
     let key = (id, a.data.as_ptr() as usize, a.data.len(), m, k, mul, tap);
     let print = fingerprint(a.data);
     if let Some((seen, p)) = weights.0.lock().ok()?.get(&key)

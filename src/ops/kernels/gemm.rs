@@ -102,10 +102,22 @@ pub fn matmul_into(
     accumulate: bool,
     mul: Mul,
 ) {
-    product_into(dst, dst_rs, m, n, k, Left::Mat(a), b, accumulate, mul);
+    let threads = rayon::current_num_threads();
+    product_into(
+        dst,
+        dst_rs,
+        m,
+        n,
+        k,
+        Left::Mat(a),
+        b,
+        accumulate,
+        threads,
+        mul,
+    );
 }
 
-/// [`matmul_into`] with a left operand that may be packed already.
+/// [`matmul_into`] with a left operand that may be packed already, in `parts` per-core blocks.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn product_into(
     dst: &mut [f32],
@@ -116,6 +128,7 @@ pub(super) fn product_into(
     a: Left,
     b: Mat,
     accumulate: bool,
+    parts: usize,
     mul: Mul,
 ) {
     check_left(a, m, k);
@@ -132,7 +145,6 @@ pub(super) fn product_into(
         }
         return;
     }
-    let threads = rayon::current_num_threads();
     // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
     // borrow, so it overlaps neither input.
     unsafe {
@@ -145,7 +157,7 @@ pub(super) fn product_into(
             a,
             b,
             accumulate,
-            threads,
+            parts,
             mul,
         )
     };
@@ -164,21 +176,8 @@ pub(super) fn matmul_serial(
     accumulate: bool,
     mul: Mul,
 ) {
-    check_left(a, m, k);
-    b.check(k, n);
     assert_eq!(dst.len(), m * n, "matmul: destination size");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the bounds of all three operands were checked above; `dst` is a distinct mutable
-    // borrow, so it overlaps neither input.
-    unsafe { split_gemm(m, n, k, Ptr(dst.as_mut_ptr()), n, a, b, accumulate, 1, mul) };
+    product_into(dst, n, m, n, k, a, b, accumulate, 1, mul);
 }
 
 /// Checks an unpacked left operand's bounds (a packed one was checked when it was packed, and
