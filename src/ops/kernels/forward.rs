@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::bf16::{Left, Packed, Pairs};
 use super::buffers::*;
-use super::frozen::{kept_weight, packed_weight};
+use super::frozen::kept_weight;
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
@@ -152,7 +152,9 @@ pub(super) fn forward_by_image(
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // In bf16 the weight is rounded and packed once for every image (and every call, under
     // `with_frozen_weights`).
-    let packed = packed_weight(g.weight_id, Mat::rows(w, k), g.o, k, g.mul, None);
+    let a = Mat::rows(w, k);
+    let packed = kept_weight(g.weight_id, a, g.o, k, g.mul, None)
+        .or_else(|| Packed::new(a, g.o, k, g.mul).map(Arc::new));
     let weight = packed
         .as_deref()
         .map_or(Left::Mat(Mat::rows(w, k)), Left::Packed);

@@ -60,23 +60,10 @@ pub fn with_frozen_weights<R>(weights: &Arc<FrozenWeights>, f: impl FnOnce() -> 
     f()
 }
 
-/// The left operand `a` (`m × k`) of a convolution's products packed for `mul`: from the
-/// active [`FrozenWeights`] when `id` names a parameter, else packed now; `None` where `mul`
-/// multiplies operands as they lie (f32).
-pub(super) fn packed_weight(
-    id: Option<u64>,
-    a: Mat,
-    m: usize,
-    k: usize,
-    mul: Mul,
-    tap: Option<usize>,
-) -> Option<Arc<Packed>> {
-    kept_weight(id, a, m, k, mul, tap).or_else(|| Packed::new(a, m, k, mul).map(Arc::new))
-}
-
-/// [`packed_weight`] only where it is kept: `None` outside [`with_frozen_weights`], for a
-/// weight that is not a parameter, or for f32 products (the caller then lets each core pack
-/// its own part, as in training).
+/// The left operand `a` (`m × k`) of a convolution's products packed for `mul`, from the
+/// active [`FrozenWeights`] (packed there on first use): `None` outside
+/// [`with_frozen_weights`], for a weight that is not a parameter, or for f32 products (the
+/// caller then packs it itself, as in training).
 pub(super) fn kept_weight(
     id: Option<u64>,
     a: Mat,
