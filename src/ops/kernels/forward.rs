@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::bf16::{Left, Packed, Pairs};
+use super::bf16::{self, Left, Packed, Pairs, Right};
 use super::buffers::*;
 use super::frozen::kept_weight;
 use super::gemm::*;
@@ -55,17 +55,68 @@ pub fn conv2d_forward_fused(
     if by_image(g, taps.len()) {
         return forward_by_image(x, w, g, &taps, scale, shift, act);
     }
-    if let Some(pairs) = batch_inner_pairs(g, &taps) {
-        return forward_batch_inner(x, w, g, &taps, &pairs, scale, shift, act);
+    let inner = batch_inner_pairs(g, &taps);
+    forward_batch(x, w, g, &taps, inner.as_deref(), scale, shift, act)
+}
+
+/// [`conv2d_forward_fused`] on the whole batch at once: one im2col matrix, its columns
+/// `(image, pixel)`, or on narrow maps `(pixel, image)` where `inner` holds the pair tables of
+/// [`batch_inner_pairs`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_batch(
+    x: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    inner: Option<&[Vec<(u32, u32)>]>,
+    scale: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let yt = if g.mul.is_bf16() && bf16::supports(g.mul) {
+        // bf16 products read col(X) as pairs, made straight from the input.
+        let cols = im2col_pairs(x, g, taps, inner);
+        weight_times_col(w, Col::Pairs(&cols), g, taps)
+    } else {
+        let col = match inner {
+            Some(pairs) => im2col_batch_inner(x, g, taps, pairs),
+            None => im2col(x, g, taps),
+        };
+        weight_times_col(w, Col::F32(&col), g, taps)
+    };
+    let plain = scale.is_none() && shift.is_none() && act == Activation::Identity;
+    if inner.is_none() && plain {
+        return swap_leading(&yt, g.o, g.b, g.s());
     }
-    let col = im2col(x, g, &taps);
-    let s = g.s();
-    let yt = weight_times_col(w, &col, g, &taps);
-    drop(col);
-    if scale.is_none() && shift.is_none() && act == Activation::Identity {
-        return swap_leading(&yt, g.o, g.b, s);
+    output_pass(&yt, g, scale, shift, act, inner.is_some())
+}
+
+/// col(X) as the forward's products read it: f32 rows `(ci, t)`, or bf16 pairs (see
+/// [`im2col_pairs`]).
+#[derive(Clone, Copy)]
+pub(super) enum Col<'a> {
+    /// The im2col matrix, `[c·taps × n]`.
+    F32(&'a [f32]),
+    /// One block of pairs for every row, or one per live tap.
+    Pairs(&'a [Pairs]),
+}
+
+impl<'a> Col<'a> {
+    /// The whole matrix (every tap live), `n` columns.
+    fn all(self, n: usize) -> Right<'a> {
+        match self {
+            Col::F32(col) => Right::Mat(Mat::rows(col, n)),
+            Col::Pairs(blocks) => Right::from(&blocks[0]),
+        }
     }
-    output_pass(&yt, g, scale, shift, act, false)
+
+    /// The `[c × n]` rows of tap `t` of `nt`.
+    fn tap(self, n: usize, nt: usize, t: usize) -> Right<'a> {
+        match self {
+            Col::F32(col) => Right::Mat(tap_rows(col, n, nt, t)),
+            Col::Pairs(blocks) => Right::from(&blocks[t]),
+        }
+    }
 }
 
 /// `W · col` (`[o × n]`) for an im2col matrix over the live taps `taps`: one GEMM with every
@@ -74,35 +125,53 @@ pub fn conv2d_forward_fused(
 /// bf16 weight operand comes packed from there.
 pub(super) fn weight_times_col(
     w: &[f32],
-    col: &[f32],
+    col: Col,
     g: &ConvGeom,
     taps: &[(usize, usize)],
 ) -> Vec<f32> {
-    let (nt, n) = (taps.len(), col.len() / (g.c * taps.len()).max(1));
+    let (nt, n) = (taps.len(), g.n());
     // Packed here only where it is kept across calls; otherwise each core packs its part.
     let weight =
         |a: Mat<'_>, k: usize, tap: Option<usize>| kept_weight(g.weight_id, a, g.o, k, g.mul, tap);
     if nt == g.kh * g.kw {
         let a = Mat::rows(w, g.k());
         let packed = weight(a, g.k(), None);
-        return matmul_left(g.o, n, g.k(), left(a, &packed), Mat::rows(col, n), g.mul);
+        let mut yt = uninit(g.o * n);
+        let threads = rayon::current_num_threads();
+        product_into_unwritten(
+            &mut yt,
+            g.o,
+            n,
+            g.k(),
+            left(a, &packed),
+            col.all(n),
+            threads,
+            g.mul,
+        );
+        // SAFETY: the product wrote every element.
+        return unsafe { assume_init(yt) };
     }
     let tap_index = |(i, j): (usize, usize)| Some(i * g.kw + j);
     let w_0 = tap_weight(w, g, taps[0]);
     let packed = weight(w_0, g.c, tap_index(taps[0]));
-    let mut yt = matmul_left(
+    let threads = rayon::current_num_threads();
+    let mut yt = uninit(g.o * n);
+    product_into_unwritten(
+        &mut yt,
         g.o,
         n,
         g.c,
         left(w_0, &packed),
-        tap_rows(col, n, nt, 0),
+        col.tap(n, nt, 0),
+        threads,
         g.mul,
     );
+    // SAFETY: the product wrote every element.
+    let mut yt = unsafe { assume_init(yt) };
     for (t, &tap) in taps.iter().enumerate().skip(1) {
-        let (w_t, col_t) = (tap_weight(w, g, tap), tap_rows(col, n, nt, t));
+        let (w_t, col_t) = (tap_weight(w, g, tap), col.tap(n, nt, t));
         let packed = weight(w_t, g.c, tap_index(tap));
         let a = left(w_t, &packed);
-        let threads = rayon::current_num_threads();
         product_into(&mut yt, n, g.o, n, g.c, a, col_t, true, threads, g.mul);
     }
     yt
@@ -191,7 +260,7 @@ pub(super) fn forward_by_image(
                             let row = |r: usize| &rows[slot(r) * s..][..s];
                             col.set(p, row(r0), (r1 < k).then(|| row(r1)));
                         }
-                        pairs_product_into_unwritten(yb, g.o, s, k, weight, col, g.mul)
+                        product_into_unwritten(yb, g.o, s, k, weight, &*col, 1, g.mul)
                     }
                 };
                 affine_act(yb, s, scale, shift, act);
@@ -238,26 +307,6 @@ fn affine_act(
             *v = act.apply(*v * mul + add);
         }
     }
-}
-
-/// [`conv2d_forward_fused`] on maps narrower than 8 pixels (ResNet's later stages at small
-/// sizes), with the batch as the innermost axis of the im2col columns (see
-/// [`im2col_batch_inner`]); the output pass reads the product back into `[b, o, oh, ow]`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn forward_batch_inner(
-    x: &[f32],
-    w: &[f32],
-    g: &ConvGeom,
-    taps: &[(usize, usize)],
-    pairs: &[Vec<(u32, u32)>],
-    scale: Option<&[f32]>,
-    shift: Option<&[f32]>,
-    act: Activation,
-) -> Vec<f32> {
-    let col = im2col_batch_inner(x, g, taps, pairs);
-    let yt = weight_times_col(w, &col, g, taps);
-    drop(col);
-    output_pass(&yt, g, scale, shift, act, true)
 }
 
 /// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.

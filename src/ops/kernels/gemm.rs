@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::bf16::{self, Left, Mul, Pairs, Right};
+use super::bf16::{self, Left, Mul, Right};
 use super::buffers::*;
 pub(super) use super::mat::Mat;
 
@@ -23,18 +23,19 @@ pub(super) fn matmul_left(m: usize, n: usize, k: usize, a: Left, b: Mat, mul: Mu
 /// [`split_gemm`]), returned as values: gemm writes every element without reading it, so the
 /// buffer needs no zeroing pass (a memset of every GEMM output was 5 % of a training step).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn product_into_unwritten<'d>(
+pub(super) fn product_into_unwritten<'d, 'b>(
     dst: &'d mut [MaybeUninit<f32>],
     m: usize,
     n: usize,
     k: usize,
     a: Left,
-    b: Mat,
+    b: impl Into<Right<'b>>,
     parts: usize,
     mul: Mul,
 ) -> &'d mut [f32] {
+    let b = b.into();
     check_left(a, m, k);
-    b.check(k, n);
+    check_right(b, k, n);
     assert_eq!(dst.len(), m * n, "matmul: destination size");
     if m == 0 || n == 0 || k == 0 {
         return zeroed(dst);
@@ -46,44 +47,6 @@ pub(super) fn product_into_unwritten<'d>(
     // layout).
     unsafe {
         split_gemm(m, n, k, ptr, n, a, b, false, parts, mul);
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
-}
-
-/// `dst = a · b` into a fresh (unwritten) `m × n` buffer on the calling thread, `b` already in
-/// bf16 reduction pairs (so `mul` is bf16), returned as values.
-pub(super) fn pairs_product_into_unwritten<'d>(
-    dst: &'d mut [MaybeUninit<f32>],
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Left,
-    b: &Pairs,
-    mul: Mul,
-) -> &'d mut [f32] {
-    check_left(a, m, k);
-    assert_eq!(dst.len(), m * n, "matmul: destination size");
-    assert!(
-        mul.is_bf16() && bf16::supports(mul),
-        "pairs are multiplied in bf16"
-    );
-    if m == 0 || n == 0 || k == 0 {
-        return zeroed(dst);
-    }
-    // SAFETY: `dst` is a distinct `m × n` borrow; without `accumulate` every element is written
-    // before anything reads it.
-    unsafe {
-        bf16::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr() as *mut f32,
-            n,
-            a,
-            Right::Pairs(b),
-            false,
-            mul,
-        );
         &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
     }
 }
@@ -117,22 +80,24 @@ pub fn matmul_into(
     );
 }
 
-/// [`matmul_into`] with a left operand that may be packed already, in `parts` per-core blocks.
+/// [`matmul_into`] with a left operand that may be packed already and a right one that may be
+/// in bf16 pairs, in `parts` per-core blocks.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn product_into(
+pub(super) fn product_into<'b>(
     dst: &mut [f32],
     dst_rs: usize,
     m: usize,
     n: usize,
     k: usize,
     a: Left,
-    b: Mat,
+    b: impl Into<Right<'b>>,
     accumulate: bool,
     parts: usize,
     mul: Mul,
 ) {
+    let b = b.into();
     check_left(a, m, k);
-    b.check(k, n);
+    check_right(b, k, n);
     Mat::rows(dst, dst_rs).check(m, n);
     if m == 0 || n == 0 {
         return;
@@ -188,6 +153,14 @@ fn check_left(a: Left, m: usize, k: usize) {
     }
 }
 
+/// Checks an f32 right operand's bounds (pairs are checked against the product's shape in
+/// `bf16::gemm`, and only bf16 products read them).
+fn check_right(b: Right, k: usize, n: usize) {
+    if let Right::Mat(b) = b {
+        b.check(k, n);
+    }
+}
+
 /// A raw destination pointer that may cross to another rayon task (the parts it addresses are
 /// disjoint).
 #[derive(Clone, Copy)]
@@ -211,7 +184,7 @@ pub(super) unsafe fn split_gemm(
     dst: Ptr,
     dst_rs: usize,
     a: Left,
-    b: Mat,
+    b: Right,
     accumulate: bool,
     parts: usize,
     mul: Mul,
@@ -223,11 +196,11 @@ pub(super) unsafe fn split_gemm(
     if !split {
         if mul.is_bf16() {
             // SAFETY: as promised by the caller; `bf16::gemm` checks `mul` and packed shapes.
-            unsafe { bf16::gemm(m, n, k, dst.0, dst_rs, a, Right::Mat(b), accumulate, mul) };
+            unsafe { bf16::gemm(m, n, k, dst.0, dst_rs, a, b, accumulate, mul) };
             return;
         }
-        let Left::Mat(a) = a else {
-            unreachable!("a packed operand without bf16 products")
+        let (Left::Mat(a), Right::Mat(b)) = (a, b) else {
+            unreachable!("a packed operand or pairs without bf16 products")
         };
         // SAFETY: as promised by the caller.
         unsafe {
@@ -283,9 +256,12 @@ pub(super) unsafe fn split_gemm(
         );
     } else {
         let h = n * p0 / parts;
-        let b1 = Mat {
-            data: &b.data[h * b.cs..],
-            ..b
+        let b1 = match b {
+            Right::Mat(b) => Right::Mat(Mat {
+                data: &b.data[h * b.cs..],
+                ..b
+            }),
+            Right::Pairs(pairs, col0) => Right::Pairs(pairs, col0 + h),
         };
         // SAFETY: columns [0, h) and [h, n) of `dst` are disjoint blocks of the caller's block.
         let dst1 = Ptr(unsafe { dst.0.add(h) });

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::Activation;
+use super::bf16::Pairs;
 use super::buffers::*;
 use super::geom::*;
 
@@ -211,6 +212,79 @@ pub(super) fn im2col_batch_inner(
             row[q..q + b].copy_from_slice(&src[p..p + b]);
         }
     })
+}
+
+/// The im2col matrix in bf16 reduction pairs, for bf16 products, in the column order of
+/// [`im2col`] or, where `inner` holds the pair tables, of [`im2col_batch_inner`]: one block of
+/// every row `(ci, t)` when every tap is live (one product), else one block per live tap, its
+/// rows `ci` (one product per tap). Each task fills two rows at a time in f32, in buffers of
+/// its own, and rounds them into a pair row: the f32 matrix is never written whole, and the
+/// products read the pairs in place instead of each core packing its columns.
+pub(super) fn im2col_pairs(
+    x: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    inner: Option<&[Vec<(u32, u32)>]>,
+) -> Vec<Pairs> {
+    let (b, n, s, nt, plane) = (g.b, g.n(), g.s(), taps.len(), g.h * g.w);
+    let xt = inner.map(|_| batch_to_inner(x, b, g.c, plane));
+    let small = if inner.is_none() {
+        small_plane_pairs(g, taps)
+    } else {
+        None
+    };
+    // Row `(ci, t)` into `dst`, which holds zeros or an earlier row of the same tap (whose
+    // padding positions are zeros).
+    let fill = |ci: usize, t: usize, dst: &mut [f32]| match (inner, &xt) {
+        (Some(pairs), Some(xt)) => {
+            let src = &xt[ci * plane * b..][..plane * b];
+            for &(q, p) in &pairs[t] {
+                let (q, p) = (q as usize * b, p as usize * b);
+                dst[q..q + b].copy_from_slice(&src[p..p + b]);
+            }
+        }
+        _ => {
+            for (bi, seg) in dst.chunks_exact_mut(s).enumerate() {
+                let src = &x[(bi * g.c + ci) * plane..][..plane];
+                fill_col_row(src, g, taps, small.as_deref(), t, seg);
+            }
+        }
+    };
+    let every_tap = nt == g.kh * g.kw;
+    let (blocks, rows) = if every_tap { (1, g.c * nt) } else { (nt, g.c) };
+    // Row `j` of a block, as `(ci, t)`.
+    let row_of = |block: usize, j: usize| {
+        if every_tap {
+            (j / nt, j % nt)
+        } else {
+            (j, block)
+        }
+    };
+    // One buffer per tap when consecutive rows have different taps, else two.
+    let slots = if every_tap && nt > 1 { nt } else { 2 };
+    let per_task = rows.div_ceil(2).div_ceil(2 * rayon::current_num_threads());
+    (0..blocks)
+        .map(|block| {
+            let mut out = Pairs::new(rows, n);
+            out.rows_mut()
+                .par_chunks_mut(2 * n)
+                .with_min_len(per_task.max(1))
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0f32; slots * n],
+                    |buf, (p, pair_row)| {
+                        let (j0, j1) = (2 * p, 2 * p + 1);
+                        for j in [j0, j1].into_iter().filter(|&j| j < rows) {
+                            let (ci, t) = row_of(block, j);
+                            fill(ci, t, &mut buf[(j % slots) * n..][..n]);
+                        }
+                        let row = |j: usize| &buf[(j % slots) * n..][..n];
+                        Pairs::write_row(pair_row, row(j0), (j1 < rows).then(|| row(j1)));
+                    },
+                );
+            out
+        })
+        .collect()
 }
 
 /// The adjoint of [`im2col_batch_inner`]: `dX` `[b, c, h, w]` from a `dcol` whose columns are

@@ -101,8 +101,15 @@ fn forward_equals_the_definition() {
         let mut paths = vec![conv2d_forward(&x, &w, &g)];
         if let Some(pairs) = small_plane_pairs(&g, &taps) {
             let id = Activation::Identity;
-            paths.push(forward_batch_inner(
-                &x, &w, &g, &taps, &pairs, None, None, id,
+            paths.push(forward_batch(
+                &x,
+                &w,
+                &g,
+                &taps,
+                Some(&pairs),
+                None,
+                None,
+                id,
             ));
         }
         if taps.len() == g.kh * g.kw {
@@ -272,6 +279,31 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(1, 1), (1, 1)],
             [1, 1],
         ),
+        // Dead taps on a narrow map (one product per tap, pairs per tap); products large
+        // enough to be split between cores, by columns (the first two: pairs read from a
+        // column on) and by rows (the third).
+        ([8, 4, 2, 2], [3, 4, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1]),
+        (
+            [2, 16, 10, 12],
+            [48, 16, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [16, 32, 6, 6],
+            [64, 32, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [8, 32, 2, 2],
+            [256, 32, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
     ]
     .into_iter()
     .chain(PATH_CASES)
@@ -285,9 +317,24 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             let want = naive(&round(&x), &round(&w), &g);
             let scale = naive(&abs(&x), &abs(&w), &g);
             let taps = g.live_taps();
-            let mut paths = vec![conv2d_forward(&x, &w, &g)];
+            let id = Activation::Identity;
+            let mut paths = vec![
+                conv2d_forward(&x, &w, &g),
+                forward_batch(&x, &w, &g, &taps, None, None, None, id),
+            ];
+            if let Some(pairs) = small_plane_pairs(&g, &taps) {
+                paths.push(forward_batch(
+                    &x,
+                    &w,
+                    &g,
+                    &taps,
+                    Some(&pairs),
+                    None,
+                    None,
+                    id,
+                ));
+            }
             if taps.len() == g.kh * g.kw {
-                let id = Activation::Identity;
                 paths.push(forward_by_image(&x, &w, &g, &taps, None, None, id));
             }
             for got in paths {

@@ -222,15 +222,27 @@ impl Pairs {
 
     /// Writes reduction rows `r0` and `r1` (`None`: zeros), each `n` f32, as pair row `p`.
     pub fn set(&mut self, p: usize, r0: &[f32], r1: Option<&[f32]>) {
-        let n = self.n;
+        Self::write_row(self.row_mut(p), r0, r1);
+    }
+
+    /// Every pair row, `2n` values each, back to back: for filling them in parallel with
+    /// [`Pairs::write_row`].
+    pub fn rows_mut(&mut self) -> &mut [u16] {
+        let len = self.k.div_ceil(2) * 2 * self.n;
+        &mut self.data[..len]
+    }
+
+    /// Writes reduction rows `r0` and `r1` (`None`: zeros) into `out`, one pair row (twice as
+    /// long as each).
+    pub fn write_row(out: &mut [u16], r0: &[f32], r1: Option<&[f32]>) {
+        let n = r0.len();
         assert!(
-            r0.len() == n && r1.is_none_or(|r| r.len() == n),
+            out.len() == 2 * n && r1.is_none_or(|r| r.len() == n),
             "pair rows of {n}"
         );
-        let out = self.row_mut(p);
         #[cfg(target_arch = "x86_64")]
-        if native().is_some() {
-            // SAFETY: the CPU has AVX-512 BF16; both rows and the output hold `n` (pairs).
+        if supports(Mul::Avx512Bf16) {
+            // SAFETY: the CPU has AVX-512 BF16 and BW; both rows and the output hold `n` (pairs).
             unsafe { pack::interleave(r0, r1, out) };
             return;
         }
@@ -246,8 +258,21 @@ impl Pairs {
 pub(crate) enum Right<'a> {
     /// An f32 matrix.
     Mat(Mat<'a>),
-    /// Already in bf16 reduction pairs.
-    Pairs(&'a Pairs),
+    /// Already in bf16 reduction pairs: its columns from the given one on (a product split
+    /// by columns reads a part).
+    Pairs(&'a Pairs, usize),
+}
+
+impl<'a> From<Mat<'a>> for Right<'a> {
+    fn from(m: Mat<'a>) -> Self {
+        Right::Mat(m)
+    }
+}
+
+impl<'a> From<&'a Pairs> for Right<'a> {
+    fn from(p: &'a Pairs) -> Self {
+        Right::Pairs(p, 0)
+    }
 }
 
 /// A product's left operand: as it lies, or already packed.
@@ -299,10 +324,10 @@ pub(super) unsafe fn gemm(
             p.k
         );
     }
-    if let Right::Pairs(pairs) = b {
+    if let Right::Pairs(pairs, col0) = b {
         assert!(
-            pairs.k == k && pairs.n == n,
-            "{}×{} pairs for {k}×{n}",
+            pairs.k == k && col0 + n <= pairs.n,
+            "{}×{} pairs for {k}×{n} from column {col0}",
             pairs.k,
             pairs.n
         );
@@ -343,9 +368,9 @@ pub(super) unsafe fn gemm(
                 }
                 let right_panel = |q: usize| match b {
                     Right::Mat(_) => (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED),
-                    Right::Pairs(pairs) => {
-                        let at = (k0 / 2 * n + c0 + q * PANEL) * 2;
-                        (pairs.data[at..].as_ptr(), RightLayout::pairs(n))
+                    Right::Pairs(pairs, col0) => {
+                        let at = (k0 / 2 * pairs.n + col0 + c0 + q * PANEL) * 2;
+                        (pairs.data[at..].as_ptr(), RightLayout::pairs(pairs.n))
                     }
                 };
                 for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
@@ -506,7 +531,7 @@ mod tests {
                         } else {
                             None
                         };
-                        let right_op = right.as_ref().map_or(Right::Mat(b), Right::Pairs);
+                        let right_op = right.as_ref().map_or(Right::Mat(b), Right::from);
                         unsafe {
                             gemm(
                                 m,
