@@ -266,8 +266,9 @@ pub(super) fn im2col_pairs(
     (0..blocks)
         .map(|block| {
             let mut out = Pairs::new(rows, n);
+            let stride = out.stride();
             out.rows_mut()
-                .par_chunks_mut(2 * n)
+                .par_chunks_mut(stride)
                 .with_min_len(per_task.max(1))
                 .enumerate()
                 .for_each_init(
@@ -279,6 +280,7 @@ pub(super) fn im2col_pairs(
                             fill(ci, t, &mut buf[(j % slots) * n..][..n]);
                         }
                         let row = |j: usize| &buf[(j % slots) * n..][..n];
+                        let pair_row = &mut pair_row[..2 * n];
                         Pairs::write_row(pair_row, row(j0), (j1 < rows).then(|| row(j1)));
                     },
                 );
