@@ -12,7 +12,7 @@ use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::kernels::rows_filled_by;
+use super::kernels::{rows_filled_by, rows_from};
 use super::profile::{Op, timed};
 use super::{contiguous, slice};
 use crate::distributed::Collective;
@@ -173,12 +173,11 @@ fn map_channels<P: Copy + Send + Sync>(
     f: impl Fn(f32, f32, P) -> f32 + Sync + Send,
 ) -> Vec<f32> {
     if s >= SMALL_PLANE {
-        return rows_filled_by(a.len(), s, |row, out| {
+        return rows_from(a.len(), s, |row| {
             let p = params[row % c];
             let src = a[row * s..][..s].iter().zip(&bb[row * s..][..s]);
-            for (o, (&u, &v)) in out.iter_mut().zip(src) {
-                *o = f(u, v, p);
-            }
+            let f = &f;
+            src.map(move |(&u, &v)| f(u, v, p))
         });
     }
     rows_filled_by(a.len(), c * s, |bi, out| {

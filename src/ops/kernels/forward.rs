@@ -196,12 +196,12 @@ pub(super) fn output_pass(
     if batch_inner {
         return batch_to_outer(yt, (g.b, g.o, s), scale, shift, act);
     }
-    rows_filled_by(yt.len(), s, |idx, row| {
+    rows_from(yt.len(), s, |idx| {
         let (bi, o) = (idx / g.o, idx % g.o);
         let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
-        for (d, v) in row.iter_mut().zip(&yt[o * n + bi * s..][..s]) {
-            *d = act.apply(v * mul + add);
-        }
+        yt[o * n + bi * s..][..s]
+            .iter()
+            .map(move |v| act.apply(v * mul + add))
     })
 }
 

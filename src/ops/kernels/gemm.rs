@@ -274,9 +274,9 @@ pub(super) unsafe fn split_gemm(
 
 /// `[d0, d1, s]` → `[d1, d0, s]`: swaps the two leading axes of a 3-D row-major array.
 pub fn swap_leading(src: &[f32], d0: usize, d1: usize, s: usize) -> Vec<f32> {
-    rows_filled_by(src.len(), s, |idx, row| {
+    rows_from(src.len(), s, |idx| {
         let (i1, i0) = (idx / d0, idx % d0);
-        row.copy_from_slice(&src[(i0 * d1 + i1) * s..][..s]);
+        src[(i0 * d1 + i1) * s..][..s].iter().copied()
     })
 }
 

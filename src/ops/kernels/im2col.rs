@@ -183,13 +183,14 @@ pub(super) fn batch_to_outer(
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    rows_filled_by(xt.len(), s, |idx, row| {
+    rows_from(xt.len(), s, |idx| {
         let (bi, ci) = (idx / c, idx % c);
         let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
         let src = &xt[ci * s * b..][..s * b];
-        for (q, d) in row.iter_mut().enumerate() {
-            *d = act.apply(src[q * b + bi] * mul + add);
-        }
+        src[bi..]
+            .iter()
+            .step_by(b)
+            .map(move |v| act.apply(v * mul + add))
     })
 }
 

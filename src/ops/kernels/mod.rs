@@ -22,7 +22,9 @@ mod mat;
 mod tests;
 
 pub use backward::conv2d_backward;
-pub(crate) use buffers::{assume_init, chunks_filled_by, rows_filled_by, uninit, zeroed};
+pub(crate) use buffers::{
+    assume_init, chunks_filled_by, rows_filled_by, rows_from, uninit, zeroed,
+};
 pub use forward::{Activation, conv2d_forward, conv2d_forward_fused};
 pub use frozen::{FrozenWeights, with_frozen_weights};
 pub use gemm::matmul;
