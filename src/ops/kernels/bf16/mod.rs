@@ -41,7 +41,7 @@ impl Mul {
 /// The CPU's native bf16 arithmetic, fastest first: AMX, else AVX-512 BF16; `None` without
 /// either (or on other architectures).
 pub fn native() -> Option<Mul> {
-    units().into_iter().next()
+    UNITS.into_iter().find(|&mul| supports(mul))
 }
 
 /// The bf16 arithmetic that is measured faster than f32 FMAs on this CPU, which `auto`
@@ -72,12 +72,12 @@ fn amd() -> bool {
     false
 }
 
+/// The bf16 arithmetics the kernels know, fastest first.
+const UNITS: [Mul; 2] = [Mul::Amx, Mul::Avx512Bf16];
+
 /// Every bf16 arithmetic this CPU has, fastest first.
 pub fn units() -> Vec<Mul> {
-    [Mul::Amx, Mul::Avx512Bf16]
-        .into_iter()
-        .filter(|&mul| supports(mul))
-        .collect()
+    UNITS.into_iter().filter(|&mul| supports(mul)).collect()
 }
 
 /// Whether `mul` can run on this CPU.
