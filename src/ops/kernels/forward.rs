@@ -136,38 +136,14 @@ pub(super) fn weight_times_col(
     if nt == g.kh * g.kw {
         let a = Mat::rows(w, g.k());
         let packed = weight(a, g.k(), None);
-        let mut yt = uninit(g.o * n);
-        let threads = rayon::current_num_threads();
-        product_into_unwritten(
-            &mut yt,
-            g.o,
-            n,
-            g.k(),
-            left(a, &packed),
-            col.all(n),
-            threads,
-            g.mul,
-        );
-        // SAFETY: the product wrote every element.
-        return unsafe { assume_init(yt) };
+        return matmul_left(g.o, n, g.k(), left(a, &packed), col.all(n), g.mul);
     }
     let tap_index = |(i, j): (usize, usize)| Some(i * g.kw + j);
     let w_0 = tap_weight(w, g, taps[0]);
     let packed = weight(w_0, g.c, tap_index(taps[0]));
+    let a = left(w_0, &packed);
+    let mut yt = matmul_left(g.o, n, g.c, a, col.tap(n, nt, 0), g.mul);
     let threads = rayon::current_num_threads();
-    let mut yt = uninit(g.o * n);
-    product_into_unwritten(
-        &mut yt,
-        g.o,
-        n,
-        g.c,
-        left(w_0, &packed),
-        col.tap(n, nt, 0),
-        threads,
-        g.mul,
-    );
-    // SAFETY: the product wrote every element.
-    let mut yt = unsafe { assume_init(yt) };
     for (t, &tap) in taps.iter().enumerate().skip(1) {
         let (w_t, col_t) = (tap_weight(w, g, tap), col.tap(n, nt, t));
         let packed = weight(w_t, g.c, tap_index(tap));

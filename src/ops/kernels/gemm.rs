@@ -11,8 +11,16 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, mul: Mul) -> Vec<f32
     matmul_left(m, n, k, Left::Mat(a), b, mul)
 }
 
-/// [`matmul`] with a left operand that may be packed already.
-pub(super) fn matmul_left(m: usize, n: usize, k: usize, a: Left, b: Mat, mul: Mul) -> Vec<f32> {
+/// [`matmul`] with a left operand that may be packed already and a right one that may be in
+/// bf16 pairs.
+pub(super) fn matmul_left<'b>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Left,
+    b: impl Into<Right<'b>>,
+    mul: Mul,
+) -> Vec<f32> {
     let mut dst = uninit(m * n);
     product_into_unwritten(&mut dst, m, n, k, a, b, rayon::current_num_threads(), mul);
     // SAFETY: `product_into_unwritten` initialised every element.
