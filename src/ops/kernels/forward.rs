@@ -226,15 +226,10 @@ pub(super) fn forward_by_image(
                     ColBuffer::Pairs(rows, col) => {
                         // Two rows of col(X) at a time, in f32 (one buffer per tap, so each
                         // keeps its padding zeros), then rounded into one pair row.
-                        let slot = |r: usize| if nt > 1 { r % nt } else { r % 2 };
+                        let slots = nt.max(2);
                         for p in 0..k.div_ceil(2) {
-                            let (r0, r1) = (2 * p, 2 * p + 1);
-                            fill(r0, &mut rows[slot(r0) * s..][..s]);
-                            if r1 < k {
-                                fill(r1, &mut rows[slot(r1) * s..][..s]);
-                            }
-                            let row = |r: usize| &rows[slot(r) * s..][..s];
-                            col.set(p, row(r0), (r1 < k).then(|| row(r1)));
+                            let out = col.row_mut(p);
+                            fill_pair_row(out, p, (k, s, slots), rows, fill);
                         }
                         product_into_unwritten(yb, g.o, s, k, weight, &*col, 1, g.mul)
                     }

@@ -11,16 +11,28 @@ use super::geom::*;
 /// The im2col matrix `[c·taps × b·oh·ow]` of `x` over the kernel taps `taps` (row
 /// `(ci, t)` for tap `taps[t]`, column `(bi, oy, ox)`); with every tap, `[c·kh·kw × …]`.
 pub fn im2col(x: &[f32], g: &ConvGeom, taps: &[(usize, usize)]) -> Vec<f32> {
-    let (n, s, nt) = (g.n(), g.s(), taps.len());
-    let plane = g.h * g.w;
+    let (n, nt) = (g.n(), taps.len());
     let pairs = small_plane_pairs(g, taps);
     rows_filled_by(g.c * nt * n, n, |r, row| {
-        let ci = r / nt;
-        for (bi, dst) in row.chunks_exact_mut(s).enumerate() {
-            let src = &x[(bi * g.c + ci) * plane..][..plane];
-            fill_col_row(src, g, taps, pairs.as_deref(), r % nt, dst);
-        }
+        fill_batch_row(x, g, taps, pairs.as_deref(), (r / nt, r % nt), row)
     })
+}
+
+/// Row `(ci, t)` of [`im2col`], every image's part (see [`fill_col_row`] for what `dst` must
+/// hold).
+fn fill_batch_row(
+    x: &[f32],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: Option<&[Vec<(u32, u32)>]>,
+    (ci, t): (usize, usize),
+    dst: &mut [f32],
+) {
+    let plane = g.h * g.w;
+    for (bi, seg) in dst.chunks_exact_mut(g.s()).enumerate() {
+        let src = &x[(bi * g.c + ci) * plane..][..plane];
+        fill_col_row(src, g, taps, pairs, t, seg);
+    }
 }
 
 /// One image's part of an im2col row: the input plane `src` of one channel as read by tap
@@ -207,12 +219,37 @@ pub(super) fn im2col_batch_inner(
     let (b, n, nt, plane) = (g.b, g.n(), taps.len(), g.h * g.w);
     let xt = batch_to_inner(x, b, g.c, plane);
     rows_filled_by(g.c * nt * n, n, |r, row| {
-        let src = &xt[(r / nt) * plane * b..][..plane * b];
-        for &(q, p) in &pairs[r % nt] {
-            let (q, p) = (q as usize * b, p as usize * b);
-            row[q..q + b].copy_from_slice(&src[p..p + b]);
-        }
+        fill_inner_row(&xt, g, &pairs[r % nt], r / nt, row)
     })
+}
+
+/// Row `(ci, t)` of [`im2col_batch_inner`] from the input laid out as `[c, h·w, b]` (`xt`),
+/// `tap_pairs` being tap `t`'s pixel pairs: `b` values for each.
+fn fill_inner_row(xt: &[f32], g: &ConvGeom, tap_pairs: &[(u32, u32)], ci: usize, dst: &mut [f32]) {
+    let (b, plane) = (g.b, g.h * g.w);
+    let src = &xt[ci * plane * b..][..plane * b];
+    for &(q, p) in tap_pairs {
+        let (q, p) = (q as usize * b, p as usize * b);
+        dst[q..q + b].copy_from_slice(&src[p..p + b]);
+    }
+}
+
+/// Pair row `p` of an im2col block of `rows` rows, `n` columns: rows `2p` and `2p + 1` filled
+/// by `fill(row, dst)` into their slots of `buf` (`slots` rows of `n`; a slot only ever holds
+/// rows of one tap, so the padding zeros it was made with stay), then rounded into `out`.
+pub(super) fn fill_pair_row(
+    out: &mut [u16],
+    p: usize,
+    (rows, n, slots): (usize, usize, usize),
+    buf: &mut [f32],
+    mut fill: impl FnMut(usize, &mut [f32]),
+) {
+    let (j0, j1) = (2 * p, 2 * p + 1);
+    for j in [j0, j1].into_iter().filter(|&j| j < rows) {
+        fill(j, &mut buf[(j % slots) * n..][..n]);
+    }
+    let row = |j: usize| &buf[(j % slots) * n..][..n];
+    Pairs::write_row(out, row(j0), (j1 < rows).then(|| row(j1)));
 }
 
 /// The im2col matrix in bf16 reduction pairs, for bf16 products, in the column order of
@@ -227,8 +264,8 @@ pub(super) fn im2col_pairs(
     taps: &[(usize, usize)],
     inner: Option<&[Vec<(u32, u32)>]>,
 ) -> Vec<Pairs> {
-    let (b, n, s, nt, plane) = (g.b, g.n(), g.s(), taps.len(), g.h * g.w);
-    let xt = inner.map(|_| batch_to_inner(x, b, g.c, plane));
+    let (n, nt) = (g.n(), taps.len());
+    let xt = inner.map(|_| batch_to_inner(x, g.b, g.c, g.h * g.w));
     let small = if inner.is_none() {
         small_plane_pairs(g, taps)
     } else {
@@ -236,20 +273,9 @@ pub(super) fn im2col_pairs(
     };
     // Row `(ci, t)` into `dst`, which holds zeros or an earlier row of the same tap (whose
     // padding positions are zeros).
-    let fill = |ci: usize, t: usize, dst: &mut [f32]| match (inner, &xt) {
-        (Some(pairs), Some(xt)) => {
-            let src = &xt[ci * plane * b..][..plane * b];
-            for &(q, p) in &pairs[t] {
-                let (q, p) = (q as usize * b, p as usize * b);
-                dst[q..q + b].copy_from_slice(&src[p..p + b]);
-            }
-        }
-        _ => {
-            for (bi, seg) in dst.chunks_exact_mut(s).enumerate() {
-                let src = &x[(bi * g.c + ci) * plane..][..plane];
-                fill_col_row(src, g, taps, small.as_deref(), t, seg);
-            }
-        }
+    let fill = |(ci, t): (usize, usize), dst: &mut [f32]| match (inner, &xt) {
+        (Some(pairs), Some(xt)) => fill_inner_row(xt, g, &pairs[t], ci, dst),
+        _ => fill_batch_row(x, g, taps, small.as_deref(), (ci, t), dst),
     };
     let every_tap = nt == g.kh * g.kw;
     let (blocks, rows) = if every_tap { (1, g.c * nt) } else { (nt, g.c) };
@@ -275,14 +301,10 @@ pub(super) fn im2col_pairs(
                 .for_each_init(
                     || vec![0.0f32; slots * n],
                     |buf, (p, pair_row)| {
-                        let (j0, j1) = (2 * p, 2 * p + 1);
-                        for j in [j0, j1].into_iter().filter(|&j| j < rows) {
-                            let (ci, t) = row_of(block, j);
-                            fill(ci, t, &mut buf[(j % slots) * n..][..n]);
-                        }
-                        let row = |j: usize| &buf[(j % slots) * n..][..n];
-                        let pair_row = &mut pair_row[..2 * n];
-                        Pairs::write_row(pair_row, row(j0), (j1 < rows).then(|| row(j1)));
+                        let out = &mut pair_row[..2 * n];
+                        fill_pair_row(out, p, (rows, n, slots), buf, |j, dst| {
+                            fill(row_of(block, j), dst)
+                        });
                     },
                 );
             out

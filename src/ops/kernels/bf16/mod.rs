@@ -235,11 +235,6 @@ impl Pairs {
         &mut self.data[p * self.stride..][..2 * self.n]
     }
 
-    /// Writes reduction rows `r0` and `r1` (`None`: zeros), each `n` f32, as pair row `p`.
-    pub fn set(&mut self, p: usize, r0: &[f32], r1: Option<&[f32]>) {
-        Self::write_row(self.row_mut(p), r0, r1);
-    }
-
     /// Every pair row, [`Pairs::stride`] values each (the first `2n` hold it): for filling
     /// them in parallel with [`Pairs::write_row`].
     pub fn rows_mut(&mut self) -> &mut [u16] {
@@ -540,7 +535,8 @@ mod tests {
                             let mut pairs = Pairs::new(k, n);
                             for p in 0..k.div_ceil(2) {
                                 let row = |l: usize| &b.data[l * n..][..n];
-                                pairs.set(p, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
+                                let r1 = (2 * p + 1 < k).then(|| row(2 * p + 1));
+                                Pairs::write_row(pairs.row_mut(p), row(2 * p), r1);
                             }
                             Some(pairs)
                         } else {
