@@ -194,6 +194,10 @@ pub(super) fn forward_by_image(
 ) -> Vec<f32> {
     let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
     let pairs = small_plane_pairs(g, taps);
+    // In bf16 pairs, where taps read shifted planes, rounded straight from the input.
+    let shifted = (g.mul.is_bf16() && pairs.is_none())
+        .then(|| shifted_taps(g, taps))
+        .flatten();
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // In bf16 the weight is rounded and packed once for every image (and every call, under
     // `with_frozen_weights`).
@@ -225,11 +229,16 @@ pub(super) fn forward_by_image(
                     }
                     ColBuffer::Pairs(rows, col) => {
                         // Two rows of col(X) at a time, in f32 (one buffer per tap, so each
-                        // keeps its padding zeros), then rounded into one pair row.
+                        // keeps its padding zeros), then rounded into one pair row; or, on
+                        // shifted planes, rounded from the input directly.
                         let slots = nt.max(2);
+                        let xb = &x[bi * g.c * plane..][..g.c * plane];
                         for p in 0..k.div_ceil(2) {
                             let out = col.row_mut(p);
-                            fill_pair_row(out, p, (k, s, slots), rows, fill);
+                            match &shifted {
+                                Some(sh) => fill_shifted_pair_row(out, p, (k, nt, plane), xb, sh),
+                                None => fill_pair_row(out, p, (k, s, slots), rows, fill),
+                            }
                         }
                         product_into_unwritten(yb, g.o, s, k, weight, &*col, 1, g.mul)
                     }

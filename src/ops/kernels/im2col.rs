@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::Activation;
-use super::bf16::Pairs;
+use super::bf16::{Pairs, ShiftMask, Shifted};
 use super::buffers::*;
 use super::geom::*;
 
@@ -250,6 +250,48 @@ pub(super) fn fill_pair_row(
     }
     let row = |j: usize| &buf[(j % slots) * n..][..n];
     Pairs::write_row(out, row(j0), (j1 < rows).then(|| row(j1)));
+}
+
+/// Per live tap of a stride-1 convolution with rows as wide as the input (see
+/// [`ConvGeom::shifted_span`]), the shift of the input plane it reads and the mask of the output
+/// pixels that read inside the image: an image's im2col rows in bf16 pairs are then rounded
+/// straight from its planes ([`fill_shifted_pair_row`]). `None` where the shortcut does not apply.
+pub(super) fn shifted_taps(
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+) -> Option<Vec<(isize, ShiftMask)>> {
+    if !g.shifts() {
+        return None;
+    }
+    let masks = taps.iter().map(|&(i, j)| {
+        let (x0, x1) = g.valid_cols(j);
+        match g.shifted_span(i, j) {
+            Some((off, lo, hi)) => {
+                let keep = |q: usize| (x0..x1).contains(&(q % g.ow));
+                (off, ShiftMask::new(g.s(), (lo, hi), keep))
+            }
+            None => (0, ShiftMask::new(g.s(), (0, 0), |_| false)),
+        }
+    });
+    Some(masks.collect())
+}
+
+/// Pair row `p` of one image's im2col in bf16 pairs (rows `(ci, t)` of `rows`, `nt` live
+/// taps), read from the image's input planes `x` (`plane` values each) through `shifted` (see
+/// [`shifted_taps`]) and written into `out`.
+pub(super) fn fill_shifted_pair_row(
+    out: &mut [u16],
+    p: usize,
+    (rows, nt, plane): (usize, usize, usize),
+    x: &[f32],
+    shifted: &[(isize, ShiftMask)],
+) {
+    let row = |r: usize| {
+        let (off, mask) = &shifted[r % nt];
+        Shifted::new(&x[(r / nt) * plane..][..plane], *off, mask)
+    };
+    let second = (2 * p + 1 < rows).then(|| row(2 * p + 1));
+    Pairs::write_shifted_row(out, &row(2 * p), second.as_ref());
 }
 
 /// The im2col matrix in bf16 reduction pairs, for bf16 products, in the column order of

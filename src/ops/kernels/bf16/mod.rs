@@ -261,6 +261,81 @@ impl Pairs {
             pair[1] = r1.map_or(0, |r| half::bf16::from_f32(r[j]).to_bits());
         }
     }
+
+    /// [`Pairs::write_row`] with each row read in place from a shifted plane ([`Shifted`]):
+    /// no f32 copy of either row is made. `out` holds `2n` values.
+    pub fn write_shifted_row(out: &mut [u16], r0: &Shifted, r1: Option<&Shifted>) {
+        let n = out.len() / 2;
+        let fits = |r: &Shifted| 16 * r.masks.len() >= n;
+        assert!(fits(r0) && r1.is_none_or(fits), "shifted rows of {n}");
+        #[cfg(target_arch = "x86_64")]
+        if supports(Mul::Avx512Bf16) {
+            // SAFETY: the CPU has AVX-512 BF16 and BW; `ShiftMask` sets bits only in its
+            // `[lo, hi)`, which `Shifted::new` checked reads inside the plane; the masks cover
+            // `n` values.
+            unsafe { pack::interleave_shifted(r0, r1, n, out) };
+            return;
+        }
+        for (j, pair) in out.chunks_exact_mut(2).enumerate() {
+            pair[0] = half::bf16::from_f32(r0.at(j)).to_bits();
+            pair[1] = r1.map_or(0, |r| half::bf16::from_f32(r.at(j)).to_bits());
+        }
+    }
+}
+
+/// Which values of a [`Shifted`] row are read: bit `q % 16` of word `q / 16` set for the `q`
+/// in `[lo, hi)` that `keep` accepts (a tap's valid output pixels), the rest zeros.
+pub(crate) struct ShiftMask {
+    bits: Vec<u16>,
+    lo: usize,
+    hi: usize,
+}
+
+impl ShiftMask {
+    /// The mask of `n` values.
+    pub fn new(n: usize, (lo, hi): (usize, usize), keep: impl Fn(usize) -> bool) -> Self {
+        let hi = hi.min(n);
+        let mut bits = vec![0u16; n.div_ceil(16)];
+        for q in (lo..hi).filter(|&q| keep(q)) {
+            bits[q / 16] |= 1 << (q % 16);
+        }
+        Self { bits, lo, hi }
+    }
+}
+
+/// One reduction row read in place from a shifted input plane: value `q` is `src[q + off]`
+/// where its [`ShiftMask`] bit is set, zero elsewhere (a stride-1 convolution's im2col row for
+/// one tap and channel, the padding masked off), for [`Pairs::write_shifted_row`].
+pub(crate) struct Shifted<'a> {
+    src: &'a [f32],
+    off: isize,
+    masks: &'a [u16],
+}
+
+impl<'a> Shifted<'a> {
+    /// The row over `src`; every value `mask` keeps must read inside `src` (checked).
+    pub fn new(src: &'a [f32], off: isize, mask: &'a ShiftMask) -> Self {
+        let (lo, hi) = (mask.lo as isize, mask.hi as isize);
+        assert!(
+            lo >= hi || (lo + off >= 0 && hi + off <= src.len() as isize),
+            "shifted row [{lo}, {hi}) + {off} over {} values",
+            src.len()
+        );
+        Self {
+            src,
+            off,
+            masks: &mask.bits,
+        }
+    }
+
+    /// Value `q`.
+    fn at(&self, q: usize) -> f32 {
+        if self.masks[q / 16] & (1 << (q % 16)) == 0 {
+            0.0
+        } else {
+            self.src[(q as isize + self.off) as usize]
+        }
+    }
 }
 
 /// A product's right operand: f32 as it lies (packed panel by panel), or in bf16 pairs.

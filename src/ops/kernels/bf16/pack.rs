@@ -250,3 +250,39 @@ pub(super) unsafe fn interleave(r0: &[f32], r1: Option<&[f32]>, out: &mut [u16])
         }
     }
 }
+
+/// Like [`interleave`], with each row read from a shifted input plane under a lane mask
+/// ([`super::Shifted`]): value `q` of a row is `src[q + off]` where bit `q` of its masks is set,
+/// zero elsewhere. The rows are never written in f32.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `out` holds `2n` values; each row's masks hold `n` bits
+/// and set only bits `q` with `q + off` inside its `src`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn interleave_shifted(
+    r0: &super::Shifted,
+    r1: Option<&super::Shifted>,
+    n: usize,
+    out: &mut [u16],
+) {
+    debug_assert_eq!(out.len(), 2 * n);
+    // SAFETY (every load): only lanes whose mask bit is set are read, each inside `src`
+    // (caller); the pointers of masked-off lanes are formed with wrapping arithmetic only.
+    let load = |r: &super::Shifted, c: usize| unsafe {
+        let base = r.src.as_ptr().wrapping_offset(r.off + 16 * c as isize);
+        _mm512_maskz_loadu_ps(r.masks[c], base)
+    };
+    for c in 0..n.div_ceil(16) {
+        let j = 16 * c;
+        let a = load(r0, c);
+        let b = r1.map_or(_mm512_setzero_ps(), |r1| load(r1, c));
+        let v = pairs16(a, b);
+        let words = if n - j >= 16 {
+            u32::MAX
+        } else {
+            (1u32 << (2 * (n - j))) - 1
+        };
+        // SAFETY: `out` holds `2n` values; words past it are masked off.
+        unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v) };
+    }
+}
