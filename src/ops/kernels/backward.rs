@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::bf16::{Left, Packed};
+use super::bf16::{self, Left, Packed, Shifted};
 use super::buffers::*;
 use super::forward::*;
 use super::gemm::*;
@@ -122,6 +122,11 @@ pub(super) fn backward_by_image(
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // As in the batch path: wide layers compute dWᵀ = col · dYᵀ, `gemm`'s faster orientation.
     let transposed = 16 * s >= k;
+    // In bf16, that product's left operand, col(X), is packed straight from shifted planes
+    // where the taps read them (the f32 matrix is never written).
+    let shifted = (transposed && g.mul.is_bf16() && bf16::supports(g.mul) && pairs.is_none())
+        .then(|| shifted_taps(g, taps))
+        .flatten();
     // In bf16 the weight (read transposed for dX) is rounded and packed once for every image.
     let packed = need_dx
         .then(|| Packed::new(Mat::transposed(w, k), k, g.o, g.mul))
@@ -141,19 +146,30 @@ pub(super) fn backward_by_image(
         .with_min_len(per_core)
         .fold(
             // Zeroed once per task; every image rewrites the same positions of `col`.
-            || (vec![0.0f32; k * s], Vec::new(), vec![0.0f32; k * g.o], true),
+            || {
+                let col = if shifted.is_some() { 0 } else { k * s };
+                (vec![0.0f32; col], Vec::new(), vec![0.0f32; k * g.o], true)
+            },
             |(mut col, mut dcol, mut dw, first), (bi, dxb)| {
-                for (r, row) in col.chunks_exact_mut(s).enumerate() {
-                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
-                    fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
-                }
                 let dyb = &dy[bi * g.o * s..][..g.o * s];
-                if transposed {
-                    let (a, b) = (Mat::rows(&col, s), Mat::transposed(dyb, s));
-                    matmul_serial(&mut dw, k, g.o, s, Left::Mat(a), b, !first, g.mul);
+                let col_row = |r: usize| &x[(bi * g.c + r / nt) * plane..][..plane];
+                if let Some(sh) = &shifted {
+                    let rows: Vec<Shifted> = (0..k)
+                        .map(|r| Shifted::new(col_row(r), sh[r % nt].0, &sh[r % nt].1))
+                        .collect();
+                    let (a, b) = (Left::Shifted(&rows), Mat::transposed(dyb, s));
+                    matmul_serial(&mut dw, k, g.o, s, a, b, !first, g.mul);
                 } else {
-                    let (a, b) = (Mat::rows(dyb, s), Mat::transposed(&col, s));
-                    matmul_serial(&mut dw, g.o, k, s, Left::Mat(a), b, !first, g.mul);
+                    for (r, row) in col.chunks_exact_mut(s).enumerate() {
+                        fill_col_row(col_row(r), g, taps, pairs.as_deref(), r % nt, row);
+                    }
+                    if transposed {
+                        let (a, b) = (Mat::rows(&col, s), Mat::transposed(dyb, s));
+                        matmul_serial(&mut dw, k, g.o, s, Left::Mat(a), b, !first, g.mul);
+                    } else {
+                        let (a, b) = (Mat::rows(dyb, s), Mat::transposed(&col, s));
+                        matmul_serial(&mut dw, g.o, k, s, Left::Mat(a), b, !first, g.mul);
+                    }
                 }
                 if let Some(dxb) = dxb {
                     let dxb = zeroed(dxb);

@@ -367,6 +367,9 @@ pub(crate) enum Left<'a> {
     Mat(Mat<'a>),
     /// Packed once by [`Packed::new`].
     Packed(&'a Packed),
+    /// One row per [`Shifted`] input plane (a stride-1 convolution's im2col), rounded and
+    /// packed slice by slice straight from the planes.
+    Shifted(&'a [Shifted<'a>]),
 }
 
 thread_local! {
@@ -409,6 +412,13 @@ pub(super) unsafe fn gemm(
             p.k
         );
     }
+    if let Left::Shifted(rows) = a {
+        assert!(
+            rows.len() == m && rows.iter().all(|r| 16 * r.masks.len() >= k),
+            "{} shifted rows for {m}×{k}",
+            rows.len()
+        );
+    }
     if let Right::Pairs(pairs, col0) = b {
         assert!(
             pairs.k == k && col0 + n <= pairs.n,
@@ -429,6 +439,13 @@ pub(super) unsafe fn gemm(
             let kt = kc.div_ceil(KB);
             let a_panels: &[u16] = match a {
                 Left::Packed(p) => p.slice(k0),
+                Left::Shifted(rows) => {
+                    ap.resize(pack_len(m, kc), 0);
+                    // SAFETY: the CPU has AVX-512 BF16; rows and masks checked above; `k0` is
+                    // a multiple of KC.
+                    unsafe { pack::left_shifted(rows, m, k0, kc, ap) };
+                    ap
+                }
                 Left::Mat(a) => {
                     ap.resize(pack_len(m, kc), 0);
                     // SAFETY: the CPU has AVX-512 BF16 (every unit implies it); bounds checked

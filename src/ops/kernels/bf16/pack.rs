@@ -286,3 +286,47 @@ pub(super) unsafe fn interleave_shifted(
         unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v) };
     }
 }
+
+/// [`left`] for rows read in place from shifted input planes ([`super::Shifted`]): the 32
+/// values of each block of a row are two masked loads from its plane, rounded and stored (the
+/// panel's rows past `m`, and values past the slice, as zeros).
+///
+/// # Safety
+/// The CPU has AVX-512 BF16; `rows` holds `m` rows whose masks cover `k0 + kc` values; `out`
+/// is [`pack_len`]`(m, kc)` long; `k0` is a multiple of 16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn left_shifted(
+    rows: &[super::Shifted],
+    m: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [u16],
+) {
+    let kt = kc.div_ceil(KB);
+    debug_assert!(out.len() == pack_len(m, kc) && rows.len() == m && k0 % 16 == 0);
+    for i in 0..m.div_ceil(PANEL) * PANEL {
+        for t in 0..kt {
+            let at = ((i / PANEL * kt + t) * PANEL + i % PANEL) * KB;
+            let len = if i < m { (kc - t * KB).min(KB) } else { 0 };
+            // SAFETY: a row's set mask bits read inside its plane (`Shifted::new`); lanes past
+            // `len` are masked off; the block row has room for 32 values.
+            unsafe {
+                let v = if len > 0 {
+                    let r = &rows[i];
+                    let q = k0 + t * KB;
+                    let word = |w: usize| r.masks.get(w).copied().unwrap_or(0);
+                    let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
+                    let lo = _mm512_maskz_loadu_ps(word(q / 16) & lanes(len), base);
+                    let hi = _mm512_maskz_loadu_ps(
+                        word(q / 16 + 1) & lanes(len.saturating_sub(16)),
+                        base.wrapping_add(16),
+                    );
+                    std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v);
+            }
+        }
+    }
+}
