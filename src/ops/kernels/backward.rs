@@ -19,6 +19,9 @@ pub fn conv2d_backward(
     g: &ConvGeom,
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
+    if !need_dx && let Some(dw) = super::phases::weight_gradient(x, dy, g) {
+        return (None, dw);
+    }
     let taps = g.live_taps();
     if by_image(g, taps.len()) {
         if need_dx

@@ -279,6 +279,21 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(1, 1), (1, 1)],
             [1, 1],
         ),
+        // Stems at stride 2 through the input's phases (even and odd sides).
+        (
+            [8, 3, 20, 20],
+            [8, 3, 7, 7],
+            [2, 2],
+            [(3, 3), (3, 3)],
+            [1, 1],
+        ),
+        (
+            [8, 2, 21, 19],
+            [5, 2, 7, 7],
+            [2, 2],
+            [(3, 3), (3, 3)],
+            [1, 1],
+        ),
         // Dead taps on a narrow map (one product per tap, pairs per tap); products large
         // enough to be split between cores, by columns (the first two: pairs read from a
         // column on) and by rows (the third).
@@ -346,9 +361,12 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             let (rx, rw, rdy) = (round(&x), round(&w), round(&dy));
             let (dx32, dw32) = conv2d_backward(&rx, &rw, &rdy, &g32, true);
             let (dxs, dws) = conv2d_backward(&abs(&x), &abs(&w), &abs(&dy), &g32, true);
+            // Without the input gradient (a stem) the weight gradient may take another path.
+            let (_, dw_alone) = conv2d_backward(&x, &w, &dy, &g, false);
             for (name, got, want, s) in [
                 ("dx", dx.unwrap(), dx32.unwrap(), dxs.unwrap()),
-                ("dw", dw, dw32, dws),
+                ("dw", dw, dw32.clone(), dws.clone()),
+                ("dw alone", dw_alone, dw32, dws),
             ] {
                 for (i, ((a, b), s)) in got.iter().zip(&want).zip(&s).enumerate() {
                     assert!(
