@@ -10,6 +10,7 @@ use super::forward::*;
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
+use super::phases::*;
 
 /// Gradients of [`conv2d_forward`] with respect to its input (when `need_dx`) and its weight.
 pub fn conv2d_backward(
@@ -19,8 +20,11 @@ pub fn conv2d_backward(
     g: &ConvGeom,
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
-    if !need_dx && let Some(dw) = super::phases::weight_gradient(x, dy, g) {
-        return (None, dw);
+    if !need_dx && let Some(g2) = phase_geom(g) {
+        // A strided stem (no input gradient) through the input's phases, as its forward.
+        let (x2, w2) = (phase_input(x, g, &g2), vec![0.0f32; g.o * g2.k()]);
+        let (_, dw2) = backward_by_image(&x2, &w2, dy, &g2, &g2.live_taps(), false);
+        return (None, weight_from_phases(&dw2, g, &g2));
     }
     let taps = g.live_taps();
     if by_image(g, taps.len()) {

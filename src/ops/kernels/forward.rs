@@ -11,6 +11,7 @@ use super::frozen::kept_weight;
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
+use super::phases::*;
 
 /// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
 pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
@@ -51,8 +52,10 @@ pub fn conv2d_forward_fused(
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    if let Some(y) = super::phases::forward(x, w, g, scale, shift, act) {
-        return y;
+    if let Some(g2) = phase_geom(g) {
+        // A strided stem as a stride-1 convolution over the input's phases.
+        let (x2, w2) = (phase_input(x, g, &g2), phase_weight(w, g, &g2));
+        return forward_by_image(&x2, &w2, &g2, &g2.live_taps(), scale, shift, act);
     }
     let taps = g.live_taps();
     if by_image(g, taps.len()) {

@@ -3,11 +3,10 @@
 //! becomes pixel `(y, x)` of channel `(ci, ry, rx)`, and tap `(i, j)` of the weight the tap of
 //! the phase it reads. A 7×7 kernel becomes 4×4 over four times the channels (192 reduction
 //! rows for 147, the missing taps zeros), but the im2col rows are shifted planes, which bf16
-//! products round into pairs straight from the input ([`super::im2col::shifted_taps`]) where
+//! products round into pairs straight from the input (`shifted_taps` in im2col) where
 //! stride 2 gathers every other value of every row.
 
 use super::buffers::*;
-use super::forward::{Activation, forward_by_image};
 use super::geom::*;
 
 /// The taps over the phases of a kernel of `k` taps at stride 2 with padding `p` before the
@@ -26,7 +25,7 @@ fn phase_taps(k: usize, p: usize) -> Option<(usize, usize, usize)> {
 /// apply: bf16 products, stride 2, no dilation, kernels of 7 or more (a 3×3 kernel would
 /// become 2×2 over four times the channels: 16 reduction rows for 9), the same output size,
 /// and the phase geometry run image by image.
-fn phase_geom(g: &ConvGeom) -> Option<ConvGeom> {
+pub(super) fn phase_geom(g: &ConvGeom) -> Option<ConvGeom> {
     let applies =
         g.mul.is_bf16() && g.stride == [2, 2] && g.dilation == [1, 1] && g.kh >= 7 && g.kw >= 7;
     if !applies {
@@ -47,7 +46,7 @@ fn phase_geom(g: &ConvGeom) -> Option<ConvGeom> {
 }
 
 /// The input's phases, `[b, 4c, ⌈h/2⌉, ⌈w/2⌉]` (zeros past an odd edge).
-fn phase_input(x: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
+pub(super) fn phase_input(x: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
     let plane2 = g2.h * g2.w;
     rows_filled_by(g.b * 4 * g.c * plane2, plane2, |idx, dst| {
         let (bc, r) = (idx / 4, idx % 4);
@@ -80,41 +79,26 @@ fn phase_index(g: &ConvGeom, g2: &ConvGeom) -> Vec<usize> {
     index
 }
 
-/// [`super::forward::conv2d_forward_fused`] through the phases, where [`phase_geom`] applies.
-pub(super) fn forward(
-    x: &[f32],
-    w: &[f32],
-    g: &ConvGeom,
-    scale: Option<&[f32]>,
-    shift: Option<&[f32]>,
-    act: Activation,
-) -> Option<Vec<f32>> {
-    let g2 = phase_geom(g)?;
+/// The weight `[o, c, kh, kw]` of `g` as the phase geometry `g2`'s `[o, 4c, th, tw]`, zeros at
+/// the taps no original tap maps to.
+pub(super) fn phase_weight(w: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
     let (per_o, per_o2) = (g.k(), g2.k());
     let mut w2 = vec![0.0f32; g.o * per_o2];
-    let index = phase_index(g, &g2);
+    let index = phase_index(g, g2);
     for (src, dst) in w.chunks_exact(per_o).zip(w2.chunks_exact_mut(per_o2)) {
         for (v, &at) in src.iter().zip(&index) {
             dst[at] = *v;
         }
     }
-    let x2 = phase_input(x, g, &g2);
-    let taps = g2.live_taps();
-    Some(forward_by_image(&x2, &w2, &g2, &taps, scale, shift, act))
+    w2
 }
 
-/// The weight gradient of `g` (its input gradient not wanted) through the phases, where
-/// [`phase_geom`] applies: the phase geometry's weight gradient at the taps that exist.
-pub(super) fn weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeom) -> Option<Vec<f32>> {
-    let g2 = phase_geom(g)?;
-    let x2 = phase_input(x, g, &g2);
-    let taps = g2.live_taps();
-    let w2 = vec![0.0f32; g.o * g2.k()];
-    let (_, dw2) = super::backward::backward_by_image(&x2, &w2, dy, &g2, &taps, false);
-    let index = phase_index(g, &g2);
+/// The weight gradient of `g` from the phase geometry's: its entries at the taps that exist.
+pub(super) fn weight_from_phases(dw2: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
+    let index = phase_index(g, g2);
     let mut dw = Vec::with_capacity(g.o * g.k());
     for src in dw2.chunks_exact(g2.k()) {
         dw.extend(index.iter().map(|&at| src[at]));
     }
-    Some(dw)
+    dw
 }
