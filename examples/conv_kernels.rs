@@ -1,7 +1,8 @@
 //! Per-layer timing of fastvision's convolution kernels on ResNet-18's geometries (dev tool):
-//! `cargo run --example conv_kernels -- [batch 64] [size 28] [repeats 5]`. GF/s count every
+//! `cargo run --example conv_kernels -- [batch 64] [size 28] [repeats 5] [fp32|bf16]` (bf16: the
+//! CPU's native bf16 products, where it has them). GF/s count every
 //! kernel tap, so layers whose taps over padding are skipped show a dense-equivalent rate.
-use fastvision::ops::kernels::{ConvGeom, conv2d_backward, conv2d_forward};
+use fastvision::ops::kernels::{ConvGeom, bf16, conv2d_backward, conv2d_forward};
 use std::time::Instant;
 
 fn main() {
@@ -9,6 +10,10 @@ fn main() {
     let bs: usize = args.get(1).map_or(64, |s| s.parse().unwrap());
     let size: usize = args.get(2).map_or(28, |s| s.parse().unwrap());
     let reps: usize = args.get(3).map_or(5, |s| s.parse().unwrap());
+    let mul = match args.get(4).map(String::as_str) {
+        Some("bf16") => bf16::native().expect("no native bf16 on this CPU"),
+        _ => bf16::Mul::F32,
+    };
     let mut layers = vec![];
     let stem = size.div_ceil(2);
     layers.push(("stem", [bs, 3, size, size], [64, 3, 7, 7], 2, 3, 1));
@@ -24,7 +29,7 @@ fn main() {
     }
     let (mut tf, mut tb, mut fl) = (0.0, 0.0, 0.0);
     for (name, xs, ws, s, p, count) in layers {
-        let g = ConvGeom::new(xs, ws, [s, s], [(p, p), (p, p)], [1, 1]);
+        let g = ConvGeom::new(xs, ws, [s, s], [(p, p), (p, p)], [1, 1]).with_mul(mul);
         let x: Vec<f32> = (0..xs.iter().product())
             .map(|i| ((i % 97) as f32) * 0.01)
             .collect();
