@@ -88,21 +88,39 @@ pub(super) unsafe fn left(
 /// As [`left`], and `a.cs == 1`.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn rows_into(a: Mat, m: usize, k0: usize, kc: usize, out: &mut [u16]) {
+    // SAFETY: row `i` holds `len` values from `k0 + q` (the caller's bound).
+    let block = |i: usize, q: usize, len: usize| unsafe {
+        convert32(a.data.as_ptr().wrapping_add(i * a.rs + k0 + q), len)
+    };
+    // SAFETY: `out` is `pack_len(m, kc)` long (the caller's bound).
+    unsafe { blocks_into(m, kc, out, block) }
+}
+
+/// The packed layout of [`left`] for rows `[0, m)` × `kc` reduction values: `block(i, q, len)`
+/// gives row `i`'s 32 values from reduction offset `q` rounded to bf16 (`len` of them, at most
+/// 32, zeros after), called for every row below `m`; the panel's rows past `m` are zeros.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `out` is [`pack_len`]`(m, kc)` long.
+#[target_feature(enable = "avx512f")]
+unsafe fn blocks_into(
+    m: usize,
+    kc: usize,
+    out: &mut [u16],
+    block: impl Fn(usize, usize, usize) -> __m512i,
+) {
     let kt = kc.div_ceil(KB);
+    debug_assert_eq!(out.len(), pack_len(m, kc));
     for i in 0..m.div_ceil(PANEL) * PANEL {
         for t in 0..kt {
             let at = ((i / PANEL * kt + t) * PANEL + i % PANEL) * KB;
-            let len = if i < m { (kc - t * KB).min(KB) } else { 0 };
-            // SAFETY: row `i` holds `len` values from here; the block row has room for 32.
-            unsafe {
-                let src = a.data.as_ptr().wrapping_add(i * a.rs + k0 + t * KB);
-                let v = if len > 0 {
-                    convert32(src, len)
-                } else {
-                    _mm512_setzero_si512()
-                };
-                _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v);
-            }
+            let v = if i < m {
+                block(i, t * KB, (kc - t * KB).min(KB))
+            } else {
+                _mm512_setzero_si512()
+            };
+            // SAFETY: the block row at `at` has room for 32 values inside `out`.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v) };
         }
     }
 }
@@ -231,23 +249,37 @@ fn pairs16(r0: __m512, r1: __m512) -> __m512i {
 pub(super) unsafe fn interleave(r0: &[f32], r1: Option<&[f32]>, out: &mut [u16]) {
     let n = r0.len();
     debug_assert_eq!(out.len(), 2 * n);
-    for j in (0..n).step_by(16) {
-        let mask = lanes(n - j);
-        // SAFETY: lanes past `n` are masked off, in the loads and the store.
-        unsafe {
-            let a = _mm512_maskz_loadu_ps(mask, r0.as_ptr().add(j));
-            let b = match r1 {
-                Some(r1) => _mm512_maskz_loadu_ps(mask, r1.as_ptr().add(j)),
-                None => _mm512_setzero_ps(),
-            };
-            let v = pairs16(a, b);
-            let words = if n - j >= 16 {
-                u32::MAX
-            } else {
-                (1u32 << (2 * (n - j))) - 1
-            };
-            _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v);
-        }
+    // SAFETY: lanes past `n` are masked off.
+    let load = |r: &[f32], c: usize| unsafe {
+        _mm512_maskz_loadu_ps(lanes(n - 16 * c), r.as_ptr().add(16 * c))
+    };
+    let second = |c: usize| r1.map_or(_mm512_setzero_ps(), |r1| load(r1, c));
+    // SAFETY: `out` holds `2n` values.
+    unsafe { pairs_into(n, out, |c| load(r0, c), second) }
+}
+
+/// `n` reduction pairs into `out` (`2n` values): per 16 columns `c`, the 16 values of each row
+/// that `r0(c)` and `r1(c)` give, rounded to bf16 and interleaved; the store stops at `out`'s end.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `out` holds `2n` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pairs_into(
+    n: usize,
+    out: &mut [u16],
+    r0: impl Fn(usize) -> __m512,
+    r1: impl Fn(usize) -> __m512,
+) {
+    for c in 0..n.div_ceil(16) {
+        let j = 16 * c;
+        let v = pairs16(r0(c), r1(c));
+        let words = if n - j >= 16 {
+            u32::MAX
+        } else {
+            (1u32 << (2 * (n - j))) - 1
+        };
+        // SAFETY: `out` holds `2n` values; words past it are masked off.
+        unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v) };
     }
 }
 
@@ -272,19 +304,9 @@ pub(super) unsafe fn interleave_shifted(
         let base = r.src.as_ptr().wrapping_offset(r.off + 16 * c as isize);
         _mm512_maskz_loadu_ps(r.masks[c], base)
     };
-    for c in 0..n.div_ceil(16) {
-        let j = 16 * c;
-        let a = load(r0, c);
-        let b = r1.map_or(_mm512_setzero_ps(), |r1| load(r1, c));
-        let v = pairs16(a, b);
-        let words = if n - j >= 16 {
-            u32::MAX
-        } else {
-            (1u32 << (2 * (n - j))) - 1
-        };
-        // SAFETY: `out` holds `2n` values; words past it are masked off.
-        unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().add(2 * j) as *mut i16, words, v) };
-    }
+    let second = |c: usize| r1.map_or(_mm512_setzero_ps(), |r1| load(r1, c));
+    // SAFETY: `out` holds `2n` values.
+    unsafe { pairs_into(n, out, |c| load(r0, c), second) }
 }
 
 /// [`left`] for rows read in place from shifted input planes ([`super::Shifted`]): the 32
@@ -302,31 +324,18 @@ pub(super) unsafe fn left_shifted(
     kc: usize,
     out: &mut [u16],
 ) {
-    let kt = kc.div_ceil(KB);
-    debug_assert!(out.len() == pack_len(m, kc) && rows.len() == m && k0 % 16 == 0);
-    for i in 0..m.div_ceil(PANEL) * PANEL {
-        for t in 0..kt {
-            let at = ((i / PANEL * kt + t) * PANEL + i % PANEL) * KB;
-            let len = if i < m { (kc - t * KB).min(KB) } else { 0 };
-            // SAFETY: a row's set mask bits read inside its plane (`Shifted::new`); lanes past
-            // `len` are masked off; the block row has room for 32 values.
-            unsafe {
-                let v = if len > 0 {
-                    let r = &rows[i];
-                    let q = k0 + t * KB;
-                    let word = |w: usize| r.masks.get(w).copied().unwrap_or(0);
-                    let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
-                    let lo = _mm512_maskz_loadu_ps(word(q / 16) & lanes(len), base);
-                    let hi = _mm512_maskz_loadu_ps(
-                        word(q / 16 + 1) & lanes(len.saturating_sub(16)),
-                        base.wrapping_add(16),
-                    );
-                    std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
-                } else {
-                    _mm512_setzero_si512()
-                };
-                _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v);
-            }
-        }
-    }
+    debug_assert!(rows.len() == m && k0 % 16 == 0);
+    // SAFETY: a row's set mask bits read inside its plane (`Shifted::new`); lanes past `len`
+    // are masked off, and the pointers of masked-off lanes are formed with wrapping arithmetic.
+    let block = |i: usize, q: usize, len: usize| unsafe {
+        let (r, q) = (&rows[i], k0 + q);
+        let word = |w: usize| r.masks.get(w).copied().unwrap_or(0);
+        let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
+        let lo = _mm512_maskz_loadu_ps(word(q / 16) & lanes(len), base);
+        let hi_mask = word(q / 16 + 1) & lanes(len.saturating_sub(16));
+        let hi = _mm512_maskz_loadu_ps(hi_mask, base.wrapping_add(16));
+        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+    };
+    // SAFETY: `out` is `pack_len(m, kc)` long (the caller's bound).
+    unsafe { blocks_into(m, kc, out, block) }
 }
