@@ -14,8 +14,11 @@ mod amx;
 mod dot;
 #[cfg(target_arch = "x86_64")]
 mod pack;
+mod shifted;
 
 use std::cell::RefCell;
+
+pub(crate) use shifted::{ShiftMask, Shifted};
 
 use super::mat::Mat;
 
@@ -283,61 +286,6 @@ impl Pairs {
     }
 }
 
-/// Which values of a [`Shifted`] row are read: bit `q % 16` of word `q / 16` set for the `q`
-/// in `[lo, hi)` that `keep` accepts (a tap's valid output pixels), the rest zeros.
-pub(crate) struct ShiftMask {
-    bits: Vec<u16>,
-    lo: usize,
-    hi: usize,
-}
-
-impl ShiftMask {
-    /// The mask of `n` values.
-    pub fn new(n: usize, (lo, hi): (usize, usize), keep: impl Fn(usize) -> bool) -> Self {
-        let hi = hi.min(n);
-        let mut bits = vec![0u16; n.div_ceil(16)];
-        for q in (lo..hi).filter(|&q| keep(q)) {
-            bits[q / 16] |= 1 << (q % 16);
-        }
-        Self { bits, lo, hi }
-    }
-}
-
-/// One reduction row read in place from a shifted input plane: value `q` is `src[q + off]`
-/// where its [`ShiftMask`] bit is set, zero elsewhere (a stride-1 convolution's im2col row for
-/// one tap and channel, the padding masked off), for [`Pairs::write_shifted_row`].
-pub(crate) struct Shifted<'a> {
-    src: &'a [f32],
-    off: isize,
-    masks: &'a [u16],
-}
-
-impl<'a> Shifted<'a> {
-    /// The row over `src`; every value `mask` keeps must read inside `src` (checked).
-    pub fn new(src: &'a [f32], off: isize, mask: &'a ShiftMask) -> Self {
-        let (lo, hi) = (mask.lo as isize, mask.hi as isize);
-        assert!(
-            lo >= hi || (lo + off >= 0 && hi + off <= src.len() as isize),
-            "shifted row [{lo}, {hi}) + {off} over {} values",
-            src.len()
-        );
-        Self {
-            src,
-            off,
-            masks: &mask.bits,
-        }
-    }
-
-    /// Value `q`.
-    fn at(&self, q: usize) -> f32 {
-        if self.masks[q / 16] & (1 << (q % 16)) == 0 {
-            0.0
-        } else {
-            self.src[(q as isize + self.off) as usize]
-        }
-    }
-}
-
 /// A product's right operand: f32 as it lies (packed panel by panel), or in bf16 pairs.
 #[derive(Clone, Copy)]
 pub(crate) enum Right<'a> {
@@ -544,121 +492,4 @@ pub(super) unsafe fn gemm(
 struct Scratch([f32; PANEL * PANEL]);
 
 #[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn the_vendor_check_agrees_with_the_kernel_and_auto_follows_it() {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
-        assert_eq!(amd(), info.contains("AuthenticAMD"));
-        let expected = match native() {
-            Some(Mul::Avx512Bf16) if !amd() => None,
-            unit => unit,
-        };
-        assert_eq!(faster_than_f32(), expected);
-    }
-
-    fn ramp(n: usize, seed: f64) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as f64 * 0.61 + seed).sin() * 1.7) as f32)
-            .collect()
-    }
-
-    /// `a · b` in f64 with every operand mapped by `r` first.
-    fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat, r: impl Fn(f32) -> f64) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|l| r(a.data[i * a.rs + l * a.cs]) * r(b.data[l * b.rs + j * b.cs]))
-                    .sum();
-            }
-        }
-        c
-    }
-
-    /// Every bf16 unit this CPU has, against two f64 references: the product of the
-    /// operands rounded to bf16 (within 1e-5 of the sum of |products|: only the f32 sums
-    /// differ) and the exact product (within 2⁻⁸ of it: bf16 keeps 8 significant bits, so each
-    /// product is off by at most 2·2⁻⁹ relative); both operand layouts the convolutions use
-    /// (rows and columns contiguous), edges of every size, accumulation, reduction slices, the
-    /// left operand packed per product and once for many, the right one packed per panel and
-    /// given as bf16 pairs.
-    #[test]
-    fn bf16_products_equal_an_f64_reference() {
-        let units = units();
-        if units.is_empty() {
-            eprintln!("no native bf16 on this CPU: nothing to check");
-            return;
-        }
-        let exact = |x: f32| x as f64;
-        let shapes = [
-            (1, 1, 1),
-            (32, 32, 32),
-            (33, 47, 70),
-            (64, 96, 800),
-            (5, 130, 1600),
-            (70, 3, 9),
-        ];
-        for (m, n, k) in shapes {
-            let (av, bv) = (ramp(m * k, 0.3), ramp(k * n, 1.1));
-            let (a_rows, a_cols) = (Mat::rows(&av, k), Mat::transposed(&av, m));
-            let (b_rows, b_cols) = (Mat::rows(&bv, n), Mat::transposed(&bv, k));
-            for (a, b) in [
-                (a_rows, b_rows),
-                (a_cols, b_cols),
-                (a_rows, b_cols),
-                (a_cols, b_rows),
-            ] {
-                let rounded = reference(m, n, k, a, b, |x| half::bf16::from_f32(x).to_f64());
-                let want = reference(m, n, k, a, b, exact);
-                let scale = reference(m, n, k, a, b, |x| (x as f64).abs());
-                for &unit in &units {
-                    for accumulate in [false, true] {
-                        let mut got = vec![0.5f32; m * n];
-                        let packed = Packed::new(a, m, k, unit).unwrap();
-                        let left = if accumulate {
-                            Left::Packed(&packed)
-                        } else {
-                            Left::Mat(a)
-                        };
-                        let right = if accumulate && b.cs == 1 {
-                            let mut pairs = Pairs::new(k, n);
-                            for p in 0..k.div_ceil(2) {
-                                let row = |l: usize| &b.data[l * n..][..n];
-                                let r1 = (2 * p + 1 < k).then(|| row(2 * p + 1));
-                                Pairs::write_row(pairs.row_mut(p), row(2 * p), r1);
-                            }
-                            Some(pairs)
-                        } else {
-                            None
-                        };
-                        let right_op = right.as_ref().map_or(Right::Mat(b), Right::from);
-                        unsafe {
-                            gemm(
-                                m,
-                                n,
-                                k,
-                                got.as_mut_ptr(),
-                                n,
-                                left,
-                                right_op,
-                                accumulate,
-                                unit,
-                            )
-                        };
-                        for (ij, &g) in got.iter().enumerate() {
-                            let g = g as f64 - if accumulate { 0.5 } else { 0.0 };
-                            let s = scale[ij].max(1e-30);
-                            let (e1, e2) = ((g - rounded[ij]).abs() / s, (g - want[ij]).abs() / s);
-                            let at = format!("{unit:?} {m}×{n}×{k} acc={accumulate} [{ij}]");
-                            assert!(e1 < 1e-5, "{at}: {g} vs {} (bf16 operands)", rounded[ij]);
-                            assert!(e2 < 1.0 / 256.0, "{at}: {g} vs {} (exact)", want[ij]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;
