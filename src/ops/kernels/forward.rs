@@ -220,7 +220,7 @@ pub(super) fn forward_by_image(
         .for_each_init(
             // Zeroed once per task; every image rewrites the same positions, so the padding
             // stays zero.
-            || ColBuffer::new(g, nt),
+            || ColBuffer::new(g, nt, shifted.is_some()),
             |col, (bi, yb)| {
                 let fill = |r: usize, row: &mut [f32]| {
                     let src = &x[(bi * g.c + r / nt) * plane..][..plane];
@@ -265,11 +265,13 @@ enum ColBuffer {
 }
 
 impl ColBuffer {
-    /// Zeroed buffers for one image of `g` with `nt` live taps.
-    fn new(g: &ConvGeom, nt: usize) -> Self {
+    /// Zeroed buffers for one image of `g` with `nt` live taps (no f32 rows where every pair
+    /// row is rounded from shifted planes).
+    fn new(g: &ConvGeom, nt: usize, shifted: bool) -> Self {
         let (k, s) = (g.k(), g.s());
         if g.mul.is_bf16() {
-            Self::Pairs(vec![0.0; nt.max(2) * s], Pairs::new(k, s))
+            let rows = if shifted { 0 } else { nt.max(2) * s };
+            Self::Pairs(vec![0.0; rows], Pairs::new(k, s))
         } else {
             Self::F32(vec![0.0; k * s])
         }
