@@ -159,16 +159,17 @@ pub(super) fn backward_by_image(
             },
             |(mut col, mut dcol, mut dw, first), (bi, dxb)| {
                 let dyb = &dy[bi * g.o * s..][..g.o * s];
-                let col_row = |r: usize| &x[(bi * g.c + r / nt) * plane..][..plane];
+                let xb = &x[bi * g.c * plane..][..g.c * plane];
                 if let Some(sh) = &shifted {
                     let rows: Vec<Shifted> = (0..k)
-                        .map(|r| Shifted::new(col_row(r), sh[r % nt].0, &sh[r % nt].1))
+                        .map(|r| shifted_row(xb, (nt, plane), sh, r))
                         .collect();
                     let (a, b) = (Left::Shifted(&rows), Mat::transposed(dyb, s));
                     matmul_serial(&mut dw, k, g.o, s, a, b, !first, g.mul);
                 } else {
                     for (r, row) in col.chunks_exact_mut(s).enumerate() {
-                        fill_col_row(col_row(r), g, taps, pairs.as_deref(), r % nt, row);
+                        let src = &xb[(r / nt) * plane..][..plane];
+                        fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
                     }
                     if transposed {
                         let (a, b) = (Mat::rows(&col, s), Mat::transposed(dyb, s));

@@ -276,6 +276,18 @@ pub(super) fn shifted_taps(
     Some(masks.collect())
 }
 
+/// Row `r = (ci, t)` of one image's im2col (`nt` live taps) as a [`Shifted`] row over the
+/// image's input planes `x` (`plane` values each), through `shifted` (see [`shifted_taps`]).
+pub(super) fn shifted_row<'a>(
+    x: &'a [f32],
+    (nt, plane): (usize, usize),
+    shifted: &'a [(isize, ShiftMask)],
+    r: usize,
+) -> Shifted<'a> {
+    let (off, mask) = &shifted[r % nt];
+    Shifted::new(&x[(r / nt) * plane..][..plane], *off, mask)
+}
+
 /// Pair row `p` of one image's im2col in bf16 pairs (rows `(ci, t)` of `rows`, `nt` live
 /// taps), read from the image's input planes `x` (`plane` values each) through `shifted` (see
 /// [`shifted_taps`]) and written into `out`.
@@ -286,10 +298,7 @@ pub(super) fn fill_shifted_pair_row(
     x: &[f32],
     shifted: &[(isize, ShiftMask)],
 ) {
-    let row = |r: usize| {
-        let (off, mask) = &shifted[r % nt];
-        Shifted::new(&x[(r / nt) * plane..][..plane], *off, mask)
-    };
+    let row = |r: usize| shifted_row(x, (nt, plane), shifted, r);
     let second = (2 * p + 1 < rows).then(|| row(2 * p + 1));
     Pairs::write_shifted_row(out, &row(2 * p), second.as_ref());
 }
