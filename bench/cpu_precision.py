@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fastvision against PyTorch's CPU paths, in turn, on this machine: ResNet-18 training and
 inference throughput (images/s) at 28, 64 and 224 px, for fastvision in fp32 and in its default
-precision (`auto`: bf16 on AMX tiles or AMD's AVX-512 BF16) and PyTorch in fp32, fp32 channels-last,
+precision (`auto`: bf16 on AMX tiles or AMD's AVX-512 BF16; where `auto` is fp32 on a CPU that
+has bf16 products, forced bf16 too) and PyTorch in fp32, fp32 channels-last,
 bf16 autocast and bf16 autocast + channels-last (`bench/pytorch_bench.py --no-loader`). Each
 round runs every configuration once, one after the other, so the machine's drift touches them
 alike; the table gives the median over the rounds (and the range). Then the ceilings: one
@@ -63,12 +64,17 @@ def main():
     ap.add_argument("--section", default="cpu-precision", help="the markers' name in docs/benchmarks.md")
     args = ap.parse_args()
     python = os.environ.get("PYTHON", "python3")
+    fastvision = dict(FASTVISION)
+    probe = ["--size", "28", "--bs", "8", "--steps", "1", "--precision", "auto"]
+    auto_line = run([CLI, "bench", *probe])[1].splitlines()[0]
+    if "bf16" not in auto_line and "avx512_bf16" in cpu()[1]:
+        fastvision["fastvision bf16"] = ["--precision", "bf16"]
     figures = {}  # (size, config) -> [(train, infer)]
     devices = {}
     for r in range(args.rounds):
         for size, bs, steps in SIZES:
             common = ["--size", str(size), "--bs", str(bs), "--steps", str(steps)]
-            for name, extra in FASTVISION.items():
+            for name, extra in fastvision.items():
                 out, err = run([CLI, "bench", *common, *extra])
                 j = last_json(out)
                 devices[name] = err.splitlines()[0] if err else ""
@@ -84,7 +90,7 @@ def main():
     theirs = json.loads(torch_gemm.stdout.strip().splitlines()[-1])
 
     model, flags, cores = cpu()
-    configs = list(FASTVISION) + list(PYTORCH)
+    configs = list(fastvision) + list(PYTORCH)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} by `bench/cpu_precision.py --rounds {args.rounds}` on "
         f"{model} ({cores} cores; {', '.join(flags) or 'no AVX-512'}); images/s, median of "
