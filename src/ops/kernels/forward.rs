@@ -222,8 +222,9 @@ pub(super) fn forward_by_image(
             // stays zero.
             || ColBuffer::new(g, nt, shifted.is_some()),
             |col, (bi, yb)| {
+                let xb = &x[bi * g.c * plane..][..g.c * plane];
                 let fill = |r: usize, row: &mut [f32]| {
-                    let src = &x[(bi * g.c + r / nt) * plane..][..plane];
+                    let src = &xb[(r / nt) * plane..][..plane];
                     fill_col_row(src, g, taps, pairs.as_deref(), r % nt, row);
                 };
                 let yb = match col {
@@ -238,7 +239,6 @@ pub(super) fn forward_by_image(
                         // keeps its padding zeros), then rounded into one pair row; or, on
                         // shifted planes, rounded from the input directly.
                         let slots = nt.max(2);
-                        let xb = &x[bi * g.c * plane..][..g.c * plane];
                         for p in 0..k.div_ceil(2) {
                             let out = col.row_mut(p);
                             match &shifted {
