@@ -1,6 +1,7 @@
 //! Per-layer timing of fastvision's convolution kernels on ResNet-18's geometries (dev tool):
-//! `cargo run --example conv_kernels -- [batch 64] [size 28] [repeats 5] [fp32|bf16]` (bf16: the
-//! CPU's native bf16 products, where it has them). GF/s count every
+//! `cargo run --example conv_kernels -- [batch 64] [size 28] [repeats 5] [fp32|bf16] [layer]` (bf16:
+//! the CPU's native bf16 products, where it has them; layer: only the layers of that name, e.g.
+//! `stem`). GF/s count every
 //! kernel tap, so layers whose taps over padding are skipped show a dense-equivalent rate.
 use fastvision::ops::kernels::{ConvGeom, bf16, conv2d_backward, conv2d_forward};
 use std::time::Instant;
@@ -14,6 +15,7 @@ fn main() {
         Some("bf16") => bf16::native().expect("no native bf16 on this CPU"),
         _ => bf16::Mul::F32,
     };
+    let only = args.get(5).cloned();
     let mut layers = vec![];
     let stem = size.div_ceil(2);
     layers.push(("stem", [bs, 3, size, size], [64, 3, 7, 7], 2, 3, 1));
@@ -29,6 +31,9 @@ fn main() {
     }
     let (mut tf, mut tb, mut fl) = (0.0, 0.0, 0.0);
     for (name, xs, ws, s, p, count) in layers {
+        if only.as_deref().is_some_and(|l| l != name) {
+            continue;
+        }
         let g = ConvGeom::new(xs, ws, [s, s], [(p, p), (p, p)], [1, 1]).with_mul(mul);
         let x: Vec<f32> = (0..xs.iter().product())
             .map(|i| ((i % 97) as f32) * 0.01)

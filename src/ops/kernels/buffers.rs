@@ -8,7 +8,7 @@ use rayon::prelude::*;
 /// tasks, then [`assume_init`] makes it values. Each chunk is zeroed just before it is written
 /// (in cache) instead of the whole buffer in one serial pass first (`vec![0.0; len]` on the
 /// calling thread while the other cores wait: up to 19 MB per convolution).
-pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+pub(crate) fn uninit<T>(len: usize) -> Vec<MaybeUninit<T>> {
     let mut buf = Vec::with_capacity(len);
     // SAFETY: MaybeUninit needs no initialisation.
     unsafe { buf.set_len(len) };
@@ -16,23 +16,23 @@ pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
 }
 
 /// A chunk of an [`uninit`] buffer, zeroed, as values to write.
-pub(crate) fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+pub(crate) fn zeroed<T: Default + Copy>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
     for v in chunk.iter_mut() {
-        v.write(0.0);
+        v.write(T::default());
     }
-    // SAFETY: every element was just initialised, and MaybeUninit<f32> has f32's layout.
-    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    // SAFETY: every element was just initialised, and MaybeUninit<T> has T's layout.
+    unsafe { &mut *(chunk as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// The values of an [`uninit`] buffer.
 ///
 /// # Safety
 /// Every element must have been initialised (every chunk passed through [`zeroed`]).
-pub(crate) unsafe fn assume_init(buf: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+pub(crate) unsafe fn assume_init<T>(buf: Vec<MaybeUninit<T>>) -> Vec<T> {
     let mut buf = std::mem::ManuallyDrop::new(buf);
-    // SAFETY: the allocation came from a Vec of the same length and capacity, MaybeUninit<f32>
-    // is layout-identical to f32, and the caller promises every element is initialised.
-    unsafe { Vec::from_raw_parts(buf.as_mut_ptr() as *mut f32, buf.len(), buf.capacity()) }
+    // SAFETY: the allocation came from a Vec of the same length and capacity, MaybeUninit<T>
+    // is layout-identical to T, and the caller promises every element is initialised.
+    unsafe { Vec::from_raw_parts(buf.as_mut_ptr() as *mut T, buf.len(), buf.capacity()) }
 }
 
 /// A `len`-long buffer made in parallel by `fill(index, chunk)` over its `chunk`-long chunks

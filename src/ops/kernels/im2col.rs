@@ -343,22 +343,17 @@ pub(super) fn im2col_pairs(
     let per_task = rows.div_ceil(2).div_ceil(2 * rayon::current_num_threads());
     (0..blocks)
         .map(|block| {
-            let mut out = Pairs::new(rows, n);
-            let stride = out.stride();
-            out.rows_mut()
-                .par_chunks_mut(stride)
-                .with_min_len(per_task.max(1))
-                .enumerate()
-                .for_each_init(
-                    || vec![0.0f32; slots * n],
-                    |buf, (p, pair_row)| {
-                        let out = &mut pair_row[..2 * n];
-                        fill_pair_row(out, p, (rows, n, slots), buf, |j, dst| {
-                            fill(row_of(block, j), dst)
-                        });
-                    },
-                );
-            out
+            Pairs::filled_by(
+                rows,
+                n,
+                per_task,
+                || vec![0.0f32; slots * n],
+                |buf, p, out| {
+                    fill_pair_row(out, p, (rows, n, slots), buf, |j, dst| {
+                        fill(row_of(block, j), dst)
+                    });
+                },
+            )
         })
         .collect()
 }

@@ -18,8 +18,11 @@ mod shifted;
 
 use std::cell::RefCell;
 
+use rayon::prelude::*;
+
 pub(crate) use shifted::{ShiftMask, Shifted};
 
+use super::buffers::{assume_init, uninit, zeroed};
 use super::mat::Mat;
 
 /// How a convolution's products multiply.
@@ -213,36 +216,68 @@ pub(crate) struct Pairs {
 impl Pairs {
     /// Room for `k × n`, zeros.
     pub fn new(k: usize, n: usize) -> Self {
-        // Whole cache lines a row, an odd number of them: rows a power-of-two distance apart
-        // (1 or 4 KB at 16×16 and 32×32 maps) all fall into one or a few of the L1 cache's
-        // sets, and a tile's 16 rows evict each other (a product at n = 1024 ran at 199
-        // GFLOP/s a core with rows 4 KB apart, 215 with 4 160 bytes, 227 packed).
-        let lines = (2 * n).div_ceil(32);
-        let stride = (lines | 1) * 32;
+        let stride = Self::row_stride(n);
         Self {
-            data: vec![0; k.div_ceil(KB) * KB / 2 * stride + 2 * PANEL],
+            data: vec![0; Self::len(k, stride)],
             k,
             n,
             stride,
         }
     }
 
-    /// Values from one pair row to the next (`2n` of them hold the row).
-    pub fn stride(&self) -> usize {
-        self.stride
+    /// `k × n` made in parallel, pair row `p` by `fill(state, p, row)` (its `2n` values) with
+    /// one `init()` state per task and at least `min_rows` pair rows per task. Each row and its
+    /// padding are zeroed in the task that writes it, just before, where [`Pairs::new`] would
+    /// zero the whole buffer on the calling thread while the other cores wait.
+    pub fn filled_by<S>(
+        k: usize,
+        n: usize,
+        min_rows: usize,
+        init: impl Fn() -> S + Sync + Send,
+        fill: impl Fn(&mut S, usize, &mut [u16]) + Sync + Send,
+    ) -> Self {
+        let stride = Self::row_stride(n);
+        let mut data = uninit::<u16>(Self::len(k, stride));
+        let (rows, tail) = data.split_at_mut(Self::len(k, stride) - 2 * PANEL);
+        rows.par_chunks_mut(stride)
+            .with_min_len(min_rows.max(1))
+            .enumerate()
+            .for_each_init(init, |state, (p, row)| {
+                let row = zeroed(row);
+                if 2 * p < k {
+                    fill(state, p, &mut row[..2 * n]);
+                }
+            });
+        zeroed(tail);
+        Self {
+            // SAFETY: every row and the tail went through `zeroed`.
+            data: unsafe { assume_init(data) },
+            k,
+            n,
+            stride,
+        }
+    }
+
+    /// Values from one pair row to the next for rows of `n` columns: whole cache lines, an odd
+    /// number of them. Rows a power-of-two distance apart (1 or 4 KB at 16×16 and 32×32 maps)
+    /// all fall into one or a few of the L1 cache's sets, and a tile's 16 rows evict each other
+    /// (a product at n = 1024 ran at 199 GFLOP/s a core with rows 4 KB apart, 215 with 4 160
+    /// bytes, 227 packed).
+    fn row_stride(n: usize) -> usize {
+        let lines = (2 * n).div_ceil(32);
+        (lines | 1) * 32
+    }
+
+    /// The buffer's length: pair rows padded to whole blocks of [`KB`] reduction values, then
+    /// what the last panel's tiles read past the last column.
+    fn len(k: usize, stride: usize) -> usize {
+        k.div_ceil(KB) * KB / 2 * stride + 2 * PANEL
     }
 
     /// Pair row `p` (reduction rows `2p`, `2p + 1`), `2n` values.
     pub fn row_mut(&mut self, p: usize) -> &mut [u16] {
         assert!(2 * p < self.k, "pair row {p} of {} rows", self.k);
         &mut self.data[p * self.stride..][..2 * self.n]
-    }
-
-    /// Every pair row, [`Pairs::stride`] values each (the first `2n` hold it): for filling
-    /// them in parallel with [`Pairs::write_row`].
-    pub fn rows_mut(&mut self) -> &mut [u16] {
-        let len = self.k.div_ceil(2) * self.stride;
-        &mut self.data[..len]
     }
 
     /// Writes reduction rows `r0` and `r1` (`None`: zeros) into `out`, one pair row (twice as
