@@ -270,6 +270,7 @@ pub(super) unsafe fn split_gemm(
                 ..b
             }),
             Right::Pairs(pairs, col0) => Right::Pairs(pairs, col0 + h),
+            Right::Shifted(rows, col0) => Right::Shifted(rows, col0 + h),
         };
         // SAFETY: columns [0, h) and [h, n) of `dst` are disjoint blocks of the caller's block.
         let dst1 = Ptr(unsafe { dst.0.add(h) });

@@ -294,6 +294,22 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(3, 3), (3, 3)],
             [1, 1],
         ),
+        // Maps of 4 096 pixels or more, whose product packs col(X) from the shifted planes
+        // (a stem through its phases, a 3×3 layer and its input gradient; a partial last panel).
+        (
+            [2, 3, 130, 134],
+            [8, 3, 7, 7],
+            [2, 2],
+            [(3, 3), (3, 3)],
+            [1, 1],
+        ),
+        (
+            [2, 4, 65, 66],
+            [40, 4, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
         // Dead taps on a narrow map (one product per tap, pairs per tap); products large
         // enough to be split between cores, by columns (the first two: pairs read from a
         // column on) and by rows (the third).

@@ -110,6 +110,9 @@ const BLOCK: usize = PANEL * KB;
 const KC: usize = 256;
 /// Columns of the right operand packed at a time: 64 panels, 1 MB of one slice, in L2.
 const NC: usize = 64 * PANEL;
+/// Columns of a right operand packed from shifted planes at a time: 16 panels, 256 KB of one
+/// slice, so the chunk the packing just wrote is still in a 1 MB L2 when the kernels read it.
+const NC_SHIFTED: usize = 16 * PANEL;
 
 /// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
 /// weight, shared by the images of a batch).
@@ -329,6 +332,10 @@ pub(crate) enum Right<'a> {
     /// Already in bf16 reduction pairs: its columns from the given one on (a product split
     /// by columns reads a part).
     Pairs(&'a Pairs, usize),
+    /// One row per [`Shifted`] input plane (one image's im2col for a stride-1 convolution),
+    /// its columns from the given one on, rounded and packed panel by panel straight from the
+    /// planes as the product runs: the operand is never written whole.
+    Shifted(&'a [Shifted<'a>], usize),
 }
 
 impl<'a> From<Mat<'a>> for Right<'a> {
@@ -410,6 +417,13 @@ pub(super) unsafe fn gemm(
             pairs.n
         );
     }
+    if let Right::Shifted(rows, col0) = b {
+        assert!(
+            rows.len() == k && rows.iter().all(|r| 16 * r.masks.len() >= col0 + n),
+            "{} shifted rows for {k}×{n} from column {col0}",
+            rows.len()
+        );
+    }
     BUFFERS.with(|buffers| {
         let (ap, bp, scratch) = &mut *buffers.borrow_mut();
         if mul == Mul::Amx {
@@ -440,19 +454,34 @@ pub(super) unsafe fn gemm(
             let add = accumulate || slice > 0;
             // The right operand in chunks of NC columns, each chunk's panels packed once and kept
             // in the core's L2 while every left panel (in L1) sweeps them.
-            for c0 in (0..n).step_by(NC) {
-                let nc = (n - c0).min(NC);
+            let chunk = if matches!(b, Right::Shifted(..)) {
+                NC_SHIFTED
+            } else {
+                NC
+            };
+            for c0 in (0..n).step_by(chunk) {
+                let nc = (n - c0).min(chunk);
                 let panels = nc.div_ceil(PANEL);
-                if let Right::Mat(b) = b {
+                if !matches!(b, Right::Pairs(..)) {
                     bp.resize(panels * kt * BLOCK, 0);
                     for (q, panel) in bp.chunks_exact_mut(kt * BLOCK).enumerate() {
                         let (n0, cols) = (c0 + q * PANEL, (nc - q * PANEL).min(PANEL));
-                        // SAFETY: as above.
-                        unsafe { pack::right(b, n0, cols, k0, kc, panel) };
+                        // SAFETY: as above; shifted rows checked above.
+                        unsafe {
+                            match b {
+                                Right::Mat(b) => pack::right(b, n0, cols, k0, kc, panel),
+                                Right::Shifted(rows, col0) => {
+                                    pack::right_shifted(rows, col0 + n0, cols, k0, kc, panel)
+                                }
+                                Right::Pairs(..) => unreachable!(),
+                            }
+                        }
                     }
                 }
                 let right_panel = |q: usize| match b {
-                    Right::Mat(_) => (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED),
+                    Right::Mat(_) | Right::Shifted(..) => {
+                        (bp[q * kt * BLOCK..].as_ptr(), RightLayout::PACKED)
+                    }
                     Right::Pairs(pairs, col0) => {
                         let at = k0 / 2 * pairs.stride + (col0 + c0 + q * PANEL) * 2;
                         (pairs.data[at..].as_ptr(), RightLayout::pairs(pairs.stride))

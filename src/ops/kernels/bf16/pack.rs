@@ -309,6 +309,51 @@ pub(super) unsafe fn interleave_shifted(
     unsafe { pairs_into(n, out, |c| load(r0, c), second) }
 }
 
+/// [`right`] for an operand whose rows are read in place from shifted input planes
+/// ([`super::Shifted`]: one image's im2col for a stride-1 convolution): columns
+/// `n0..n0 + cols` of rows `k0..k0 + kc`, 16 columns of two rows at a time loaded under their
+/// masks, rounded and interleaved into the panel's tile rows (rows past the slice and columns
+/// past `cols` as zeros). The operand is never written whole, in f32 or in pairs.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `rows` holds at least `k0 + kc` rows, each of whose set
+/// mask bits reads inside its plane; `out` is `kc.div_ceil(KB) * BLOCK` long.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn right_shifted(
+    rows: &[super::Shifted],
+    n0: usize,
+    cols: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [u16],
+) {
+    let kt = kc.div_ceil(KB);
+    debug_assert!(out.len() == kt * BLOCK && rows.len() >= k0 + kc);
+    // Tile row `p` of block `t`, tile `half`, starts here.
+    let at = |t: usize, half: usize, p: usize| ((t * 2 + half) * 16 + p) * 32;
+    let dst = out.as_mut_ptr();
+    for l in (0..kt * KB).step_by(2) {
+        for half in 0..2 {
+            let (q, width) = (n0 + half * 16, cols.saturating_sub(half * 16).min(16));
+            // SAFETY: only lanes whose mask bit is set are read, each inside its plane (the
+            // caller); the pointers of masked-off lanes are formed with wrapping arithmetic.
+            let load = |l: usize| unsafe {
+                if l >= kc {
+                    return _mm512_setzero_ps();
+                }
+                let r = &rows[k0 + l];
+                let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
+                _mm512_maskz_loadu_ps(r.mask16(q) & lanes(width), base)
+            };
+            // SAFETY: the tile row lies inside `out`.
+            unsafe {
+                let v = pairs16(load(l), load(l + 1));
+                _mm512_storeu_si512(dst.add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i, v);
+            }
+        }
+    }
+}
+
 /// [`left`] for rows read in place from shifted input planes ([`super::Shifted`]): the 32
 /// values of each block of a row are two masked loads from its plane, rounded and stored (the
 /// panel's rows past `m`, and values past the slice, as zeros).

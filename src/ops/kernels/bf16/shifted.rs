@@ -47,6 +47,12 @@ impl<'a> Shifted<'a> {
         }
     }
 
+    /// The mask bits of values `q..q + 16`, bit `i` for value `q + i` (zeros past the row).
+    pub(super) fn mask16(&self, q: usize) -> u16 {
+        let word = |w: usize| u32::from(self.masks.get(w).copied().unwrap_or(0));
+        ((word(q / 16) | word(q / 16 + 1) << 16) >> (q % 16)) as u16
+    }
+
     /// Value `q`.
     pub(super) fn at(&self, q: usize) -> f32 {
         if self.masks[q / 16] & (1 << (q % 16)) == 0 {
