@@ -270,8 +270,8 @@ pub(super) fn forward_by_image(
 enum ColBuffer<'a> {
     F32(Vec<f32>),
     Pairs(Vec<f32>, Pairs),
-    /// None on maps of [`PACKED_FROM_PLANES`] pixels or more: the product packs col(X)
-    /// straight from the image's shifted planes (these taps).
+    /// No buffer, on maps of [`PACKED_FROM_PLANES`] pixels or more: the product packs col(X)
+    /// straight from the image's shifted planes through these taps.
     Shifted(&'a [(isize, ShiftMask)]),
 }
 

@@ -452,8 +452,9 @@ pub(super) unsafe fn gemm(
                 }
             };
             let add = accumulate || slice > 0;
-            // The right operand in chunks of NC columns, each chunk's panels packed once and kept
-            // in the core's L2 while every left panel (in L1) sweeps them.
+            // The right operand in chunks of NC columns (NC_SHIFTED packed from planes), each
+            // chunk's panels packed once and kept in the core's L2 while every left panel (in
+            // L1) sweeps them.
             let chunk = if matches!(b, Right::Shifted(..)) {
                 NC_SHIFTED
             } else {
