@@ -141,28 +141,17 @@ pub(super) unsafe fn right(b: Mat, n0: usize, cols: usize, k0: usize, kc: usize,
     let dst = out.as_mut_ptr();
     if b.cs == 1 {
         // Two reduction rows at a time: 16 columns of each, converted together, interleaved.
-        for l in (0..kt * KB).step_by(2) {
-            for half in 0..2 {
-                let width = cols.saturating_sub(half * 16).min(16);
-                let load = |l: usize| {
-                    let src = b
-                        .data
-                        .as_ptr()
-                        .wrapping_add((k0 + l) * b.rs + n0 + half * 16);
-                    // SAFETY: row `l` < kc holds `width` values from `src`.
-                    if l < kc {
-                        unsafe { _mm512_maskz_loadu_ps(lanes(width), src) }
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                };
-                // SAFETY: the tile row lies inside `out`.
-                unsafe {
-                    let v = pairs16(load(l), load(l + 1));
-                    _mm512_storeu_si512(dst.add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i, v);
-                }
-            }
-        }
+        let row = |l: usize, half: usize| {
+            let width = cols.saturating_sub(half * 16).min(16);
+            let src = b
+                .data
+                .as_ptr()
+                .wrapping_add((k0 + l) * b.rs + n0 + half * 16);
+            // SAFETY: row `l` < kc holds `width` values from `src`.
+            unsafe { _mm512_maskz_loadu_ps(lanes(width), src) }
+        };
+        // SAFETY: `out` is `kt` blocks long (the caller's bound).
+        unsafe { tile_rows_into(kc, out, row) }
     } else if b.rs == 1 {
         // Each column is contiguous down the reduction: 32 values make its 16 pairs, one per
         // tile row; 16 columns at a time are transposed into the tile's rows.
@@ -327,29 +316,48 @@ pub(super) unsafe fn right_shifted(
     kc: usize,
     out: &mut [u16],
 ) {
+    debug_assert!(rows.len() >= k0 + kc);
+    let row = |l: usize, half: usize| {
+        let (q, width) = (n0 + half * 16, cols.saturating_sub(half * 16).min(16));
+        let r = &rows[k0 + l];
+        let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
+        // SAFETY: only lanes whose mask bit is set are read, each inside its plane (the
+        // caller); the pointers of masked-off lanes are formed with wrapping arithmetic.
+        unsafe { _mm512_maskz_loadu_ps(r.mask16(q) & lanes(width), base) }
+    };
+    // SAFETY: `out` is `kc.div_ceil(KB)` blocks long (the caller's bound).
+    unsafe { tile_rows_into(kc, out, row) }
+}
+
+/// The packed layout of [`right`] for `kc` reduction values: `row(l, half)` gives reduction row
+/// `l`'s 16 columns of tile `half` (called for `l < kc` only; zeros past it), two rows at a
+/// time rounded to bf16 and interleaved into one tile row.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `out` is `kc.div_ceil(KB) · BLOCK` long.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn tile_rows_into(kc: usize, out: &mut [u16], row: impl Fn(usize, usize) -> __m512) {
     let kt = kc.div_ceil(KB);
-    debug_assert!(out.len() == kt * BLOCK && rows.len() >= k0 + kc);
+    debug_assert_eq!(out.len(), kt * BLOCK);
     // Tile row `p` of block `t`, tile `half`, starts here.
     let at = |t: usize, half: usize, p: usize| ((t * 2 + half) * 16 + p) * 32;
-    let dst = out.as_mut_ptr();
+    let load = |l: usize, half: usize| {
+        if l < kc {
+            row(l, half)
+        } else {
+            _mm512_setzero_ps()
+        }
+    };
     for l in (0..kt * KB).step_by(2) {
         for half in 0..2 {
-            let (q, width) = (n0 + half * 16, cols.saturating_sub(half * 16).min(16));
-            // SAFETY: only lanes whose mask bit is set are read, each inside its plane (the
-            // caller); the pointers of masked-off lanes are formed with wrapping arithmetic.
-            let load = |l: usize| unsafe {
-                if l >= kc {
-                    return _mm512_setzero_ps();
-                }
-                let r = &rows[k0 + l];
-                let base = r.src.as_ptr().wrapping_offset(r.off + q as isize);
-                _mm512_maskz_loadu_ps(r.mask16(q) & lanes(width), base)
-            };
+            let v = pairs16(load(l, half), load(l + 1, half));
             // SAFETY: the tile row lies inside `out`.
             unsafe {
-                let v = pairs16(load(l), load(l + 1));
-                _mm512_storeu_si512(dst.add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i, v);
-            }
+                _mm512_storeu_si512(
+                    out.as_mut_ptr().add(at(l / KB, half, (l % KB) / 2)) as *mut __m512i,
+                    v,
+                )
+            };
         }
     }
 }
