@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::bf16::{self, Left, Packed, Shifted};
+use super::bf16::{self, Left, Packed};
 use super::buffers::*;
 use super::forward::*;
 use super::gemm::*;
@@ -161,9 +161,7 @@ pub(super) fn backward_by_image(
                 let dyb = &dy[bi * g.o * s..][..g.o * s];
                 let xb = &x[bi * g.c * plane..][..g.c * plane];
                 if let Some(sh) = &shifted {
-                    let rows: Vec<Shifted> = (0..k)
-                        .map(|r| shifted_row(xb, (nt, plane), sh, r))
-                        .collect();
+                    let rows = shifted_rows(xb, (k, nt, plane), sh);
                     let (a, b) = (Left::Shifted(&rows), Mat::transposed(dyb, s));
                     matmul_serial(&mut dw, k, g.o, s, a, b, !first, g.mul);
                 } else {

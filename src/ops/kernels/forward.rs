@@ -236,9 +236,7 @@ pub(super) fn forward_by_image(
                     }
                     ColBuffer::Shifted(sh) => {
                         // The product rounds and packs col(X) panel by panel from the planes.
-                        let rows: Vec<_> = (0..k)
-                            .map(|r| shifted_row(xb, (nt, plane), sh, r))
-                            .collect();
+                        let rows = shifted_rows(xb, (k, nt, plane), sh);
                         let b = Right::Shifted(&rows, 0);
                         product_into_unwritten(yb, g.o, s, k, weight, b, 1, g.mul)
                     }

@@ -288,6 +288,18 @@ pub(super) fn shifted_row<'a>(
     Shifted::new(&x[(r / nt) * plane..][..plane], *off, mask)
 }
 
+/// Every row `(ci, t)` of one image's im2col (`rows` of them) as [`Shifted`] rows over its
+/// input planes (see [`shifted_row`]): a bf16 product's operand packed straight from them.
+pub(super) fn shifted_rows<'a>(
+    x: &'a [f32],
+    (rows, nt, plane): (usize, usize, usize),
+    shifted: &'a [(isize, ShiftMask)],
+) -> Vec<Shifted<'a>> {
+    (0..rows)
+        .map(|r| shifted_row(x, (nt, plane), shifted, r))
+        .collect()
+}
+
 /// Pair row `p` of one image's im2col in bf16 pairs (rows `(ci, t)` of `rows`, `nt` live
 /// taps), read from the image's input planes `x` (`plane` values each) through `shifted` (see
 /// [`shifted_taps`]) and written into `out`.
