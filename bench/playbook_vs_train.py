@@ -51,16 +51,21 @@ def accuracy(bin_, run_dir, data, cwd, tta):
 
 
 def pace(pb_dir):
-    """(seconds per epoch at the final size, fixed seconds of a run) of the playbook's main model."""
+    """(seconds per whole epoch at the final size, fixed seconds of a run, the main model's length
+    in epochs, the playbook's state) of the playbook's main model."""
     state = json.load(open(os.path.join(pb_dir, "playbook.json")))
     main = next(r for r in state["results"] if r["name"] == "train")
     log = json.load(open(os.path.join(pb_dir, main["run"], "log.json")))
+    settings = json.load(open(os.path.join(pb_dir, main["run"], "train.json")))
+    part = settings.get("last_epoch_pct")
     epochs = log["epochs"]
+    whole = epochs[:-1] if part else epochs
     final = max(e["size"] for e in epochs)
-    at_final = [e["seconds"] for e in epochs if e["size"] == final]
+    at_final = [e["seconds"] for e in (whole or epochs) if e["size"] == final]
     per_epoch = sorted(at_final)[len(at_final) // 2]
     fixed = max(main["seconds"] - sum(e["seconds"] for e in epochs), 0.0)
-    return per_epoch, fixed, state
+    length = len(epochs) - 1 + (part or 1.0)
+    return per_epoch, fixed, length, state
 
 
 def one(bin_, name, data, minutes, work):
@@ -68,8 +73,7 @@ def one(bin_, name, data, minutes, work):
     tag = f"{name}-{minutes:g}m"
     pb = os.path.join("runs", f"pb-{tag}")
     pb_s, _ = run([bin_, "playbook", data, "--budget", f"{minutes:g}m", "--name", f"pb-{tag}"], work)
-    per_epoch, fixed, state = pace(os.path.join(work, pb))
-    main = next(r for r in state["plan"]["steps"] if "Train" in r["step"])["step"]["Train"]
+    per_epoch, fixed, length, state = pace(os.path.join(work, pb))
     members = sum(1 for r in state["plan"]["steps"] if "Member" in r["step"])
     pb_acc = accuracy(bin_, pb, data, work, state["tta_helped"])
     epochs = max(1, int((pb_s - fixed) / per_epoch))
@@ -77,7 +81,7 @@ def one(bin_, name, data, minutes, work):
     tr_acc = accuracy(bin_, os.path.join("runs", f"tr-{tag}"), data, work, False)
     return {
         "data": name, "budget_min": minutes, "playbook_s": pb_s, "playbook_acc": pb_acc,
-        "main_epochs": main["epochs"], "members": members, "tta": state["tta_helped"],
+        "main_epochs": length, "members": members, "tta": state["tta_helped"],
         "train_epochs": epochs, "train_s": tr_s, "train_acc": tr_acc,
     }
 
@@ -88,7 +92,7 @@ def table(rows):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        plan = f"main {r['main_epochs']} ep" + (f" + {r['members']} members" if r["members"] else "")
+        plan = f"main {r['main_epochs']:g} ep" + (f" + {r['members']} members" if r["members"] else "")
         plan += " + TTA" if r["tta"] else ""
         lines.append(
             f"| {r['data']} | {r['budget_min']:g} min | {plan} | {r['playbook_s']:.0f} s | "

@@ -53,8 +53,8 @@ impl Listener for PyListener {
     }
 
     fn after_batch(&mut self, state: &mut FitState) {
-        let end_of_epoch =
-            state.iters_per_epoch > 0 && state.iter.is_multiple_of(state.iters_per_epoch);
+        let end_of_epoch = state.iter == state.n_iter
+            || state.iters_per_epoch > 0 && state.iter.is_multiple_of(state.iters_per_epoch);
         if end_of_epoch || self.last_batch.is_none_or(|t| t.elapsed() >= BATCH_EVERY) {
             self.last_batch = Some(Instant::now());
             self.call("after_batch", (state.iter, state.loss));

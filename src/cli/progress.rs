@@ -36,7 +36,7 @@ impl Progress {
 
 impl Listener for Progress {
     fn before_epoch(&mut self, state: &mut FitState) {
-        let bar = ProgressBar::new(state.iters_per_epoch as u64);
+        let bar = ProgressBar::new(state.epoch_iters() as u64);
         bar.set_style(
             ProgressStyle::with_template(
                 "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",

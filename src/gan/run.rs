@@ -139,6 +139,7 @@ impl Recipe for GanNetRecipe {
             lrs: Lrs::Single(lr),
             frozen: false,
             size: None,
+            last_epoch_pct: None,
         }]
     }
 

@@ -37,6 +37,13 @@ pub struct FitState {
 }
 
 impl FitState {
+    /// Batches the current epoch trains: all of them but in a fit that ends part-way through
+    /// its last epoch.
+    pub fn epoch_iters(&self) -> usize {
+        let done = self.epoch * self.iters_per_epoch;
+        self.n_iter.saturating_sub(done).min(self.iters_per_epoch)
+    }
+
     /// Training progress in 0..1 (fastai's `pct_train`).
     pub fn pct_train(&self) -> f64 {
         if self.n_iter == 0 {

@@ -243,7 +243,7 @@ impl<M: Trainable> Learner<M> {
             self.resize(size);
         }
         self.set_lrs(stage.lrs);
-        self.fit_from(stage.epochs, stage.schedule, start)
+        self.fit_part_from(stage.epochs, stage.last_epoch_pct, stage.schedule, start)
     }
 
     /// Rebuilds the loaders at image side `size`; the weights stay (progressive resizing).
@@ -259,6 +259,24 @@ impl<M: Trainable> Learner<M> {
     /// Continues a fit of `n_epochs` whose first `start` epochs are done (resume): the schedule
     /// restarts at the iteration it had reached.
     pub fn fit_from(&mut self, n_epochs: usize, schedule: Schedule, start: usize) -> Result<()> {
+        self.fit_part_from(n_epochs, None, schedule, start)
+    }
+
+    /// [`fit_from`](Self::fit_from) whose last epoch trains only `last_epoch_pct` of its
+    /// batches (at least one; `None`: all): the schedule spans the batches trained, so a
+    /// one-cycle still anneals to its end.
+    pub fn fit_part_from(
+        &mut self,
+        n_epochs: usize,
+        last_epoch_pct: Option<f64>,
+        schedule: Schedule,
+        start: usize,
+    ) -> Result<()> {
+        if let Some(p) = last_epoch_pct.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(Error::Config(format!(
+                "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
+            )));
+        }
         let ipe = self.dls.n_train_batches();
         if ipe == 0 {
             return Err(Error::Config(format!(
@@ -273,7 +291,7 @@ impl<M: Trainable> Learner<M> {
             epoch: start,
             n_epochs,
             iter: start * ipe,
-            n_iter: n_epochs * ipe,
+            n_iter: fit_iters(n_epochs, ipe, last_epoch_pct),
             iters_per_epoch: ipe,
             lr: schedule.lr(0.0),
             mom: schedule.mom(0.0),
@@ -345,7 +363,7 @@ impl<M: Trainable> Learner<M> {
                     // run starts it again from the last checkpoint.
                     return Err(Error::Cancelled);
                 }
-                if st.stop {
+                if st.stop || st.iter >= st.n_iter {
                     break;
                 }
             }
@@ -514,6 +532,13 @@ fn diverged(what: String, lr: f64) -> Error {
     Error::Diverged(format!(
         "{what}: training diverged, most likely from a learning rate too high (`lr` was {lr:.2e} at that step); nothing of this epoch was kept"
     ))
+}
+
+/// Training iterations of a fit of `n_epochs` of `ipe` batches whose last epoch trains
+/// `last_epoch_pct` of its batches (rounded up: at least one).
+fn fit_iters(n_epochs: usize, ipe: usize, last_epoch_pct: Option<f64>) -> usize {
+    let last = last_epoch_pct.map_or(ipe, |p| ((p * ipe as f64).ceil() as usize).clamp(1, ipe));
+    n_epochs.saturating_sub(1) * ipe + if n_epochs > 0 { last } else { 0 }
 }
 
 /// The training losses of an epoch, by what each step trained.

@@ -17,6 +17,11 @@ pub struct Stage {
     /// Image side of this stage (progressive resizing); `None` keeps the current one.
     #[serde(default)]
     pub size: Option<u32>,
+    /// Share in (0, 1] of its batches the last epoch trains before the fit ends (`None`: all):
+    /// a time budget can end a fit part-way through an epoch, its schedule spanning the batches
+    /// actually trained.
+    #[serde(default)]
+    pub last_epoch_pct: Option<f64>,
 }
 
 /// fastai's `fine_tune` recipe as two stages.
@@ -43,6 +48,7 @@ pub fn fine_tune_stages(
             lrs: Lrs::UpTo(base_lr),
             frozen: true,
             size: None,
+            last_epoch_pct: None,
         },
         Stage {
             epochs,
@@ -50,6 +56,7 @@ pub fn fine_tune_stages(
             lrs: Lrs::Range(half / lr_mult, half),
             frozen: false,
             size: None,
+            last_epoch_pct: None,
         },
     ]
 }

@@ -76,6 +76,9 @@ pub enum Step {
         epochs: usize,
         /// MixUp on.
         mixup: bool,
+        /// Share of the last epoch trained, when the budget ends the model part-way through it.
+        #[serde(default)]
+        last_epoch_pct: Option<f64>,
     },
     /// Confusing training images: out of fold with `folds` models of `epochs` each, or judged by
     /// the main model itself (`folds` 0).
@@ -89,6 +92,9 @@ pub enum Step {
     Retrain {
         /// Epochs.
         epochs: usize,
+        /// Share of the last epoch trained, as the main model's.
+        #[serde(default)]
+        last_epoch_pct: Option<f64>,
     },
     /// Test-time augmentation on the validation images.
     Tta,
@@ -176,6 +182,64 @@ pub fn train_estimate(d: &DataSize, sp: &Speeds, sizes: &[u32], epochs: usize) -
             .sum::<f64>()
 }
 
+/// Seconds of a main-recipe run `length` epochs long, the last of them possibly a part of one
+/// (it trains that share of the images and validates all of them).
+pub fn main_estimate(d: &DataSize, sp: &Speeds, length: f64) -> f64 {
+    let (epochs, pct) = split_length(length);
+    let untrained = 1.0 - pct.unwrap_or(1.0);
+    train_estimate(d, sp, &sizes_for(d.size, epochs), epochs)
+        - untrained * d.train as f64 * sp.train_s_per_image
+}
+
+/// The longest run up to `max` epochs whose `seconds(length)` fits `room` (at least one epoch):
+/// the most whole epochs, then the share of one more that still fits, when it is
+/// [`MIN_LAST_EPOCH_PCT`] or more. One-cycle anneals over whatever length it is given, so a
+/// budget is filled rather than rounded down to whole epochs.
+pub fn longest_fit(max: f64, room: f64, seconds: impl Fn(f64) -> f64) -> f64 {
+    let max = max.max(1.0);
+    let whole = most_epochs(1, max.floor() as usize, room, |e| seconds(e as f64)) as f64;
+    let most = (max - whole).min(1.0);
+    if most <= 0.0 || seconds(whole) > room {
+        return whole;
+    }
+    if seconds(whole + most) <= room {
+        return whole + most;
+    }
+    let (mut lo, mut hi) = (0.0, most);
+    for _ in 0..30 {
+        let mid = 0.5 * (lo + hi);
+        if seconds(whole + mid) <= room {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    // Whole hundredths of an epoch, rounded down: plans read simply and stay within `room`.
+    let part = (lo * 100.0).floor() / 100.0;
+    if part >= MIN_LAST_EPOCH_PCT {
+        whole + part
+    } else {
+        whole
+    }
+}
+
+/// A run's length in epochs as whole epochs counting a last partial one, and the share of that
+/// last one trained (`None` when it is whole).
+pub fn split_length(length: f64) -> (usize, Option<f64>) {
+    let length = length.max(1.0);
+    let epochs = (length - 1e-9).ceil() as usize;
+    let pct = length - (epochs - 1) as f64;
+    (epochs, (pct < 1.0 - 1e-9).then_some(pct))
+}
+
+/// A run's length in words: "5 epochs", "1.63 epochs".
+pub fn length_text(length: f64) -> String {
+    match split_length(length) {
+        (e, None) => crate::text::count(e, "epoch"),
+        (_, Some(_)) => format!("{length:.2} epochs"),
+    }
+}
+
 /// The sizes of a main-recipe run of `epochs`: progressive toward `size` (a quarter of it, at
 /// least 16 px, doubling) from [`PROGRESSIVE_FROM_EPOCHS`], else `size` alone.
 pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
@@ -187,28 +251,57 @@ pub fn sizes_for(size: u32, epochs: usize) -> Vec<u32> {
 }
 
 impl Step {
-    /// The main model at `size` px over `epochs`: progressive sizes and MixUp where that many
-    /// epochs earn them ([`PROGRESSIVE_FROM_EPOCHS`], [`MIXUP_FROM_EPOCHS`]).
-    pub fn main(size: u32, epochs: usize) -> Self {
+    /// The main model at `size` px, `length` epochs long (the last possibly a part of one):
+    /// progressive sizes and MixUp where that many epochs earn them ([`PROGRESSIVE_FROM_EPOCHS`],
+    /// [`MIXUP_FROM_EPOCHS`]).
+    pub fn main(size: u32, length: f64) -> Self {
+        let (epochs, last_epoch_pct) = split_length(length);
         Step::Train {
             sizes: sizes_for(size, epochs),
             epochs,
             mixup: epochs >= MIXUP_FROM_EPOCHS,
+            last_epoch_pct,
         }
     }
 
-    /// This step as it runs with `epochs` instead of its planned ones (to fit the budget): a
-    /// shorter main model may also train at fewer sizes or without MixUp.
-    pub fn with_epochs(&self, epochs: usize) -> Self {
+    /// The epochs this step trains, a last partial one counted as its share (0 for steps that
+    /// train no model).
+    pub fn length(&self) -> f64 {
+        match self {
+            Step::Train {
+                epochs,
+                last_epoch_pct,
+                ..
+            }
+            | Step::Retrain {
+                epochs,
+                last_epoch_pct,
+            } => *epochs as f64 - 1.0 + last_epoch_pct.unwrap_or(1.0),
+            Step::Confusing { epochs, .. } | Step::Member { epochs, .. } => *epochs as f64,
+            Step::Tta | Step::Ensemble => 0.0,
+        }
+    }
+
+    /// This step as it runs `length` epochs instead of its planned ones (to fit the budget): a
+    /// shorter main model may also train at fewer sizes or without MixUp; the other models train
+    /// whole epochs (`length` rounded down).
+    pub fn with_length(&self, length: f64) -> Self {
+        let epochs = length.floor().max(1.0) as usize;
         match self {
             Step::Train { sizes, .. } => {
-                Step::main(sizes.iter().copied().max().unwrap_or_default(), epochs)
+                Step::main(sizes.iter().copied().max().unwrap_or_default(), length)
             }
             Step::Confusing { folds, .. } => Step::Confusing {
                 folds: *folds,
                 epochs,
             },
-            Step::Retrain { .. } => Step::Retrain { epochs },
+            Step::Retrain { .. } => {
+                let (epochs, last_epoch_pct) = split_length(length);
+                Step::Retrain {
+                    epochs,
+                    last_epoch_pct,
+                }
+            }
             Step::Member {
                 arch, seed, size, ..
             } => Step::Member {
@@ -279,16 +372,29 @@ pub fn plan(
     } else {
         shared.unwrap_or((alone, 0))
     };
+    // One model alone gets all its room, to a part of an epoch; members train whole epochs
+    // beside or after it.
+    let length = if n_members == 0 {
+        longest_fit(MAX_EPOCHS as f64, room, |l| {
+            runs * main_estimate(&d, &sp, l)
+        })
+    } else {
+        epochs as f64
+    };
     let mut steps = vec![PlannedStep {
-        estimate_s: cost(epochs),
-        step: Step::main(d.size, epochs),
+        estimate_s: main_estimate(&d, &sp, length),
+        step: Step::main(d.size, length),
         beside: false,
     }];
     steps.push(confusing_step(&d, &sp, epochs, left, wishes.drop_confusing));
     if wishes.drop_confusing {
+        let (epochs, last_epoch_pct) = split_length(length);
         steps.push(PlannedStep {
-            step: Step::Retrain { epochs },
-            estimate_s: cost(epochs),
+            step: Step::Retrain {
+                epochs,
+                last_epoch_pct,
+            },
+            estimate_s: main_estimate(&d, &sp, length),
             beside: false,
         });
     }
@@ -509,6 +615,67 @@ mod tests {
         let p = plan(d, speeds(), dropping, Arch::Resnet18, 1e-3, None);
         // Members wait for the cleaned data.
         assert!(p.steps.iter().all(|s| !s.beside));
+    }
+
+    #[test]
+    fn a_length_splits_into_whole_epochs_and_a_part_and_fills_its_room() {
+        assert_eq!(split_length(3.0), (3, None));
+        assert_eq!(split_length(1.25), (2, Some(0.25)));
+        assert_eq!(split_length(0.4), (1, None), "at least one epoch");
+        assert_eq!(length_text(2.0), "2 epochs");
+        assert_eq!(length_text(1.634), "1.63 epochs");
+        // 10 s of run and 100 s an epoch, 90 of them training: 250 s hold 2 epochs (210 s) and
+        // a third of a third (its 10 s of validation and 0.33 × 90 s of training).
+        let secs = |l: f64| {
+            let (e, p) = split_length(l);
+            10.0 + e as f64 * 100.0 - (1.0 - p.unwrap_or(1.0)) * 90.0
+        };
+        let l = longest_fit(80.0, 250.0, secs);
+        assert!((l - 2.33).abs() < 1e-9, "{l}");
+        assert!(secs(l) <= 250.0);
+        assert_eq!(
+            longest_fit(80.0, 215.0, secs),
+            2.0,
+            "under a tenth: whole epochs"
+        );
+        assert_eq!(
+            longest_fit(2.3, 1000.0, secs),
+            2.3,
+            "never past the planned length"
+        );
+        assert_eq!(longest_fit(80.0, 5.0, secs), 1.0, "at least one epoch");
+    }
+
+    #[test]
+    fn a_budget_of_few_long_epochs_is_filled_to_a_part_of_one() {
+        // Full Fashion-MNIST on 2 cores: an epoch about 95 s, a budget of 4 minutes.
+        let d = DataSize {
+            train: 60_000,
+            valid: 10_000,
+            size: 28,
+        };
+        let sp = Speeds {
+            train_s_per_image: 0.0015,
+            infer_s_per_image: 0.0004,
+            epoch_overhead_s: 0.5,
+            run_overhead_s: 3.0,
+        };
+        for budget_s in [240.0, 600.0] {
+            let w = Wishes {
+                budget_s,
+                spent_s: 15.0,
+                drop_confusing: false,
+                workers: 1,
+            };
+            let p = plan(d, sp, w, Arch::Resnet18, 1e-3, None);
+            let length = p.steps[0].step.length();
+            assert!(
+                p.estimate_s() <= budget_s && p.estimate_s() >= 0.97 * budget_s,
+                "{budget_s} s: {} s planned for {length} epochs",
+                p.estimate_s()
+            );
+            assert!(length.fract() > 0.0, "{length} epochs");
+        }
     }
 
     #[test]

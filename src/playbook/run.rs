@@ -20,7 +20,6 @@ use crate::io::{read_json, write_json};
 use crate::learner::{Listen, Listener};
 use crate::models::Arch;
 use crate::run_dir::RunDir;
-use crate::text::count;
 use crate::vision::{self, TrainConfig};
 
 /// Measures the machine on the data (LR range test, timed) and plans within the budget; writes
@@ -109,7 +108,7 @@ pub fn plan_text(plan: &Plan) -> Vec<String> {
         plan.wishes.budget_s
     ));
     let main = plan.steps.iter().find_map(|s| match s.step {
-        Step::Train { epochs, .. } => Some(epochs),
+        Step::Train { .. } => Some(s.step.length()),
         _ => None,
     });
     let members = plan
@@ -120,7 +119,7 @@ pub fn plan_text(plan: &Plan) -> Vec<String> {
     if let (Some(e), 0) = (main, members) {
         out.push(format!(
             "  no ensemble members: the budget buys one model {}; a second model pays only once each gets {MEMBERS_FROM_EPOCHS}",
-            count(e, "epoch")
+            super::plan::length_text(e)
         ));
     }
     out

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::plan::{DataSize, Step, sizes_for, train_estimate};
+use super::plan::{
+    DataSize, Step, length_text, longest_fit, main_estimate, sizes_for, split_length,
+    train_estimate,
+};
 use super::state::{PlaybookState, StepResult};
 use crate::clean::{Journal, flags, out_of_fold};
 use crate::data::Item;
@@ -121,13 +124,17 @@ impl StepResult {
 
     /// Says that `step` runs `run` of its planned `planned` epochs, to fit the budget, and
     /// describes it as it runs.
-    fn shortened(&mut self, step: &Step, run: usize, planned: usize) {
-        if run != planned {
+    fn shortened(&mut self, step: &Step, run: f64, planned: f64) {
+        if (run - planned).abs() > 1e-9 {
+            let planned = match split_length(planned) {
+                (e, None) => e.to_string(),
+                _ => format!("{planned:.2}"),
+            };
             self.note = format!(
                 "{} instead of {planned}, to fit the budget",
-                count(run, "epoch")
+                length_text(run)
             );
-            self.what = step.with_epochs(run).describe();
+            self.what = step.with_length(run).describe();
         }
     }
 }
@@ -151,13 +158,9 @@ impl Step {
     pub fn describe(&self) -> String {
         let epochs = |n: &usize| count(*n, "epoch");
         match self {
-            Step::Train {
-                sizes,
-                epochs: e,
-                mixup,
-            } => format!(
+            Step::Train { sizes, mixup, .. } => format!(
                 "{} of one-cycle at {} px{}",
-                epochs(e),
+                length_text(self.length()),
                 sizes
                     .iter()
                     .map(u32::to_string)
@@ -174,9 +177,10 @@ impl Step {
                     epochs(e)
                 )
             }
-            Step::Retrain { epochs: e } => {
-                format!("{} again without the confusing images", epochs(e))
-            }
+            Step::Retrain { .. } => format!(
+                "{} again without the confusing images",
+                length_text(self.length())
+            ),
             Step::Tta => "test-time augmentation on the validation images".into(),
             Step::Member {
                 arch,
@@ -191,8 +195,8 @@ impl Step {
     /// Runs this step within `play`, recording what it did and bought in `result`.
     pub fn run(&self, play: &mut Play<'_>, result: &mut StepResult) -> Result<()> {
         match self {
-            Step::Train { epochs, .. } | Step::Retrain { epochs } => {
-                main_model(play, self, *epochs, result)
+            Step::Train { .. } | Step::Retrain { .. } => {
+                main_model(play, self, self.length(), result)
             }
             Step::Confusing { folds, epochs } => confusing(play, *folds, *epochs, result),
             Step::Tta => tta(play, result),
@@ -216,20 +220,21 @@ impl Step {
     }
 }
 
-/// The main model (or its retraining without the confusing images), as many of its `epochs`
-/// as fit.
+/// The main model (or its retraining without the confusing images), as much of its planned
+/// `length` in epochs as fits.
 fn main_model(
     play: &mut Play<'_>,
     step: &Step,
-    epochs: usize,
+    length: f64,
     result: &mut StepResult,
 ) -> Result<()> {
     let (data, speeds, pace) = (play.state.plan.data, play.state.plan.speeds, play.pace);
-    let est = |e: usize| train_estimate(&data, &speeds, &sizes_for(data.size, e), e) * pace;
-    let e = most_epochs(1, epochs, play.room, est);
-    result.shortened(step, e, epochs);
+    let l = longest_fit(length, play.room, |l| {
+        main_estimate(&data, &speeds, l) * pace
+    });
+    result.shortened(step, l, length);
     let previous = play.state.results.iter().rev().find_map(|r| r.accuracy);
-    let a = play.train(&main_recipe(play.state, e), result)?;
+    let a = play.train(&main_recipe(play.state, l), result)?;
     result.gain = previous.map(|p| a - p);
     play.state.models = vec![play.folder.clone()];
     Ok(())
@@ -262,7 +267,7 @@ fn confusing(
         * play.pace;
     let folds = if folds_s <= play.room { folds } else { 0 };
     let interp = if folds >= 2 {
-        let config = main_recipe(play.state, epochs);
+        let config = main_recipe(play.state, epochs as f64);
         out_of_fold(&config, &data, folds, play.device, play.progress.clone())?
     } else {
         let pred = Predictor::load(&main, play.device)?;
@@ -331,7 +336,7 @@ fn member(
         );
         return Ok(());
     }
-    result.shortened(step, e, config.epochs);
+    result.shortened(step, e as f64, config.epochs as f64);
     let config = TrainConfig {
         epochs: e,
         split_seed: Some(play.state.config.seed),
@@ -375,14 +380,16 @@ fn train_or_resume(
     Ok(())
 }
 
-/// The main recipe at `epochs`: progressive sizes from [`super::plan::PROGRESSIVE_FROM_EPOCHS`]
-/// epochs, one-cycle at the found LR, MixUp from [`super::plan::MIXUP_FROM_EPOCHS`] epochs,
-/// fine-tuning from pretrained weights when found.
-fn main_recipe(state: &PlaybookState, epochs: usize) -> TrainConfig {
+/// The main recipe `length` epochs long (the last possibly a part of one): progressive sizes
+/// from [`super::plan::PROGRESSIVE_FROM_EPOCHS`] epochs, one-cycle at the found LR, MixUp from
+/// [`super::plan::MIXUP_FROM_EPOCHS`] epochs, fine-tuning from pretrained weights when found.
+fn main_recipe(state: &PlaybookState, length: f64) -> TrainConfig {
     let p = &state.plan;
+    let (epochs, last_epoch_pct) = split_length(length);
     let plan = crate::run::EpochPlan::split(&sizes_for(p.data.size, epochs), epochs);
     TrainConfig {
         epochs,
+        last_epoch_pct,
         sizes: plan.sizes,
         size_epochs: plan.epochs,
         size: Some(p.data.size),
@@ -453,20 +460,27 @@ mod tests {
     #[test]
     fn a_shortened_main_model_reads_as_it_runs() {
         let planned = PROGRESSIVE_FROM_EPOCHS.max(MIXUP_FROM_EPOCHS) + 2;
-        let step = Step::main(28, planned);
+        let step = Step::main(28, planned as f64);
         let mut r = StepResult::of(&step);
         assert_eq!(
             r.what,
             format!("{planned} epochs of one-cycle at 16 → 28 px, MixUp")
         );
-        r.shortened(&step, 5, planned);
+        r.shortened(&step, 5.0, planned as f64);
         assert_eq!(r.what, "5 epochs of one-cycle at 28 px");
         assert_eq!(
             r.note,
             format!("5 epochs instead of {planned}, to fit the budget")
         );
         let mut same = StepResult::of(&step);
-        same.shortened(&step, planned, planned);
+        same.shortened(&step, planned as f64, planned as f64);
         assert_eq!((same.what, same.note), (step.describe(), String::new()));
+        // A part of an epoch reads as such, planned or as it runs.
+        let short = Step::main(28, 1.63);
+        let mut r = StepResult::of(&short);
+        assert_eq!(r.what, "1.63 epochs of one-cycle at 28 px");
+        r.shortened(&short, 1.4, 1.63);
+        assert_eq!(r.what, "1.40 epochs of one-cycle at 28 px");
+        assert_eq!(r.note, "1.40 epochs instead of 1.63, to fit the budget");
     }
 }

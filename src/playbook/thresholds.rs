@@ -26,5 +26,8 @@ pub const MAX_EPOCHS: usize = 80;
 /// fastai's default 1e-3 — from scratch the valley is cautious (4.8e-4 on the demo, 5.75e-4 on
 /// an unseen 8 000-image set, where 6 epochs reached 86.25 % at the valley and 86.90 % at 1e-3).
 pub const MIN_LR: f64 = 1e-3;
+/// The least share of an epoch a plan adds to a model's whole epochs to fill its budget: less
+/// is within the pace's own error (the timed batches predict an epoch within about 5 %).
+pub const MIN_LAST_EPOCH_PCT: f64 = 0.1;
 /// Most ensemble members besides the main model.
 pub const MAX_MEMBERS: usize = 4;

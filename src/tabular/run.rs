@@ -351,6 +351,7 @@ impl Recipe for TabularRecipe {
             lrs: self.0.lr.into(),
             frozen: false,
             size: None,
+            last_epoch_pct: None,
         }]
     }
 

@@ -27,6 +27,10 @@ pub struct TrainConfig {
     pub size: Option<u32>,
     /// Epochs.
     pub epochs: usize,
+    /// Share in (0, 1] of the last epoch's batches trained (`None`: all): a time budget's plan
+    /// ends the fit part-way through its last epoch, the schedule spanning the batches trained.
+    #[serde(default)]
+    pub last_epoch_pct: Option<f64>,
     /// Batch size.
     pub bs: usize,
     /// `bs` is a default, not the user's choice: shrink it to fit a dataset smaller than one
@@ -168,6 +172,7 @@ impl Default for TrainConfig {
             width: 64,
             size: None,
             epochs: 5,
+            last_epoch_pct: None,
             bs: 64,
             auto_bs: false,
             lr: Lrs::Single(1e-3),
@@ -206,19 +211,24 @@ fn fp32() -> Precision {
 impl TrainConfig {
     /// The fits this configuration runs, in order (one set per size when resizing progressively).
     pub fn plan(&self) -> Vec<Stage> {
-        if self.sizes.is_empty() {
-            return self.plan_for(self.epochs);
-        }
-        self.sizes
-            .iter()
-            .zip(&self.size_epochs)
-            .flat_map(|(&size, &epochs)| {
-                self.plan_for(epochs).into_iter().map(move |s| Stage {
-                    size: Some(size),
-                    ..s
+        let mut stages = if self.sizes.is_empty() {
+            self.plan_for(self.epochs)
+        } else {
+            self.sizes
+                .iter()
+                .zip(&self.size_epochs)
+                .flat_map(|(&size, &epochs)| {
+                    self.plan_for(epochs).into_iter().map(move |s| Stage {
+                        size: Some(size),
+                        ..s
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        if let Some(last) = stages.iter_mut().rev().find(|s| s.epochs > 0) {
+            last.last_epoch_pct = self.last_epoch_pct;
+        }
+        stages
     }
 
     /// The image side the model ends at (the last progressive size, or `size`).
@@ -264,6 +274,11 @@ impl TrainConfig {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 && self.schedule != ScheduleKind::Sgdr {
             return bad("`epochs` 0: train at least one epoch".into());
+        }
+        if let Some(p) = self.last_epoch_pct.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return bad(format!(
+                "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
+            ));
         }
         if self.bs < 2 && !self.auto_bs {
             return bad(format!(
@@ -416,6 +431,7 @@ impl TrainConfig {
             lrs: self.lr,
             frozen: false,
             size: None,
+            last_epoch_pct: None,
         }]
     }
 }

@@ -30,6 +30,28 @@ fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
         plan.iter().map(|s| (s.size, s.epochs)).collect::<Vec<_>>(),
         vec![(Some(16), 1), (Some(24), 2)]
     );
+    // A part of an epoch ends the last stage only.
+    let part = TrainConfig {
+        last_epoch_pct: Some(0.5),
+        ..config.clone()
+    };
+    assert!(part.validate().is_ok());
+    assert_eq!(
+        part.plan()
+            .iter()
+            .map(|s| s.last_epoch_pct)
+            .collect::<Vec<_>>(),
+        vec![None, Some(0.5)]
+    );
+    for bad in [0.0, 1.5] {
+        let e = TrainConfig {
+            last_epoch_pct: Some(bad),
+            ..config.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("`last_epoch_pct`"), "{e}");
+    }
     let device = fastvision::device();
     let run_dir = dir.path().join("prog");
     vision::train(&config, &run_dir, &device, common::StopAfter::listen(2)).unwrap();

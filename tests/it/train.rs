@@ -6,6 +6,7 @@ use common::{rng_lock, tiny_model};
 
 use fastvision::data::{DataLoaders, ImageFolder, ItemTransform, SplitConfig};
 use fastvision::infer::{BundleConfig, Predictor, save_bundle};
+use fastvision::learner::schedule::OneCycle;
 use fastvision::learner::{Learner, Listen, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
 use fastvision::vision::{self, TrainConfig};
@@ -39,6 +40,44 @@ fn a_tiny_resnet_overfits_twenty_images() {
         Some(1.0),
         "all 20 training images right after 60 steps"
     );
+}
+
+#[test]
+fn a_fit_can_end_part_way_through_its_last_epoch_with_its_schedule_annealed() {
+    let _rng = rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(dir.path(), 2, 10, 1);
+    let mut data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
+    data.valid = data.train.clone();
+    let plain = ItemTransform::valid(32);
+    let dls = DataLoaders::with_transforms(&data, plain, plain, 4, 0);
+    let mut learner = Learner::from_config(&tiny_model(2), dls, &fastvision::device(), 0).unwrap();
+    let ipe = fastvision::learner::task::TrainData::n_train_batches(&learner.dls);
+    assert_eq!(ipe, 5, "20 images in batches of 4");
+    let schedule = Schedule::OneCycle(OneCycle::new(1e-2));
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        assert!(
+            learner.fit_part_from(3, Some(bad), schedule, 0).is_err(),
+            "last_epoch_pct {bad} is refused"
+        );
+    }
+    assert!(learner.recorder.batches.is_empty(), "nothing trained");
+    learner.fit_part_from(3, Some(0.5), schedule, 0).unwrap();
+    // Two whole epochs and 3 of the last one's 5 batches, each epoch validated.
+    let n = 2 * ipe + 3;
+    let lrs: Vec<f64> = learner.recorder.batches.iter().map(|b| b.lr).collect();
+    assert_eq!(lrs.len(), n);
+    assert_eq!(learner.recorder.epochs.len(), 3);
+    assert!(
+        learner.recorder.epochs[2]
+            .valid_loss
+            .is_some_and(f64::is_finite)
+    );
+    // The one-cycle spans the batches trained: it ends annealed, not cut off at its peak side.
+    for (i, lr) in lrs.iter().enumerate() {
+        assert_eq!(*lr, schedule.lr(i as f64 / n as f64), "batch {i}");
+    }
+    assert!(lrs[n - 1] < 0.05 * 1e-2, "annealed: {lrs:?}");
 }
 
 #[test]
