@@ -37,15 +37,17 @@ class Progress:
         self.notes: List[str] = []
         self.n_epochs = 0
         self.per_epoch = 0
+        self.n_iter = 0
         self.start = time.monotonic()
         self._handle: Any = None
         self._loss: Optional[float] = None
         self._iter = 0
 
     # Hooks the engine calls.
-    def before_fit(self, n_epochs: int, iters_per_epoch: int) -> None:
-        """A fit of ``n_epochs`` epochs of ``iters_per_epoch`` batches starts."""
-        self.n_epochs, self.per_epoch = n_epochs, iters_per_epoch
+    def before_fit(self, n_epochs: int, iters_per_epoch: int, n_iter: int) -> None:
+        """A fit of ``n_epochs`` epochs of ``iters_per_epoch`` batches starts, ``n_iter`` batches
+        in all (fewer than their product when the last epoch ends part-way)."""
+        self.n_epochs, self.per_epoch, self.n_iter = n_epochs, iters_per_epoch, n_iter
         self.start = time.monotonic()
         self._render()
 
@@ -108,7 +110,7 @@ class Progress:
         return out
 
     def _bar(self) -> str:
-        total = max(1, self.n_epochs * self.per_epoch)
+        total = max(1, self.n_iter)
         done = min(self._iter, total)
         pct = 100.0 * done / total
         elapsed = time.monotonic() - self.start
@@ -131,7 +133,7 @@ class Progress:
             "<tr>" + "".join(f"<td>{c.strip()}</td>" for c in self._cells(r)) + "</tr>"
             for r in self.rows
         )
-        total = max(1, self.n_epochs * self.per_epoch)
+        total = max(1, self.n_iter)
         bar = (
             f'<progress value="{min(self._iter, total)}" max="{total}" style="width:300px"></progress>'
             f" {self._bar()}"

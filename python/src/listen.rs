@@ -49,7 +49,10 @@ fn keep(caught: &Mutex<Option<PyErr>>, e: PyErr) {
 
 impl Listener for PyListener {
     fn before_fit(&mut self, state: &mut FitState) {
-        self.call("before_fit", (state.n_epochs, state.iters_per_epoch));
+        self.call(
+            "before_fit",
+            (state.n_epochs, state.iters_per_epoch, state.n_iter),
+        );
     }
 
     fn after_batch(&mut self, state: &mut FitState) {

@@ -10,7 +10,7 @@ use fastvision::learner::Lrs;
 use fastvision::report::plot::{plot_losses, plot_lr_find};
 use fastvision::vision::{self, TrainConfig, VisionLearner};
 use numpy::{PyArray1, PyArray2, PyReadonlyArrayDyn};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
@@ -465,10 +465,16 @@ impl Learner {
                 )));
             }
         };
-        let (probs, targets, k) = self.with_train(py, None, |vl, _| {
+        let (probs, targets, k, augments) = self.with_train(py, None, |vl, _| {
             let (p, t) = vl.get_preds(how);
-            Ok((p, t, vl.prepared.dls.vocab.len()))
+            let augments = vl.bundle_config().augments();
+            Ok((p, t, vl.prepared.dls.vocab.len(), augments))
         })?;
+        if matches!(how, Inference::Tta(_)) && !augments {
+            let text = std::ffi::CString::new(fastvision::infer::TTA_WITHOUT_AUGMENTATION)
+                .unwrap_or_default();
+            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &text, 1)?;
+        }
         let targets: Vec<i64> = targets.into_iter().map(|t| t as i64).collect();
         Ok((matrix(py, &probs, k)?, PyArray1::from_vec(py, targets)))
     }

@@ -1,6 +1,7 @@
 """The image API end to end on the demo: data, fits, predictions, interpretation, export."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -31,12 +32,22 @@ def test_one_epoch_beats_chance_and_validate_agrees_with_get_preds(learn):
 
 def test_tta_and_ten_crop(learn):
     _, acc = learn.validate()
-    preds, targs = learn.tta()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # trained with augmentation: TTA has something to replay
+        preds, targs = learn.tta()
     assert preds.shape == (1000, 10)
     assert (preds.argmax(1) == targs).mean() > acc - 0.05
     preds, targs = learn.ten_crop()  # crops of 28 px images lose much: above chance only
     np.testing.assert_allclose(preds.sum(1), 1.0, atol=1e-4)
     assert (preds.argmax(1) == targs).mean() > 0.3
+
+
+def test_tta_says_when_it_cannot_change_a_prediction(demo):
+    dls = fv.ImageDataLoaders.from_folder(demo, valid_pct=0.2, size=28, bs=64, seed=42, aug="none")
+    plain = fv.vision_learner(dls, "resnet18", show=False)
+    with pytest.warns(UserWarning, match="without augmentation"):
+        preds, _ = plain.tta(n=2)
+    np.testing.assert_allclose(preds, plain.get_preds()[0], atol=1e-5)
 
 
 def test_predict_a_path_a_pil_image_and_an_array_alike(learn, dls):

@@ -104,10 +104,19 @@ pub struct ExportArgs {
     format: ExportFormat,
 }
 
+/// Says, on stderr, when `--tta` has no random augmentation to replay (the model trained
+/// without any): every pass is the same view of an image.
+fn tta_note(predictor: &Predictor, how: Inference) {
+    if matches!(how, Inference::Tta(_)) && !predictor.tta_augments() {
+        eprintln!("note: {}", fastvision::infer::TTA_WITHOUT_AUGMENTATION);
+    }
+}
+
 /// `fastvision predict`.
 pub fn predict(args: PredictArgs, device: &Device) -> Result<()> {
     let mut predictor = Predictor::load(&args.run, device)?;
     predictor.set_precision(args.how.precision)?;
+    tta_note(&predictor, args.how.inference());
     let preds = predictor.predict(&args.images, args.top, args.how.inference())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
@@ -129,6 +138,7 @@ pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
     let how = args.how.inference();
     let mut predictor = Predictor::load(&args.run, device)?;
     predictor.set_precision(args.how.precision)?;
+    tta_note(&predictor, how);
     let dir = if args.dir.join("valid").is_dir() {
         args.dir.join("valid")
     } else {

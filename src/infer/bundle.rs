@@ -39,6 +39,19 @@ pub struct BundleConfig {
 }
 
 impl BundleConfig {
+    /// Whether the model trained with random augmentation, which test-time augmentation replays:
+    /// without it (`aug` none: the whole image, resized, no flip) every TTA pass is the same view.
+    pub fn augments(&self) -> bool {
+        let fixed_view = match self.train_transform {
+            Some(ItemTransform::ResizeCenterCrop { .. }) => true,
+            Some(ItemTransform::RandomResizedCrop {
+                min_scale, flip, ..
+            }) => min_scale >= 1.0 && !flip,
+            None => false,
+        };
+        self.aug.is_some() || !fixed_view
+    }
+
     /// Refuses a configuration no model can be built from (a hand-edited `config.json`, say):
     /// the error names `path`, the file it came from.
     pub fn validate(&self, path: &Path) -> Result<()> {

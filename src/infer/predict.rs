@@ -58,6 +58,12 @@ pub struct Predictor {
 }
 
 impl Predictor {
+    /// Whether test-time augmentation has random augmentation to replay: some member trained
+    /// with it (see [`BundleConfig::augments`]).
+    pub fn tta_augments(&self) -> bool {
+        self.config.augments() || self.others.iter().any(Predictor::tta_augments)
+    }
+
     /// Loads the single bundle at `path` (a run folder or an exported file) onto `device`.
     pub fn open_bundle(path: &Path, device: &Device) -> Result<Self> {
         let device = device.clone().without_autodiff();

@@ -36,6 +36,10 @@ impl Default for Tta {
     }
 }
 
+/// What to tell the user asking for TTA of a model that trained without random augmentation
+/// ([`super::Predictor::tta_augments`] false).
+pub const TTA_WITHOUT_AUGMENTATION: &str = "the model trained without augmentation (`aug` none): TTA replays the training augmentation, so every pass is the same view of an image (the whole image, resized; on a square image, the plain prediction)";
+
 /// How images are turned into predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub enum Inference {

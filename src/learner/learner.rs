@@ -537,7 +537,10 @@ fn diverged(what: String, lr: f64) -> Error {
 /// Training iterations of a fit of `n_epochs` of `ipe` batches whose last epoch trains
 /// `last_epoch_pct` of its batches (rounded up: at least one).
 fn fit_iters(n_epochs: usize, ipe: usize, last_epoch_pct: Option<f64>) -> usize {
-    let last = last_epoch_pct.map_or(ipe, |p| ((p * ipe as f64).ceil() as usize).clamp(1, ipe));
+    // Rounded up, less a hair: 0.29 of 100 batches is 29, though 0.29 · 100 is 29.000000000000004.
+    let last = last_epoch_pct.map_or(ipe, |p| {
+        ((p * ipe as f64 - 1e-9).ceil() as usize).clamp(1, ipe)
+    });
     n_epochs.saturating_sub(1) * ipe + if n_epochs > 0 { last } else { 0 }
 }
 

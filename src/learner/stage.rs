@@ -24,6 +24,16 @@ pub struct Stage {
     pub last_epoch_pct: Option<f64>,
 }
 
+impl Stage {
+    /// Its epochs, a last partial one counted as its share.
+    pub fn length(&self) -> f64 {
+        match self.epochs {
+            0 => 0.0,
+            e => e as f64 - 1.0 + self.last_epoch_pct.unwrap_or(1.0),
+        }
+    }
+}
+
 /// fastai's `fine_tune` recipe as two stages.
 pub fn fine_tune_stages(
     epochs: usize,

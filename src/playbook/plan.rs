@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub use super::thresholds::*;
 use crate::models::Arch;
 use crate::run::most_epochs;
+pub use crate::run::plan::{length_text, split_length};
 
 /// What this machine was measured to do on this data, for planning.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -220,23 +221,6 @@ pub fn longest_fit(max: f64, room: f64, seconds: impl Fn(f64) -> f64) -> f64 {
         whole + part
     } else {
         whole
-    }
-}
-
-/// A run's length in epochs as whole epochs counting a last partial one, and the share of that
-/// last one trained (`None` when it is whole).
-pub fn split_length(length: f64) -> (usize, Option<f64>) {
-    let length = length.max(1.0);
-    let epochs = (length - 1e-9).ceil() as usize;
-    let pct = length - (epochs - 1) as f64;
-    (epochs, (pct < 1.0 - 1e-9).then_some(pct))
-}
-
-/// A run's length in words: "5 epochs", "1.63 epochs".
-pub fn length_text(length: f64) -> String {
-    match split_length(length) {
-        (e, None) => crate::text::count(e, "epoch"),
-        (_, Some(_)) => format!("{length:.2} epochs"),
     }
 }
 
@@ -621,7 +605,11 @@ mod tests {
     fn a_length_splits_into_whole_epochs_and_a_part_and_fills_its_room() {
         assert_eq!(split_length(3.0), (3, None));
         assert_eq!(split_length(1.25), (2, Some(0.25)));
-        assert_eq!(split_length(0.4), (1, None), "at least one epoch");
+        assert_eq!(split_length(0.4), (1, Some(0.4)));
+        assert_eq!(split_length(2.001), (2, None), "to hundredths");
+        assert_eq!(split_length(2.29), (3, Some(0.29)));
+        assert_eq!(split_length(0.0), (0, None));
+        assert_eq!(split_length(f64::NAN), (0, None));
         assert_eq!(length_text(2.0), "2 epochs");
         assert_eq!(length_text(1.634), "1.63 epochs");
         // 10 s of run and 100 s an epoch, 90 of them training: 250 s hold 2 epochs (210 s) and

@@ -65,6 +65,27 @@ impl EpochPlan {
     }
 }
 
+/// A run's length in epochs, rounded to hundredths, as whole epochs counting a last partial
+/// one and the share of that last one trained (`None` when it is whole); no epochs for a length
+/// that is not positive.
+pub fn split_length(length: f64) -> (usize, Option<f64>) {
+    let hundredths = (length * 100.0).round();
+    if !(hundredths >= 1.0) {
+        return (0, None);
+    }
+    let epochs = (hundredths / 100.0).ceil() as usize;
+    let pct = (hundredths - 100.0 * (epochs - 1) as f64) / 100.0;
+    (epochs, (pct < 1.0).then_some(pct))
+}
+
+/// A run's length in words: "5 epochs", "1.63 epochs".
+pub fn length_text(length: f64) -> String {
+    match split_length(length) {
+        (e, None) => crate::text::count(e, "epoch"),
+        (e, Some(p)) => format!("{:.2} epochs", (e - 1) as f64 + p),
+    }
+}
+
 /// The most epochs from `min` to `max` whose run `seconds(epochs)` fits `budget_s` (at least
 /// `min`): one-cycle wants all its epochs in one run, so a budget buys the longest that fits.
 pub fn most_epochs(min: usize, max: usize, budget_s: f64, seconds: impl Fn(usize) -> f64) -> usize {

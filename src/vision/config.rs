@@ -280,6 +280,11 @@ impl TrainConfig {
                 "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
             ));
         }
+        if self.last_epoch_pct.is_some() && self.schedule == ScheduleKind::Sgdr {
+            return bad(
+                "`last_epoch_pct` with `schedule` sgdr: SGDR's cycles end on whole epochs".into(),
+            );
+        }
         if self.bs < 2 && !self.auto_bs {
             return bad(format!(
                 "`bs` {}: at least 2 (BatchNorm needs two images per batch)",

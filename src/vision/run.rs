@@ -48,7 +48,7 @@ fn plan_notes(config: &TrainConfig) -> Vec<String> {
             format!(
                 "stage {}: {}, {}, lr {}{}{}",
                 i + 1,
-                crate::text::count(stage.epochs, "epoch"),
+                crate::run::plan::length_text(stage.length()),
                 stage.schedule,
                 stage.lrs,
                 if stage.frozen { ", body frozen" } else { "" },

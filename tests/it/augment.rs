@@ -43,6 +43,10 @@ fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
             .collect::<Vec<_>>(),
         vec![None, Some(0.5)]
     );
+    let sgdr = TrainConfig {
+        schedule: vision::ScheduleKind::Sgdr,
+        ..part.clone()
+    };
     for bad in [0.0, 1.5] {
         let e = TrainConfig {
             last_epoch_pct: Some(bad),
@@ -52,6 +56,8 @@ fn progressive_resizing_trains_each_size_and_resumes_in_its_stage() {
         .unwrap_err();
         assert!(e.to_string().contains("`last_epoch_pct`"), "{e}");
     }
+    let e = sgdr.validate().unwrap_err().to_string();
+    assert!(e.contains("`last_epoch_pct`") && e.contains("sgdr"), "{e}");
     let device = fastvision::device();
     let run_dir = dir.path().join("prog");
     vision::train(&config, &run_dir, &device, common::StopAfter::listen(2)).unwrap();

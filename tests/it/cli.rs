@@ -367,7 +367,22 @@ fn augmentation_progressive_mixup_and_tta_from_the_command_line() {
             ok && out.contains("8 images, accuracy") && out.contains(name),
             "{out}"
         );
+        assert!(!out.contains("trained without augmentation"), "{out}");
     }
+    // Without augmentation TTA has nothing to replay: it says so.
+    let (ok, out) = fastvision(
+        dir.path(),
+        &[
+            "train", "photos", "--epochs", "1", "--bs", "8", "--width", "8", "--aug", "none",
+            "--name", "none",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = fastvision(dir.path(), &["evaluate", "runs/none", "photos", "--tta"]);
+    assert!(
+        ok && out.contains("trained without augmentation") && out.contains("tta n=4"),
+        "{out}"
+    );
 
     let (ok, out) = fastvision(
         dir.path(),

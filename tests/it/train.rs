@@ -78,6 +78,10 @@ fn a_fit_can_end_part_way_through_its_last_epoch_with_its_schedule_annealed() {
         assert_eq!(*lr, schedule.lr(i as f64 / n as f64), "batch {i}");
     }
     assert!(lrs[n - 1] < 0.05 * 1e-2, "annealed: {lrs:?}");
+    // Resumed at its last epoch, the fit trains that part again at the same schedule positions.
+    learner.fit_part_from(3, Some(0.5), schedule, 2).unwrap();
+    let resumed: Vec<f64> = learner.recorder.batches[n..].iter().map(|b| b.lr).collect();
+    assert_eq!(resumed, lrs[2 * ipe..]);
 }
 
 #[test]
