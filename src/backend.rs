@@ -309,11 +309,13 @@ pub fn check_fits(device: &Device, need: f64, what: &str, lower: &str) -> Result
         return Ok(());
     }
     match available_memory() {
-        Some(have) if !(need <= have) => Err(Error::Config(format!(
-            "{what} needs about {:.1} GB, but {:.1} GB of memory is free: lower {lower}",
-            need / 1e9,
-            have / 1e9
-        ))),
+        Some(have) if need.partial_cmp(&have).is_none_or(|o| o.is_gt()) => {
+            Err(Error::Config(format!(
+                "{what} needs about {:.1} GB, but {:.1} GB of memory is free: lower {lower}",
+                need / 1e9,
+                have / 1e9
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -132,11 +132,14 @@ struct Part {
 }
 
 impl Part {
-    /// The gradient's values.
+    /// The gradient's values (bytes not aligned for f32, none from burn's CPU backend, are
+    /// first copied into a buffer of their own).
     fn values(&mut self) -> &mut [f32] {
-        self.data
-            .as_mut_slice::<f32>()
-            .expect("gradients are taken as f32 values in `Gather`")
+        if self.data.as_mut_slice::<f32>().is_err() {
+            let shape = self.data.shape().clone();
+            self.data = TensorData::new(self.data.iter::<f32>().collect(), shape);
+        }
+        self.data.as_mut_slice::<f32>().unwrap_or_default()
     }
 }
 
@@ -151,12 +154,6 @@ impl ModuleVisitor for Gather {
         if let Some(g) = self.grads.remove::<D>(param.id) {
             let device = g.device();
             let data = g.cast(FloatDType::F32).into_data();
-            // Bytes not aligned for f32 (none from burn's CPU backend) are copied into a Vec.
-            let data = if data.as_slice::<f32>().is_ok() {
-                data
-            } else {
-                TensorData::new(data.iter::<f32>().collect(), data.shape().clone())
-            };
             self.parts.push(Part {
                 id: param.id,
                 device,

@@ -70,7 +70,7 @@ impl EpochPlan {
 /// that is not positive.
 pub fn split_length(length: f64) -> (usize, Option<f64>) {
     let hundredths = (length * 100.0).round();
-    if !(hundredths >= 1.0) {
+    if hundredths.is_nan() || hundredths < 1.0 {
         return (0, None);
     }
     let epochs = (hundredths / 100.0).ceil() as usize;

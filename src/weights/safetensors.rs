@@ -265,8 +265,7 @@ mod tests {
             "extra tensors in the file are not an error: {e:?}"
         );
         let e = load_weights(many(20_001), &dir.path().join(WEIGHTS_FILE), "Many")
-            .err()
-            .expect("a missing tensor")
+            .expect_err("a missing tensor")
             .to_string();
         assert!(
             e.contains("does not match Many") && e.contains("embeds.20000"),
@@ -309,7 +308,7 @@ mod tests {
         ];
         for (header, data, want) in cases {
             write(header, data);
-            let e = read_tensors(&path).err().expect(header).to_string();
+            let e = read_tensors(&path).expect_err(header).to_string();
             assert!(
                 e.contains("not a safetensors file") && e.contains(want),
                 "{header}: {e}"

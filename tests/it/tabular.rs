@@ -525,8 +525,7 @@ fn a_table_wider_than_the_column_limit_is_refused_before_any_run_folder() {
         &fastvision::device(),
         Listen::none(),
     )
-    .err()
-    .expect("a header wider than the limit")
+    .expect_err("a header wider than the limit")
     .to_string();
     assert!(e.contains("too-wide.csv:1"), "{e}");
     assert!(

@@ -377,7 +377,7 @@ pub(super) unsafe fn left_shifted(
     kc: usize,
     out: &mut [u16],
 ) {
-    debug_assert!(rows.len() == m && k0 % 16 == 0);
+    debug_assert!(rows.len() == m && k0.is_multiple_of(16));
     // SAFETY: a row's set mask bits read inside its plane (`Shifted::new`); lanes past `len`
     // are masked off, and the pointers of masked-off lanes are formed with wrapping arithmetic.
     let block = |i: usize, q: usize, len: usize| unsafe {
