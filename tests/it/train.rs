@@ -11,16 +11,20 @@ use fastvision::learner::{Learner, Listen, Schedule};
 use fastvision::models::{Arch, ClassifierConfig};
 use fastvision::vision::{self, TrainConfig};
 
+/// Twenty 32 px images of two classes in `dir`, validated on themselves, in batches of `bs`.
+fn twenty_images(dir: &std::path::Path, bs: usize) -> DataLoaders {
+    common::tiny_dataset(dir, 2, 10, 1);
+    let mut data = ImageFolder::from_folder(dir, SplitConfig::default()).unwrap();
+    data.valid = data.train.clone();
+    let plain = ItemTransform::valid(32);
+    DataLoaders::with_transforms(&data, plain, plain, bs, 0)
+}
+
 #[test]
 fn a_tiny_resnet_overfits_twenty_images() {
     let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 2, 10, 1);
-    let data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
-    let mut data = data.clone();
-    data.valid = data.train.clone();
-    let plain = ItemTransform::valid(32);
-    let dls = DataLoaders::with_transforms(&data, plain, plain, 10, 0);
+    let dls = twenty_images(dir.path(), 10);
     let mut learner =
         Learner::from_config(&tiny_model(2).with_ps(0.0), dls, &fastvision::device(), 0).unwrap();
     // 60 steps: after 40 the BatchNorm running statistics (momentum 0.1) can still lag the
@@ -46,11 +50,7 @@ fn a_tiny_resnet_overfits_twenty_images() {
 fn a_fit_can_end_part_way_through_its_last_epoch_with_its_schedule_annealed() {
     let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 2, 10, 1);
-    let mut data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
-    data.valid = data.train.clone();
-    let plain = ItemTransform::valid(32);
-    let dls = DataLoaders::with_transforms(&data, plain, plain, 4, 0);
+    let dls = twenty_images(dir.path(), 4);
     let mut learner = Learner::from_config(&tiny_model(2), dls, &fastvision::device(), 0).unwrap();
     let ipe = fastvision::learner::task::TrainData::n_train_batches(&learner.dls);
     assert_eq!(ipe, 5, "20 images in batches of 4");
@@ -88,11 +88,7 @@ fn a_fit_can_end_part_way_through_its_last_epoch_with_its_schedule_annealed() {
 fn efficientnet_lite0_overfits_twenty_images_and_eval_mode_agrees() {
     let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 2, 10, 1);
-    let mut data = ImageFolder::from_folder(dir.path(), SplitConfig::default()).unwrap();
-    data.valid = data.train.clone();
-    let plain = ItemTransform::valid(32);
-    let dls = DataLoaders::with_transforms(&data, plain, plain, 10, 0);
+    let dls = twenty_images(dir.path(), 10);
     let config = ClassifierConfig::new(Arch::EfficientnetLite0, 2)
         .with_ps(0.0)
         .with_hidden(32);
