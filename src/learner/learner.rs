@@ -272,11 +272,7 @@ impl<M: Trainable> Learner<M> {
         schedule: Schedule,
         start: usize,
     ) -> Result<()> {
-        if let Some(p) = last_epoch_pct.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-            return Err(Error::Config(format!(
-                "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
-            )));
-        }
+        super::stage::check_last_epoch_pct(last_epoch_pct)?;
         let ipe = self.dls.n_train_batches();
         if ipe == 0 {
             return Err(Error::Config(format!(

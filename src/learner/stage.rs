@@ -24,6 +24,16 @@ pub struct Stage {
     pub last_epoch_pct: Option<f64>,
 }
 
+/// Refuses a share of the last epoch outside (0, 1] (a hand-edited settings file, say).
+pub fn check_last_epoch_pct(pct: Option<f64>) -> crate::error::Result<()> {
+    match pct.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        Some(p) => Err(crate::error::Error::Config(format!(
+            "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Stage {
     /// Its epochs, a last partial one counted as its share.
     pub fn length(&self) -> f64 {

@@ -275,11 +275,7 @@ impl TrainConfig {
         if self.epochs == 0 && self.schedule != ScheduleKind::Sgdr {
             return bad("`epochs` 0: train at least one epoch".into());
         }
-        if let Some(p) = self.last_epoch_pct.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-            return bad(format!(
-                "`last_epoch_pct` {p}: the share of the last epoch trained is in (0, 1]"
-            ));
-        }
+        crate::learner::stage::check_last_epoch_pct(self.last_epoch_pct)?;
         if self.last_epoch_pct.is_some() && self.schedule == ScheduleKind::Sgdr {
             return bad(
                 "`last_epoch_pct` with `schedule` sgdr: SGDR's cycles end on whole epochs".into(),
