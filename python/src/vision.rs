@@ -470,9 +470,8 @@ impl Learner {
             let augments = vl.bundle_config().augments();
             Ok((p, t, vl.prepared.dls.vocab.len(), augments))
         })?;
-        if matches!(how, Inference::Tta(_)) && !augments {
-            let text = std::ffi::CString::new(fastvision::infer::TTA_WITHOUT_AUGMENTATION)
-                .unwrap_or_default();
+        if let Some(note) = how.note(augments) {
+            let text = std::ffi::CString::new(note).unwrap_or_default();
             PyErr::warn(py, &py.get_type::<PyUserWarning>(), &text, 1)?;
         }
         let targets: Vec<i64> = targets.into_iter().map(|t| t as i64).collect();

@@ -107,8 +107,8 @@ pub struct ExportArgs {
 /// Says, on stderr, when `--tta` has no random augmentation to replay (the model trained
 /// without any): every pass is the same view of an image.
 fn tta_note(predictor: &Predictor, how: Inference) {
-    if matches!(how, Inference::Tta(_)) && !predictor.tta_augments() {
-        eprintln!("note: {}", fastvision::infer::TTA_WITHOUT_AUGMENTATION);
+    if let Some(note) = how.note(predictor.tta_augments()) {
+        eprintln!("note: {note}");
     }
 }
 

@@ -14,4 +14,4 @@ pub use ensemble::{EnsembleFile, Member, is_ensemble};
 pub use evaluate::{Evaluation, evaluate};
 pub use export::{export_bundle, export_model, export_model_onnx, export_onnx, onnx};
 pub use predict::{Prediction, Predictor};
-pub use tta::{Inference, TTA_WITHOUT_AUGMENTATION, Tta};
+pub use tta::{Inference, Tta};

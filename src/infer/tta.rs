@@ -36,9 +36,8 @@ impl Default for Tta {
     }
 }
 
-/// What to tell the user asking for TTA of a model that trained without random augmentation
-/// ([`super::Predictor::tta_augments`] false).
-pub const TTA_WITHOUT_AUGMENTATION: &str = "the model trained without augmentation (`aug` none): TTA replays the training augmentation, so every pass is the same view of an image (the whole image, resized; on a square image, the plain prediction)";
+/// What to tell the user asking for TTA of a model that trained without random augmentation.
+const TTA_WITHOUT_AUGMENTATION: &str = "the model trained without augmentation (`aug` none): TTA replays the training augmentation, so every pass is the same view of an image (the whole image, resized; on a square image, the plain prediction)";
 
 /// How images are turned into predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -50,6 +49,15 @@ pub enum Inference {
     Tta(Tta),
     /// Four corners and the centre, and their mirror images, averaged.
     TenCrop,
+}
+
+impl Inference {
+    /// What to tell the user of predictions made this way by a model that does (`augments`) or
+    /// does not train with random augmentation ([`super::Predictor::tta_augments`],
+    /// [`super::BundleConfig::augments`]): TTA without any has nothing to replay.
+    pub fn note(self, augments: bool) -> Option<&'static str> {
+        (matches!(self, Inference::Tta(_)) && !augments).then_some(TTA_WITHOUT_AUGMENTATION)
+    }
 }
 
 /// Class probabilities of each item (`None` where the file could not be read) and the files skipped.
