@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::bf16::{self, Left, Packed, Pairs, Right, ShiftMask};
 use super::buffers::*;
-use super::frozen::kept_weight;
+use super::frozen::{Part, kept_weight, kept_weight_with};
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
@@ -81,8 +81,15 @@ pub(super) fn forward_batch(
 ) -> Vec<f32> {
     let yt = if g.mul.is_bf16() && bf16::supports(g.mul) {
         // bf16 products read col(X) as pairs, made straight from the input.
-        let cols = im2col_pairs(x, g, taps, inner);
-        weight_times_col(w, Col::Pairs(&cols), g, taps)
+        if let Some(pairs) = inner.filter(|p| live_share(g, p) <= LIVE_COLUMNS_MAX_SHARE) {
+            let blocks = im2col_inner_pairs(x, g, pairs, false);
+            let yt = weight_times_live_cols(w, &blocks, g, taps, pairs);
+            return output_pass(&yt, g, scale, shift, act, true);
+        }
+        match im2col_pairs(x, g, taps, inner) {
+            ColPairs::Blocks(cols) => weight_times_col(w, Col::Pairs(&cols), g, taps),
+            ColPairs::TapMajor(cols) => weight_times_col(w, Col::TapMajor(&cols), g, taps),
+        }
     } else {
         let col = match inner {
             Some(pairs) => im2col_batch_inner(x, g, taps, pairs),
@@ -105,6 +112,8 @@ pub(super) enum Col<'a> {
     F32(&'a [f32]),
     /// One block of pairs for every row, or one per live tap.
     Pairs(&'a [Pairs]),
+    /// One block of pairs for every row, rows `(t, ci)` (see [`im2col_pairs`]).
+    TapMajor(&'a Pairs),
 }
 
 impl<'a> Col<'a> {
@@ -113,6 +122,7 @@ impl<'a> Col<'a> {
         match self {
             Col::F32(col) => Right::Mat(Mat::rows(col, n)),
             Col::Pairs(blocks) => Right::from(&blocks[0]),
+            Col::TapMajor(pairs) => Right::from(pairs),
         }
     }
 
@@ -121,6 +131,7 @@ impl<'a> Col<'a> {
         match self {
             Col::F32(col) => Right::Mat(tap_rows(col, n, nt, t)),
             Col::Pairs(blocks) => Right::from(&blocks[t]),
+            Col::TapMajor(_) => unreachable!("tap-major pairs hold every tap"),
         }
     }
 }
@@ -138,13 +149,29 @@ pub(super) fn weight_times_col(
     let (nt, n) = (taps.len(), g.n());
     // Packed here only where it is kept across calls; otherwise each core packs its part.
     let weight =
-        |a: Mat<'_>, k: usize, tap: Option<usize>| kept_weight(g.weight_id, a, g.o, k, g.mul, tap);
+        |a: Mat<'_>, k: usize, part: Part| kept_weight(g.weight_id, a, g.o, k, g.mul, part);
+    if let Col::TapMajor(_) = col {
+        // The weight's reduction values reordered as col(X)'s rows, `(t, ci)`.
+        let shape = (g.o, g.k(), g.mul, Part::TapMajor);
+        let packed = kept_weight_with(g.weight_id, w, shape, || {
+            Packed::new(Mat::rows(&tap_major_weight(w, g), g.k()), g.o, g.k(), g.mul)
+        });
+        let owned;
+        let a = match &packed {
+            Some(p) => Left::Packed(p),
+            None => {
+                owned = tap_major_weight(w, g);
+                Left::Mat(Mat::rows(&owned, g.k()))
+            }
+        };
+        return matmul_left(g.o, n, g.k(), a, col.all(n), g.mul);
+    }
     if nt == g.kh * g.kw {
         let a = Mat::rows(w, g.k());
-        let packed = weight(a, g.k(), None);
+        let packed = weight(a, g.k(), Part::All);
         return matmul_left(g.o, n, g.k(), left(a, &packed), col.all(n), g.mul);
     }
-    let tap_index = |(i, j): (usize, usize)| Some(i * g.kw + j);
+    let tap_index = |(i, j): (usize, usize)| Part::Tap(i * g.kw + j);
     let w_0 = tap_weight(w, g, taps[0]);
     let packed = weight(w_0, g.c, tap_index(taps[0]));
     let a = left(w_0, &packed);
@@ -157,6 +184,91 @@ pub(super) fn weight_times_col(
         product_into(&mut yt, n, g.o, n, g.c, a, col_t, true, threads, g.mul);
     }
     yt
+}
+
+/// On the batch-innermost path, the share of live `(pixel, tap)` pairs (see [`live_share`])
+/// at or below which each tap is multiplied only where it reads inside the image
+/// ([`weight_times_live_cols`]).
+pub(super) const LIVE_COLUMNS_MAX_SHARE: f64 = 0.75;
+
+/// `W · col` on the batch-innermost path with each tap multiplied only on the output pixels
+/// where it reads inside the image (`pairs[t]`): `Y[:, run] += W_t · col_t[:, run]` over the
+/// tap's runs of adjacent pixels, `b` columns each, where one product over every column
+/// multiplies the padding's zeros too (2×2 maps, 3×3 kernels: 5 of each pixel's 9 taps).
+/// `blocks` holds col(X) per live tap ([`im2col_inner_pairs`]); the cores split the columns,
+/// balancing the live taps.
+fn weight_times_live_cols(
+    w: &[f32],
+    blocks: &[Pairs],
+    g: &ConvGeom,
+    taps: &[(usize, usize)],
+    pairs: &[Vec<(u32, u32)>],
+) -> Vec<f32> {
+    let (n, b) = (g.n(), g.b);
+    let index = |(i, j): (usize, usize)| i * g.kw + j;
+    let kept: Vec<_> = taps
+        .iter()
+        .map(|&tap| {
+            let a = tap_weight(w, g, tap);
+            kept_weight(g.weight_id, a, g.o, g.c, g.mul, Part::Tap(index(tap)))
+        })
+        .collect();
+    // Outside inference each tap's weight is packed once here, from the tap-major copy whose
+    // rows are contiguous, for the products of both cores.
+    let fresh: Vec<Option<Packed>> = if kept.iter().all(Option::is_some) {
+        vec![]
+    } else {
+        let wt = tap_major_weight(w, g);
+        taps.par_iter()
+            .map(|&tap| {
+                let a = Mat::rows(&wt[index(tap) * g.c..], g.k());
+                Packed::new(a, g.o, g.c, g.mul)
+            })
+            .collect()
+    };
+    let mut work = vec![0usize; g.s()];
+    let terms: Vec<RunTerm> = (0..taps.len())
+        .map(|t| {
+            let packed = kept[t].as_deref().or(fresh.get(t).and_then(Option::as_ref));
+            let a = packed.map_or(Left::Mat(tap_weight(w, g, taps[t])), Left::Packed);
+            let mut runs: Vec<(usize, usize)> = vec![];
+            for &(q, _) in &pairs[t] {
+                work[q as usize] += 1;
+                match runs.last_mut() {
+                    Some((c0, len)) if *c0 + *len == q as usize * b => *len += b,
+                    _ => runs.push((q as usize * b, b)),
+                }
+            }
+            (a, Right::from(&blocks[t]), runs)
+        })
+        .collect();
+    let parts = rayon::current_num_threads();
+    let total: usize = work.iter().sum();
+    let (mut splits, mut done) = (vec![0], 0);
+    for (q, live) in work.iter().enumerate() {
+        done += live;
+        if splits.len() < parts && done * parts >= total * splits.len() {
+            splits.push((q + 1) * b);
+        }
+    }
+    if splits.last() != Some(&n) {
+        splits.push(n);
+    }
+    sum_over_column_runs(g.o, n, g.c, &terms, &splits, g.mul)
+}
+
+/// The weight `[o, c, kh, kw]` as `[o, kh·kw, c]`: each row's reduction values ordered
+/// `(t, ci)`, as tap-major pairs of col(X) hold them ([`im2col_pairs`]).
+pub(super) fn tap_major_weight(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, nt) = (g.k(), g.kh * g.kw);
+    rows_filled_by(g.o * k, k, |o, row| {
+        let src = &w[o * k..][..k];
+        for (t, dst) in row.chunks_exact_mut(g.c).enumerate() {
+            for (ci, v) in dst.iter_mut().enumerate() {
+                *v = src[ci * nt + t];
+            }
+        }
+    })
 }
 
 /// `a` packed as `packed` where there is a packed copy, else as it lies.
@@ -208,7 +320,7 @@ pub(super) fn forward_by_image(
     // In bf16 the weight is rounded and packed once for every image (and every call, under
     // `with_frozen_weights`).
     let a = Mat::rows(w, k);
-    let packed = kept_weight(g.weight_id, a, g.o, k, g.mul, None)
+    let packed = kept_weight(g.weight_id, a, g.o, k, g.mul, Part::All)
         .or_else(|| Packed::new(a, g.o, k, g.mul).map(Arc::new));
     let weight = packed
         .as_deref()

@@ -10,9 +10,21 @@ use super::bf16::{Mul, Packed};
 use super::mat::Mat;
 
 /// Which packed operand: the weight's parameter id, its address and length (two models whose
-/// parameters share ids keep apart), the product's shape and arithmetic, and the kernel tap
-/// (`None`: every tap).
-type Key = (u64, usize, usize, usize, usize, Mul, Option<usize>);
+/// parameters share ids keep apart), the product's shape and arithmetic, and which part of the
+/// weight in which order.
+type Key = (u64, usize, usize, usize, usize, Mul, Part);
+
+/// The part of a convolution's weight `[o, c, kh, kw]` a packed operand holds, as rows of
+/// reduction values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Part {
+    /// Every tap, reduction values `(ci, t)` as the weight lies.
+    All,
+    /// One kernel tap's `[o × c]`.
+    Tap(usize),
+    /// Every tap, reduction values `(t, ci)` (see `forward::tap_major_weight`).
+    TapMajor,
+}
 
 /// Sixteen values spread over the weight, bit for bit: a packed copy is used only while they
 /// still match, so a model replaced in place (new values where the old ones lay, under the
@@ -70,18 +82,29 @@ pub(super) fn kept_weight(
     m: usize,
     k: usize,
     mul: Mul,
-    tap: Option<usize>,
+    part: Part,
+) -> Option<Arc<Packed>> {
+    kept_weight_with(id, a.data, (m, k, mul, part), || Packed::new(a, m, k, mul))
+}
+
+/// [`kept_weight`] for an operand made from the weight `w` by `pack` (called only when the
+/// active [`FrozenWeights`] lacks it): `(m, k, mul, part)` say what `pack` makes.
+pub(super) fn kept_weight_with(
+    id: Option<u64>,
+    w: &[f32],
+    (m, k, mul, part): (usize, usize, Mul, Part),
+    pack: impl FnOnce() -> Option<Packed>,
 ) -> Option<Arc<Packed>> {
     let id = id?;
     let weights = ACTIVE.with(|a| a.borrow().clone())?;
-    let key = (id, a.data.as_ptr() as usize, a.data.len(), m, k, mul, tap);
-    let print = fingerprint(a.data);
+    let key = (id, w.as_ptr() as usize, w.len(), m, k, mul, part);
+    let print = fingerprint(w);
     if let Some((seen, p)) = weights.0.lock().ok()?.get(&key)
         && *seen == print
     {
         return Some(p.clone());
     }
-    let packed = Arc::new(Packed::new(a, m, k, mul)?);
+    let packed = Arc::new(pack()?);
     weights.0.lock().ok()?.insert(key, (print, packed.clone()));
     Some(packed)
 }

@@ -230,6 +230,14 @@ pub(super) fn small_plane_pairs(
     Some(pairs.collect())
 }
 
+/// The share of the live taps' `(output pixel, tap)` pairs that read inside the image, for
+/// the pair tables of [`small_plane_pairs`]: what one product over every column of each tap
+/// multiplies to some purpose (2×2 maps, 3×3 kernels: 4 of 9).
+pub(super) fn live_share(g: &ConvGeom, pairs: &[Vec<(u32, u32)>]) -> f64 {
+    let live: usize = pairs.iter().map(Vec::len).sum();
+    live as f64 / (pairs.len() * g.s()).max(1) as f64
+}
+
 /// Output pixels per image from which a convolution runs image by image.
 pub(super) const BY_IMAGE_MIN_PIXELS: usize = 64;
 

@@ -315,19 +315,41 @@ pub(super) fn fill_shifted_pair_row(
     Pairs::write_shifted_row(out, &row(2 * p), second.as_ref());
 }
 
+/// col(X) in bf16 reduction pairs, as [`im2col_pairs`] makes it.
+pub(super) enum ColPairs {
+    /// One block of every row `(ci, t)` when every tap is live (one product), else one block
+    /// per live tap, its rows `ci` (one product per tap).
+    Blocks(Vec<Pairs>),
+    /// One block of every row, ordered `(t, ci)`: each pair row two channels of one tap (the
+    /// weight read the same way, `forward::tap_major_weight`).
+    TapMajor(Pairs),
+}
+
 /// The im2col matrix in bf16 reduction pairs, for bf16 products, in the column order of
-/// [`im2col`] or, where `inner` holds the pair tables, of [`im2col_batch_inner`]: one block of
-/// every row `(ci, t)` when every tap is live (one product), else one block per live tap, its
-/// rows `ci` (one product per tap). Each task fills two rows at a time in f32, in buffers of
-/// its own, and rounds them into a pair row: the f32 matrix is never written whole, and the
-/// products read the pairs in place instead of each core packing its columns.
+/// [`im2col`] or, where `inner` holds the pair tables, of [`im2col_batch_inner`]. On the
+/// batch-innermost path the input is rounded once into pairs of channels
+/// ([`batch_to_inner_pairs`]) and each pair row copies `b` pairs per pixel from there
+/// ([`im2col_inner_pairs`]). Elsewhere each task fills two rows at a time in f32, in buffers
+/// of its own, and rounds them into a pair row. Either way the f32 matrix is never written
+/// whole, and the products read the pairs in place instead of each core packing its columns.
 pub(super) fn im2col_pairs(
     x: &[f32],
     g: &ConvGeom,
     taps: &[(usize, usize)],
     inner: Option<&[Vec<(u32, u32)>]>,
-) -> Vec<Pairs> {
+) -> ColPairs {
     let (n, nt) = (g.n(), taps.len());
+    let every_tap = nt == g.kh * g.kw;
+    if let Some(pairs) = inner
+        && (!every_tap || g.c.is_multiple_of(2))
+    {
+        let mut blocks = im2col_inner_pairs(x, g, pairs, every_tap);
+        return if every_tap {
+            ColPairs::TapMajor(blocks.remove(0))
+        } else {
+            ColPairs::Blocks(blocks)
+        };
+    }
     let xt = inner.map(|_| batch_to_inner(x, g.b, g.c, g.h * g.w));
     let small = if inner.is_none() {
         small_plane_pairs(g, taps)
@@ -340,7 +362,6 @@ pub(super) fn im2col_pairs(
         (Some(pairs), Some(xt)) => fill_inner_row(xt, g, &pairs[t], ci, dst),
         _ => fill_batch_row(x, g, taps, small.as_deref(), (ci, t), dst),
     };
-    let every_tap = nt == g.kh * g.kw;
     let (blocks, rows) = if every_tap { (1, g.c * nt) } else { (nt, g.c) };
     // Row `j` of a block, as `(ci, t)`.
     let row_of = |block: usize, j: usize| {
@@ -352,8 +373,8 @@ pub(super) fn im2col_pairs(
     };
     // One buffer per tap when consecutive rows have different taps, else two.
     let slots = if every_tap && nt > 1 { nt } else { 2 };
-    let per_task = rows.div_ceil(2).div_ceil(2 * rayon::current_num_threads());
-    (0..blocks)
+    let per_task = pair_rows_per_task(rows);
+    let blocks = (0..blocks)
         .map(|block| {
             Pairs::filled_by(
                 rows,
@@ -364,6 +385,78 @@ pub(super) fn im2col_pairs(
                     fill_pair_row(out, p, (rows, n, slots), buf, |j, dst| {
                         fill(row_of(block, j), dst)
                     });
+                },
+            )
+        })
+        .collect();
+    ColPairs::Blocks(blocks)
+}
+
+/// Pair rows per task when `rows` reduction rows are shared out between the cores.
+fn pair_rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(2).div_ceil(2 * rayon::current_num_threads())
+}
+
+/// `[b, c, s]` → `[⌈c/2⌉, s, b]` in bf16 reduction pairs: entry `(cp, p, bi)` holds channels
+/// `2cp` and `2cp + 1` (zero past the last) of pixel `p` of image `bi`, side by side. Each value
+/// is rounded once here, where filling col(X) row by row would round it once per tap.
+pub(super) fn batch_to_inner_pairs(x: &[f32], b: usize, c: usize, s: usize) -> Vec<u16> {
+    let mut out = uninit::<u16>(c.div_ceil(2) * s * b * 2);
+    out.par_chunks_mut(2 * s * b).enumerate().for_each_init(
+        || vec![0u16; 2 * s],
+        |row, (cp, dst)| {
+            let dst = zeroed(dst);
+            let plane = |ci: usize, bi: usize| &x[(bi * c + ci) * s..][..s];
+            for bi in 0..b {
+                let second = (2 * cp + 1 < c).then(|| plane(2 * cp + 1, bi));
+                Pairs::write_row(row, plane(2 * cp, bi), second);
+                for (p, pair) in row.chunks_exact(2).enumerate() {
+                    dst[2 * (p * b + bi)..][..2].copy_from_slice(pair);
+                }
+            }
+        },
+    );
+    // SAFETY: every chunk went through `zeroed`.
+    unsafe { assume_init(out) }
+}
+
+/// col(X) in pairs with columns `(pixel, image)` from the input in pairs of channels
+/// ([`batch_to_inner_pairs`]): pair row `(t, cp)` copies, for each `(output, input)` pixel
+/// pair of tap `t` (`pairs[t]`), the input pixel's `b` pairs of channels `2cp`, `2cp + 1`.
+/// `tap_major`: one block, rows `(t, ci)` (every tap live and an even `c`); else one block per
+/// live tap.
+pub(super) fn im2col_inner_pairs(
+    x: &[f32],
+    g: &ConvGeom,
+    pairs: &[Vec<(u32, u32)>],
+    tap_major: bool,
+) -> Vec<Pairs> {
+    let (b, n, nt, plane) = (g.b, g.n(), pairs.len(), g.h * g.w);
+    assert!(
+        !tap_major || (nt == g.kh * g.kw && g.c.is_multiple_of(2)),
+        "tap-major pairs"
+    );
+    let xp = batch_to_inner_pairs(x, b, g.c, plane);
+    let cps = g.c.div_ceil(2);
+    let (blocks, rows) = if tap_major { (1, g.c * nt) } else { (nt, g.c) };
+    (0..blocks)
+        .map(|block| {
+            Pairs::filled_by(
+                rows,
+                n,
+                pair_rows_per_task(rows),
+                || (),
+                |_, p, out| {
+                    let (t, cp) = if tap_major {
+                        (p / cps, p % cps)
+                    } else {
+                        (block, p)
+                    };
+                    let src = &xp[2 * cp * plane * b..][..2 * plane * b];
+                    for &(q, i) in &pairs[t] {
+                        let (q, i) = (2 * q as usize * b, 2 * i as usize * b);
+                        out[q..q + 2 * b].copy_from_slice(&src[i..i + 2 * b]);
+                    }
                 },
             )
         })

@@ -261,6 +261,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             .collect()
     };
     let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
+    let (mut live_columns, mut tap_major) = (0, 0);
     for (xs, ws, st, pad, dil) in [
         ([4, 3, 9, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         (
@@ -335,10 +336,25 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(1, 1), (1, 1)],
             [1, 1],
         ),
+        // The batch-innermost path: taps multiplied on their live columns only (an odd
+        // channel count, an odd batch whose columns split unevenly), every tap at once in
+        // tap-major pairs (an even channel count; `[8, 3, 5, 6]` above: per channel).
+        ([8, 5, 2, 2], [3, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+        ([9, 4, 3, 3], [6, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+        ([9, 6, 7, 7], [5, 6, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
     ]
     .into_iter()
     .chain(PATH_CASES)
     {
+        let g = ConvGeom::new(xs, ws, st, pad, dil);
+        let taps = g.live_taps();
+        if let Some(pairs) = batch_inner_pairs(&g, &taps) {
+            if live_share(&g, &pairs) <= LIVE_COLUMNS_MAX_SHARE {
+                live_columns += 1;
+            } else if taps.len() == g.kh * g.kw && g.c.is_multiple_of(2) {
+                tap_major += 1;
+            }
+        }
         for &unit in &units {
             let g = ConvGeom::new(xs, ws, st, pad, dil).with_mul(unit);
             let g32 = ConvGeom { mul: Mul::F32, ..g };
@@ -393,6 +409,10 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             }
         }
     }
+    assert!(
+        live_columns >= 3 && tap_major >= 2,
+        "{live_columns} {tap_major}"
+    );
 }
 
 /// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,
@@ -406,7 +426,19 @@ fn frozen_weights_are_packed_once_and_never_read_stale() {
         eprintln!("no native bf16 on this CPU: nothing to check");
         return;
     }
-    for (xs, ws, st, pad, dil) in PATH_CASES {
+    // With PATH_CASES, two batch-innermost layers: every tap in tap-major pairs, and the
+    // taps multiplied on their live columns (packed per tap).
+    let inner: [Case; 2] = [
+        (
+            [16, 32, 6, 6],
+            [8, 32, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        ([8, 4, 2, 2], [8, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+    ];
+    for (xs, ws, st, pad, dil) in PATH_CASES.into_iter().chain(inner) {
         for &unit in &units {
             let plain = ConvGeom::new(xs, ws, st, pad, dil).with_mul(unit);
             let g = plain.with_weight_id(42);

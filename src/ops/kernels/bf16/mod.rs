@@ -338,6 +338,20 @@ pub(crate) enum Right<'a> {
     Shifted(&'a [Shifted<'a>], usize),
 }
 
+impl<'a> Right<'a> {
+    /// The operand's columns from `h` on.
+    pub fn columns_from(self, h: usize) -> Self {
+        match self {
+            Right::Mat(b) => Right::Mat(Mat {
+                data: &b.data[h * b.cs..],
+                ..b
+            }),
+            Right::Pairs(pairs, col0) => Right::Pairs(pairs, col0 + h),
+            Right::Shifted(rows, col0) => Right::Shifted(rows, col0 + h),
+        }
+    }
+}
+
 impl<'a> From<Mat<'a>> for Right<'a> {
     fn from(m: Mat<'a>) -> Self {
         Right::Mat(m)
