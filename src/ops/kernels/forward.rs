@@ -227,18 +227,16 @@ fn weight_times_live_cols(
             .collect()
     };
     let mut work = vec![0usize; g.s()];
-    let terms: Vec<RunTerm> = (0..taps.len())
-        .map(|t| {
+    pairs
+        .iter()
+        .flatten()
+        .for_each(|&(q, _)| work[q as usize] += 1);
+    let terms: Vec<RunTerm> = live_runs(pairs, b)
+        .into_iter()
+        .enumerate()
+        .map(|(t, runs)| {
             let packed = kept[t].as_deref().or(fresh.get(t).and_then(Option::as_ref));
             let a = packed.map_or(Left::Mat(tap_weight(w, g, taps[t])), Left::Packed);
-            let mut runs: Vec<(usize, usize)> = vec![];
-            for &(q, _) in &pairs[t] {
-                work[q as usize] += 1;
-                match runs.last_mut() {
-                    Some((c0, len)) if *c0 + *len == q as usize * b => *len += b,
-                    _ => runs.push((q as usize * b, b)),
-                }
-            }
             (a, Right::from(&blocks[t]), runs)
         })
         .collect();

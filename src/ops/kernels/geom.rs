@@ -238,6 +238,26 @@ pub(super) fn live_share(g: &ConvGeom, pairs: &[Vec<(u32, u32)>]) -> f64 {
     live as f64 / (pairs.len() * g.s()).max(1) as f64
 }
 
+/// Per tap, the runs `(first column, columns)` of the batch-innermost columns `(pixel, image)`
+/// that read inside the image: the output pixels of `pairs[t]`, adjacent ones merged, `b`
+/// columns each.
+pub(super) fn live_runs(pairs: &[Vec<(u32, u32)>], b: usize) -> Vec<Vec<(usize, usize)>> {
+    pairs
+        .iter()
+        .map(|tap| {
+            let mut runs: Vec<(usize, usize)> = vec![];
+            for &(q, _) in tap {
+                let c0 = q as usize * b;
+                match runs.last_mut() {
+                    Some((first, len)) if *first + *len == c0 => *len += b,
+                    _ => runs.push((c0, b)),
+                }
+            }
+            runs
+        })
+        .collect()
+}
+
 /// Output pixels per image from which a convolution runs image by image.
 pub(super) const BY_IMAGE_MIN_PIXELS: usize = 64;
 
