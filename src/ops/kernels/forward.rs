@@ -81,7 +81,9 @@ pub(super) fn forward_batch(
 ) -> Vec<f32> {
     let yt = if g.mul.is_bf16() && bf16::supports(g.mul) {
         // bf16 products read col(X) as pairs, made straight from the input.
-        if let Some(pairs) = inner.filter(|p| live_columns(g, p)) {
+        // An odd channel count cannot pair channels of one tap: tap by tap too.
+        let by_tap = |p: &&[Vec<(u32, u32)>]| live_columns(g, p) || !g.c.is_multiple_of(2);
+        if let Some(pairs) = inner.filter(by_tap) {
             let blocks = im2col_inner_pairs(x, g, pairs, false);
             let yt = weight_times_live_cols(w, &blocks, g, taps, pairs);
             return output_pass(&yt, g, scale, shift, act, true);

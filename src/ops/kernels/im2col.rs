@@ -329,9 +329,10 @@ pub(super) enum ColPairs {
 /// [`im2col`] or, where `inner` holds the pair tables, of [`im2col_batch_inner`]. On the
 /// batch-innermost path the input is rounded once into pairs of channels
 /// ([`batch_to_inner_pairs`]) and each pair row copies `b` pairs per pixel from there
-/// ([`im2col_inner_pairs`]). Elsewhere each task fills two rows at a time in f32, in buffers
-/// of its own, and rounds them into a pair row. Either way the f32 matrix is never written
-/// whole, and the products read the pairs in place instead of each core packing its columns.
+/// ([`im2col_inner_pairs`]; with every tap live the caller sees to an even `c`). Elsewhere
+/// each task fills two rows at a time in f32, in buffers of its own, and rounds them into a
+/// pair row. Either way the f32 matrix is never written whole, and the products read the
+/// pairs in place instead of each core packing its columns.
 pub(super) fn im2col_pairs(
     x: &[f32],
     g: &ConvGeom,
@@ -340,9 +341,7 @@ pub(super) fn im2col_pairs(
 ) -> ColPairs {
     let (n, nt) = (g.n(), taps.len());
     let every_tap = nt == g.kh * g.kw;
-    if let Some(pairs) = inner
-        && (!every_tap || g.c.is_multiple_of(2))
-    {
+    if let Some(pairs) = inner {
         let mut blocks = im2col_inner_pairs(x, g, pairs, every_tap);
         return if every_tap {
             ColPairs::TapMajor(blocks.remove(0))
@@ -350,17 +349,11 @@ pub(super) fn im2col_pairs(
             ColPairs::Blocks(blocks)
         };
     }
-    let xt = inner.map(|_| batch_to_inner(x, g.b, g.c, g.h * g.w));
-    let small = if inner.is_none() {
-        small_plane_pairs(g, taps)
-    } else {
-        None
-    };
+    let small = small_plane_pairs(g, taps);
     // Row `(ci, t)` into `dst`, which holds zeros or an earlier row of the same tap (whose
     // padding positions are zeros).
-    let fill = |(ci, t): (usize, usize), dst: &mut [f32]| match (inner, &xt) {
-        (Some(pairs), Some(xt)) => fill_inner_row(xt, g, &pairs[t], ci, dst),
-        _ => fill_batch_row(x, g, taps, small.as_deref(), (ci, t), dst),
+    let fill = |(ci, t): (usize, usize), dst: &mut [f32]| {
+        fill_batch_row(x, g, taps, small.as_deref(), (ci, t), dst)
     };
     let (blocks, rows) = if every_tap { (1, g.c * nt) } else { (nt, g.c) };
     // Row `j` of a block, as `(ci, t)`.

@@ -338,7 +338,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
         ),
         // The batch-innermost path: taps multiplied on their live columns only (an odd
         // channel count, an odd batch whose columns split unevenly), every tap at once in
-        // tap-major pairs (an even channel count; `[8, 3, 5, 6]` above: per channel).
+        // tap-major pairs (an even channel count; `[8, 3, 5, 6]` above, odd: tap by tap).
         ([8, 5, 2, 2], [3, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         ([9, 4, 3, 3], [6, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         ([9, 6, 7, 7], [5, 6, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
