@@ -1,6 +1,7 @@
 //! The command line: every subcommand's arguments and printing, one file per command or group;
 //! here the top-level `Cli`, the dispatch and the exit code. The library does the work.
 
+mod allocator;
 mod bench;
 mod clean;
 mod ensemble;
@@ -96,6 +97,7 @@ pub fn main() -> ExitCode {
 /// [`main`] for the arguments `args` (the program's name first), returning the exit code: the
 /// door `python -m fastvision` opens onto the same command line.
 pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    allocator::keep_freed_memory();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
