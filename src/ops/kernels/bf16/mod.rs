@@ -105,14 +105,38 @@ const PANEL: usize = 32;
 const KB: usize = 32;
 /// bf16 values in one block of a panel (two 16×32 tiles).
 const BLOCK: usize = PANEL * KB;
-/// The reduction is packed and multiplied in slices of at most this many values, so a left
-/// panel's slice (16 KB) stays in L1 while it sweeps the right panels.
+/// The reduction slice on AMX tiles: a left panel's slice (16 KB) stays in L1 while it
+/// sweeps the right panels.
 const KC: usize = 256;
-/// Columns of the right operand packed at a time: 64 panels, 1 MB of one slice, in L2.
-const NC: usize = 64 * PANEL;
-/// Columns of a right operand packed from shifted planes at a time: 16 panels, 256 KB of one
-/// slice, so the chunk the packing just wrote is still in a 1 MB L2 when the kernels read it.
-const NC_SHIFTED: usize = 16 * PANEL;
+/// The longest reduction slice of the AVX-512 BF16 products (see [`slice_len`]).
+const KC_DOT: usize = 2048;
+/// Bytes of the right operand packed at a time: 64 panels of a 256-value slice, in L2.
+const NC_BYTES: usize = 64 * PANEL * KC * 2;
+/// Bytes of a right operand packed from shifted planes at a time: a quarter of [`NC_BYTES`],
+/// so the chunk the packing just wrote is still in a 1 MB L2 when the kernels read it.
+const NC_SHIFTED_BYTES: usize = NC_BYTES / 4;
+
+/// The longest reduction slice of a product over `k` values by `mul`: [`KC`] on AMX tiles;
+/// with AVX-512 BF16 the whole reduction up to [`KC_DOT`] values (longer ones in equal slices
+/// of whole blocks), so each 32×32 block of the result is read and written once per slice
+/// rather than once per 256 values, which costs more than a left panel kept in L1 saves where
+/// the result outgrows L2 (Zen 4: a 2048³ product 1.09–1.17×, ResNet-18's last stage at
+/// 224 px, whose `dWᵀ` is 4 608 × 512, its backward 1.05–1.12×).
+fn slice_len(k: usize, mul: Mul) -> usize {
+    match mul {
+        Mul::Avx512Bf16 => k
+            .div_ceil(k.div_ceil(KC_DOT).max(1))
+            .next_multiple_of(KB)
+            .max(KB),
+        _ => KC,
+    }
+}
+
+/// Columns of the right operand packed at a time for slices of `kc` values: `bytes` of
+/// packed panels, at least one panel.
+fn chunk_columns(bytes: usize, kc: usize) -> usize {
+    (bytes / (2 * kc.next_multiple_of(KB)) / PANEL).max(1) * PANEL
+}
 
 /// A left operand rounded to bf16 and packed once, for many products on it (a convolution's
 /// weight, shared by the images of a batch).
@@ -120,6 +144,8 @@ pub(crate) struct Packed {
     panels: Vec<u16>,
     m: usize,
     k: usize,
+    /// Reduction values per packed slice ([`slice_len`]).
+    kc: usize,
 }
 
 impl Packed {
@@ -132,17 +158,18 @@ impl Packed {
         a.check(m, k);
         #[cfg(target_arch = "x86_64")]
         {
+            let kc = slice_len(k, mul);
             let mut panels = vec![
                 0u16;
                 (0..k)
-                    .step_by(KC)
-                    .map(|k0| pack_len(m, (k - k0).min(KC)))
+                    .step_by(kc)
+                    .map(|k0| pack_len(m, (k - k0).min(kc)))
                     .sum()
             ];
             let mut scratch = Vec::new();
             let mut at = 0;
-            for k0 in (0..k).step_by(KC) {
-                let len = pack_len(m, (k - k0).min(KC));
+            for k0 in (0..k).step_by(kc) {
+                let len = pack_len(m, (k - k0).min(kc));
                 // SAFETY: `mul` is supported, so the CPU has AVX-512 BF16; the caller's `a` is
                 // `m × k`.
                 unsafe {
@@ -150,14 +177,14 @@ impl Packed {
                         a,
                         m,
                         k0,
-                        (k - k0).min(KC),
+                        (k - k0).min(kc),
                         &mut panels[at..at + len],
                         &mut scratch,
                     )
                 };
                 at += len;
             }
-            Some(Self { panels, m, k })
+            Some(Self { panels, m, k, kc })
         }
         #[cfg(not(target_arch = "x86_64"))]
         None
@@ -165,8 +192,8 @@ impl Packed {
 
     /// The packed panels of the reduction slice starting at `k0`.
     fn slice(&self, k0: usize) -> &[u16] {
-        let at = (k0 / KC) * pack_len(self.m, KC);
-        &self.panels[at..at + pack_len(self.m, (self.k - k0).min(KC))]
+        let at = (k0 / self.kc) * pack_len(self.m, self.kc);
+        &self.panels[at..at + pack_len(self.m, (self.k - k0).min(self.kc))]
     }
 }
 
@@ -408,12 +435,14 @@ pub(super) unsafe fn gemm(
         mul.is_bf16() && supports(mul),
         "{mul:?} products on a CPU without them"
     );
+    let kc_max = slice_len(k, mul);
     if let Left::Packed(p) = a {
         assert!(
-            p.m == m && p.k == k,
-            "a packed {}×{} operand for {m}×{k}",
+            p.m == m && p.k == k && p.kc == kc_max,
+            "a packed {}×{} operand in slices of {} for {m}×{k} in slices of {kc_max}",
             p.m,
-            p.k
+            p.k,
+            p.kc
         );
     }
     if let Left::Shifted(rows) = a {
@@ -445,15 +474,15 @@ pub(super) unsafe fn gemm(
             unsafe { amx::configure() };
         }
         let mut out = Scratch([0.0; PANEL * PANEL]);
-        for (slice, k0) in (0..k).step_by(KC).enumerate() {
-            let kc = (k - k0).min(KC);
+        for (slice, k0) in (0..k).step_by(kc_max).enumerate() {
+            let kc = (k - k0).min(kc_max);
             let kt = kc.div_ceil(KB);
             let a_panels: &[u16] = match a {
                 Left::Packed(p) => p.slice(k0),
                 Left::Shifted(rows) => {
                     ap.resize(pack_len(m, kc), 0);
                     // SAFETY: the CPU has AVX-512 BF16; rows and masks checked above; `k0` is
-                    // a multiple of KC.
+                    // a multiple of the slice, itself of KB.
                     unsafe { pack::left_shifted(rows, m, k0, kc, ap) };
                     ap
                 }
@@ -466,13 +495,13 @@ pub(super) unsafe fn gemm(
                 }
             };
             let add = accumulate || slice > 0;
-            // The right operand in chunks of NC columns (NC_SHIFTED packed from planes), each
-            // chunk's panels packed once and kept in the core's L2 while every left panel (in
-            // L1) sweeps them.
+            // The right operand in chunks of NC_BYTES (NC_SHIFTED_BYTES packed from planes),
+            // each chunk's panels packed once and kept in the core's L2 while every left panel
+            // sweeps them.
             let chunk = if matches!(b, Right::Shifted(..)) {
-                NC_SHIFTED
+                chunk_columns(NC_SHIFTED_BYTES, kc_max)
             } else {
-                NC
+                chunk_columns(NC_BYTES, kc_max)
             };
             for c0 in (0..n).step_by(chunk) {
                 let nc = (n - c0).min(chunk);

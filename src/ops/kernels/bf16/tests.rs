@@ -20,6 +20,22 @@ fn ramp(n: usize, seed: f64) -> Vec<f32> {
         .collect()
 }
 
+/// Reduction slices: 256 values on AMX tiles; with AVX-512 BF16 whole blocks of 32, at most
+/// 2 048, a long reduction cut into equal slices; chunks of the right operand whole panels.
+#[test]
+fn reduction_slices_are_whole_blocks_in_equal_parts() {
+    assert_eq!(slice_len(1, Mul::Avx512Bf16), 32);
+    assert_eq!(slice_len(576, Mul::Avx512Bf16), 576);
+    assert_eq!(slice_len(2048, Mul::Avx512Bf16), 2048);
+    assert_eq!(slice_len(2200, Mul::Avx512Bf16), 1120);
+    assert_eq!(slice_len(4608, Mul::Avx512Bf16), 1536);
+    assert_eq!(slice_len(576, Mul::Amx), 256);
+    assert_eq!(slice_len(100, Mul::Amx), 256);
+    assert_eq!(chunk_columns(NC_BYTES, 256), 2048);
+    assert_eq!(chunk_columns(NC_BYTES, 2048), 256);
+    assert_eq!(chunk_columns(NC_SHIFTED_BYTES, 1 << 20), 32);
+}
+
 /// `a · b` in f64 with every operand mapped by `r` first.
 fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat, r: impl Fn(f32) -> f64) -> Vec<f64> {
     let mut c = vec![0.0; m * n];
@@ -37,7 +53,8 @@ fn reference(m: usize, n: usize, k: usize, a: Mat, b: Mat, r: impl Fn(f32) -> f6
 /// operands rounded to bf16 (within 1e-5 of the sum of |products|: only the f32 sums
 /// differ) and the exact product (within 2⁻⁸ of it: bf16 keeps 8 significant bits, so each
 /// product is off by at most 2·2⁻⁹ relative); both operand layouts the convolutions use
-/// (rows and columns contiguous), edges of every size, accumulation, reduction slices, the
+/// (rows and columns contiguous), edges of every size, accumulation, reduction slices (two
+/// of them with AVX-512 BF16 at `k` = 2 200), the
 /// left operand packed per product and once for many, the right one packed per panel and
 /// given as bf16 pairs.
 #[test]
@@ -55,6 +72,7 @@ fn bf16_products_equal_an_f64_reference() {
         (64, 96, 800),
         (5, 130, 1600),
         (70, 3, 9),
+        (3, 40, 2200),
     ];
     for (m, n, k) in shapes {
         let (av, bv) = (ramp(m * k, 0.3), ramp(k * n, 1.1));
