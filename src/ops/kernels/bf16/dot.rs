@@ -1,6 +1,7 @@
 //! AVX-512 BF16: a 32×32 output block eight rows at a time, sixteen f32 accumulators (eight
 //! rows × two 16-column halves), each `vdpbf16ps` adding one reduction pair of a left row
-//! (broadcast) times the matching pair row of a right tile.
+//! (broadcast) times the matching pair row of a right tile; a block of at most 16 columns
+//! sixteen rows at a time over one half.
 
 use std::arch::x86_64::*;
 
@@ -11,55 +12,93 @@ pub(super) fn available() -> bool {
     is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw")
 }
 
-/// Rows of the block per pass.
-const ROWS: usize = 8;
-
-/// `C (= or +=) Σ_t A_t · B_t` over `kt` reduction blocks (see [`super::amx::block`]).
+/// `C (= or +=) Σ_t A_t · B_t` over `kt` reduction blocks (see [`super::amx::block`]), the
+/// last block's reduction pairs after `last_pairs` (zeros in both panels) skipped; only the
+/// first 16 columns when `cols` ≤ 16 (the rest of `c` is left as it was).
 ///
 /// # Safety
 /// [`available`] returned true; `a` and `b` hold `kt` blocks; `c` is valid for reads and
 /// writes of the 32×32 block with rows `c_rs` values apart.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn block(
     a: *const u16,
     b: *const u16,
     b_at: RightLayout,
     kt: usize,
+    last_pairs: usize,
+    cols: usize,
     c: *mut f32,
     c_rs: usize,
     load: bool,
 ) {
-    for r0 in (0..PANEL).step_by(ROWS) {
-        // SAFETY: every pointer below stays inside the caller's panels and block.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
-            if load {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let src = c.add((r0 + r) * c_rs);
-                    *row = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
+    let last_pairs = last_pairs.clamp(1, KB / 2);
+    // SAFETY: as promised by the caller.
+    unsafe {
+        if cols <= 16 {
+            for r0 in (0..PANEL).step_by(16) {
+                pass::<16, 1>(a, b, b_at, kt, last_pairs, c, c_rs, load, r0);
+            }
+        } else {
+            for r0 in (0..PANEL).step_by(8) {
+                pass::<8, 2>(a, b, b_at, kt, last_pairs, c, c_rs, load, r0);
+            }
+        }
+    }
+}
+
+/// Rows `r0..r0 + R` of the block over its first `H` 16-column halves: `R × H` accumulators.
+///
+/// # Safety
+/// As [`block`].
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pass<const R: usize, const H: usize>(
+    a: *const u16,
+    b: *const u16,
+    b_at: RightLayout,
+    kt: usize,
+    last_pairs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    load: bool,
+    r0: usize,
+) {
+    // SAFETY: every pointer below stays inside the caller's panels and block.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); H]; R];
+        if load {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let src = c.add((r0 + r) * c_rs);
+                for (h, v) in row.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(src.add(16 * h));
                 }
             }
-            for t in 0..kt {
-                let (ab, bb) = (a.add(t * PANEL * KB), b.add(t * b_at.block));
-                for p in 0..KB / 2 {
-                    let b0 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        bb.add(p * b_at.row) as *const __m512i,
+        }
+        for t in 0..kt {
+            let (ab, bb) = (a.add(t * PANEL * KB), b.add(t * b_at.block));
+            let pairs = if t + 1 == kt { last_pairs } else { KB / 2 };
+            for p in 0..pairs {
+                let mut bv = [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); H];
+                for (h, v) in bv.iter_mut().enumerate() {
+                    *v = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                        bb.add(h * b_at.half + p * b_at.row) as *const __m512i,
                     ));
-                    let b1 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        bb.add(b_at.half + p * b_at.row) as *const __m512i,
-                    ));
-                    for (r, row) in acc.iter_mut().enumerate() {
-                        let pair = (ab.add((r0 + r) * KB + 2 * p) as *const i32).read_unaligned();
-                        let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair));
-                        row[0] = _mm512_dpbf16_ps(row[0], av, b0);
-                        row[1] = _mm512_dpbf16_ps(row[1], av, b1);
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let pair = (ab.add((r0 + r) * KB + 2 * p) as *const i32).read_unaligned();
+                    let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair));
+                    for (v, bh) in row.iter_mut().zip(bv) {
+                        *v = _mm512_dpbf16_ps(*v, av, bh);
                     }
                 }
             }
-            for (r, row) in acc.iter().enumerate() {
-                let dst = c.add((r0 + r) * c_rs);
-                _mm512_storeu_ps(dst, row[0]);
-                _mm512_storeu_ps(dst.add(16), row[1]);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let dst = c.add((r0 + r) * c_rs);
+            for (h, v) in row.iter().enumerate() {
+                _mm512_storeu_ps(dst.add(16 * h), *v);
             }
         }
     }

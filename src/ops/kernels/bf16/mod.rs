@@ -477,6 +477,9 @@ pub(super) unsafe fn gemm(
         for (slice, k0) in (0..k).step_by(kc_max).enumerate() {
             let kc = (k - k0).min(kc_max);
             let kt = kc.div_ceil(KB);
+            // Reduction pairs in the slice's last block: the AVX-512 BF16 kernel skips the
+            // zeros after them (a reduction over a 14×14 map's 196 pixels: 7 blocks of 32).
+            let last_pairs = (kc - (kt - 1) * KB).div_ceil(2);
             let a_panels: &[u16] = match a {
                 Left::Packed(p) => p.slice(k0),
                 Left::Shifted(rows) => {
@@ -550,7 +553,17 @@ pub(super) unsafe fn gemm(
                                 Mul::Amx => {
                                     amx::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load)
                                 }
-                                _ => dot::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load),
+                                _ => dot::block(
+                                    a_panel.as_ptr(),
+                                    b_panel,
+                                    b_at,
+                                    kt,
+                                    last_pairs,
+                                    cols,
+                                    c,
+                                    c_rs,
+                                    load,
+                                ),
                             }
                         }
                         if !full {
