@@ -405,8 +405,8 @@ pub(crate) enum Left<'a> {
 
 thread_local! {
     /// This thread's packing buffers, reused from product to product: a left operand's slice,
-    /// a right operand's panel, a transposed left operand laid out row-major.
-    static BUFFERS: RefCell<(Vec<u16>, Vec<u16>, Vec<f32>)> =
+    /// a right operand's panel, a transposed left operand's panel laid out as a right one.
+    static BUFFERS: RefCell<(Vec<u16>, Vec<u16>, Vec<u16>)> =
         const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 

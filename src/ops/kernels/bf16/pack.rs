@@ -35,37 +35,57 @@ unsafe fn convert32(src: *const f32, len: usize) -> __m512i {
 
 /// Packs rows `[0, m)` × reduction `[k0, k0 + kc)` of `a` into `out` ([`pack_len`] long): per
 /// panel of 32 rows and per block of 32 reduction values, 32 rows of 32 bf16 (rows 16–31 the
-/// second tile). A transposed `a` is first laid out row-major in `scratch`.
+/// second tile). A transposed `a` is packed as right panels in `scratch` first.
 ///
 /// # Safety
-/// The CPU has AVX-512 BF16; `a` holds `m` rows and `k0 + kc` columns.
-#[target_feature(enable = "avx512f,avx512bf16")]
+/// The CPU has AVX-512 BF16 and BW; `a` holds `m` rows and `k0 + kc` columns.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 pub(super) unsafe fn left(
     a: Mat,
     m: usize,
     k0: usize,
     kc: usize,
     out: &mut [u16],
-    scratch: &mut Vec<f32>,
+    scratch: &mut Vec<u16>,
 ) {
     let kt = kc.div_ceil(KB);
     debug_assert_eq!(out.len(), pack_len(m, kc));
     if a.cs != 1 && a.rs == 1 {
-        // Columns contiguous (a weight read transposed): row-major first, 16 rows at a time so
-        // their cache lines stay while the reduction is walked.
-        scratch.clear();
-        scratch.resize(m * kc, 0.0);
-        for i0 in (0..m).step_by(16) {
-            let rows = (m - i0).min(16);
-            for l in 0..kc {
-                let src = &a.data[i0 + (k0 + l) * a.cs..][..rows];
-                for (r, v) in src.iter().enumerate() {
-                    scratch[(i0 + r) * kc + l] = *v;
+        // Columns contiguous (a weight read transposed): each panel of 32 rows is the
+        // transpose, 16×16 pairs at a time, of the right panel its columns make.
+        let panel_len = pack_len(PANEL, kc);
+        if scratch.len() < panel_len {
+            scratch.resize(panel_len, 0);
+        }
+        let cols = Mat {
+            data: a.data,
+            rs: a.cs,
+            cs: 1,
+        };
+        for (p, out) in out.chunks_exact_mut(panel_len).enumerate() {
+            let (i0, rows) = (p * PANEL, (m - p * PANEL).min(PANEL));
+            // SAFETY: as promised by the caller: `cols` holds `k0 + kc` rows of `i0 + rows`.
+            unsafe { right(cols, i0, rows, k0, kc, &mut scratch[..panel_len]) };
+            for t in 0..kt {
+                for half in 0..2 {
+                    let tile = ((t * 2 + half) * 16) * 32;
+                    let mut r = [_mm512_setzero_si512(); 16];
+                    for (q, v) in r.iter_mut().enumerate() {
+                        // SAFETY: tile row `q` lies inside the right panel.
+                        *v = unsafe {
+                            _mm512_loadu_si512(scratch.as_ptr().add(tile + q * 32) as *const _)
+                        };
+                    }
+                    transpose16(&mut r);
+                    for (j, v) in r.iter().enumerate() {
+                        let at = (t * PANEL + half * 16 + j) * KB;
+                        // SAFETY: row `half·16 + j` of block `t` lies inside the panel.
+                        unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut _, *v) };
+                    }
                 }
             }
         }
-        // SAFETY: as promised by the caller; `scratch` is `m × kc` row-major.
-        return unsafe { rows_into(Mat::rows(scratch, kc), m, 0, kc, out) };
+        return;
     }
     if a.cs != 1 {
         out.fill(0);
