@@ -21,9 +21,12 @@ pub fn conv2d_backward(
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     if !need_dx && let Some(g2) = phase_geom(g) {
-        // A strided stem (no input gradient) through the input's phases, as its forward.
-        let (x2, w2) = (phase_input(x, g, &g2), vec![0.0f32; g.o * g2.k()]);
-        let (_, dw2) = backward_by_image(&x2, &w2, dy, &g2, &g2.live_taps(), false);
+        // A strided stem (no input gradient) through the input's phases, as its forward, on
+        // the reduction rows its weight has.
+        let rows = phase_rows(g, &g2);
+        let (x2, w2) = (phase_input(x, g, &g2), vec![0.0f32; g.o * rows.len()]);
+        let taps = g2.live_taps();
+        let (_, dw2) = backward_by_image(&x2, &w2, dy, &g2, &taps, Some(&rows), false);
         return (None, weight_from_phases(&dw2, g, &g2));
     }
     let taps = g.live_taps();
@@ -32,10 +35,10 @@ pub fn conv2d_backward(
             && g.mul.is_bf16()
             && let Some(dx) = dx_as_forward(w, dy, g)
         {
-            let (_, dw) = backward_by_image(x, w, dy, g, &taps, false);
+            let (_, dw) = backward_by_image(x, w, dy, g, &taps, None, false);
             return (Some(dx), dw);
         }
-        return backward_by_image(x, w, dy, g, &taps, need_dx);
+        return backward_by_image(x, w, dy, g, &taps, None, need_dx);
     }
     let (k, n) = (g.c * taps.len(), g.n());
     // dY as `[o × n]` and col(X), both with columns `(image, pixel)`, or on narrow maps
@@ -116,15 +119,18 @@ pub fn conv2d_backward(
 /// [`conv2d_backward`] one image at a time (see [`by_image`]), every tap live: per image,
 /// `dW += dY_b · col(X_b)ᵀ` into a per-core sum and `dX_b = col⁻¹(Wᵀ · dY_b)`, each image's
 /// `col` and `dcol` blocks in cache and `dY_b` read in its `[o, oh·ow]` layout directly.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_by_image(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
     g: &ConvGeom,
     taps: &[(usize, usize)],
+    kept: Option<&[usize]>,
     need_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
-    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let (s, nt, plane) = (g.s(), taps.len(), g.h * g.w);
+    let k = kept.map_or(g.k(), <[usize]>::len);
     let pairs = small_plane_pairs(g, taps);
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // As in the batch path: wide layers compute dWᵀ = col · dYᵀ, `gemm`'s faster orientation.
@@ -134,6 +140,12 @@ pub(super) fn backward_by_image(
     let shifted = (transposed && g.mul.is_bf16() && bf16::supports(g.mul) && pairs.is_none())
         .then(|| shifted_taps(g, taps))
         .flatten();
+    // The reduction rows `kept` lists (the weight and its gradient `[o × kept]`), from shifted
+    // planes and for the weight's gradient only.
+    assert!(
+        kept.is_none_or(|rows| shifted.is_some() && !need_dx && rows.iter().all(|&r| r < g.k())),
+        "reduction rows kept without shifted planes, or with an input gradient"
+    );
     // In bf16 the weight (read transposed for dX) is rounded and packed once for every image.
     let packed = need_dx
         .then(|| Packed::new(Mat::transposed(w, k), k, g.o, g.mul))
@@ -161,7 +173,7 @@ pub(super) fn backward_by_image(
                 let dyb = &dy[bi * g.o * s..][..g.o * s];
                 let xb = &x[bi * g.c * plane..][..g.c * plane];
                 if let Some(sh) = &shifted {
-                    let rows = shifted_rows(xb, (k, nt, plane), sh);
+                    let rows = shifted_rows(xb, (k, nt, plane), sh, kept);
                     let (a, b) = (Left::Shifted(&rows), Mat::transposed(dyb, s));
                     matmul_serial(&mut dw, k, g.o, s, a, b, !first, g.mul);
                 } else {
@@ -251,7 +263,7 @@ pub(super) fn dx_as_forward(w: &[f32], dy: &[f32], g: &ConvGeom) -> Option<Vec<f
         }
     }
     let id = Activation::Identity;
-    Some(forward_by_image(dy, &wt, &gt, &taps, None, None, id))
+    Some(forward_by_image(dy, &wt, &gt, &taps, None, None, None, id))
 }
 
 /// A weight gradient over the live taps, `[o × c·taps]`, spread into `[o × c·kh·kw]` with

@@ -53,13 +53,16 @@ pub fn conv2d_forward_fused(
     act: Activation,
 ) -> Vec<f32> {
     if let Some(g2) = phase_geom(g) {
-        // A strided stem as a stride-1 convolution over the input's phases.
+        // A strided stem as a stride-1 convolution over the input's phases, on the reduction
+        // rows its weight has.
+        let rows = phase_rows(g, &g2);
         let (x2, w2) = (phase_input(x, g, &g2), phase_weight(w, g, &g2));
-        return forward_by_image(&x2, &w2, &g2, &g2.live_taps(), scale, shift, act);
+        let taps = g2.live_taps();
+        return forward_by_image(&x2, &w2, &g2, &taps, Some(&rows), scale, shift, act);
     }
     let taps = g.live_taps();
     if by_image(g, taps.len()) {
-        return forward_by_image(x, w, g, &taps, scale, shift, act);
+        return forward_by_image(x, w, g, &taps, None, scale, shift, act);
     }
     let inner = batch_inner_pairs(g, &taps);
     forward_batch(x, w, g, &taps, inner.as_deref(), scale, shift, act)
@@ -314,21 +317,30 @@ pub(super) fn output_pass(
 
 /// [`conv2d_forward_fused`] one image at a time (see [`by_image`]): `Y_b = W · col(X_b)`,
 /// one single-threaded GEMM per image, images shared out between the cores.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward_by_image(
     x: &[f32],
     w: &[f32],
     g: &ConvGeom,
     taps: &[(usize, usize)],
+    kept: Option<&[usize]>,
     scale: Option<&[f32]>,
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    let (s, k, nt, plane) = (g.s(), g.k(), taps.len(), g.h * g.w);
+    let (s, nt, plane) = (g.s(), taps.len(), g.h * g.w);
     let pairs = small_plane_pairs(g, taps);
     // In bf16 pairs, where taps read shifted planes, rounded straight from the input.
     let shifted = (g.mul.is_bf16() && pairs.is_none())
         .then(|| shifted_taps(g, taps))
         .flatten();
+    // The reduction rows: every `(ci, t)`, or those `kept` lists (rounded from shifted planes
+    // only), the weight `[o × kept]`.
+    assert!(
+        kept.is_none_or(|rows| shifted.is_some() && rows.iter().all(|&r| r < g.c * nt)),
+        "reduction rows kept without shifted planes"
+    );
+    let k = kept.map_or(g.c * nt, <[usize]>::len);
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     // In bf16 the weight is rounded and packed once for every image (and every call, under
     // `with_frozen_weights`).
@@ -345,7 +357,7 @@ pub(super) fn forward_by_image(
         .for_each_init(
             // Zeroed once per task; every image rewrites the same positions, so the padding
             // stays zero.
-            || ColBuffer::new(g, nt, shifted.as_deref()),
+            || ColBuffer::new(g, k, nt, shifted.as_deref()),
             |col, (bi, yb)| {
                 let xb = &x[bi * g.c * plane..][..g.c * plane];
                 let fill = |r: usize, row: &mut [f32]| {
@@ -361,7 +373,7 @@ pub(super) fn forward_by_image(
                     }
                     ColBuffer::Shifted(sh) => {
                         // The product rounds and packs col(X) panel by panel from the planes.
-                        let rows = shifted_rows(xb, (k, nt, plane), sh);
+                        let rows = shifted_rows(xb, (k, nt, plane), sh, kept);
                         let b = Right::Shifted(&rows, 0);
                         product_into_unwritten(yb, g.o, s, k, weight, b, 1, g.mul)
                     }
@@ -373,7 +385,9 @@ pub(super) fn forward_by_image(
                         for p in 0..k.div_ceil(2) {
                             let out = col.row_mut(p);
                             match &shifted {
-                                Some(sh) => fill_shifted_pair_row(out, p, (k, nt, plane), xb, sh),
+                                Some(sh) => {
+                                    fill_shifted_pair_row(out, p, (k, nt, plane), xb, sh, kept)
+                                }
                                 None => fill_pair_row(out, p, (k, s, slots), rows, fill),
                             }
                         }
@@ -406,10 +420,11 @@ enum ColBuffer<'a> {
 const PACKED_FROM_PLANES: usize = 4096;
 
 impl<'a> ColBuffer<'a> {
-    /// Zeroed buffers for one image of `g` with `nt` live taps (no f32 rows where every pair
-    /// row is rounded from shifted planes, no buffer at all where the product packs from them).
-    fn new(g: &ConvGeom, nt: usize, shifted: Option<&'a [(isize, ShiftMask)]>) -> Self {
-        let (k, s) = (g.k(), g.s());
+    /// Zeroed buffers for one image of `g` with `nt` live taps and `k` reduction rows (no f32
+    /// rows where every pair row is rounded from shifted planes, no buffer at all where the
+    /// product packs from them).
+    fn new(g: &ConvGeom, k: usize, nt: usize, shifted: Option<&'a [(isize, ShiftMask)]>) -> Self {
+        let s = g.s();
         if g.mul.is_bf16() {
             match shifted {
                 Some(sh) if s >= PACKED_FROM_PLANES => Self::Shifted(sh),

@@ -288,29 +288,34 @@ pub(super) fn shifted_row<'a>(
     Shifted::new(&x[(r / nt) * plane..][..plane], *off, mask)
 }
 
-/// Every row `(ci, t)` of one image's im2col (`rows` of them) as [`Shifted`] rows over its
-/// input planes (see [`shifted_row`]): a bf16 product's operand packed straight from them.
+/// The rows `(ci, t)` of one image's im2col (`rows` of them, or those `kept` lists) as
+/// [`Shifted`] rows over its input planes (see [`shifted_row`]): a bf16 product's operand
+/// packed straight from them.
 pub(super) fn shifted_rows<'a>(
     x: &'a [f32],
     (rows, nt, plane): (usize, usize, usize),
     shifted: &'a [(isize, ShiftMask)],
+    kept: Option<&[usize]>,
 ) -> Vec<Shifted<'a>> {
-    (0..rows)
-        .map(|r| shifted_row(x, (nt, plane), shifted, r))
-        .collect()
+    let row = |r: usize| shifted_row(x, (nt, plane), shifted, r);
+    match kept {
+        Some(kept) => kept.iter().map(|&r| row(r)).collect(),
+        None => (0..rows).map(row).collect(),
+    }
 }
 
 /// Pair row `p` of one image's im2col in bf16 pairs (rows `(ci, t)` of `rows`, `nt` live
-/// taps), read from the image's input planes `x` (`plane` values each) through `shifted` (see
-/// [`shifted_taps`]) and written into `out`.
+/// taps, or the `rows` that `kept` lists), read from the image's input planes `x` (`plane`
+/// values each) through `shifted` (see [`shifted_taps`]) and written into `out`.
 pub(super) fn fill_shifted_pair_row(
     out: &mut [u16],
     p: usize,
     (rows, nt, plane): (usize, usize, usize),
     x: &[f32],
     shifted: &[(isize, ShiftMask)],
+    kept: Option<&[usize]>,
 ) {
-    let row = |r: usize| shifted_row(x, (nt, plane), shifted, r);
+    let row = |r: usize| shifted_row(x, (nt, plane), shifted, kept.map_or(r, |k| k[r]));
     let second = (2 * p + 1 < rows).then(|| row(2 * p + 1));
     Pairs::write_shifted_row(out, &row(2 * p), second.as_ref());
 }

@@ -1,10 +1,10 @@
 //! Stride-2 convolutions with large kernels (ResNet's 7×7 stem) as stride-1 convolutions over
 //! the input's four phases (space-to-depth): input pixel `(2y + ry, 2x + rx)` of channel `ci`
 //! becomes pixel `(y, x)` of channel `(ci, ry, rx)`, and tap `(i, j)` of the weight the tap of
-//! the phase it reads. A 7×7 kernel becomes 4×4 over four times the channels (192 reduction
-//! rows for 147, the missing taps zeros), but the im2col rows are shifted planes, which bf16
-//! products round into pairs straight from the input (`shifted_taps` in im2col) where
-//! stride 2 gathers every other value of every row.
+//! the phase it reads. A 7×7 kernel becomes 4×4 over four times the channels, whose im2col rows
+//! are shifted planes, which bf16 products round into pairs straight from the input
+//! (`shifted_taps` in im2col) where stride 2 gathers every other value of every row; of its
+//! 192 reduction rows only the 147 that some tap maps to are multiplied ([`phase_rows`]).
 
 use super::buffers::*;
 use super::geom::*;
@@ -79,26 +79,47 @@ fn phase_index(g: &ConvGeom, g2: &ConvGeom) -> Vec<usize> {
     index
 }
 
-/// The weight `[o, c, kh, kw]` of `g` as the phase geometry `g2`'s `[o, 4c, th, tw]`, zeros at
-/// the taps no original tap maps to.
+/// The reduction rows `(channel, tap)` of the phase geometry `g2` that some tap of `g` maps to,
+/// in order, one per tap of `g`: the others would multiply zeros (a 7×7 kernel on 3 channels:
+/// 147 of 192).
+pub(super) fn phase_rows(g: &ConvGeom, g2: &ConvGeom) -> Vec<usize> {
+    let mut rows = phase_index(g, g2);
+    rows.sort_unstable();
+    rows
+}
+
+/// The weight `[o, c, kh, kw]` of `g` on the phase geometry's reduction rows ([`phase_rows`]):
+/// `[o × c·kh·kw]`, its columns in the rows' order.
 pub(super) fn phase_weight(w: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
-    let (per_o, per_o2) = (g.k(), g2.k());
-    let mut w2 = vec![0.0f32; g.o * per_o2];
-    let index = phase_index(g, g2);
-    for (src, dst) in w.chunks_exact(per_o).zip(w2.chunks_exact_mut(per_o2)) {
-        for (v, &at) in src.iter().zip(&index) {
-            dst[at] = *v;
+    let at = columns(g, g2);
+    let mut w2 = vec![0.0f32; w.len()];
+    for (src, dst) in w.chunks_exact(g.k()).zip(w2.chunks_exact_mut(g.k())) {
+        for (v, &a) in src.iter().zip(&at) {
+            dst[a] = *v;
         }
     }
     w2
 }
 
-/// The weight gradient of `g` from the phase geometry's: its entries at the taps that exist.
+/// The weight gradient of `g` from the phase geometry's on its reduction rows, `[o × rows]`.
 pub(super) fn weight_from_phases(dw2: &[f32], g: &ConvGeom, g2: &ConvGeom) -> Vec<f32> {
-    let index = phase_index(g, g2);
-    let mut dw = Vec::with_capacity(g.o * g.k());
-    for src in dw2.chunks_exact(g2.k()) {
-        dw.extend(index.iter().map(|&at| src[at]));
+    let at = columns(g, g2);
+    let mut dw = Vec::with_capacity(dw2.len());
+    for src in dw2.chunks_exact(g.k()) {
+        dw.extend(at.iter().map(|&a| src[a]));
     }
     dw
+}
+
+/// For every tap of `g`, in weight order, its column among the phase geometry's reduction
+/// rows: its row's rank among them.
+fn columns(g: &ConvGeom, g2: &ConvGeom) -> Vec<usize> {
+    let index = phase_index(g, g2);
+    let mut order: Vec<usize> = (0..index.len()).collect();
+    order.sort_unstable_by_key(|&t| index[t]);
+    let mut at = vec![0; index.len()];
+    for (column, &t) in order.iter().enumerate() {
+        at[t] = column;
+    }
+    at
 }

@@ -114,12 +114,12 @@ fn forward_equals_the_definition() {
         }
         if taps.len() == g.kh * g.kw {
             let id = Activation::Identity;
-            paths.push(forward_by_image(&x, &w, &g, &taps, None, None, id));
+            paths.push(forward_by_image(&x, &w, &g, &taps, None, None, None, id));
             // With BatchNorm's affine map and ReLU applied in the output pass.
             let scale: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.25).collect();
             let shift: Vec<f32> = (0..g.o).map(|o| o as f32 * 0.3 - 0.4).collect();
             let relu = Activation::Relu;
-            let got = forward_by_image(&x, &w, &g, &taps, Some(&scale), Some(&shift), relu);
+            let got = forward_by_image(&x, &w, &g, &taps, None, Some(&scale), Some(&shift), relu);
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 let o = (i / g.s()) % g.o;
                 let b = (b * scale[o] + shift[o]).max(0.0);
@@ -188,9 +188,9 @@ fn backward_is_the_adjoint_of_forward() {
         let taps = g.live_taps();
         let mut paths = vec![conv2d_backward(&x, &w, &dy, &g, true)];
         if taps.len() == g.kh * g.kw {
-            paths.push(backward_by_image(&x, &w, &dy, &g, &taps, true));
+            paths.push(backward_by_image(&x, &w, &dy, &g, &taps, None, true));
             // Without the input gradient, the same weight gradient.
-            let (none, dw) = backward_by_image(&x, &w, &dy, &g, &taps, false);
+            let (none, dw) = backward_by_image(&x, &w, &dy, &g, &taps, None, false);
             assert!(none.is_none());
             assert_eq!(dw, paths[1].1, "{g:?}");
         }
@@ -390,7 +390,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
                 ));
             }
             if taps.len() == g.kh * g.kw {
-                paths.push(forward_by_image(&x, &w, &g, &taps, None, None, id));
+                paths.push(forward_by_image(&x, &w, &g, &taps, None, None, None, id));
             }
             for got in paths {
                 for ((a, b), s) in got.iter().zip(&want).zip(&scale) {
