@@ -159,13 +159,13 @@ impl Packed {
         #[cfg(target_arch = "x86_64")]
         {
             let kc = slice_len(k, mul);
-            let mut panels = vec![
-                0u16;
+            // Not zeroed first: packing writes every value, the panels' padding included.
+            let mut panels = uninit::<u16>(
                 (0..k)
                     .step_by(kc)
                     .map(|k0| pack_len(m, (k - k0).min(kc)))
-                    .sum()
-            ];
+                    .sum(),
+            );
             let mut scratch = Vec::new();
             let mut at = 0;
             for k0 in (0..k).step_by(kc) {
@@ -184,6 +184,8 @@ impl Packed {
                 };
                 at += len;
             }
+            // SAFETY: the slices' packings wrote every value of `panels`, back to back.
+            let panels = unsafe { assume_init(panels) };
             Some(Self { panels, m, k, kc })
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -486,14 +488,14 @@ pub(super) unsafe fn gemm(
                     ap.resize(pack_len(m, kc), 0);
                     // SAFETY: the CPU has AVX-512 BF16; rows and masks checked above; `k0` is
                     // a multiple of the slice, itself of KB.
-                    unsafe { pack::left_shifted(rows, m, k0, kc, ap) };
+                    unsafe { pack::left_shifted(rows, m, k0, kc, overwritten(ap)) };
                     ap
                 }
                 Left::Mat(a) => {
                     ap.resize(pack_len(m, kc), 0);
                     // SAFETY: the CPU has AVX-512 BF16 (every unit implies it); bounds checked
                     // by the caller.
-                    unsafe { pack::left(a, m, k0, kc, ap, scratch) };
+                    unsafe { pack::left(a, m, k0, kc, overwritten(ap), scratch) };
                     ap
                 }
             };
@@ -606,6 +608,18 @@ pub(super) unsafe fn gemm(
     mul: Mul,
 ) {
     unreachable!("{mul:?} products on a CPU without them")
+}
+
+/// A packing buffer of values, to be overwritten by a packer (the packers take buffers that
+/// need not be initialised, such as [`Packed`]'s).
+///
+/// # Safety
+/// Only initialised values may be stored through the result (the packers store nothing else),
+/// so that `buf` still holds values afterwards.
+#[cfg(target_arch = "x86_64")]
+unsafe fn overwritten(buf: &mut [u16]) -> &mut [std::mem::MaybeUninit<u16>] {
+    // SAFETY: MaybeUninit<u16> has u16's layout; the caller stores only initialised values.
+    unsafe { &mut *(buf as *mut [u16] as *mut [std::mem::MaybeUninit<u16>]) }
 }
 
 /// A 32×32 f32 block aligned for tile stores.

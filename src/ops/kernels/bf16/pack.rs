@@ -5,7 +5,9 @@
 //! through 16×16 register transposes, a transposed left one through an f32 transpose first.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
+use super::super::buffers::zeroed;
 use super::super::mat::Mat;
 use super::{BLOCK, KB, PANEL, pack_len};
 
@@ -45,7 +47,7 @@ pub(super) unsafe fn left(
     m: usize,
     k0: usize,
     kc: usize,
-    out: &mut [u16],
+    out: &mut [MaybeUninit<u16>],
     scratch: &mut Vec<u16>,
 ) {
     let kt = kc.div_ceil(KB);
@@ -88,7 +90,7 @@ pub(super) unsafe fn left(
         return;
     }
     if a.cs != 1 {
-        out.fill(0);
+        let out = zeroed(out);
         for i in 0..m {
             for l in 0..kc {
                 let at = ((i / PANEL * kt + l / KB) * PANEL + i % PANEL) * KB + l % KB;
@@ -107,7 +109,7 @@ pub(super) unsafe fn left(
 /// # Safety
 /// As [`left`], and `a.cs == 1`.
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn rows_into(a: Mat, m: usize, k0: usize, kc: usize, out: &mut [u16]) {
+unsafe fn rows_into(a: Mat, m: usize, k0: usize, kc: usize, out: &mut [MaybeUninit<u16>]) {
     // SAFETY: row `i` holds `len` values from `k0 + q` (the caller's bound).
     let block = |i: usize, q: usize, len: usize| unsafe {
         convert32(a.data.as_ptr().wrapping_add(i * a.rs + k0 + q), len)
@@ -126,7 +128,7 @@ unsafe fn rows_into(a: Mat, m: usize, k0: usize, kc: usize, out: &mut [u16]) {
 unsafe fn blocks_into(
     m: usize,
     kc: usize,
-    out: &mut [u16],
+    out: &mut [MaybeUninit<u16>],
     block: impl Fn(usize, usize, usize) -> __m512i,
 ) {
     let kt = kc.div_ceil(KB);
@@ -395,7 +397,7 @@ pub(super) unsafe fn left_shifted(
     m: usize,
     k0: usize,
     kc: usize,
-    out: &mut [u16],
+    out: &mut [MaybeUninit<u16>],
 ) {
     debug_assert!(rows.len() == m && k0.is_multiple_of(16));
     // SAFETY: a row's set mask bits read inside its plane (`Shifted::new`); lanes past `len`
