@@ -5,8 +5,9 @@
 /// allocation comes from the heap (none mapped on its own) and the heap's free top is never
 /// trimmed below 2 GB. A training step frees and allocates the same large activations again
 /// and again (the stem's output at 224 px, batch 32: 103 MB); mapped afresh, each is zeroed by
-/// the kernel page by page on its first writes. Training 1.05× at 224 and 64 px, 1.02× at
-/// 28 px, inference unchanged (docs/kernels.md, "Buffers"); the resident peak +4 % at 224 px.
+/// the kernel page by page on its first writes. Training 1.035× at 224 px and 1.06× at 64 px,
+/// inference and the whole demo unchanged (docs/kernels.md, "Buffers"); the resident peak +4 %
+/// at 224 px.
 /// Only in a command-line process (`fastvision`, `python -m fastvision`): the Python API leaves
 /// its interpreter's allocator alone.
 pub fn keep_freed_memory() {
