@@ -203,14 +203,17 @@ pub fn measure(args: &BenchConfig, device: &burn::tensor::Device) -> Result<Benc
     // As a Predictor does: the weights packed for bf16 products once, for every batch.
     let frozen = crate::ops::kernels::FrozenWeights::new();
     let forward = || {
-        crate::ops::kernels::with_frozen_weights(&frozen, || {
-            crate::ops::autocast::with_autocast(half, || model.forward(xi.clone()))
+        crate::ops::workers::on_workers(&plain, || {
+            crate::ops::kernels::with_frozen_weights(&frozen, || {
+                crate::ops::autocast::with_autocast(half, || model.forward(xi.clone()))
+            })
+            .into_data()
         })
     };
-    let _ = forward().into_data();
+    let _ = forward();
     let t = Instant::now();
     for _ in 0..args.steps {
-        let _ = forward().into_data();
+        let _ = forward();
     }
     let infer_img_s = (args.steps * args.bs) as f64 / t.elapsed().as_secs_f64();
     Ok(BenchReport {

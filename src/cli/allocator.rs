@@ -8,6 +8,9 @@
 /// the kernel page by page on its first writes. Training 1.035× at 224 px and 1.06× at 64 px,
 /// inference and the whole demo unchanged (docs/kernels.md, "Buffers"); the resident peak +4 %
 /// at 224 px.
+/// All threads allocate from one arena: inference runs on the kernels' pool workers
+/// (`ops::workers`), and memory freed in the main thread's arena would not serve a worker's
+/// own (the 224 px benchmark's peak 1 176 MiB with an arena per thread, 986 with one).
 /// Only in a command-line process (`fastvision`, `python -m fastvision`): the Python API leaves
 /// its interpreter's allocator alone.
 pub fn keep_freed_memory() {
@@ -16,5 +19,6 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

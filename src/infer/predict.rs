@@ -19,6 +19,7 @@ use crate::learner::Precision;
 use crate::models::ImageClassifier;
 use crate::ops::autocast::with_autocast;
 use crate::ops::kernels::{FrozenWeights, with_frozen_weights};
+use crate::ops::workers::on_workers;
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,14 +130,16 @@ impl Predictor {
     /// Class probabilities of a host batch.
     pub fn probs_for_batch(&self, batch: &crate::data::Batch) -> Vec<Vec<f32>> {
         let half = self.precision.half();
-        let logits = with_frozen_weights(&self.frozen, || {
-            with_autocast(half, || self.model.forward(batch.images(&self.device)))
+        let flat: Vec<f32> = on_workers(&self.device, || {
+            let logits = with_frozen_weights(&self.frozen, || {
+                with_autocast(half, || self.model.forward(batch.images(&self.device)))
+            });
+            softmax(logits, 1)
+                .into_data()
+                .try_to_vec()
+                .unwrap_or_default()
         });
         let n_classes = self.config.vocab.len();
-        let flat: Vec<f32> = softmax(logits, 1)
-            .into_data()
-            .try_to_vec()
-            .unwrap_or_default();
         flat.chunks(n_classes).map(|c| c.to_vec()).collect()
     }
 

@@ -9,7 +9,7 @@ use super::loss::LossFunc;
 use super::step::{StepContext, StepKind, StepLoss};
 
 /// The data a learner trains on: batches of the training split and the validation split.
-pub trait TrainData: Clone {
+pub trait TrainData: Clone + Sync {
     /// One training batch (before any callback changes it).
     type Batch;
     /// The training batches of one epoch, shuffled by `epoch`; owns what it needs.

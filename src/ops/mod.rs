@@ -14,6 +14,7 @@ pub mod conv;
 pub mod kernels;
 pub mod pool;
 pub mod profile;
+pub mod workers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

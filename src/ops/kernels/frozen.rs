@@ -72,6 +72,12 @@ pub fn with_frozen_weights<R>(weights: &Arc<FrozenWeights>, f: impl FnOnce() -> 
     f()
 }
 
+/// The [`FrozenWeights`] that [`with_frozen_weights`] made active on this thread, if any: what
+/// work handed to another thread takes along.
+pub fn active_frozen_weights() -> Option<Arc<FrozenWeights>> {
+    ACTIVE.with(|a| a.borrow().clone())
+}
+
 /// The left operand `a` (`m × k`) of a convolution's products packed for `mul`, from the
 /// active [`FrozenWeights`] (packed there on first use): `None` outside
 /// [`with_frozen_weights`], for a weight that is not a parameter, or for f32 products (the

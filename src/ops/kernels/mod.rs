@@ -27,7 +27,7 @@ pub(crate) use buffers::{
     assume_init, chunks_filled_by, rows_filled_by, rows_from, uninit, zeroed,
 };
 pub use forward::{Activation, conv2d_forward, conv2d_forward_fused};
-pub use frozen::{FrozenWeights, with_frozen_weights};
+pub use frozen::{FrozenWeights, active_frozen_weights, with_frozen_weights};
 pub use gemm::matmul;
 pub use geom::ConvGeom;
 pub use mat::Mat;
