@@ -25,7 +25,6 @@ use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::ops::autocast::with_autocast;
 use crate::ops::kernels::{FrozenWeights, with_frozen_weights};
-use crate::ops::workers::on_workers;
 
 /// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`]:
 /// a tabular model, a WGAN) with fastai's Adam and callbacks: one fit loop whose step the model
@@ -466,11 +465,9 @@ impl<M: Trainable> Learner<M> {
         let v = if group.is_none_or(|g| g.rank() == 0) {
             let device = self.device.clone().without_autodiff();
             // The weights do not change while validating: packed once for every batch.
-            let (model, data, half) = (self.model.valid(), &self.dls, self.precision.half());
-            let on = &device;
-            on_workers(on, move || {
-                with_frozen_weights(&FrozenWeights::new(), || {
-                    with_autocast(half, || model.validate(data, on))
+            with_frozen_weights(&FrozenWeights::new(), || {
+                with_autocast(self.precision.half(), || {
+                    self.model.valid().validate(&self.dls, &device)
                 })
             })
         } else {

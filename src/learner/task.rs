@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::loss::LossFunc;
 use super::step::{StepContext, StepKind, StepLoss};
+use crate::ops::workers::on_workers;
 
 /// The data a learner trains on: batches of the training split and the validation split.
 pub trait TrainData: Clone + Sync {
@@ -161,7 +162,9 @@ impl Trainable for crate::models::ImageClassifier {
         let ce = CrossEntropyLossConfig::new().init(device);
         let (mut loss_sum, mut correct, mut n) = (0.0, 0i64, 0usize);
         for batch in data.valid.iter(0) {
-            let logits = self.forward(batch.images(device));
+            // The forward pass on the kernels' workers; the loop, which waits for the loader's
+            // batches (made on those workers too), stays here.
+            let logits = on_workers(device, || self.forward(batch.images(device)));
             let targets = batch.targets(device);
             let loss = f64::from(
                 ce.forward(logits.clone(), targets.clone())

@@ -532,3 +532,45 @@ fn an_exported_file_predicts_like_its_run_folder() {
         "{out}"
     );
 }
+
+/// On one kernel thread (`RAYON_NUM_THREADS=1`, a one-core machine) training, validation and
+/// evaluation end: their forward passes run on that thread while the loader makes the next
+/// batches on it too. The loss and accuracy equal those of the run on two.
+#[test]
+fn training_and_evaluation_on_one_kernel_thread_end_with_the_same_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_dataset(&dir.path().join("photos"), 2, 12, 6);
+    let mut finals = vec![];
+    for (name, threads) in [("one", "1"), ("all", "2")] {
+        let args = [
+            "train", "photos", "--epochs", "1", "--bs", "8", "--size", "32", "--width", "8",
+            "--name", name,
+        ];
+        let (child, out) = common::spawn_cli(dir.path(), &args, &[("RAYON_NUM_THREADS", threads)]);
+        let (code, out) = common::wait_within(child, out, &args, 120);
+        assert_eq!(code, 0, "{out}");
+        let last = out
+            .lines()
+            .find(|l| l.starts_with("final:"))
+            .map(str::to_owned);
+        finals.push(last.unwrap_or_else(|| panic!("no final line: {out}")));
+        let run = format!("runs/{name}");
+        let args = ["evaluate", run.as_str(), "photos"];
+        let (child, out) = common::spawn_cli(dir.path(), &args, &[("RAYON_NUM_THREADS", threads)]);
+        let (code, out) = common::wait_within(child, out, &args, 120);
+        assert!(code == 0 && out.contains("images, accuracy"), "{out}");
+    }
+    // "final: accuracy A, valid_loss L after …": one core sums in another order than two.
+    let figures = |l: &str| -> Vec<f64> {
+        l.split([' ', ','])
+            .filter_map(|w| w.parse().ok())
+            .take(2)
+            .collect()
+    };
+    let (one, all) = (figures(&finals[0]), figures(&finals[1]));
+    assert_eq!(one.len(), 2, "{finals:?}");
+    assert!(
+        one.iter().zip(&all).all(|(a, b)| (a - b).abs() < 1e-3),
+        "{finals:?}"
+    );
+}
