@@ -10,7 +10,7 @@ use super::step::{StepContext, StepKind, StepLoss};
 use crate::ops::workers::on_workers;
 
 /// The data a learner trains on: batches of the training split and the validation split.
-pub trait TrainData: Clone + Sync {
+pub trait TrainData: Clone {
     /// One training batch (before any callback changes it).
     type Batch;
     /// The training batches of one epoch, shuffled by `epoch`; owns what it needs.
