@@ -11,6 +11,8 @@
 /// All threads allocate from one arena: inference runs on the kernels' pool workers
 /// (`ops::workers`), and memory freed in the main thread's arena would not serve a worker's
 /// own (the 224 px benchmark's peak 1 176 MiB with an arena per thread, 986 with one).
+/// With one arena, training steps run on the pool's workers as inference does
+/// (`ops::workers::set_steps_on_workers`).
 /// Only in a command-line process (`fastvision`, `python -m fastvision`): the Python API leaves
 /// its interpreter's allocator alone.
 pub fn keep_freed_memory() {
@@ -20,5 +22,6 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        fastvision::ops::workers::set_steps_on_workers(true);
     }
 }

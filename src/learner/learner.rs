@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::models::{ClassifierConfig, ImageClassifier};
 use crate::ops::autocast::with_autocast;
 use crate::ops::kernels::{FrozenWeights, with_frozen_weights};
+use crate::ops::workers::step_on_workers;
 
 /// Trains a model (an [`ImageClassifier`] on [`DataLoaders`] by default, or any [`Trainable`]:
 /// a tabular model, a WGAN) with fastai's Adam and callbacks: one fit loop whose step the model
@@ -435,12 +436,12 @@ impl<M: Trainable> Learner<M> {
 
     /// Runs `step` on the model with this learner's optimizer, loss scaler, loss and device at
     /// `lr` and `mom` on a batch of `items` items, and keeps the model it returns.
-    fn step_with<T>(
+    fn step_with<T: Send>(
         &mut self,
         lr: f64,
         mom: f64,
         items: usize,
-        step: impl FnOnce(M, &mut StepContext<'_>) -> (M, T),
+        step: impl FnOnce(M, &mut StepContext<'_>) -> (M, T) + Send,
     ) -> T {
         let mut ctx = StepContext {
             optim: &mut self.optim,
@@ -453,7 +454,15 @@ impl<M: Trainable> Learner<M> {
             iter: self.recorder.batches.len(),
             items,
         };
-        let (model, out) = step(self.model.clone(), &mut ctx);
+        let model = self.model.clone();
+        let (model, out) = step_on_workers(&self.device, move || {
+            let (model, out) = step(model, &mut ctx);
+            // burn keeps BatchNorm's running statistics per thread and reads back their average
+            // over threads: settled now, the next step starts from this one's on any thread (a
+            // pool worker, or a caller that moved to another thread).
+            let _ = model.valid();
+            (model, out)
+        });
         self.model = model;
         out
     }
@@ -513,12 +522,14 @@ impl Learner<ImageClassifier> {
         lr: f64,
         mom: f64,
     ) -> f64 {
-        let items = images.dims()[0];
-        let loss = with_autocast(self.precision.half(), || {
-            let logits = self.model.forward(images);
-            self.loss_func.hard(logits, targets, &self.device)
-        });
-        self.step_with(lr, mom, items, |model, ctx| ctx.backward_step(model, loss))
+        let (items, half) = (images.dims()[0], self.precision.half());
+        self.step_with(lr, mom, items, |model, ctx| {
+            let loss = with_autocast(half, || {
+                let logits = model.forward(images);
+                ctx.loss_func.hard(logits, targets, ctx.device)
+            });
+            ctx.backward_step(model, loss)
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use crate::ops::workers::on_workers;
 /// The data a learner trains on: batches of the training split and the validation split.
 pub trait TrainData: Clone {
     /// One training batch (before any callback changes it).
-    type Batch;
+    type Batch: Sync;
     /// The training batches of one epoch, shuffled by `epoch`; owns what it needs.
     type Iter: Iterator<Item = Self::Batch>;
     /// The training batches of epoch `epoch` (the epoch seeds the shuffle and augmentation).
