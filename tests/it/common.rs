@@ -130,6 +130,17 @@ pub fn briefly_trained(
     steps: usize,
     seed: u64,
 ) -> fastvision::models::ImageClassifier {
+    briefly_trained_on(config, steps, seed, |_| false)
+}
+
+/// [`briefly_trained`] with each step for which `elsewhere(step)` holds taken on a thread of
+/// its own (the others on the calling thread).
+pub fn briefly_trained_on(
+    config: &ClassifierConfig,
+    steps: usize,
+    seed: u64,
+    elsewhere: impl Fn(usize) -> bool,
+) -> fastvision::models::ImageClassifier {
     use burn::module::Module;
     use burn::tensor::{Distribution, Int, Tensor, TensorData};
     let dir = tempfile::tempdir().unwrap();
@@ -146,8 +157,13 @@ pub fn briefly_trained(
         TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
         &device,
     );
-    for _ in 0..steps {
-        learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
+    for step in 0..steps {
+        let mut one = || learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
+        if elsewhere(step) {
+            std::thread::scope(|s| s.spawn(one).join().unwrap());
+        } else {
+            one();
+        }
     }
     learn.model.valid()
 }

@@ -289,36 +289,21 @@ fn a_cancelled_run_stops_after_its_batch_keeps_its_last_checkpoint_and_resumes()
 /// the model that the same steps on one thread leave.
 #[test]
 fn steps_taken_on_two_threads_in_turn_leave_the_model_one_thread_leaves() {
-    use burn::module::Module;
-    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use burn::tensor::{Distribution, Tensor};
     let _guard = rng_lock();
-    let dir = tempfile::tempdir().unwrap();
-    common::tiny_dataset(dir.path(), 3, 8, 2);
-    let data = ImageFolder::from_folder(dir.path(), Default::default()).unwrap();
     let run = |hop: bool| -> Vec<f32> {
-        let device = fastvision::device().autodiff();
-        device.seed(5);
-        let model = tiny_model(3).init(&device).unwrap();
-        let dls = DataLoaders::from_folder(&data, 32, 8, 5);
-        let mut learn = Learner::new(model, dls, Default::default(), &device, 5);
-        let x = Tensor::<4>::random([8, 3, 32, 32], Distribution::Normal(0.5, 2.0), &device);
-        let y = Tensor::<1, Int>::from_data(
-            TensorData::new((0..8i64).map(|i| i % 3).collect(), [8]),
-            &device,
-        );
-        for step in 0..4 {
-            let mut one = || learn.step_tensors(x.clone(), y.clone(), 3e-2, 0.9);
-            if hop && step % 2 == 1 {
-                std::thread::scope(|s| s.spawn(one).join().unwrap());
-            } else {
-                one();
-            }
-        }
+        let model = common::briefly_trained_on(&tiny_model(3), 4, 5, |s| hop && s % 2 == 1);
         // Eval mode: the output reads the running statistics.
-        let plain = device.clone().without_autodiff();
-        let probe = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &plain);
-        let logits = learn.model.valid().forward(probe);
-        logits.into_data().try_to_vec::<f32>().unwrap()
+        let probe = Tensor::<4>::random(
+            [4, 3, 32, 32],
+            Distribution::Normal(0.0, 1.0),
+            &fastvision::device(),
+        );
+        model
+            .forward(probe)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
     };
     let (one, two) = (run(false), run(true));
     common::assert_matches_pytorch("eval logits after steps on two threads", &two, &one, 1e-6);
