@@ -261,7 +261,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             .collect()
     };
     let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
-    let (mut on_live_columns, mut tap_major) = (0, 0);
+    let (mut on_live_columns, mut tap_major, mut planes) = (0, 0, 0);
     for (xs, ws, st, pad, dil) in [
         ([4, 3, 9, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         (
@@ -350,6 +350,23 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(1, 1), (1, 1)],
             [1, 1],
         ),
+        // Image by image over padded planes of channel pairs: output rows in two chunks, the
+        // input gradient over planes too (64 output channels); a 5×5 kernel, a partial left
+        // panel.
+        (
+            [4, 32, 70, 14],
+            [64, 32, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [4, 64, 15, 16],
+            [40, 64, 5, 5],
+            [1, 1],
+            [(2, 2), (2, 2)],
+            [1, 1],
+        ),
     ]
     .into_iter()
     .chain(PATH_CASES)
@@ -392,6 +409,18 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             if taps.len() == g.kh * g.kw {
                 paths.push(forward_by_image(&x, &w, &g, &taps, None, None, None, id));
             }
+            if by_image(&g, taps.len()) && reads_planes(&g, taps.len()) {
+                planes += 1;
+                // Inference's affine map and activation, applied as the rows are copied out.
+                let (mul, add) = (ramp(g.o, 0.3), ramp(g.o, 0.5));
+                let relu = Activation::Relu;
+                let fused = conv2d_forward_fused(&x, &w, &g, Some(&mul), Some(&add), relu);
+                let plain = &paths[0];
+                for (i, (a, b)) in fused.iter().zip(plain).enumerate() {
+                    let o = i / g.s() % g.o;
+                    assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
+                }
+            }
             for got in paths {
                 for ((a, b), s) in got.iter().zip(&want).zip(&scale) {
                     assert!((a - b).abs() <= 1e-5 * s.max(1e-6), "{g:?}: {a} vs {b}");
@@ -421,6 +450,9 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
         on_live_columns >= 4 && tap_major >= 2,
         "{on_live_columns} {tap_major}"
     );
+    if units.contains(&Mul::Avx512Bf16) {
+        assert!(planes >= 2, "{planes} geometries over planes");
+    }
 }
 
 /// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,

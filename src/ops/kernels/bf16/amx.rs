@@ -99,6 +99,7 @@ pub(super) unsafe fn block(
         row,
         half,
         block: step,
+        ..
     } = b_at;
     // SAFETY: rows 16–31 of the block (caller).
     let c_low = unsafe { c.add(16 * c_rs) };

@@ -77,7 +77,7 @@ unsafe fn pass<const R: usize, const H: usize>(
             }
         }
         for t in 0..kt {
-            let (ab, bb) = (a.add(t * PANEL * KB), b.add(t * b_at.block));
+            let (ab, bb) = (a.add(t * PANEL * KB), b.offset(b_at.block_at(t)));
             let pairs = if t + 1 == kt { last_pairs } else { KB / 2 };
             for p in 0..pairs {
                 let mut bv = [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); H];

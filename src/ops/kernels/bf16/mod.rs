@@ -14,15 +14,17 @@ mod amx;
 mod dot;
 #[cfg(target_arch = "x86_64")]
 mod pack;
+mod pairs;
+mod planes;
 mod shifted;
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
+pub(crate) use pairs::Pairs;
+pub(crate) use planes::Planes;
 pub(crate) use shifted::{ShiftMask, Shifted};
 
-use super::buffers::{assume_init, uninit, zeroed};
+use super::buffers::{assume_init, uninit};
 use super::mat::Mat;
 
 /// How a convolution's products multiply.
@@ -206,12 +208,17 @@ fn pack_len(m: usize, kc: usize) -> usize {
 
 /// Where a right panel's tiles lie, in bf16 values: one tile row (16 reduction pairs of 16
 /// columns each) after another `row` apart, the second 16-column tile `half` after the first,
-/// the next block of 32 reduction values `block` after this one.
+/// the next block of 32 reduction values `block` after this one — or, over [`Planes`], block
+/// `first + t` of the operand at `taps[(first + t) / per_tap]` plus `block` per block into
+/// its tap.
 #[derive(Debug, Clone, Copy)]
 struct RightLayout {
     row: usize,
     half: usize,
     block: usize,
+    taps: *const isize,
+    per_tap: usize,
+    first: usize,
 }
 
 impl RightLayout {
@@ -220,6 +227,9 @@ impl RightLayout {
         row: 32,
         half: 512,
         block: BLOCK,
+        taps: std::ptr::null(),
+        per_tap: 0,
+        first: 0,
     };
 
     /// Columns `n0..` of a whole operand in reduction pairs ([`Pairs`]) whose pair rows lie
@@ -229,127 +239,33 @@ impl RightLayout {
             row: stride,
             half: 32,
             block: KB / 2 * stride,
+            ..Self::PACKED
         }
     }
-}
 
-/// A right operand (`k × n`) already rounded to bf16 in reduction pairs: pair row `p` holds
-/// `b[2p, j], b[2p + 1, j]` for every column `j`, `2n` values, the rows [`Pairs::stride`]
-/// apart; the pair rows are padded with zeros to a multiple of 16 and followed by 64 more
-/// values (what the last panel's tiles read past the last column), so the kernels read its
-/// tiles in place, unpacked.
-pub(crate) struct Pairs {
-    data: Vec<u16>,
-    k: usize,
-    n: usize,
-    stride: usize,
-}
-
-impl Pairs {
-    /// Room for `k × n`, zeros.
-    pub fn new(k: usize, n: usize) -> Self {
-        let stride = Self::row_stride(n);
+    /// The reduction slice from block `first` on of an operand read in place from
+    /// [`Planes`].
+    fn planes(planes: &Planes, first: usize) -> Self {
         Self {
-            data: vec![0; Self::len(k, stride)],
-            k,
-            n,
-            stride,
+            taps: planes.taps.as_ptr(),
+            per_tap: planes.blocks_per_tap(),
+            first,
+            ..Self::pairs(planes.stride)
         }
     }
 
-    /// `k × n` made in parallel, pair row `p` by `fill(state, p, row)` (its `2n` values) with
-    /// one `init()` state per task and at least `min_rows` pair rows per task. Each row and its
-    /// padding are zeroed in the task that writes it, just before, where [`Pairs::new`] would
-    /// zero the whole buffer on the calling thread while the other cores wait.
-    pub fn filled_by<S>(
-        k: usize,
-        n: usize,
-        min_rows: usize,
-        init: impl Fn() -> S + Sync + Send,
-        fill: impl Fn(&mut S, usize, &mut [u16]) + Sync + Send,
-    ) -> Self {
-        let stride = Self::row_stride(n);
-        let mut data = uninit::<u16>(Self::len(k, stride));
-        let (rows, tail) = data.split_at_mut(Self::len(k, stride) - 2 * PANEL);
-        rows.par_chunks_mut(stride)
-            .with_min_len(min_rows.max(1))
-            .enumerate()
-            .for_each_init(init, |state, (p, row)| {
-                let row = zeroed(row);
-                if 2 * p < k {
-                    fill(state, p, &mut row[..2 * n]);
-                }
-            });
-        zeroed(tail);
-        Self {
-            // SAFETY: every row and the tail went through `zeroed`.
-            data: unsafe { assume_init(data) },
-            k,
-            n,
-            stride,
+    /// Where block `t` of the panel starts, in bf16 values from the panel's start.
+    ///
+    /// # Safety
+    /// Over [`Planes`], block `first + t` lies in the operand.
+    #[inline]
+    unsafe fn block_at(self, t: usize) -> isize {
+        if self.taps.is_null() {
+            return (t * self.block) as isize;
         }
-    }
-
-    /// Values from one pair row to the next for rows of `n` columns: whole cache lines, an odd
-    /// number of them. Rows a power-of-two distance apart (1 or 4 KB at 16×16 and 32×32 maps)
-    /// all fall into one or a few of the L1 cache's sets, and a tile's 16 rows evict each other
-    /// (a product at n = 1024 ran at 199 GFLOP/s a core with rows 4 KB apart, 215 with 4 160
-    /// bytes, 227 packed).
-    fn row_stride(n: usize) -> usize {
-        let lines = (2 * n).div_ceil(32);
-        (lines | 1) * 32
-    }
-
-    /// The buffer's length: pair rows padded to whole blocks of [`KB`] reduction values, then
-    /// what the last panel's tiles read past the last column.
-    fn len(k: usize, stride: usize) -> usize {
-        k.div_ceil(KB) * KB / 2 * stride + 2 * PANEL
-    }
-
-    /// Pair row `p` (reduction rows `2p`, `2p + 1`), `2n` values.
-    pub fn row_mut(&mut self, p: usize) -> &mut [u16] {
-        assert!(2 * p < self.k, "pair row {p} of {} rows", self.k);
-        &mut self.data[p * self.stride..][..2 * self.n]
-    }
-
-    /// Writes reduction rows `r0` and `r1` (`None`: zeros) into `out`, one pair row (twice as
-    /// long as each).
-    pub fn write_row(out: &mut [u16], r0: &[f32], r1: Option<&[f32]>) {
-        let n = r0.len();
-        assert!(
-            out.len() == 2 * n && r1.is_none_or(|r| r.len() == n),
-            "pair rows of {n}"
-        );
-        #[cfg(target_arch = "x86_64")]
-        if supports(Mul::Avx512Bf16) {
-            // SAFETY: the CPU has AVX-512 BF16 and BW; both rows and the output hold `n` (pairs).
-            unsafe { pack::interleave(r0, r1, out) };
-            return;
-        }
-        for (j, pair) in out.chunks_exact_mut(2).enumerate() {
-            pair[0] = half::bf16::from_f32(r0[j]).to_bits();
-            pair[1] = r1.map_or(0, |r| half::bf16::from_f32(r[j]).to_bits());
-        }
-    }
-
-    /// [`Pairs::write_row`] with each row read in place from a shifted plane ([`Shifted`]):
-    /// no f32 copy of either row is made. `out` holds `2n` values.
-    pub fn write_shifted_row(out: &mut [u16], r0: &Shifted, r1: Option<&Shifted>) {
-        let n = out.len() / 2;
-        let fits = |r: &Shifted| 16 * r.masks.len() >= n;
-        assert!(fits(r0) && r1.is_none_or(fits), "shifted rows of {n}");
-        #[cfg(target_arch = "x86_64")]
-        if supports(Mul::Avx512Bf16) {
-            // SAFETY: the CPU has AVX-512 BF16 and BW; `ShiftMask` sets bits only in its
-            // `[lo, hi)`, which `Shifted::new` checked reads inside the plane; the masks cover
-            // `n` values.
-            unsafe { pack::interleave_shifted(r0, r1, n, out) };
-            return;
-        }
-        for (j, pair) in out.chunks_exact_mut(2).enumerate() {
-            pair[0] = half::bf16::from_f32(r0.at(j)).to_bits();
-            pair[1] = r1.map_or(0, |r| half::bf16::from_f32(r.at(j)).to_bits());
-        }
+        let b = self.first + t;
+        // SAFETY: `b / per_tap` is a tap of the operand (caller).
+        unsafe { *self.taps.add(b / self.per_tap) + ((b % self.per_tap) * self.block) as isize }
     }
 }
 
@@ -365,6 +281,9 @@ pub(crate) enum Right<'a> {
     /// its columns from the given one on, rounded and packed panel by panel straight from the
     /// planes as the product runs: the operand is never written whole.
     Shifted(&'a [Shifted<'a>], usize),
+    /// One image's im2col for a stride-1 convolution read in place from its [`Planes`], its
+    /// columns from the given one on (AVX-512 BF16 products only).
+    Planes(&'a Planes, usize),
 }
 
 impl<'a> Right<'a> {
@@ -377,6 +296,7 @@ impl<'a> Right<'a> {
             }),
             Right::Pairs(pairs, col0) => Right::Pairs(pairs, col0 + h),
             Right::Shifted(rows, col0) => Right::Shifted(rows, col0 + h),
+            Right::Planes(planes, col0) => Right::Planes(planes, col0 + h),
         }
     }
 }
@@ -469,6 +389,14 @@ pub(super) unsafe fn gemm(
             rows.len()
         );
     }
+    if let Right::Planes(planes, col0) = b {
+        assert!(
+            mul == Mul::Avx512Bf16 && planes.k() == k && col0 + n <= planes.n(),
+            "{mul:?} products over planes of {}×{} for {k}×{n} from column {col0}",
+            planes.k(),
+            planes.n()
+        );
+    }
     BUFFERS.with(|buffers| {
         let (ap, bp, scratch) = &mut *buffers.borrow_mut();
         if mul == Mul::Amx {
@@ -511,7 +439,7 @@ pub(super) unsafe fn gemm(
             for c0 in (0..n).step_by(chunk) {
                 let nc = (n - c0).min(chunk);
                 let panels = nc.div_ceil(PANEL);
-                if !matches!(b, Right::Pairs(..)) {
+                if !matches!(b, Right::Pairs(..) | Right::Planes(..)) {
                     bp.resize(panels * kt * BLOCK, 0);
                     for (q, panel) in bp.chunks_exact_mut(kt * BLOCK).enumerate() {
                         let (n0, cols) = (c0 + q * PANEL, (nc - q * PANEL).min(PANEL));
@@ -522,7 +450,7 @@ pub(super) unsafe fn gemm(
                                 Right::Shifted(rows, col0) => {
                                     pack::right_shifted(rows, col0 + n0, cols, k0, kc, panel)
                                 }
-                                Right::Pairs(..) => unreachable!(),
+                                Right::Pairs(..) | Right::Planes(..) => unreachable!(),
                             }
                         }
                     }
@@ -534,6 +462,13 @@ pub(super) unsafe fn gemm(
                     Right::Pairs(pairs, col0) => {
                         let at = k0 / 2 * pairs.stride + (col0 + c0 + q * PANEL) * 2;
                         (pairs.data[at..].as_ptr(), RightLayout::pairs(pairs.stride))
+                    }
+                    Right::Planes(planes, col0) => {
+                        let at = (col0 + c0 + q * PANEL) * 2;
+                        (
+                            planes.data[at..].as_ptr(),
+                            RightLayout::planes(planes, k0 / KB),
+                        )
                     }
                 };
                 for (p, a_panel) in a_panels.chunks_exact(kt * BLOCK).enumerate() {
