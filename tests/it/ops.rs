@@ -376,11 +376,13 @@ fn max_pooling_matches_burn_forward_and_gradient() {
     use burn::nn::pool::MaxPool2dConfig;
     let _lock = common::rng_lock();
     let device = fastvision::device().autodiff();
-    // ResNet's stem pool (3×3, stride 2, padding 1) on even and odd sizes, batch 1; a 2×2 pool
-    // without padding; a 3×3 stride-1 pool; a 1-pixel map.
+    // ResNet's stem pool (3×3, stride 2, padding 1) on even and odd sizes, batch 1, rows of 3
+    // and 4; a 2×2 pool without padding; a 3×3 stride-1 pool; a 1-pixel map.
     for (xs, k, s, p) in [
         ([2, 3, 14, 14], 3, 2, 1),
         ([1, 4, 9, 7], 3, 2, 1),
+        ([1, 2, 4, 3], 3, 2, 1),
+        ([2, 2, 5, 4], 3, 2, 1),
         ([2, 2, 8, 7], 2, 2, 0),
         ([3, 2, 5, 6], 3, 1, 1),
         ([2, 3, 1, 1], 3, 2, 1),
