@@ -134,13 +134,20 @@ pub fn max_pool2d_backward(x: &[f32], dy: &[f32], g: &PoolGeom) -> Vec<f32> {
             };
             for oy in 0..g.oh {
                 let grad = &grad[oy * g.ow..][..g.ow];
-                if inner > 0 {
-                    argmax3_stride2(src, g.w, g.window(0, oy), &mut best);
-                    for (&i, d) in best.i.iter().zip(&grad[1..]) {
-                        dst[i as usize] += d;
+                let (y0, y1) = g.window(0, oy);
+                // Outputs in order (the sums into shared inputs as before): the first, the
+                // inner ones together where the window has rows, the rest one at a time.
+                let batched = if y0 < y1 { inner } else { 0 };
+                for ox in 0..g.ow {
+                    if ox == 1 && batched > 0 {
+                        argmax3_stride2(src, g.w, (y0, y1), &mut best);
+                        for (&i, d) in best.i.iter().zip(&grad[1..]) {
+                            dst[i as usize] += d;
+                        }
                     }
-                }
-                for ox in (0..g.ow).filter(|&ox| ox == 0 || ox > inner) {
+                    if (1..=batched).contains(&ox) {
+                        continue;
+                    }
                     if let Some(i) = g.argmax(src, oy, ox) {
                         dst[i] += grad[ox];
                     }

@@ -510,9 +510,10 @@ pub(super) fn reads_planes(g: &ConvGeom, live_taps: usize) -> bool {
         && g.w >= PLANES_MIN_WIDTH
 }
 
-/// Map width from which [`reads_planes`] applies: the padding column computed beside each row
-/// costs `1 / (w + 1)` of the work, and on 8-pixel rows (ResNet's second stage at 64 px) the
-/// forward ran 0.83× per layer (14 pixels: 1.00–1.04×, 56: 1.20–1.25×).
+/// Map width from which [`reads_planes`] applies: the padding columns computed beside each
+/// row cost `pad / (w + pad)` of the work (3×3 kernels: `1 / (w + 1)`), and on 8-pixel rows
+/// (ResNet's second stage at 64 px) the forward ran 0.83× per layer (14 pixels: 1.00–1.04×,
+/// 56: 1.20–1.25×).
 const PLANES_MIN_WIDTH: usize = 14;
 
 /// `y·scale + shift` through `act` on a `[o, s]` output, in place (nothing for the identity).

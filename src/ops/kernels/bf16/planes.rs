@@ -6,7 +6,7 @@ use super::{KB, PANEL, Pairs};
 
 /// An image `[c, h, w]` rounded to bf16 in channel pairs `(2p, 2p + 1)`, each pair one plane
 /// of rows `wp = w + pad` pixels wide: the image at row `pad`, column `pad`, zeros around it.
-/// One zero column serves as the right padding of a row and the left padding of the next,
+/// The `pad` zero columns serve as the right padding of a row and the left padding of the next,
 /// so output pixel `(oy, ox)` of a `(2·pad + 1)²` stride-1 convolution is column `oy·wp + ox`
 /// and its tap `(i, j)` reads column `oy·wp + ox + i·wp + j`. Columns `ox ≥ w` are computed and
 /// dropped (`pad / wp` of the work: 1.8 % on 56-pixel rows, 6.7 % on 14). The reduction runs
