@@ -69,7 +69,7 @@ impl Pairs {
     /// all fall into one or a few of the L1 cache's sets, and a tile's 16 rows evict each other
     /// (a product at n = 1024 ran at 199 GFLOP/s a core with rows 4 KB apart, 215 with 4 160
     /// bytes, 227 packed).
-    fn row_stride(n: usize) -> usize {
+    pub(super) fn row_stride(n: usize) -> usize {
         let lines = (2 * n).div_ceil(32);
         (lines | 1) * 32
     }

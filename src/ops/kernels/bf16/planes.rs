@@ -36,7 +36,8 @@ impl Planes {
         // A panel reads 32 columns from wherever a product split starts it, the last from
         // column `h·wp − 1` at most, and each tap up to `(k − 1)·wp + k − 1` further on.
         let len = h * wp + PANEL + (k - 1) * wp + k;
-        let stride = ((2 * len).div_ceil(32) | 1) * 32;
+        // Planes an odd number of cache lines apart, as pair rows are.
+        let stride = Pairs::row_stride(len);
         let taps = (0..k * k)
             .map(|t| 2 * ((t / k) * wp + t % k) as isize)
             .collect();
