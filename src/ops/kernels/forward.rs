@@ -309,7 +309,7 @@ pub(super) fn output_pass(
     }
     rows_from(yt.len(), s, |idx| {
         let (bi, o) = (idx / g.o, idx % g.o);
-        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |v| v[o]));
+        let (mul, add) = channel_affine(scale, shift, o);
         yt[o * n + bi * s..][..s]
             .iter()
             .map(move |v| act.apply(v * mul + add))
@@ -359,10 +359,6 @@ pub(super) fn forward_by_image(
     let weight = packed
         .as_deref()
         .map_or(Left::Mat(Mat::rows(w, k)), Left::Packed);
-    let affine = |o: usize| {
-        let mul = scale.map_or(1.0, |m| m[o]);
-        (mul, shift.map_or(0.0, |v| v[o]))
-    };
     let mut y = uninit(g.b * g.o * s);
     y.par_chunks_mut(g.o * s)
         .with_min_len(per_core)
@@ -390,7 +386,7 @@ pub(super) fn forward_by_image(
                             // Each output row without the padding columns computed beside
                             // it, through inference's affine map and activation.
                             for (o, src) in out.chunks_exact(cols).enumerate() {
-                                let (mul, add) = affine(o);
+                                let (mul, add) = channel_affine(scale, shift, o);
                                 let dst = &mut yb[o * s + r0 * g.ow..][..cols / wp * g.ow];
                                 let rows = dst.chunks_exact_mut(g.ow).zip(src.chunks_exact(wp));
                                 for (d, src) in rows {
@@ -528,11 +524,16 @@ fn affine_act(
         return;
     }
     for (o, row) in y.chunks_exact_mut(s).enumerate() {
-        let (mul, add) = (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]));
+        let (mul, add) = channel_affine(scale, shift, o);
         for v in row.iter_mut() {
             *v = act.apply(*v * mul + add);
         }
     }
+}
+
+/// Output channel `o`'s `(scale, shift)`, `(1, 0)` where either is absent.
+fn channel_affine(scale: Option<&[f32]>, shift: Option<&[f32]>, o: usize) -> (f32, f32) {
+    (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]))
 }
 
 /// `dst = act(src·mul + add)`, a plain copy for the identity map.
