@@ -8,6 +8,8 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use crate::ops::linear_module;
+
 /// Settings of fastai's `create_head` (defaults: 512 hidden units, dropout 0.25 then 0.5).
 #[derive(Config, Debug, PartialEq)]
 pub struct HeadConfig {
@@ -76,9 +78,9 @@ impl Head {
     /// Logits `[n, n_classes]` from a feature map `[n, c, h, w]`.
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
         let x = concat_pool(features);
-        let x = self.lin1.forward(self.drop1.forward(self.bn1.forward(x)));
+        let x = linear_module(&self.lin1, self.drop1.forward(self.bn1.forward(x)));
         let x = relu(x);
-        self.lin2.forward(self.drop2.forward(self.bn2.forward(x)))
+        linear_module(&self.lin2, self.drop2.forward(self.bn2.forward(x)))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Mixed precision as PyTorch's autocast (and so fastai's `to_fp16`): inside [`with_autocast`],
-//! convolutions compute in half precision on inputs and weights cast down and hand back f32,
-//! so the weights, BatchNorm, the head and the loss stay f32.
+//! convolutions (and, in bf16 on the CPU, linear layers) compute in half precision on inputs
+//! and weights cast down and hand back f32, so the weights, BatchNorm and the loss stay f32.
 
 use std::cell::Cell;
 

@@ -12,6 +12,7 @@ pub mod autocast;
 pub mod batchnorm;
 pub mod conv;
 pub mod kernels;
+pub mod linear;
 pub mod pool;
 pub mod profile;
 pub mod workers;
@@ -22,7 +23,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, FloatDType, Tensor};
 
@@ -32,6 +33,7 @@ use conv::{FastConv, FastConvInference};
 pub use kernels::Activation;
 use kernels::ConvGeom;
 use kernels::bf16::{self, Mul};
+use linear::FastLinear;
 use pool::{FastMaxPool, PoolGeom};
 use profile::{Op, timed};
 
@@ -69,7 +71,7 @@ pub fn reference_ops() -> bool {
 }
 
 /// Whether `x` can take our kernels: f32 on the flex device, reference mode off.
-fn fast_path(x: &Tensor<4>) -> bool {
+fn fast_path<const D: usize>(x: &Tensor<D>) -> bool {
     !reference_ops()
         && x.dtype() == DType::F32
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
@@ -78,7 +80,7 @@ fn fast_path(x: &Tensor<4>) -> bool {
 /// How our kernels multiply `x` on this thread now: f32, or under bf16 autocast the CPU's
 /// native bf16; `None` where they do not take it (another backend or dtype, reference mode, a
 /// precision they do not compute in), left to burn's ops.
-fn kernel_mul(x: &Tensor<4>) -> Option<Mul> {
+fn kernel_mul<const D: usize>(x: &Tensor<D>) -> Option<Mul> {
     if !fast_path(x) {
         return None;
     }
@@ -170,6 +172,25 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             options,
         ),
         None => conv.forward(x),
+    }
+}
+
+/// `Linear::forward` on `[n, d_input]` rows: under bf16 autocast on flex the products in bf16
+/// with f32 sums, forward and backward ([`linear::FastLinear`]), as PyTorch's CPU autocast
+/// runs its linear layers; burn's own op in f32 and elsewhere.
+pub fn linear_module(lin: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let mul = match kernel_mul(&x) {
+        Some(mul) if mul.is_bf16() => mul,
+        _ => return lin.forward(x),
+    };
+    let y = Tensor::<2>::from_dispatch(<Dispatch as FastLinear>::fast_linear(
+        x.into_dispatch(),
+        lin.weight.val().into_dispatch(),
+        mul,
+    ));
+    match &lin.bias {
+        Some(b) => y + b.val().unsqueeze(),
+        None => y,
     }
 }
 

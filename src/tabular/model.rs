@@ -13,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::data::{TabBatch, TabularDataLoaders};
 use crate::learner::{LossFunc, Trainable, Validation};
-use crate::ops::batch_norm_1d;
+use crate::ops::{batch_norm_1d, linear_module};
 
 /// Settings of fastai's `tabular_learner` model (`layers` [200, 100], no dropout, `embed_p` 0).
 #[derive(Config, Debug, PartialEq)]
@@ -128,7 +128,7 @@ impl TabularModel {
     /// Outputs `[n, out]` from category codes `[n, n_cat]` and continuous values `[n, n_cont]`.
     pub fn forward(&self, cats: Option<Tensor<2, Int>>, conts: Option<Tensor<2>>) -> Tensor<2> {
         let x = self.features(cats, conts);
-        self.forward_from_first(self.first_linear().forward(x))
+        self.forward_from_first(linear_module(self.first_linear(), x))
     }
 
     /// The first linear layer's input: embeddings, then normalised continuous values, per row.
@@ -165,9 +165,11 @@ impl TabularModel {
             Some((first, rest)) => {
                 let mut x = first.drop.forward(batch_norm_1d(&first.bn, relu(h)));
                 for l in rest {
-                    x = l.drop.forward(batch_norm_1d(&l.bn, relu(l.lin.forward(x))));
+                    x = l
+                        .drop
+                        .forward(batch_norm_1d(&l.bn, relu(linear_module(&l.lin, x))));
                 }
-                self.out.forward(x)
+                linear_module(&self.out, x)
             }
             None => h,
         };

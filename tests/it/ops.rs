@@ -220,6 +220,94 @@ fn bf16_training_follows_the_f32_loss_curve() {
     );
 }
 
+/// `v` rounded to bf16 (nearest, ties to even), as the bf16 products round their operands.
+fn round_bf16(v: f32) -> f32 {
+    let b = v.to_bits();
+    f32::from_bits((b + 0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
+}
+
+/// A linear layer under bf16 autocast multiplies in bf16 with f32 sums, forward and both
+/// gradients: equal to burn's f32 op on the bf16-rounded input and weight (the output
+/// gradient's values are exact in bf16), where rounding moves the f32 results by about 1e-3.
+/// Without native bf16 it is burn's f32 op, bit for bit.
+#[test]
+fn bf16_linear_layer_equals_f32_on_rounded_operands() {
+    use burn::tensor::FloatDType;
+    let _lock = common::rng_lock();
+    let device = fastvision::device().autodiff();
+    let (n, i, o) = (37, 70, 45);
+    let lin = burn::nn::LinearConfig::new(i, o).init(&device);
+    let x = Tensor::<2>::random([n, i], Distribution::Normal(0.0, 1.0), &device);
+    let r = Tensor::<2>::from_data(
+        TensorData::new(
+            (0..n * o)
+                .map(|k| ((k * 7919) % 13) as f32 / 4.0 - 1.5)
+                .collect(),
+            [n, o],
+        ),
+        &device,
+    );
+    let rounded = |t: Tensor<2>| {
+        let dims = t.dims();
+        let v = t.into_data().try_to_vec::<f32>().unwrap();
+        Tensor::<2>::from_data(
+            TensorData::new(v.into_iter().map(round_bf16).collect(), dims),
+            &device,
+        )
+    };
+    let w = lin.weight.val();
+    let b = lin.bias.as_ref().unwrap().val();
+    // y, dx, dw and dbias of `sum(y ∘ r)`, as 4-D tensors for `rel_err`.
+    let run = |fast: bool, x: Tensor<2>, w: Tensor<2>| {
+        let (x, w, b) = (x.require_grad(), w.require_grad(), b.clone().require_grad());
+        let y = if fast {
+            let lin = burn::nn::Linear {
+                weight: burn::module::Param::from_tensor(w.clone()),
+                bias: Some(burn::module::Param::from_tensor(b.clone())),
+            };
+            fastvision::ops::autocast::with_autocast(Some(FloatDType::BF16), || {
+                fastvision::ops::linear_module(&lin, x.clone())
+            })
+        } else {
+            x.clone().matmul(w.clone()) + b.clone().unsqueeze()
+        };
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let four = |t: Tensor<2>| {
+            let [a, c] = t.dims();
+            t.reshape([1, 1, a, c])
+        };
+        [
+            four(y.inner()),
+            four(x.grad(&grads).unwrap()),
+            four(w.grad(&grads).unwrap()),
+            four(b.grad(&grads).unwrap().unsqueeze()),
+        ]
+    };
+    let got = run(true, x.clone(), w.clone());
+    let native = fastvision::ops::kernels::bf16::native().is_some();
+    let want = if native {
+        run(false, rounded(x.clone()), rounded(w.clone()))
+    } else {
+        run(false, x.clone(), w.clone())
+    };
+    let unrounded = run(false, x, w);
+    for (k, what) in ["output", "dx", "dw", "dbias"].iter().enumerate() {
+        let e = rel_err(got[k].clone(), want[k].clone());
+        assert!(
+            e <= 1e-5,
+            "{what}: relative error {e} (native bf16: {native})"
+        );
+    }
+    if native {
+        // The bf16 path was taken: the output is not f32's on the unrounded operands.
+        let e = rel_err(got[0].clone(), unrounded[0].clone());
+        assert!(
+            e > 1e-4,
+            "output within {e} of f32's: not multiplied in bf16"
+        );
+    }
+}
+
 #[test]
 fn fused_adam_equals_the_tensor_formula() {
     use fastvision::ops::adam::AdamStep;
