@@ -7,10 +7,11 @@ use rayon::prelude::*;
 
 use super::bf16::{self, Left, Packed, Pairs, Planes, Right, ShiftMask};
 use super::buffers::*;
-use super::frozen::{Part, kept_weight, kept_weight_with};
+use super::frozen::{Part, kept_weight, kept_weight_with, left};
 use super::gemm::*;
 use super::geom::*;
 use super::im2col::*;
+use super::one_pixel;
 use super::phases::*;
 use std::mem::MaybeUninit;
 
@@ -62,6 +63,11 @@ pub fn conv2d_forward_fused(
         return forward_by_image(&x2, &w2, &g2, &taps, Some(&rows), scale, shift, act);
     }
     let taps = g.live_taps();
+    if one_pixel::applies(g, &taps) {
+        let yt = one_pixel::product(x, w, g, &taps);
+        // Columns `(pixel, image)` with one pixel: the batch-innermost output pass.
+        return output_pass(&yt, g, scale, shift, act, true);
+    }
     if by_image(g, taps.len()) {
         return forward_by_image(x, w, g, &taps, None, scale, shift, act);
     }
@@ -286,11 +292,6 @@ pub(super) fn tap_major_weight(w: &[f32], g: &ConvGeom) -> Vec<f32> {
             }
         }
     })
-}
-
-/// `a` packed as `packed` where there is a packed copy, else as it lies.
-fn left<'a>(a: Mat<'a>, packed: &'a Option<Arc<Packed>>) -> Left<'a> {
-    packed.as_deref().map_or(Left::Mat(a), Left::Packed)
 }
 
 /// `[b, o, oh, ow]` from a GEMM's `[o × b·oh·ow]` output, whose columns are `(image, pixel)`
@@ -554,16 +555,6 @@ fn write_affine(dst: &mut [MaybeUninit<f32>], src: &[f32], mul: f32, add: f32, a
         Activation::Identity => each(dst, src, |v| v * mul + add),
         Activation::Relu => each(dst, src, |v| (v * mul + add).max(0.0)),
         Activation::Relu6 => each(dst, src, |v| (v * mul + add).clamp(0.0, 6.0)),
-    }
-}
-
-/// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.
-pub(super) fn tap_weight<'a>(w: &'a [f32], g: &ConvGeom, (i, j): (usize, usize)) -> Mat<'a> {
-    let kk = g.kh * g.kw;
-    Mat {
-        data: &w[i * g.kw + j..],
-        rs: g.c * kk,
-        cs: kk,
     }
 }
 

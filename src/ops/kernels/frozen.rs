@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::bf16::{Mul, Packed};
+use super::bf16::{Left, Mul, Packed};
 use super::mat::Mat;
 
 /// Which packed operand: the weight's parameter id, its address and length (two models whose
@@ -124,4 +124,9 @@ fn fingerprint(data: &[f32]) -> Fingerprint {
         }
     }
     print
+}
+
+/// `a` packed as `packed` where there is a packed copy (see [`kept_weight`]), else as it lies.
+pub(super) fn left<'a>(a: Mat<'a>, packed: &'a Option<Arc<Packed>>) -> Left<'a> {
+    packed.as_deref().map_or(Left::Mat(a), Left::Packed)
 }

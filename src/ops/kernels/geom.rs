@@ -1,6 +1,7 @@
 //! A convolution's geometry, its live taps and which path of the kernels it takes.
 
 use super::bf16::Mul;
+use super::mat::Mat;
 
 /// Geometry of one 2-D convolution with groups 1: input `[b, c, h, w]`, weight `[o, c, kh, kw]`,
 /// output `[b, o, oh, ow]`; padding is (top, left) with the output size already computed.
@@ -297,4 +298,14 @@ pub(super) fn batch_inner_pairs(
 /// gains more than the noise).
 pub(super) fn dcol_transposed(g: &ConvGeom, live_taps: usize) -> bool {
     live_taps == g.kh * g.kw && g.c * live_taps >= 32 * g.n()
+}
+
+/// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.
+pub(super) fn tap_weight<'a>(w: &'a [f32], g: &ConvGeom, (i, j): (usize, usize)) -> Mat<'a> {
+    let kk = g.kh * g.kw;
+    Mat {
+        data: &w[i * g.kw + j..],
+        rs: g.c * kk,
+        cs: kk,
+    }
 }

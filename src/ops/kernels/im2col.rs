@@ -195,15 +195,23 @@ pub(super) fn batch_to_outer(
     shift: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    rows_from(xt.len(), s, |idx| {
-        let (bi, ci) = (idx / c, idx % c);
-        let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
-        let src = &xt[ci * s * b..][..s * b];
-        src[bi..]
-            .iter()
-            .step_by(b)
-            .map(move |v| act.apply(v * mul + add))
-    })
+    // Image by image: on small maps a task per `(image, channel)` row of `s` values cost more
+    // than its values (3×3 on 1×1 maps, `s` = 1: 43 % of the layer's time).
+    let mut y = uninit(xt.len());
+    y.par_chunks_mut((c * s).max(1))
+        .with_min_len(min_rows(c * s))
+        .enumerate()
+        .for_each(|(bi, dst)| {
+            for (ci, row) in dst.chunks_exact_mut(s.max(1)).enumerate() {
+                let (mul, add) = (scale.map_or(1.0, |m| m[ci]), shift.map_or(0.0, |v| v[ci]));
+                let src = &xt[ci * s * b + bi..];
+                for (p, d) in row.iter_mut().enumerate() {
+                    d.write(act.apply(src[p * b] * mul + add));
+                }
+            }
+        });
+    // SAFETY: every image's chunk was written value by value above.
+    unsafe { assume_init(y) }
 }
 
 /// The im2col matrix of [`im2col`] with its columns ordered `(oy, ox, image)` instead of

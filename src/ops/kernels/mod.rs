@@ -18,6 +18,7 @@ mod gemm;
 mod geom;
 mod im2col;
 mod mat;
+mod one_pixel;
 mod phases;
 #[cfg(test)]
 mod tests;

@@ -261,7 +261,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             .collect()
     };
     let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
-    let (mut on_live_columns, mut tap_major, mut planes) = (0, 0, 0);
+    let (mut on_live_columns, mut tap_major, mut planes, mut one_pixel) = (0, 0, 0, 0);
     for (xs, ws, st, pad, dil) in [
         ([4, 3, 9, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         (
@@ -350,6 +350,30 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(1, 1), (1, 1)],
             [1, 1],
         ),
+        // One-pixel outputs: a 3×3 kernel on 1×1 maps (the centre tap, read in place), a 1×1
+        // downsampling of 2×2 maps (gathered, an odd channel count), a stride-2 3×3 kernel on
+        // 2×2 maps (four live taps summed).
+        (
+            [8, 64, 1, 1],
+            [40, 64, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [6, 33, 2, 2],
+            [20, 33, 1, 1],
+            [2, 2],
+            [(0, 0), (0, 0)],
+            [1, 1],
+        ),
+        (
+            [9, 16, 2, 2],
+            [24, 16, 3, 3],
+            [2, 2],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
         // Image by image over padded planes of channel pairs: output rows in two chunks, the
         // input gradient over planes too (64 output channels); a 5×5 kernel, a partial left
         // panel.
@@ -421,6 +445,17 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
                     assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
                 }
             }
+            if super::one_pixel::applies(&g, &taps) {
+                one_pixel += 1;
+                // Inference's affine map and activation in the batch-innermost output pass.
+                let (mul, add) = (ramp(g.o, 0.3), ramp(g.o, 0.5));
+                let (m, a, relu) = (Some(&mul[..]), Some(&add[..]), Activation::Relu);
+                let fused = conv2d_forward_fused(&x, &w, &g, m, a, relu);
+                for (i, (a, b)) in fused.iter().zip(&paths[0]).enumerate() {
+                    let o = i % g.o;
+                    assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
+                }
+            }
             for got in paths {
                 for ((a, b), s) in got.iter().zip(&want).zip(&scale) {
                     assert!((a - b).abs() <= 1e-5 * s.max(1e-6), "{g:?}: {a} vs {b}");
@@ -453,6 +488,10 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
     if units.contains(&Mul::Avx512Bf16) {
         assert!(planes >= 2, "{planes} geometries over planes");
     }
+    assert!(
+        one_pixel >= 3 * units.len(),
+        "{one_pixel} one-pixel outputs"
+    );
 }
 
 /// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,
