@@ -3,7 +3,8 @@
 inference throughput (images/s) at 28, 64 and 224 px, for fastvision in fp32 and in its default
 precision (`auto`: bf16 on AMX tiles or AMD's AVX-512 BF16; where `auto` is fp32 on a CPU that
 has bf16 products, forced bf16 too) and PyTorch in fp32, fp32 channels-last,
-bf16 autocast and bf16 autocast + channels-last (`bench/pytorch_bench.py --no-loader`). Each
+bf16 autocast and bf16 autocast + channels-last (`bench/pytorch_bench.py --no-loader --head
+fastai`: ResNet-18 with fastai's head, the network `fastvision bench` times). Each
 round runs every configuration once, one after the other, so the machine's drift touches them
 alike; the table gives the median over the rounds (and the range). Then the ceilings: one
 2048×2048×2048 product on all cores, fastvision's GEMM (`fastvision bench --gemm`) and
@@ -80,7 +81,8 @@ def main():
                 devices[name] = err.splitlines()[0] if err else ""
                 figures.setdefault((size, name), []).append((j["train_img_s"], j["infer_img_s"]))
             for name, extra in PYTORCH.items():
-                out, _ = run([python, "bench/pytorch_bench.py", "--no-loader", *common, *extra])
+                out, _ = run([python, "bench/pytorch_bench.py", "--no-loader", "--head", "fastai",
+                              *common, *extra])
                 j = last_json(out)
                 figures.setdefault((size, name), []).append((j["train_img_s"], j["infer_img_s"]))
             print(f"round {r + 1}: {size} px done", file=sys.stderr)
