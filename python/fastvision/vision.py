@@ -176,8 +176,9 @@ class Learner:
 
     @property
     def precision(self) -> str:
-        """The convolutions' precision: ``bf16`` by default on a CPU with AMX tiles or on AMD's
-        AVX-512 BF16 (there it is faster than f32), ``fp32`` elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it."""
+        """The precision of the convolutions and linear layers: ``bf16`` by default on a CPU
+        with AMX tiles or on AMD's AVX-512 BF16 (there it is faster than f32), ``fp32``
+        elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it."""
         return self._engine.precision()
 
     def _progress(self, show: bool) -> Progress:
@@ -231,9 +232,10 @@ class Learner:
         self._engine.unfreeze()
 
     def to_bf16(self) -> "Learner":
-        """Mixed precision as fastai's ``to_bf16``: the convolutions multiply in bf16 (f32 sums,
-        f32 weights); on the CPU where it has AVX-512 BF16 or AMX tiles, else ValueError. With AMX
-        tiles or on AMD's AVX-512 BF16 this is already the default (``auto``)."""
+        """Mixed precision as fastai's ``to_bf16``: the convolutions and linear layers multiply in
+        bf16 (f32 sums, f32 weights); on the CPU where it has AVX-512 BF16 or AMX tiles, else
+        ValueError. With AMX tiles or on AMD's AVX-512 BF16 this is already the default
+        (``auto``)."""
         self._engine.set_precision("bf16")
         return self
 

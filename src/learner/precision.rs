@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ops::kernels::bf16::{self, Mul};
 
-/// The float precision of the convolutions, in training and inference.
+/// The float precision of the convolutions (and, in bf16 on the CPU, the linear layers), in
+/// training and inference.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
