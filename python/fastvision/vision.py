@@ -176,9 +176,9 @@ class Learner:
 
     @property
     def precision(self) -> str:
-        """The precision of the convolutions and linear layers: ``bf16`` by default on a CPU
-        with AMX tiles or on AMD's AVX-512 BF16 (there it is faster than f32), ``fp32``
-        elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it."""
+        """The precision of the convolutions (and, in bf16 on the CPU, the linear layers):
+        ``bf16`` by default on a CPU with AMX tiles or on AMD's AVX-512 BF16 (there it is
+        faster than f32), ``fp32`` elsewhere; :meth:`to_bf16`, :meth:`to_fp32`, :meth:`to_fp16` change it."""
         return self._engine.precision()
 
     def _progress(self, show: bool) -> Progress:

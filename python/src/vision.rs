@@ -373,7 +373,7 @@ impl Learner {
         })
     }
 
-    /// The precision of the convolutions and linear layers now (`fp32`, `bf16`, `fp16`: `auto` is resolved when set).
+    /// The precision of the convolutions (and, on the CPU in bf16, the linear layers) now (`fp32`, `bf16`, `fp16`: `auto` is resolved when set).
     fn precision(&self) -> PyResult<String> {
         Ok(match &*self.lock()? {
             State::Train(vl) => vl.learner.precision().to_string(),

@@ -26,7 +26,7 @@ pub struct InferArgs {
     /// 10-crop: four corners and the centre, and their mirrors, averaged.
     #[arg(long, conflicts_with = "tta")]
     ten_crop: bool,
-    /// Float precision of the convolutions and linear layers: auto (bf16 on AMX tiles or AMD's AVX-512 BF16, else fp32),
+    /// Float precision of the convolutions (and, on the CPU in bf16, the linear layers): auto (bf16 on AMX tiles or AMD's AVX-512 BF16, else fp32),
     /// fp32, bf16 (a CPU with AVX-512 BF16 or AMX), fp16 (a GPU).
     #[arg(long, default_value = "auto", value_parser = super::parse::named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]
     pub precision: Precision,

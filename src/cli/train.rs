@@ -144,7 +144,7 @@ pub struct TrainArgs {
     /// an ensemble of them (predict/evaluate/interpret RUN/snapshots).
     #[arg(long)]
     pub snapshots: bool,
-    /// Float precision of the convolutions and linear layers, over f32 weights: auto (bf16 on AMX tiles or AMD's
+    /// Float precision of the convolutions (and, on the CPU in bf16, the linear layers), over f32 weights: auto (bf16 on AMX tiles or AMD's
     /// AVX-512 BF16, else fp32), fp32, bf16 (a CPU with AVX-512 BF16 or AMX; libtorch on CUDA)
     /// or fp16 (a GPU, with loss scaling: fastai's to_fp16).
     #[arg(long, default_value = "auto", value_parser = named::<Precision>(&["auto", "fp32", "fp16", "bf16"]))]

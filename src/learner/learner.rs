@@ -47,7 +47,7 @@ pub struct Learner<M: Trainable = ImageClassifier> {
     pub stage: usize,
     /// The training loss (validation always uses plain cross-entropy on unmixed images).
     pub loss_func: LossFunc,
-    /// Float precision of the convolutions and linear layers (set with [`Learner::set_precision`]).
+    /// Float precision of the convolutions (and, on the CPU in bf16, the linear layers) (set with [`Learner::set_precision`]).
     precision: Precision,
     /// Loss scaling, in fp16 training.
     scaler: Option<GradScaler>,

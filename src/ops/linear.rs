@@ -52,7 +52,8 @@ fn matrix(v: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
 impl FastLinear for Flex {
     fn fast_linear(x: FlexTensor, weight: FlexTensor, mul: Mul) -> FlexTensor {
         let (x, w) = (contiguous(x), contiguous(weight));
-        let ([n, i], [_, o]) = (dims2(&x), dims2(&w));
+        let ([n, i], [wi, o]) = (dims2(&x), dims2(&w));
+        assert_eq!(wi, i, "linear: {i} input features, a weight for {wi}");
         let y = kernels::matmul(
             n,
             o,
@@ -72,7 +73,8 @@ impl FastLinear for Flex {
         need_dx: bool,
     ) -> (FlexTensor, FlexTensor) {
         let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(grad));
-        let ([n, i], [_, o]) = (dims2(&x), dims2(&w));
+        let ([n, i], [wi, o]) = (dims2(&x), dims2(&w));
+        assert_eq!(wi, i, "linear: {i} input features, a weight for {wi}");
         let dy_rows = Mat::rows(slice(&dy), o);
         let dx = if need_dx {
             let dx = kernels::matmul(n, i, o, dy_rows, Mat::transposed(slice(&w), o), mul);

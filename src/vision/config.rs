@@ -105,7 +105,7 @@ pub struct TrainConfig {
     /// (`snapshots/`, Huang et al. 2017).
     #[serde(default)]
     pub snapshots: bool,
-    /// Float precision of the convolutions and linear layers: `Auto` (bf16 on a CPU with AMX, else fp32), fp32,
+    /// Float precision of the convolutions (and, on the CPU in bf16, the linear layers): `Auto` (bf16 on a CPU with AMX, else fp32), fp32,
     /// bf16 (on a GPU, or a CPU with native bf16), fp16 (on a GPU). A run records the one it
     /// resolved to; settings written before this existed trained in fp32.
     #[serde(default = "fp32")]

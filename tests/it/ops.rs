@@ -229,7 +229,8 @@ fn round_bf16(v: f32) -> f32 {
 /// A linear layer under bf16 autocast multiplies in bf16 with f32 sums, forward and both
 /// gradients: equal to burn's f32 op on the bf16-rounded input and weight (the output
 /// gradient's values are exact in bf16), where rounding moves the f32 results by about 1e-3.
-/// Without native bf16 it is burn's f32 op, bit for bit.
+/// Without native bf16 it is burn's f32 op; the extension's own products are checked in f32
+/// on every CPU.
 #[test]
 fn bf16_linear_layer_equals_f32_on_rounded_operands() {
     use burn::tensor::FloatDType;
@@ -290,13 +291,50 @@ fn bf16_linear_layer_equals_f32_on_rounded_operands() {
     } else {
         run(false, x.clone(), w.clone())
     };
-    let unrounded = run(false, x, w);
+    let unrounded = run(false, x.clone(), w.clone());
     for (k, what) in ["output", "dx", "dw", "dbias"].iter().enumerate() {
         let e = rel_err(got[k].clone(), want[k].clone());
         assert!(
             e <= 1e-5,
             "{what}: relative error {e} (native bf16: {native})"
         );
+    }
+    // The extension's products in f32 (any CPU): the same three products as burn's, so the
+    // operands' strides are checked where the CPU has no bf16; without the input's gradient.
+    {
+        use fastvision::burn::backend::Dispatch;
+        use fastvision::ops::kernels::bf16::Mul;
+        use fastvision::ops::linear::FastLinear;
+        let (x, w) = (x.clone().inner(), w.clone().inner());
+        let r2 = r.clone().inner();
+        let y = Tensor::<2>::from_dispatch(<Dispatch as FastLinear>::fast_linear(
+            x.clone().into_dispatch(),
+            w.clone().into_dispatch(),
+            Mul::F32,
+        ));
+        let (dx, dw) = <Dispatch as FastLinear>::fast_linear_backward(
+            x.clone().into_dispatch(),
+            w.clone().into_dispatch(),
+            r2.clone().into_dispatch(),
+            Mul::F32,
+            false,
+        );
+        let (dx, dw) = (
+            Tensor::<1>::from_dispatch(dx),
+            Tensor::<2>::from_dispatch(dw),
+        );
+        assert_eq!(dx.dims(), [0], "no input gradient asked for");
+        let four = |t: Tensor<2>| {
+            let [a, c] = t.dims();
+            t.reshape([1, 1, a, c])
+        };
+        for (what, got, want) in [
+            ("f32 output", y, x.clone().matmul(w.clone())),
+            ("f32 dw", dw, x.transpose().matmul(r2)),
+        ] {
+            let e = rel_err(four(got), four(want));
+            assert!(e <= 1e-5, "{what}: relative error {e}");
+        }
     }
     if native {
         // The bf16 path was taken: the output is not f32's on the unrounded operands.
