@@ -4,6 +4,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::affine::Activation;
 use super::bf16::{self, Left, Packed};
 use super::buffers::*;
 use super::forward::*;

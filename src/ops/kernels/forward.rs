@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::affine::*;
 use super::bf16::{self, Left, Packed, Pairs, Planes, Right, ShiftMask};
 use super::buffers::*;
+use super::by_pixel;
 use super::frozen::{Part, kept_weight, kept_weight_with, left};
 use super::gemm::*;
 use super::geom::*;
@@ -18,28 +20,6 @@ use std::mem::MaybeUninit;
 /// Forward convolution: `y` `[b, o, oh, ow]` from `x` `[b, c, h, w]` and `w` `[o, c, kh, kw]`.
 pub fn conv2d_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     conv2d_forward_fused(x, w, g, None, None, Activation::Identity)
-}
-
-/// What follows a convolution in inference, applied as its output is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// Nothing.
-    Identity,
-    /// max(0, y).
-    Relu,
-    /// min(max(0, y), 6) (EfficientNet-Lite).
-    Relu6,
-}
-
-impl Activation {
-    #[inline]
-    pub(super) fn apply(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => y,
-            Activation::Relu => y.max(0.0),
-            Activation::Relu6 => y.clamp(0.0, 6.0),
-        }
-    }
 }
 
 /// [`conv2d_forward`] followed by a per-channel affine map `y·scale + shift` (either may be
@@ -63,6 +43,11 @@ pub fn conv2d_forward_fused(
         return forward_by_image(&x2, &w2, &g2, &taps, Some(&rows), scale, shift, act);
     }
     let taps = g.live_taps();
+    if by_pixel::applies(g, &taps)
+        && let Some(y) = by_pixel::forward((x, w, g), (scale, shift, act))
+    {
+        return y;
+    }
     if one_pixel::applies(g, &taps) {
         let yt = one_pixel::product(x, w, g, &taps);
         // Columns `(pixel, image)` with one pixel: the batch-innermost output pass.
@@ -278,20 +263,6 @@ fn weight_times_live_cols(
         splits.push(n);
     }
     sum_over_column_runs(g.o, n, g.c, &terms, &splits, g.mul)
-}
-
-/// The weight `[o, c, kh, kw]` as `[o, kh·kw, c]`: each row's reduction values ordered
-/// `(t, ci)`, as tap-major pairs of col(X) hold them ([`im2col_pairs`]).
-pub(super) fn tap_major_weight(w: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (k, nt) = (g.k(), g.kh * g.kw);
-    rows_filled_by(g.o * k, k, |o, row| {
-        let src = &w[o * k..][..k];
-        for (t, dst) in row.chunks_exact_mut(g.c).enumerate() {
-            for (ci, v) in dst.iter_mut().enumerate() {
-                *v = src[ci * nt + t];
-            }
-        }
-    })
 }
 
 /// `[b, o, oh, ow]` from a GEMM's `[o × b·oh·ow]` output, whose columns are `(image, pixel)`
@@ -529,32 +500,6 @@ fn affine_act(
         for v in row.iter_mut() {
             *v = act.apply(*v * mul + add);
         }
-    }
-}
-
-/// Output channel `o`'s `(scale, shift)`, `(1, 0)` where either is absent.
-fn channel_affine(scale: Option<&[f32]>, shift: Option<&[f32]>, o: usize) -> (f32, f32) {
-    (scale.map_or(1.0, |m| m[o]), shift.map_or(0.0, |b| b[o]))
-}
-
-/// `dst = act(src·mul + add)`, a plain copy for the identity map.
-fn write_affine(dst: &mut [MaybeUninit<f32>], src: &[f32], mul: f32, add: f32, act: Activation) {
-    assert_eq!(dst.len(), src.len(), "rows of one length");
-    if (mul, add, act) == (1.0, 0.0, Activation::Identity) {
-        // SAFETY: MaybeUninit<f32> has f32's layout; the lengths are equal and the two
-        // slices are distinct borrows.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast(), src.len()) };
-        return;
-    }
-    fn each(dst: &mut [MaybeUninit<f32>], src: &[f32], f: impl Fn(f32) -> f32) {
-        for (d, v) in dst.iter_mut().zip(src) {
-            d.write(f(*v));
-        }
-    }
-    match act {
-        Activation::Identity => each(dst, src, |v| v * mul + add),
-        Activation::Relu => each(dst, src, |v| (v * mul + add).max(0.0)),
-        Activation::Relu6 => each(dst, src, |v| (v * mul + add).clamp(0.0, 6.0)),
     }
 }
 

@@ -22,8 +22,10 @@ pub(super) enum Part {
     All,
     /// One kernel tap's `[o × c]`.
     Tap(usize),
-    /// Every tap, reduction values `(t, ci)` (see `forward::tap_major_weight`).
+    /// Every tap, reduction values `(t, ci)` (see `geom::tap_major_weight`).
     TapMajor,
+    /// The transpose of [`Part::TapMajor`], packed as right panels ([`super::bf16::Packed::columns`]).
+    Columns,
 }
 
 /// Sixteen values spread over the weight, bit for bit: a packed copy is used only while they
@@ -129,4 +131,67 @@ fn fingerprint(data: &[f32]) -> Fingerprint {
 /// `a` packed as `packed` where there is a packed copy (see [`kept_weight`]), else as it lies.
 pub(super) fn left<'a>(a: Mat<'a>, packed: &'a Option<Arc<Packed>>) -> Left<'a> {
     packed.as_deref().map_or(Left::Mat(a), Left::Packed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{Case, PATH_CASES, ramp};
+    use super::super::{ConvGeom, conv2d_forward};
+    use super::*;
+
+    /// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,
+    /// with the same result as packing it on each call; a weight rewritten in place (same address,
+    /// same id) is packed again; a weight that is not a parameter is never kept.
+    #[test]
+    fn frozen_weights_are_packed_once_and_never_read_stale() {
+        let units = super::super::bf16::units();
+        if units.is_empty() {
+            eprintln!("no native bf16 on this CPU: nothing to check");
+            return;
+        }
+        // With PATH_CASES, two batch-innermost layers: every tap in tap-major pairs, and the
+        // taps multiplied on their live columns (packed per tap); a layer by pixel rows (AVX-512
+        // BF16, up to 16 cores), its weight packed transposed.
+        let inner: [Case; 3] = [
+            (
+                [16, 32, 6, 6],
+                [8, 32, 3, 3],
+                [1, 1],
+                [(1, 1), (1, 1)],
+                [1, 1],
+            ),
+            ([8, 4, 2, 2], [8, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            (
+                [64, 32, 7, 7],
+                [32, 32, 3, 3],
+                [1, 1],
+                [(1, 1), (1, 1)],
+                [1, 1],
+            ),
+        ];
+        for (xs, ws, st, pad, dil) in PATH_CASES.into_iter().chain(inner) {
+            for &unit in &units {
+                let plain = ConvGeom::new(xs, ws, st, pad, dil).with_mul(unit);
+                let g = plain.with_weight_id(42);
+                let x = ramp(xs.iter().product(), 0.1);
+                let mut w = ramp(ws.iter().product(), 0.7);
+                let want = conv2d_forward(&x, &w, &g);
+                let frozen = FrozenWeights::new();
+                with_frozen_weights(&frozen, || {
+                    let _ = conv2d_forward(&x, &w, &plain);
+                    assert!(frozen.is_empty(), "{g:?}: kept a weight with no id");
+                    for _ in 0..2 {
+                        assert_eq!(conv2d_forward(&x, &w, &g), want, "{g:?}");
+                    }
+                });
+                let kept = frozen.len();
+                assert!(kept > 0, "{g:?}: nothing kept");
+                w.iter_mut().for_each(|v| *v = 0.5 - *v);
+                let fresh = conv2d_forward(&x, &w, &plain);
+                let got = with_frozen_weights(&frozen, || conv2d_forward(&x, &w, &g));
+                assert_eq!(got, fresh, "{g:?}: read a stale packing");
+                assert_eq!(frozen.len(), kept, "{g:?}: repacked beside, not in place");
+            }
+        }
+    }
 }

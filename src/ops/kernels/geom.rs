@@ -1,6 +1,7 @@
 //! A convolution's geometry, its live taps and which path of the kernels it takes.
 
 use super::bf16::Mul;
+use super::buffers::rows_filled_by;
 use super::mat::Mat;
 
 /// Geometry of one 2-D convolution with groups 1: input `[b, c, h, w]`, weight `[o, c, kh, kw]`,
@@ -298,6 +299,20 @@ pub(super) fn batch_inner_pairs(
 /// gains more than the noise).
 pub(super) fn dcol_transposed(g: &ConvGeom, live_taps: usize) -> bool {
     live_taps == g.kh * g.kw && g.c * live_taps >= 32 * g.n()
+}
+
+/// The weight `[o, c, kh, kw]` as `[o, kh·kw, c]`: each row's reduction values ordered
+/// `(t, ci)`, as tap-major pairs of col(X) hold them (`im2col::im2col_pairs`).
+pub(super) fn tap_major_weight(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, nt) = (g.k(), g.kh * g.kw);
+    rows_filled_by(g.o * k, k, |o, row| {
+        let src = &w[o * k..][..k];
+        for (t, dst) in row.chunks_exact_mut(g.c).enumerate() {
+            for (ci, v) in dst.iter_mut().enumerate() {
+                *v = src[ci * nt + t];
+            }
+        }
+    })
 }
 
 /// Tap `(i, j)` of the weight `[o × c·kh·kw]` as an `[o × c]` matrix, read in place.

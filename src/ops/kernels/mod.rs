@@ -9,9 +9,11 @@
 //! work into many skinny products; see docs/kernels.md. The products multiply in f32 or, where
 //! the CPU has native bf16 ([`bf16`]), in bf16 with f32 accumulation.
 
+mod affine;
 mod backward;
 pub mod bf16;
 mod buffers;
+mod by_pixel;
 mod forward;
 mod frozen;
 mod gemm;
@@ -23,11 +25,12 @@ mod phases;
 #[cfg(test)]
 mod tests;
 
+pub use affine::Activation;
 pub use backward::conv2d_backward;
 pub(crate) use buffers::{
     assume_init, chunks_filled_by, rows_filled_by, rows_from, uninit, zeroed,
 };
-pub use forward::{Activation, conv2d_forward, conv2d_forward_fused};
+pub use forward::{conv2d_forward, conv2d_forward_fused};
 pub use frozen::{FrozenWeights, active_frozen_weights, with_frozen_weights};
 pub use gemm::matmul;
 pub use geom::ConvGeom;

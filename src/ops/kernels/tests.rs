@@ -1,3 +1,4 @@
+use super::Activation;
 use super::backward::*;
 use super::forward::*;
 use super::geom::*;
@@ -34,14 +35,14 @@ fn naive(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
     y
 }
 
-fn ramp(n: usize, seed: f32) -> Vec<f32> {
+pub(super) fn ramp(n: usize, seed: f32) -> Vec<f32> {
     (0..n)
         .map(|i| (i as f32 * 0.37 + seed).sin() * 1.3)
         .collect()
 }
 
 /// Input shape, weight shape, stride, padding (before, after) per axis, dilation.
-type Case = (
+pub(super) type Case = (
     [usize; 4],
     [usize; 4],
     [usize; 2],
@@ -52,7 +53,7 @@ type Case = (
 /// Geometries for the kernels' special paths, in both tests: rows of 8 pixels or more take
 /// the span copies (shifted, then strided), narrower ones the pair tables; taps over padding
 /// only (one live tap of 9, then four).
-const PATH_CASES: [Case; 4] = [
+pub(super) const PATH_CASES: [Case; 4] = [
     (
         [1, 2, 9, 10],
         [3, 2, 3, 3],
@@ -249,6 +250,15 @@ fn valid_ranges_cover_exactly_the_inside() {
 /// sum of |products|), and so do both gradients (against the f32 kernels on rounded operands).
 #[test]
 fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
+    // Two cores, whichever the machine has: the paths taken depend on the images per core.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(check_bf16_paths);
+}
+
+fn check_bf16_paths() {
     use super::bf16::Mul;
     let units = super::bf16::units();
     if units.is_empty() {
@@ -262,6 +272,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
     };
     let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
     let (mut on_live_columns, mut tap_major, mut planes, mut one_pixel) = (0, 0, 0, 0);
+    let mut by_pixel = 0;
     for (xs, ws, st, pad, dil) in [
         ([4, 3, 9, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
         (
@@ -391,6 +402,44 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             [(2, 2), (2, 2)],
             [1, 1],
         ),
+        // Output pixels as the products' rows (AVX-512 BF16): an odd batch over 7×7 maps,
+        // a stride-2 3×3 and a 1×1 downsampling into 4×4 maps, a 5×5 kernel, 2×2 maps whose
+        // pixels each skip a different five taps.
+        (
+            [5, 64, 7, 7],
+            [64, 64, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [13, 32, 8, 8],
+            [64, 32, 3, 3],
+            [2, 2],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        (
+            [17, 32, 8, 8],
+            [32, 32, 1, 1],
+            [2, 2],
+            [(0, 0), (0, 0)],
+            [1, 1],
+        ),
+        (
+            [3, 32, 9, 9],
+            [32, 32, 5, 5],
+            [1, 1],
+            [(2, 2), (2, 2)],
+            [1, 1],
+        ),
+        (
+            [64, 32, 2, 2],
+            [96, 32, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+        ),
     ]
     .into_iter()
     .chain(PATH_CASES)
@@ -436,25 +485,27 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
             if reads_planes(&g, taps.len()) {
                 planes += 1;
                 // Inference's affine map and activation, applied as the rows are copied out.
-                let (mul, add) = (ramp(g.o, 0.3), ramp(g.o, 0.5));
-                let (m, a, relu) = (Some(&mul[..]), Some(&add[..]), Activation::Relu);
-                let fused = forward_by_image(&x, &w, &g, &taps, None, m, a, relu);
                 let plain = paths.last().expect("the image-by-image path");
-                for (i, (a, b)) in fused.iter().zip(plain).enumerate() {
-                    let o = i / g.s() % g.o;
-                    assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
-                }
+                let fused = |m: &[f32], a: &[f32]| {
+                    forward_by_image(&x, &w, &g, &taps, None, Some(m), Some(a), Activation::Relu)
+                };
+                check_fused(&g, plain, fused, |i| i / g.s() % g.o);
+            }
+            if super::by_pixel::applies(&g, &taps) {
+                by_pixel += 1;
+                // Inference's affine map and activation, applied as the blocks are written.
+                let fused = |m: &[f32], a: &[f32]| {
+                    conv2d_forward_fused(&x, &w, &g, Some(m), Some(a), Activation::Relu)
+                };
+                check_fused(&g, &paths[0], fused, |i| i / g.s() % g.o);
             }
             if super::one_pixel::applies(&g, &taps) {
                 one_pixel += 1;
                 // Inference's affine map and activation in the batch-innermost output pass.
-                let (mul, add) = (ramp(g.o, 0.3), ramp(g.o, 0.5));
-                let (m, a, relu) = (Some(&mul[..]), Some(&add[..]), Activation::Relu);
-                let fused = conv2d_forward_fused(&x, &w, &g, m, a, relu);
-                for (i, (a, b)) in fused.iter().zip(&paths[0]).enumerate() {
-                    let o = i % g.o;
-                    assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
-                }
+                let fused = |m: &[f32], a: &[f32]| {
+                    conv2d_forward_fused(&x, &w, &g, Some(m), Some(a), Activation::Relu)
+                };
+                check_fused(&g, &paths[0], fused, |i| i % g.o);
             }
             for got in paths {
                 for ((a, b), s) in got.iter().zip(&want).zip(&scale) {
@@ -487,6 +538,7 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
     );
     if units.contains(&Mul::Avx512Bf16) {
         assert!(planes >= 2, "{planes} geometries over planes");
+        assert!(by_pixel >= 5, "{by_pixel} geometries by pixel rows");
     }
     assert!(
         one_pixel >= 3 * units.len(),
@@ -494,51 +546,19 @@ fn bf16_convolutions_equal_the_definition_on_rounded_operands() {
     );
 }
 
-/// Under `with_frozen_weights` a parameter's weight is packed once and reused on every path,
-/// with the same result as packing it on each call; a weight rewritten in place (same address,
-/// same id) is packed again; a weight that is not a parameter is never kept.
-#[test]
-fn frozen_weights_are_packed_once_and_never_read_stale() {
-    use super::frozen::{FrozenWeights, with_frozen_weights};
-    let units = super::bf16::units();
-    if units.is_empty() {
-        eprintln!("no native bf16 on this CPU: nothing to check");
-        return;
-    }
-    // With PATH_CASES, two batch-innermost layers: every tap in tap-major pairs, and the
-    // taps multiplied on their live columns (packed per tap).
-    let inner: [Case; 2] = [
-        (
-            [16, 32, 6, 6],
-            [8, 32, 3, 3],
-            [1, 1],
-            [(1, 1), (1, 1)],
-            [1, 1],
-        ),
-        ([8, 4, 2, 2], [8, 4, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
-    ];
-    for (xs, ws, st, pad, dil) in PATH_CASES.into_iter().chain(inner) {
-        for &unit in &units {
-            let plain = ConvGeom::new(xs, ws, st, pad, dil).with_mul(unit);
-            let g = plain.with_weight_id(42);
-            let x = ramp(xs.iter().product(), 0.1);
-            let mut w = ramp(ws.iter().product(), 0.7);
-            let want = conv2d_forward(&x, &w, &g);
-            let frozen = FrozenWeights::new();
-            with_frozen_weights(&frozen, || {
-                let _ = conv2d_forward(&x, &w, &plain);
-                assert!(frozen.is_empty(), "{g:?}: kept a weight with no id");
-                for _ in 0..2 {
-                    assert_eq!(conv2d_forward(&x, &w, &g), want, "{g:?}");
-                }
-            });
-            let kept = frozen.len();
-            assert!(kept > 0, "{g:?}: nothing kept");
-            w.iter_mut().for_each(|v| *v = 0.5 - *v);
-            let fresh = conv2d_forward(&x, &w, &plain);
-            let got = with_frozen_weights(&frozen, || conv2d_forward(&x, &w, &g));
-            assert_eq!(got, fresh, "{g:?}: read a stale packing");
-            assert_eq!(frozen.len(), kept, "{g:?}: repacked beside, not in place");
-        }
+/// A path's output with inference's affine map and ReLU fused (`fused(scale, shift)`) equals
+/// its plain output `plain` mapped afterwards; `channel(i)` is value `i`'s channel.
+fn check_fused(
+    g: &ConvGeom,
+    plain: &[f32],
+    fused: impl Fn(&[f32], &[f32]) -> Vec<f32>,
+    channel: impl Fn(usize) -> usize,
+) {
+    let (mul, add) = (ramp(g.o, 0.3), ramp(g.o, 0.5));
+    let got = fused(&mul, &add);
+    assert_eq!(got.len(), plain.len(), "{g:?}");
+    for (i, (a, b)) in got.iter().zip(plain).enumerate() {
+        let o = channel(i);
+        assert_eq!(*a, (b * mul[o] + add[o]).max(0.0), "{g:?} affine[{i}]");
     }
 }

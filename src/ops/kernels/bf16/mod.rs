@@ -15,12 +15,14 @@ mod dot;
 #[cfg(target_arch = "x86_64")]
 mod pack;
 mod pairs;
+mod pixels;
 mod planes;
 mod shifted;
 
 use std::cell::RefCell;
 
 pub(crate) use pairs::Pairs;
+pub(crate) use pixels::Pixels;
 pub(crate) use planes::Planes;
 pub(crate) use shifted::{ShiftMask, Shifted};
 
@@ -189,6 +191,34 @@ impl Packed {
             // SAFETY: the slices' packings wrote every value of `panels`, back to back.
             let panels = unsafe { assume_init(panels) };
             Some(Self { panels, m, k, kc })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    /// `b` (`k × n`) packed as right panels of 32 columns over the whole reduction, for
+    /// products by `mul` (AVX-512 BF16 only) whose left operand is read in place
+    /// ([`Pixels`]); `None` where the CPU lacks it.
+    pub fn columns(b: Mat, k: usize, n: usize, mul: Mul) -> Option<Self> {
+        if mul != Mul::Avx512Bf16 || !supports(mul) || k == 0 {
+            return None;
+        }
+        b.check(k, n);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let len = k.div_ceil(KB) * BLOCK;
+            let mut panels = vec![0; n.div_ceil(PANEL) * len];
+            for (q, panel) in panels.chunks_exact_mut(len).enumerate() {
+                let cols = (n - q * PANEL).min(PANEL);
+                // SAFETY: the CPU has AVX-512 BF16; `b` is `k × n` (checked).
+                unsafe { pack::right(b, q * PANEL, cols, 0, k, panel) };
+            }
+            Some(Self {
+                panels,
+                m: n,
+                k,
+                kc: k,
+            })
         }
         #[cfg(not(target_arch = "x86_64"))]
         None
@@ -491,7 +521,7 @@ pub(super) unsafe fn gemm(
                                     amx::block(a_panel.as_ptr(), b_panel, b_at, kt, c, c_rs, load)
                                 }
                                 _ => dot::block(
-                                    a_panel.as_ptr(),
+                                    dot::PackedLeft(a_panel.as_ptr()),
                                     b_panel,
                                     b_at,
                                     kt,

@@ -208,10 +208,39 @@ pub(super) unsafe fn right(b: Mat, n0: usize, cols: usize, k0: usize, kc: usize,
     }
 }
 
+/// One image `[c, hw]` (`c` a multiple of 32) rounded to bf16 as pixel rows: pixel `q`'s `c`
+/// channels, in order, from `row(q)` on; 16 pixels × 32 channels at a time, converted in
+/// channel pairs and transposed in registers.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW; `x` holds `c · hw` values; `row(q)` is valid for `c`
+/// writes for every `q < hw`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn pixel_rows(x: &[f32], c: usize, hw: usize, row: impl Fn(usize) -> *mut u16) {
+    debug_assert!(c.is_multiple_of(KB) && x.len() >= c * hw);
+    for c0 in (0..c).step_by(KB) {
+        for q0 in (0..hw).step_by(16) {
+            let n = (hw - q0).min(16);
+            // SAFETY: channel `c0 + ci` holds `n` pixels from `q0` (the caller's bound).
+            let load = |ci: usize| unsafe {
+                _mm512_maskz_loadu_ps(lanes(n), x.as_ptr().add((c0 + ci) * hw + q0))
+            };
+            // Vector `p`: the 16 pixels' channel pair `p`, one dword each.
+            let mut r: [__m512i; 16] =
+                std::array::from_fn(|p| pairs16(load(2 * p), load(2 * p + 1)));
+            transpose16(&mut r);
+            for (j, v) in r.iter().take(n).enumerate() {
+                // SAFETY: pixel `q0 + j` has room for `c` values from `row` (caller).
+                unsafe { _mm512_storeu_si512(row(q0 + j).add(c0) as *mut __m512i, *v) };
+            }
+        }
+    }
+}
+
 /// Transposes 16 rows of 16 dwords in registers (interleave dwords, then qwords, then 128-bit
 /// lanes twice).
 #[target_feature(enable = "avx512f")]
-fn transpose16(r: &mut [__m512i; 16]) {
+pub(super) fn transpose16(r: &mut [__m512i; 16]) {
     let mut t = [_mm512_setzero_si512(); 16];
     for i in 0..8 {
         t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
