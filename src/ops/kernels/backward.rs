@@ -264,6 +264,20 @@ pub(super) fn dx_as_forward(w: &[f32], dy: &[f32], g: &ConvGeom) -> Option<Vec<f
         return None;
     }
     let kk = g.kh * g.kw;
+    let id = Activation::Identity;
+    if pixel_rows {
+        // The flipped, swapped weight made tap-major at once, `[c, kh·kw, o]`: row `c`, tap
+        // `t`, channel `o` is `w[o, c]` at tap `kh·kw − 1 − t`.
+        let wtm = rows_filled_by(g.c * kk * g.o, kk * g.o, |c, row| {
+            for o in 0..g.o {
+                let src = &w[(o * g.c + c) * kk..][..kk];
+                for (t, v) in src.iter().rev().enumerate() {
+                    row[t * g.o + o] = *v;
+                }
+            }
+        });
+        return by_pixel::forward_tap_major((dy, &wtm, &gt), (None, None, id));
+    }
     let mut wt = vec![0.0f32; w.len()];
     for (oc, src) in w.chunks_exact(kk).enumerate() {
         let (o, c) = (oc / g.c, oc % g.c);
@@ -271,10 +285,6 @@ pub(super) fn dx_as_forward(w: &[f32], dy: &[f32], g: &ConvGeom) -> Option<Vec<f
         for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
             *d = *v;
         }
-    }
-    let id = Activation::Identity;
-    if pixel_rows {
-        return by_pixel::forward((dy, &wt, &gt), (None, None, id));
     }
     Some(forward_by_image(dy, &wt, &gt, &taps, None, None, None, id))
 }

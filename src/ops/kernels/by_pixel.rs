@@ -67,10 +67,32 @@ pub(super) fn forward(
     (x, w, g): (&[f32], &[f32], &ConvGeom),
     then: (Option<&[f32]>, Option<&[f32]>, Activation),
 ) -> Option<Vec<f32>> {
-    let (k, s, plane) = (g.k(), g.s(), g.h * g.w);
+    let k = g.k();
     let columns = || Packed::columns(Mat::transposed(&tap_major_weight(w, g), k), k, g.o, g.mul);
     let weight = kept_weight_with(g.weight_id, w, (g.o, k, g.mul, Part::Columns), columns)
         .or_else(|| columns().map(Arc::new))?;
+    Some(run(x, &weight, g, then))
+}
+
+/// [`forward`] with the weight already tap-major, `[o, kh·kw, c]` (see `geom::tap_major_weight`),
+/// packed on every call (an input gradient's weight, made for it).
+pub(super) fn forward_tap_major(
+    (x, wtm, g): (&[f32], &[f32], &ConvGeom),
+    then: (Option<&[f32]>, Option<&[f32]>, Activation),
+) -> Option<Vec<f32>> {
+    let k = g.k();
+    let weight = Packed::columns(Mat::transposed(wtm, k), k, g.o, g.mul)?;
+    Some(run(x, &weight, g, then))
+}
+
+/// The products of [`forward`] with the weight packed.
+fn run(
+    x: &[f32],
+    weight: &Packed,
+    g: &ConvGeom,
+    then: (Option<&[f32]>, Option<&[f32]>, Activation),
+) -> Vec<f32> {
+    let (s, plane) = (g.s(), g.h * g.w);
     let geom = ((g.h, g.w), (g.kh, g.stride[0], g.pad[0]), (g.oh, g.ow));
     let image_bytes = 2 * g.c * (g.h + 2 * g.pad[0]) * (g.w + 2 * g.pad[0]);
     // One task per core, its images in groups of at most GROUP_BYTES.
@@ -101,7 +123,7 @@ pub(super) fn forward(
                     let rows = pixels.rows(i1 - i0);
                     for q in 0..g.o / 32 {
                         for block in rows.chunks(32) {
-                            pixels.block(block, &weight, q, out);
+                            pixels.block(block, weight, q, out);
                             write_block(yg, out, block, q, g, then);
                         }
                     }
@@ -110,7 +132,7 @@ pub(super) fn forward(
             },
         );
     // SAFETY: every (image, channel, pixel) of every group was written by `write_block`.
-    Some(unsafe { assume_init(y) })
+    unsafe { assume_init(y) }
 }
 
 /// Writes a block's pixels `rows` (`(image, pixel)`) × channels `32·q..` (`out`, channel-major)
