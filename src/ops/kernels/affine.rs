@@ -64,7 +64,8 @@ pub(super) fn write_affine(
 }
 
 /// [`write_affine`] 16 values at a time (the tail masked), with the same roundings (a product,
-/// then a sum) and the same NaNs as the scalar maps.
+/// then a sum) and the same NaNs as the scalar maps (a ReLU of −0 may give +0, as `f32::max`
+/// may).
 ///
 /// # Safety
 /// The CPU has AVX-512 F; `dst` and `src` have one length.
@@ -108,7 +109,8 @@ mod tests {
     }
 
     /// Every length from 0 to 40 (whole vectors and masked tails), NaNs and infinities among
-    /// the values: what [`write_affine`] writes equals the scalar map bit for bit.
+    /// the values: what [`write_affine`] writes equals the scalar map bit for bit (no value
+    /// maps to −0, whose sign `f32::max` leaves open).
     #[test]
     fn write_affine_equals_the_scalar_map() {
         let values: Vec<f32> = (0..40)

@@ -260,7 +260,10 @@ pub(super) fn dx_as_forward(w: &[f32], dy: &[f32], g: &ConvGeom) -> Option<Vec<f
     debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
     let taps = gt.live_taps();
     let pixel_rows = by_pixel::applies(&gt, &taps) && gt.oh * gt.ow >= DX_MIN_PIXELS;
-    if !pixel_rows && !by_image(&gt, taps.len()) {
+    // Otherwise image by image, where the layer itself runs so (where it runs on the whole
+    // batch, its own backward measured faster).
+    let image_by_image = by_image(&gt, taps.len()) && by_image(g, g.live_taps().len());
+    if !pixel_rows && !image_by_image {
         return None;
     }
     let kk = g.kh * g.kw;

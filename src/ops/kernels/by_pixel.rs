@@ -15,7 +15,7 @@ use super::frozen::{Part, kept_weight_with};
 use super::geom::{ConvGeom, tap_major_weight};
 use super::mat::Mat;
 
-/// Bytes of pixel rows a task rounds at a time (a bound on its buffer): at most that many
+/// Bytes of pixel rows a task rounds at a time, about (its buffer holds at least one image):
 /// images are swept by every panel of the weight, which is read once per group (7×7 maps
 /// with 512 channels, 4.7 MB of weight: 16 images a group 1.06× one a group, single-threaded).
 const GROUP_BYTES: usize = 2 << 20;
@@ -39,8 +39,8 @@ const MAX_PIXELS_1X1: usize = 49;
 const MIN_ROWS: usize = 128;
 
 /// Whether [`forward`] runs `g`: AVX-512 BF16 products, a square kernel with every tap live
-/// (`taps`), equal strides and paddings, no dilation, channels in and out in whole blocks of
-/// 32, on maps small enough (see [`MAX_PIXELS`]) and batches large enough ([`MIN_ROWS`]).
+/// (`taps`, at most 64 of them), equal strides and paddings, no dilation, channels in and out
+/// in whole blocks of 32, on maps small enough (see [`MAX_PIXELS`]) and batches large enough ([`MIN_ROWS`]).
 pub(super) fn applies(g: &ConvGeom, taps: &[(usize, usize)]) -> bool {
     let pixels = g.oh * g.ow;
     let max = if g.kh == 1 {
@@ -55,8 +55,11 @@ pub(super) fn applies(g: &ConvGeom, taps: &[(usize, usize)]) -> bool {
         && g.pad[0] == g.pad[1]
         && g.dilation == [1, 1]
         && taps.len() == g.kh * g.kw
+        && g.kh * g.kw <= 64
         && g.c.is_multiple_of(32)
         && g.o.is_multiple_of(32)
+        && g.c > 0
+        && g.o > 0
         && pixels <= max
         && g.b.div_ceil(rayon::current_num_threads()) * pixels >= MIN_ROWS
 }

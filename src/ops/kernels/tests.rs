@@ -413,7 +413,7 @@ fn check_bf16_paths() {
             [1, 1],
         ),
         (
-            [13, 32, 8, 8],
+            [16, 32, 8, 8],
             [64, 32, 3, 3],
             [2, 2],
             [(1, 1), (1, 1)],
@@ -438,6 +438,14 @@ fn check_bf16_paths() {
             [96, 32, 3, 3],
             [1, 1],
             [(1, 1), (1, 1)],
+            [1, 1],
+        ),
+        // More taps than a pixel's mask holds: another path.
+        (
+            [4, 32, 14, 14],
+            [32, 32, 9, 9],
+            [1, 1],
+            [(4, 4), (4, 4)],
             [1, 1],
         ),
     ]
@@ -538,7 +546,7 @@ fn check_bf16_paths() {
     );
     if units.contains(&Mul::Avx512Bf16) {
         assert!(planes >= 2, "{planes} geometries over planes");
-        assert!(by_pixel >= 5, "{by_pixel} geometries by pixel rows");
+        assert!(by_pixel >= 6, "{by_pixel} geometries by pixel rows");
     }
     assert!(
         one_pixel >= 3 * units.len(),

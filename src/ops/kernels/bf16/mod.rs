@@ -15,6 +15,8 @@ mod dot;
 #[cfg(target_arch = "x86_64")]
 mod pack;
 mod pairs;
+// Its products run on x86-64 only (`supports`); elsewhere it is built and never used.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 mod pixels;
 mod planes;
 mod shifted;

@@ -147,6 +147,7 @@ impl Pixels {
             let (y, x) = (p / self.ow * self.s, p % self.ow * self.s);
             self.data[((i * self.hp + y) * self.wp + x) * c..].as_ptr()
         });
+        debug_assert!(supports(Mul::Avx512Bf16), "pixel rows without AVX-512 BF16");
         let live = rows.iter().fold(0, |m, &(_, p)| m | self.live[p]);
         let per_tap = c / KB;
         // The live taps: where each reads from a row's start, and where its blocks lie in a
