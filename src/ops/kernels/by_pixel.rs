@@ -40,7 +40,8 @@ const MIN_ROWS: usize = 128;
 
 /// Whether [`forward`] runs `g`: AVX-512 BF16 products, a square kernel with every tap live
 /// (`taps`, at most 64 of them), equal strides and paddings, no dilation, channels in and out
-/// in whole blocks of 32, on maps small enough (see [`MAX_PIXELS`]) and batches large enough ([`MIN_ROWS`]).
+/// in whole blocks of 32, on maps small enough (see [`MAX_PIXELS`]) and batches large enough
+/// ([`MIN_ROWS`]).
 pub(super) fn applies(g: &ConvGeom, taps: &[(usize, usize)]) -> bool {
     let pixels = g.oh * g.ow;
     let max = if g.kh == 1 {

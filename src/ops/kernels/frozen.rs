@@ -24,7 +24,8 @@ pub(super) enum Part {
     Tap(usize),
     /// Every tap, reduction values `(t, ci)` (see `geom::tap_major_weight`).
     TapMajor,
-    /// The transpose of [`Part::TapMajor`], packed as right panels ([`super::bf16::Packed::columns`]).
+    /// The transpose of [`Part::TapMajor`], packed as right panels
+    /// ([`super::bf16::Packed::columns`]).
     Columns,
 }
 
