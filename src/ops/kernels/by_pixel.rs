@@ -98,19 +98,18 @@ fn run(
 ) -> Vec<f32> {
     let (s, plane) = (g.s(), g.h * g.w);
     let geom = ((g.h, g.w), (g.kh, g.stride[0], g.pad[0]), (g.oh, g.ow));
-    let image_bytes = 2 * g.c * (g.h + 2 * g.pad[0]) * (g.w + 2 * g.pad[0]);
+    let image_bytes = 2 * Pixels::image_len(g.c, geom.0, geom.1, geom.2);
     // One task per core, its images in groups of at most GROUP_BYTES.
     let per_core = g.b.div_ceil(rayon::current_num_threads());
     let group = (GROUP_BYTES / image_bytes).clamp(1, per_core);
+    let live = live_masks(g);
     let mut y = uninit(g.b * g.o * s);
     y.par_chunks_mut(per_core * g.o * s)
         .enumerate()
         .for_each_init(
             || {
-                (
-                    Pixels::new(group, g.c, geom.0, geom.1, geom.2),
-                    vec![0.0; 32 * 32],
-                )
+                let pixels = Pixels::new(group, g.c, geom.0, geom.1, geom.2, live.clone());
+                (pixels, vec![0.0; 32 * 32])
             },
             |(pixels, out), (ci, yc)| {
                 let images = yc.len() / (g.o * s);
@@ -125,10 +124,11 @@ fn run(
                         pixels.fill(i, &x[at..][..g.c * plane]);
                     }
                     let rows = pixels.rows(i1 - i0);
+                    let blocks: Vec<_> = rows.chunks(32).map(|b| (b, runs(b))).collect();
                     for q in 0..g.o / 32 {
-                        for block in rows.chunks(32) {
+                        for (block, runs) in &blocks {
                             pixels.block(block, weight, q, out);
-                            write_block(yg, out, block, q, g, then);
+                            write_block(yg, out, runs, q, g, then);
                         }
                     }
                     i0 = i1;
@@ -139,32 +139,55 @@ fn run(
     unsafe { assume_init(y) }
 }
 
-/// Writes a block's pixels `rows` (`(image, pixel)`) × channels `32·q..` (`out`, channel-major)
-/// into `y` `[images, o, s]` through the affine map and activation, run by run of
-/// consecutive pixels.
+/// Each output pixel's live taps, bit `i·k + j` where tap `(i, j)` reads the image rather
+/// than its padding ([`ConvGeom::valid_rows`], [`ConvGeom::valid_cols`]).
+fn live_masks(g: &ConvGeom) -> Vec<u64> {
+    let (rows, cols): (Vec<_>, Vec<_>) = (0..g.kh)
+        .map(|i| (g.valid_rows(i), g.valid_cols(i)))
+        .unzip();
+    let inside = |(lo, hi): (usize, usize), o: usize| lo <= o && o < hi;
+    (0..g.oh * g.ow)
+        .map(|p| {
+            let (oy, ox) = (p / g.ow, p % g.ow);
+            (0..g.kh * g.kw)
+                .filter(|t| inside(rows[t / g.kw], oy) && inside(cols[t % g.kw], ox))
+                .fold(0, |m, t| m | 1 << t)
+        })
+        .collect()
+}
+
+/// A run of a block's pixels: its first row in the block, image, first pixel and length.
+type Run = (usize, usize, usize, usize);
+
+/// A block's pixels (`(image, pixel)`) as runs of consecutive pixels of one image.
+fn runs(rows: &[(usize, usize)]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (r, &(image, pixel)) in rows.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, i, p, len)) if *i == image && *p + *len == pixel => *len += 1,
+            _ => runs.push((r, image, pixel, 1)),
+        }
+    }
+    runs
+}
+
+/// Writes a block's runs of pixels × channels `32·q..` (`out`, channel-major) into `y`
+/// `[images, o, s]` through the affine map and activation.
 fn write_block(
     y: &mut [MaybeUninit<f32>],
     out: &[f32],
-    rows: &[(usize, usize)],
+    runs: &[Run],
     q: usize,
     g: &ConvGeom,
     (scale, shift, act): (Option<&[f32]>, Option<&[f32]>, Activation),
 ) {
     let s = g.s();
-    let mut r0 = 0;
-    while r0 < rows.len() {
-        let (image, pixel) = rows[r0];
-        let len = rows[r0..]
-            .iter()
-            .enumerate()
-            .take_while(|&(d, &(i, p))| i == image && p == pixel + d)
-            .count();
+    for &(r0, image, pixel, len) in runs {
         for j in 0..32 {
             let o = 32 * q + j;
             let (mul, add) = channel_affine(scale, shift, o);
             let dst = &mut y[(image * g.o + o) * s + pixel..][..len];
             write_affine(dst, &out[j * 32 + r0..][..len], mul, add, act);
         }
-        r0 += len;
     }
 }

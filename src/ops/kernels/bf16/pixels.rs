@@ -29,36 +29,29 @@ pub(crate) struct Pixels {
 }
 
 impl Pixels {
-    /// Zeroed room for `images` images of `c` channels (a multiple of 32) on `h × w` maps.
+    /// Zeroed room for `images` images of `c` channels (a multiple of 32) on `h × w` maps;
+    /// `live` holds each output pixel's live taps (bit `i·k + j` where tap `(i, j)` reads the
+    /// image rather than its padding).
     pub fn new(
         images: usize,
         c: usize,
         (h, w): (usize, usize),
         (k, s, pad): (usize, usize, usize),
         (oh, ow): (usize, usize),
+        live: Vec<u64>,
     ) -> Self {
         assert!(
             c.is_multiple_of(KB) && k > 0 && s > 0 && oh > 0 && ow > 0,
             "pixel rows of {c} channels for a {k}×{k} kernel"
         );
-        let hp = ((oh - 1) * s + k).max(pad + h);
-        let wp = ((ow - 1) * s + k).max(pad + w);
         assert!(
-            k * k <= 64,
-            "a {k}×{k} kernel has more taps than a mask holds"
+            k * k <= 64 && live.len() == oh * ow,
+            "a {k}×{k} kernel over {} masks of {oh}×{ow} pixels",
+            live.len()
         );
+        let (hp, wp) = padded((h, w), (k, s, pad), (oh, ow));
         let taps = (0..k * k)
             .map(|t| (((t / k) * wp + t % k) * c) as isize)
-            .collect();
-        // Input row (or column) `o·s + i − pad` of tap `i` lies in the image.
-        let inside = |o: usize, i: usize, n: usize| (pad..pad + n).contains(&(o * s + i));
-        let live = (0..oh * ow)
-            .map(|p| {
-                let (oy, ox) = (p / ow, p % ow);
-                (0..k * k)
-                    .filter(|t| inside(oy, t / k, h) && inside(ox, t % k, w))
-                    .fold(0, |m, t| m | 1 << t)
-            })
             .collect();
         Self {
             data: vec![0; images.max(1) * hp * wp * c],
@@ -92,6 +85,17 @@ impl Pixels {
             }
         }
         rows
+    }
+
+    /// bf16 values one image takes.
+    pub fn image_len(
+        c: usize,
+        (h, w): (usize, usize),
+        (k, s, pad): (usize, usize, usize),
+        (oh, ow): (usize, usize),
+    ) -> usize {
+        let (hp, wp) = padded((h, w), (k, s, pad), (oh, ow));
+        hp * wp * c
     }
 
     /// Reduction values: `c` per tap, tap-major `(t, ci)`.
@@ -194,6 +198,18 @@ impl Pixels {
             transpose32(&by_pixel.0, out);
         }
     }
+}
+
+/// Padded rows and pixels per row: what every tap of every output pixel reads, and the image.
+fn padded(
+    (h, w): (usize, usize),
+    (k, s, pad): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+) -> (usize, usize) {
+    (
+        ((oh - 1) * s + k).max(pad + h),
+        ((ow - 1) * s + k).max(pad + w),
+    )
 }
 
 /// A 32×32 f32 block, aligned to cache lines.
